@@ -1,0 +1,94 @@
+//! Datapath actions: what the fast path does to a packet that hit a megaflow.
+//!
+//! These are the output of translation (`ofproto::xlate`) and the input of
+//! execution (`datapath::execute`). They are deliberately low-level: every
+//! OpenFlow action, group and reserved port has been resolved to concrete ports
+//! and header rewrites, so the fast path never consults OpenFlow state.
+
+use super::flow::Field;
+use crate::types::PortNo;
+
+/// Why a packet goes up to the slow path instead of being forwarded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UserspaceReason {
+    /// An OpenFlow CONTROLLER action or a table miss that sends to the controller.
+    Controller {
+        /// OFPR_* reason for the PACKET_IN (0 = no match, 1 = action, 2 = invalid TTL).
+        reason: u8,
+        /// Bytes of the packet to include (OFPCML_NO_BUFFER = 0xffff: all).
+        max_len: u16,
+        /// Table the rule that sent it is in.
+        table_id: u8,
+        /// Cookie of that rule.
+        cookie: u64,
+    },
+}
+
+/// One datapath action.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum DpAction {
+    /// Transmit on a port (datapath and OpenFlow numbers are the same).
+    Output(PortNo),
+    /// Rewrite a header field under a mask: `field = (field & !mask) | (value & mask)`.
+    /// Checksums that cover the field are updated.
+    SetField {
+        /// Which field.
+        field: Field,
+        /// New bits.
+        value: u128,
+        /// Which bits to change.
+        mask: u128,
+    },
+    /// Push an 802.1Q/802.1ad tag with this TPID and TCI.
+    PushVlan {
+        /// 0x8100 or 0x88a8.
+        tpid: u16,
+        /// The TCI to write (PCP | DEI | VID; the key's CFI "present" bit is not on the wire).
+        tci: u16,
+    },
+    /// Remove the outermost VLAN tag.
+    PopVlan,
+    /// Send the packet to the slow path (userspace) with this reason.
+    Userspace(UserspaceReason),
+    /// Pass through a meter; the packet may be dropped or remarked.
+    Meter(u32),
+}
+
+/// A datapath action list. Empty means drop.
+pub type DpActions = Vec<DpAction>;
+
+/// Formats actions the way `ovs-appctl dpctl/dump-flows` does (`actions:2,3` or `drop`).
+pub fn format_actions(actions: &[DpAction]) -> String {
+    if actions.is_empty() {
+        return "drop".to_string();
+    }
+    let mut parts = Vec::with_capacity(actions.len());
+    for a in actions {
+        parts.push(match a {
+            DpAction::Output(p) => p.0.to_string(),
+            DpAction::SetField { field, value, mask } => {
+                if *mask == field.full_mask() {
+                    format!("set({}={:#x})", field.name(), value)
+                } else {
+                    format!("set({}={:#x}/{:#x})", field.name(), value, mask)
+                }
+            }
+            DpAction::PushVlan { tpid, tci } => {
+                format!(
+                    "push_vlan(vid={},pcp={},tpid={:#06x})",
+                    tci & 0xfff,
+                    tci >> 13,
+                    tpid
+                )
+            }
+            DpAction::PopVlan => "pop_vlan".to_string(),
+            DpAction::Userspace(UserspaceReason::Controller {
+                reason, max_len, ..
+            }) => {
+                format!("userspace(controller(reason={reason},max_len={max_len}))")
+            }
+            DpAction::Meter(m) => format!("meter({m})"),
+        });
+    }
+    parts.join(",")
+}

@@ -1,0 +1,118 @@
+//! A datapath flow (megaflow) entry, shared between the poll thread that forwards
+//! with it and the revalidator that owns its ukey.
+//!
+//! Ownership: the upcall handler creates the entry and hands one `Arc` to the poll
+//! thread (inside a `FlowPut` op) and one to the owning revalidator (inside its
+//! ukey). The poll thread is the only writer of the statistics; revalidators read
+//! them without any message. Actions are swapped in place by the revalidator
+//! (a "modify"), and `dead` is set by whoever deletes the flow; the poll thread
+//! checks it on every cache hit, so a deleted or modified flow stops being used
+//! for forwarding as soon as the store is visible — no round trip needed. That is
+//! what lets a barrier reply promise that no stale megaflow forwards afterwards.
+
+use super::actions::DpActions;
+use super::flow::FlowKey;
+use arc_swap::ArcSwap;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Packet and byte counters, last-used time and the OR of TCP flags seen.
+#[derive(Debug, Default)]
+pub struct FlowStats {
+    /// Packets that hit the flow.
+    pub packets: AtomicU64,
+    /// Bytes of those packets.
+    pub bytes: AtomicU64,
+    /// Last hit, in milliseconds of [`crate::util::time::now_ms`]; 0 = never.
+    pub used_ms: AtomicU64,
+    /// OR of TCP flags seen.
+    pub tcp_flags: AtomicU16,
+}
+
+/// A snapshot of [`FlowStats`] values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowStatsSnapshot {
+    /// Packets.
+    pub packets: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Last used (ms), 0 = never.
+    pub used_ms: u64,
+    /// OR of TCP flags.
+    pub tcp_flags: u16,
+}
+
+impl FlowStats {
+    /// Adds one batch's worth of hits. Called only by the owning poll thread, so
+    /// plain load+store (no read-modify-write contention) would do; `fetch_add`
+    /// with `Relaxed` is used anyway because it is just as cheap uncontended.
+    #[inline]
+    pub fn add(&self, packets: u64, bytes: u64, now_ms: u64, tcp_flags: u16) {
+        self.packets.fetch_add(packets, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.used_ms.store(now_ms, Ordering::Relaxed);
+        if tcp_flags != 0 {
+            self.tcp_flags.fetch_or(tcp_flags, Ordering::Relaxed);
+        }
+    }
+
+    /// Reads all counters.
+    pub fn snapshot(&self) -> FlowStatsSnapshot {
+        FlowStatsSnapshot {
+            packets: self.packets.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            used_ms: self.used_ms.load(Ordering::Relaxed),
+            tcp_flags: self.tcp_flags.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One megaflow.
+#[derive(Debug)]
+pub struct DpFlow {
+    /// Unique id (never reused while the process runs); names the flow in ops.
+    pub id: u64,
+    /// Masked key: `key == key.masked(&mask)` always holds.
+    pub key: FlowKey,
+    /// Which bits of a packet key matter.
+    pub mask: FlowKey,
+    /// What to do; replaced atomically on modify.
+    pub actions: ArcSwap<DpActions>,
+    /// Counters, written by the poll thread.
+    pub stats: FlowStats,
+    /// Set when the flow is deleted; a poll thread must not use a dead flow.
+    pub dead: AtomicBool,
+    /// Creation time (ms).
+    pub created_ms: u64,
+}
+
+impl DpFlow {
+    /// Builds a live flow; `key` is masked here so callers cannot break the invariant.
+    pub fn new(id: u64, key: &FlowKey, mask: &FlowKey, actions: DpActions, now_ms: u64) -> DpFlow {
+        DpFlow {
+            id,
+            key: key.masked(mask),
+            mask: *mask,
+            actions: ArcSwap::from_pointee(actions),
+            stats: FlowStats::default(),
+            dead: AtomicBool::new(false),
+            created_ms: now_ms,
+        }
+    }
+
+    /// True once deleted.
+    #[inline]
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Acquire)
+    }
+
+    /// Marks deleted; the poll thread stops using it at its next hit.
+    pub fn kill(&self) {
+        self.dead.store(true, Ordering::Release);
+    }
+
+    /// Replaces the actions (revalidator "modify").
+    pub fn set_actions(&self, actions: DpActions) {
+        self.actions.store(Arc::new(actions));
+    }
+}

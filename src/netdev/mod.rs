@@ -1,0 +1,82 @@
+//! Port I/O backends: the only part of the switch that makes packet syscalls.
+//!
+//! A [`Netdev`] is one open Linux interface (an existing `system` device through
+//! AF_PACKET, or a TAP device we create for `internal`/`tap` ports). It is owned by
+//! exactly one datapath poll thread, which receives from it and transmits on it;
+//! no lock is taken per packet. Device metadata (MAC, MTU, flags, carrier, speed)
+//! and link change notifications come from rtnetlink (see `netlink`), which the
+//! Port actors use — the poll threads never parse netlink.
+//!
+//! Every `unsafe` block in this module carries a `// SAFETY:` comment.
+
+use crate::datapath::packet::PacketBatch;
+use std::os::fd::RawFd;
+
+/// Why a netdev operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetdevError {
+    /// The named device does not exist (ENODEV), like OVS's "could not open network device".
+    #[error("could not open network device {0} (No such device)")]
+    NoSuchDevice(String),
+    /// The port type in the config is not one we implement.
+    #[error("unknown port type {0:?} (expected system, internal or tap)")]
+    UnknownType(String),
+    /// Any other system call failure.
+    #[error("{op} on {dev}: {source}")]
+    Io {
+        /// What we were doing.
+        op: &'static str,
+        /// Which device.
+        dev: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The kind of port, as named in the config's `type` key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortType {
+    /// An existing interface (veth, physical NIC), opened with AF_PACKET.
+    System,
+    /// The bridge's own port: a TAP device named like the bridge, created by us.
+    Internal,
+    /// A TAP device created by us for a VM or container.
+    Tap,
+}
+
+/// Result of a transmit call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxResult {
+    /// Packets handed to the kernel.
+    pub sent: usize,
+    /// Packets dropped (queue full, too big, device down).
+    pub dropped: usize,
+}
+
+/// An open port device, owned by one poll thread.
+pub trait Netdev: Send {
+    /// Interface name.
+    fn name(&self) -> &str;
+    /// Kernel interface index.
+    fn ifindex(&self) -> u32;
+    /// A file descriptor that becomes readable when packets wait (for epoll).
+    fn rx_fd(&self) -> RawFd;
+    /// Receives up to `batch`'s free capacity of packets without blocking.
+    /// Returns how many were added. Frames that are truncated or unreadable are
+    /// dropped here and counted in [`Netdev::rx_errors`].
+    fn recv_batch(&mut self, batch: &mut PacketBatch) -> Result<usize, NetdevError>;
+    /// Transmits every live packet of `batch`, then clears it.
+    fn send_batch(&mut self, batch: &mut PacketBatch) -> Result<TxResult, NetdevError>;
+    /// Frames dropped on receive because they were malformed or truncated.
+    fn rx_errors(&self) -> u64;
+    /// Opens an extra transmit handle for another poll thread.
+    fn open_tx(&self) -> Result<Box<dyn NetdevTx>, NetdevError>;
+}
+
+/// A transmit-only handle on a port, for poll threads that do not own its receive side.
+pub trait NetdevTx: Send {
+    /// Transmits every live packet of `batch`, then clears it.
+    fn send_batch(&mut self, batch: &mut PacketBatch) -> Result<TxResult, NetdevError>;
+}
