@@ -10,7 +10,12 @@
 
 #![warn(missing_docs)]
 
+pub mod actors;
+pub mod config;
+pub mod control;
+pub mod daemon;
 pub mod datapath;
+pub mod messages;
 pub mod netdev;
 pub mod openflow;
 pub mod types;

@@ -1,3 +1,4 @@
-//! Small helpers with no better home: clocks.
+//! Small helpers with no better home: clocks and coverage counters.
 
+pub mod coverage;
 pub mod time;

@@ -1,0 +1,448 @@
+//! The configuration model: what each TOML key means, its default and its range.
+
+use super::{locate, ConfigError};
+use crate::netdev::PortType;
+use crate::types::DatapathId;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+/// The whole file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[daemon]`: process-wide settings.
+    #[serde(default)]
+    pub daemon: DaemonConfig,
+    /// `[datapath]`: fast path and upcall/revalidator tuning.
+    #[serde(default)]
+    pub datapath: DatapathConfig,
+    /// `[[bridge]]`: the switches.
+    #[serde(default)]
+    pub bridge: Vec<BridgeConfig>,
+}
+
+/// `[daemon]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    /// The ovs-appctl compatible control socket.
+    pub control_socket: PathBuf,
+    /// `IP:PORT` of the HTTP actor-stats endpoint; empty disables it.
+    pub stats_listen: String,
+    /// Initial log filter (tracing `EnvFilter` syntax: `info`, `rvswitchd=debug`, ...).
+    pub log_level: String,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            control_socket: PathBuf::from("/run/rvswitchd/rvswitchd.ctl"),
+            stats_listen: "127.0.0.1:9464".to_string(),
+            log_level: "info".to_string(),
+        }
+    }
+}
+
+/// `[datapath]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatapathConfig {
+    /// Most datapath flows the upcall handlers may install (OVS `flow-limit`).
+    pub flow_limit: u32,
+    /// Idle datapath flows are deleted after this many ms (OVS `max-idle`).
+    pub max_idle_ms: u64,
+    /// Upcall handler actors; 0 = the seed's formula.
+    pub n_handler_threads: usize,
+    /// Revalidator actors; 0 = the seed's formula.
+    pub n_revalidator_threads: usize,
+    /// Datapath poll threads per bridge.
+    pub n_pmd_threads: usize,
+    /// Capacity, in batches, of each upcall queue.
+    pub upcall_queue_batches: usize,
+}
+
+impl Default for DatapathConfig {
+    fn default() -> Self {
+        DatapathConfig {
+            flow_limit: 200_000,
+            max_idle_ms: 10_000,
+            n_handler_threads: 0,
+            n_revalidator_threads: 0,
+            n_pmd_threads: 1,
+            upcall_queue_batches: 256,
+        }
+    }
+}
+
+impl DatapathConfig {
+    /// Thread counts as the seed computes them (`threads = max(cores, 2)`;
+    /// revalidators `threads/4 + 1` or `max(threads - handlers, 1)`; handlers
+    /// `max(threads - revalidators, 1)`). Returns `(handlers, revalidators)`.
+    pub fn thread_counts(&self, cores: usize) -> (usize, usize) {
+        let threads = cores.max(2);
+        let n_rev = if self.n_revalidator_threads > 0 {
+            self.n_revalidator_threads
+        } else if self.n_handler_threads > 0 {
+            threads.saturating_sub(self.n_handler_threads).max(1)
+        } else {
+            threads / 4 + 1
+        };
+        let n_hand = if self.n_handler_threads > 0 {
+            self.n_handler_threads
+        } else {
+            threads.saturating_sub(n_rev).max(1)
+        };
+        (n_hand, n_rev)
+    }
+}
+
+/// What a bridge does when it has no controller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// Fall back to NORMAL switching after losing every controller.
+    #[default]
+    Standalone,
+    /// Keep the flows, never fall back.
+    Secure,
+}
+
+/// `[[bridge]]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeConfig {
+    /// Bridge name; also the name of its internal port (a TAP device).
+    pub name: String,
+    /// 16 hex digits; derived from the name when absent.
+    #[serde(default)]
+    pub datapath_id: Option<String>,
+    /// Behaviour without controllers.
+    #[serde(default)]
+    pub fail_mode: FailMode,
+    /// Passive OpenFlow listeners: `ptcp:PORT[:IP]`, `punix:PATH`.
+    #[serde(default)]
+    pub listeners: Vec<String>,
+    /// Active controller connections: `tcp:IP[:PORT]`, `unix:PATH`.
+    #[serde(default)]
+    pub controllers: Vec<String>,
+    /// Inactivity probe interval for controller connections, ms (0 disables).
+    #[serde(default = "default_probe_ms")]
+    pub inactivity_probe_ms: u64,
+    /// Longest reconnect backoff, ms.
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+    /// MAC learning entry lifetime, seconds.
+    #[serde(default = "default_mac_aging")]
+    pub mac_aging_secs: u64,
+    /// MAC learning table size.
+    #[serde(default = "default_mac_size")]
+    pub mac_table_size: usize,
+    /// Whether to create the internal port (a TAP named like the bridge).
+    #[serde(default = "default_true")]
+    pub internal_port: bool,
+    /// `[[bridge.port]]`.
+    #[serde(default)]
+    pub port: Vec<PortConfig>,
+}
+
+fn default_probe_ms() -> u64 {
+    5000
+}
+fn default_max_backoff_ms() -> u64 {
+    8000
+}
+fn default_mac_aging() -> u64 {
+    300
+}
+fn default_mac_size() -> usize {
+    8192
+}
+fn default_true() -> bool {
+    true
+}
+
+/// `[[bridge.port]]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// Interface name.
+    pub name: String,
+    /// system | internal | tap.
+    #[serde(rename = "type", default = "default_port_type")]
+    pub kind: PortType,
+    /// Requested OpenFlow port number; the lowest free one when absent.
+    #[serde(default)]
+    pub ofport: Option<u32>,
+    /// Access VLAN (NORMAL): untagged traffic belongs to it; tagged traffic is dropped.
+    #[serde(default)]
+    pub vlan: Option<u16>,
+    /// Trunk VLANs (NORMAL); empty = all VLANs.
+    #[serde(default)]
+    pub trunks: Vec<u16>,
+}
+
+fn default_port_type() -> PortType {
+    PortType::System
+}
+
+impl BridgeConfig {
+    /// The configured datapath id, or one derived from the name (stable across
+    /// restarts, like OVS's choice from the bridge's MAC), with the locally
+    /// administered bit pattern OVS uses.
+    pub fn dpid(&self) -> DatapathId {
+        if let Some(s) = &self.datapath_id {
+            if let Ok(v) = u64::from_str_radix(s, 16) {
+                return DatapathId(v);
+            }
+        }
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.name.bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100_0000_01b3);
+        }
+        DatapathId(h & 0x0000_ffff_ffff_ffff)
+    }
+}
+
+/// Checks a `ptcp:PORT[:IP]` / `punix:PATH` listener address.
+pub fn check_listener(s: &str) -> Result<(), String> {
+    if let Some(rest) = s.strip_prefix("ptcp:") {
+        let (port, ip) = match rest.split_once(':') {
+            Some((p, ip)) => (p, Some(ip)),
+            None => (rest, None),
+        };
+        port.parse::<u16>()
+            .map_err(|_| format!("{s:?}: bad TCP port {port:?}"))?;
+        if let Some(ip) = ip {
+            ip.parse::<std::net::IpAddr>()
+                .map_err(|_| format!("{s:?}: bad IP address {ip:?}"))?;
+        }
+        Ok(())
+    } else if let Some(path) = s.strip_prefix("punix:") {
+        if path.is_empty() {
+            return Err(format!("{s:?}: empty socket path"));
+        }
+        Ok(())
+    } else {
+        Err(format!("{s:?}: a listener is ptcp:PORT[:IP] or punix:PATH"))
+    }
+}
+
+/// Checks a `tcp:IP[:PORT]` / `unix:PATH` controller address.
+pub fn check_controller(s: &str) -> Result<(), String> {
+    if let Some(rest) = s.strip_prefix("tcp:") {
+        let (ip, port) = match rest.rsplit_once(':') {
+            Some((ip, p)) => (ip, Some(p)),
+            None => (rest, None),
+        };
+        ip.parse::<std::net::IpAddr>()
+            .map_err(|_| format!("{s:?}: bad IP address {ip:?}"))?;
+        if let Some(p) = port {
+            p.parse::<u16>()
+                .map_err(|_| format!("{s:?}: bad TCP port {p:?}"))?;
+        }
+        Ok(())
+    } else if let Some(path) = s.strip_prefix("unix:") {
+        if path.is_empty() {
+            return Err(format!("{s:?}: empty socket path"));
+        }
+        Ok(())
+    } else {
+        Err(format!("{s:?}: a controller is tcp:IP[:PORT] or unix:PATH"))
+    }
+}
+
+impl Config {
+    /// Semantic checks that TOML typing cannot express. `text` is the file's
+    /// content, used only to find line numbers for messages.
+    pub fn validate(&self, text: &str, file: &str) -> Result<(), ConfigError> {
+        let err = |key: String, line: usize, msg: String| ConfigError::Invalid {
+            file: file.to_string(),
+            line,
+            key,
+            msg,
+        };
+        if !self.daemon.stats_listen.is_empty()
+            && self
+                .daemon
+                .stats_listen
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            return Err(err(
+                "daemon.stats_listen".into(),
+                locate(text, "stats_listen", "", 0),
+                format!("{:?} is not IP:PORT", self.daemon.stats_listen),
+            ));
+        }
+        if self
+            .daemon
+            .log_level
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
+            return Err(err(
+                "daemon.log_level".into(),
+                locate(text, "log_level", "", 0),
+                format!("{:?} is not a log filter", self.daemon.log_level),
+            ));
+        }
+        let d = &self.datapath;
+        let range = |key: &str, v: u64, lo: u64, hi: u64| -> Result<(), ConfigError> {
+            if v < lo || v > hi {
+                Err(err(
+                    format!("datapath.{key}"),
+                    locate(text, key, "", 0),
+                    format!("{v} is out of range {lo}..={hi}"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        range("flow_limit", d.flow_limit as u64, 1, 10_000_000)?;
+        range("max_idle_ms", d.max_idle_ms, 10, 3_600_000)?;
+        range("n_handler_threads", d.n_handler_threads as u64, 0, 64)?;
+        range(
+            "n_revalidator_threads",
+            d.n_revalidator_threads as u64,
+            0,
+            64,
+        )?;
+        range("n_pmd_threads", d.n_pmd_threads as u64, 1, 64)?;
+        range(
+            "upcall_queue_batches",
+            d.upcall_queue_batches as u64,
+            1,
+            65_536,
+        )?;
+
+        let mut bridge_names = HashMap::new();
+        let mut port_owner: HashMap<&str, &str> = HashMap::new();
+        for (bi, b) in self.bridge.iter().enumerate() {
+            let bkey = format!("bridge[{bi}]");
+            let seen = bridge_names.entry(b.name.as_str()).or_insert(0usize);
+            *seen += 1;
+            if *seen > 1 {
+                return Err(err(
+                    format!("{bkey}.name"),
+                    locate(text, "name", &format!("\"{}\"", b.name), 1),
+                    format!("duplicate bridge name {:?}", b.name),
+                ));
+            }
+            if b.name.is_empty() || b.name.len() > 15 {
+                return Err(err(
+                    format!("{bkey}.name"),
+                    locate(text, "name", &format!("\"{}\"", b.name), 0),
+                    format!("{:?}: an interface name has 1 to 15 bytes", b.name),
+                ));
+            }
+            if let Some(id) = &b.datapath_id {
+                if id.len() != 16 || u64::from_str_radix(id, 16).is_err() {
+                    return Err(err(
+                        format!("{bkey}.datapath_id"),
+                        locate(text, "datapath_id", id, 0),
+                        format!("{id:?} is not 16 hex digits"),
+                    ));
+                }
+            }
+            for l in &b.listeners {
+                check_listener(l).map_err(|m| {
+                    err(
+                        format!("{bkey}.listeners"),
+                        locate(text, "listeners", l, 0),
+                        m,
+                    )
+                })?;
+            }
+            for c in &b.controllers {
+                check_controller(c).map_err(|m| {
+                    err(
+                        format!("{bkey}.controllers"),
+                        locate(text, "controllers", c, 0),
+                        m,
+                    )
+                })?;
+            }
+            if b.mac_table_size == 0 || b.mac_table_size > 1_000_000 {
+                return Err(err(
+                    format!("{bkey}.mac_table_size"),
+                    locate(text, "mac_table_size", "", 0),
+                    format!("{} is out of range 1..=1000000", b.mac_table_size),
+                ));
+            }
+            let mut ofports = HashSet::new();
+            for (pi, p) in b.port.iter().enumerate() {
+                let pkey = format!("{bkey}.port[{pi}]");
+                let pline = locate(text, "name", &format!("\"{}\"", p.name), 0);
+                if p.name.is_empty() || p.name.len() > 15 {
+                    return Err(err(
+                        format!("{pkey}.name"),
+                        pline,
+                        format!("{:?}: an interface name has 1 to 15 bytes", p.name),
+                    ));
+                }
+                if p.name == b.name {
+                    return Err(err(
+                        format!("{pkey}.name"),
+                        locate(text, "name", &format!("\"{}\"", p.name), 1),
+                        format!("{:?} is the bridge's own internal port", p.name),
+                    ));
+                }
+                if let Some(other) = port_owner.insert(p.name.as_str(), b.name.as_str()) {
+                    let line = locate(text, "name", &format!("\"{}\"", p.name), 1);
+                    return Err(err(
+                        format!("{pkey}.name"),
+                        line,
+                        if other == b.name {
+                            format!("duplicate port {:?} in bridge {:?}", p.name, b.name)
+                        } else {
+                            format!(
+                                "port {:?} is already in bridge {:?}; a port belongs to one bridge",
+                                p.name, other
+                            )
+                        },
+                    ));
+                }
+                if let Some(n) = p.ofport {
+                    if n == 0 || n > 0xff00 {
+                        return Err(err(
+                            format!("{pkey}.ofport"),
+                            locate(text, "ofport", &n.to_string(), 0),
+                            format!("{n} is out of range 1..=65280"),
+                        ));
+                    }
+                    if !ofports.insert(n) {
+                        return Err(err(
+                            format!("{pkey}.ofport"),
+                            locate(text, "ofport", &n.to_string(), 1),
+                            format!("OpenFlow port {n} is used twice in bridge {:?}", b.name),
+                        ));
+                    }
+                }
+                if let Some(v) = p.vlan {
+                    if v == 0 || v > 4094 {
+                        return Err(err(
+                            format!("{pkey}.vlan"),
+                            locate(text, "vlan", &v.to_string(), 0),
+                            format!("{v} is out of range 1..=4094"),
+                        ));
+                    }
+                }
+                if let Some(v) = p.trunks.iter().find(|v| **v > 4094) {
+                    return Err(err(
+                        format!("{pkey}.trunks"),
+                        locate(text, "trunks", "", 0),
+                        format!("{v} is out of range 0..=4094"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The bridge with this name.
+    pub fn bridge(&self, name: &str) -> Option<&BridgeConfig> {
+        self.bridge.iter().find(|b| b.name == name)
+    }
+}

@@ -1,0 +1,30 @@
+//! Inbox of the Daemon (supervisor) actor.
+
+use actix::prelude::*;
+use std::path::PathBuf;
+
+/// Re-read the config file (SIGHUP or `config/reload`). Replies with a summary
+/// of what changed, or the validation error (the running config stays).
+#[derive(Message)]
+#[rtype(result = "Result<String, String>")]
+pub struct Reload {
+    /// Read this file instead of the one given at start (tests, `config/reload FILE`).
+    pub path: Option<PathBuf>,
+}
+
+/// The running config as TOML.
+#[derive(Message)]
+#[rtype(result = "String")]
+pub struct ShowConfig;
+
+/// Clean shutdown (`exit`, SIGTERM, SIGINT).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// Periodic liveness check of supervised actors.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct HealthCheck;
+
+crate::msg_names!(Reload, ShowConfig, Shutdown, HealthCheck);

@@ -1,0 +1,38 @@
+//! Inbox of the UpcallHandler actors.
+
+use crate::actors::bridge::BridgeShared;
+use crate::actors::revalidator::Revalidator;
+use crate::messages::Mailbox;
+use actix::prelude::*;
+use std::sync::Arc;
+
+/// Start serving a bridge: its shared context and the receiving end of this
+/// handler's upcall queue for that bridge's datapath.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachBridge {
+    /// The bridge.
+    pub bridge: Arc<BridgeShared>,
+    /// This handler's queue of miss batches from the bridge's poll threads.
+    pub rx: tokio::sync::mpsc::Receiver<crate::datapath::pmd::UpcallBatch>,
+}
+
+/// Stop serving a bridge.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DetachBridge {
+    /// Bridge index.
+    pub index: u32,
+}
+
+/// The current revalidators, to which new ukeys are handed by flow hash.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetRevalidators(pub Vec<Mailbox<Revalidator>>);
+
+/// Text for `upcall/show` about this handler.
+#[derive(Message)]
+#[rtype(result = "String")]
+pub struct HandlerReport;
+
+crate::msg_names!(AttachBridge, DetachBridge, SetRevalidators, HandlerReport);

@@ -1,0 +1,57 @@
+//! Coverage counters: how often notable events happened (like OVS's
+//! `coverage/show`). Each counter is a static atomic, so bumping one on a
+//! rare-but-interesting path costs one relaxed add and no registration.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+macro_rules! counters {
+    ($($name:ident: $doc:literal),* $(,)?) => {
+        /// The counters.
+        #[allow(non_upper_case_globals)]
+        pub mod c {
+            use super::*;
+            $(
+                #[doc = $doc]
+                pub static $name: AtomicU64 = AtomicU64::new(0);
+            )*
+        }
+        /// `(name, value)` of every counter.
+        pub fn all() -> Vec<(&'static str, u64)> {
+            vec![$((stringify!($name), c::$name.load(Relaxed))),*]
+        }
+    };
+}
+
+counters! {
+    config_reload: "Configuration reloads attempted.",
+    config_reload_refused: "Reloads refused because the new file was invalid.",
+    unixctl_received: "Control-socket requests received.",
+    unixctl_bad_request: "Control-socket requests that were not valid JSON-RPC.",
+    actor_restarted: "Actors restarted by the supervisor after dying.",
+    actor_died: "Actors found dead by the supervisor.",
+    ofconn_accepted: "OpenFlow connections accepted on listeners.",
+    ofconn_connected: "Active controller connections established.",
+    ofconn_closed: "OpenFlow connections closed.",
+    ofp_decode_error: "OpenFlow messages from peers that failed to decode.",
+    ofp_error_sent: "OFPT_ERROR messages sent.",
+    flow_mod: "FLOW_MOD messages applied.",
+    packet_in: "PACKET_IN messages queued to controllers.",
+    packet_in_dropped: "PACKET_INs dropped because a controller's queue was full.",
+    packet_out: "PACKET_OUT messages executed.",
+    upcall_handled: "Datapath misses translated by upcall handlers.",
+    upcall_flow_limit: "Upcalls executed without installing a flow (over flow_limit).",
+    upcall_duplicate: "Upcalls whose megaflow was already installed.",
+    dp_flow_put: "Datapath flows installed.",
+    dp_flow_del: "Datapath flows deleted.",
+    revalidate_round: "Revalidator rounds completed.",
+    port_added: "Ports added.",
+    port_deleted: "Ports deleted.",
+    port_open_failed: "Ports whose device could not be opened.",
+    link_event: "rtnetlink link events received.",
+}
+
+/// Bumps a counter.
+#[inline]
+pub fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Relaxed);
+}
