@@ -12,4 +12,5 @@
 //! Every actor has an [`metrics::ActorMeter`] in the registry.
 
 pub mod metrics;
+pub mod session;
 pub mod revalidator;

@@ -6,7 +6,8 @@
 //! channel drops and counts. Request/response messages use [`Mailbox::ask`],
 //! which respects the mailbox capacity and applies back-pressure.
 
-// pub mod bridge;
+pub mod bridge;
+pub mod connmgr;
 pub mod daemon;
 // pub mod port;
 pub mod revalidator;
