@@ -4,8 +4,28 @@
 //! touches a socket: the session actor feeds it whatever bytes arrived and sends
 //! whatever bytes it returns. Malformed input decodes to an [`error::OfpError`]
 //! that names the exact OpenFlow error type/code to send back; it never panics.
+//!
+//! Entry points: [`frame_len`] to cut a stream into messages, [`decode`] and
+//! [`encode`] for one message, [`encode_multipart_reply_split`] for replies that
+//! may exceed one message, [`negotiate`] and [`encode_hello`] for the HELLO
+//! exchange, [`check_prerequisites`] for FLOW_MOD matches.
 
 pub mod action;
+mod action_codec;
+pub mod codec;
 pub mod error;
+pub mod framing;
+mod match_codec;
 pub mod message;
 pub mod oxm;
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+pub use codec::{
+    decode, encode, encode_error_reply, encode_hello, encode_multipart_reply_split,
+    encode_to_vec, DecodeError, EncodeError,
+};
+pub use framing::{frame_len, header, negotiate, FrameError, Header, Incompatible};
+pub use match_codec::check_prerequisites;

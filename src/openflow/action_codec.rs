@@ -1,0 +1,422 @@
+//! Actions, instructions, group buckets and meter bands on the wire.
+//!
+//! All of these are TLV lists whose elements are 8-byte aligned. A list is parsed
+//! strictly: a length that is not a multiple of 8, shorter than the element's fixed
+//! part or past the end of the list is reported with the BAD_LEN code of the list's
+//! kind (BAD_ACTION, BAD_INSTRUCTION, GROUP_MOD_FAILED/BAD_BUCKET, METER_MOD_FAILED/
+//! BAD_BAND), so the controller learns which part of its request was wrong.
+
+use super::action::{Action, Instruction};
+use super::error::OfpError;
+use super::match_codec::{decode_oxm, encode_oxm, SET_FIELD_ERRORS};
+use super::message::{Bucket, MeterBand};
+use super::wire::{pad8, pad_to_8, patch_u16, put_u16, put_u32, put_u64, put_u8, put_zeros, Reader};
+use crate::types::{GroupId, MeterId, PortNo, TableId};
+
+// OFPAT_* numbers.
+const AT_OUTPUT: u16 = 0;
+const AT_COPY_TTL_OUT: u16 = 11;
+const AT_COPY_TTL_IN: u16 = 12;
+const AT_SET_MPLS_TTL: u16 = 15;
+const AT_DEC_MPLS_TTL: u16 = 16;
+const AT_PUSH_VLAN: u16 = 17;
+const AT_POP_VLAN: u16 = 18;
+const AT_PUSH_MPLS: u16 = 19;
+const AT_POP_MPLS: u16 = 20;
+const AT_SET_QUEUE: u16 = 21;
+const AT_GROUP: u16 = 22;
+const AT_SET_NW_TTL: u16 = 23;
+const AT_DEC_NW_TTL: u16 = 24;
+const AT_SET_FIELD: u16 = 25;
+const AT_PUSH_PBB: u16 = 26;
+const AT_POP_PBB: u16 = 27;
+const AT_EXPERIMENTER: u16 = 0xffff;
+
+// OFPIT_* numbers.
+const IT_GOTO_TABLE: u16 = 1;
+const IT_WRITE_METADATA: u16 = 2;
+const IT_WRITE_ACTIONS: u16 = 3;
+const IT_APPLY_ACTIONS: u16 = 4;
+const IT_CLEAR_ACTIONS: u16 = 5;
+const IT_METER: u16 = 6;
+const IT_EXPERIMENTER: u16 = 0xffff;
+
+// OFPMBT_* numbers.
+const MBT_DROP: u16 = 1;
+const MBT_DSCP_REMARK: u16 = 2;
+const MBT_EXPERIMENTER: u16 = 0xffff;
+
+/// Split the next TLV (type, len) off `r`: returns its type and a reader over the
+/// whole element (header included). `min` is the smallest legal length.
+fn next_tlv<'a>(
+    r: &mut Reader<'a>,
+    min: usize,
+    bad_len: OfpError,
+) -> Result<(u16, Reader<'a>), OfpError> {
+    let t = r.peek_u16(0).map_err(|_| bad_len)?;
+    let len = r.peek_u16(2).map_err(|_| bad_len)? as usize;
+    if len < min || len % 8 != 0 || len > r.remaining() {
+        return Err(bad_len);
+    }
+    let mut e = r.sub(len, bad_len)?;
+    e.skip(4)?;
+    Ok((t, e))
+}
+
+/// Decode one action whose 4-byte header has been consumed from `e` (which spans
+/// exactly the action).
+fn decode_action(t: u16, e: &mut Reader<'_>) -> Result<Action, OfpError> {
+    use OfpError::BadActionLen;
+    // Total length of the element, header included.
+    let len = e.remaining() + 4;
+    let fixed = |want: usize| if len == want { Ok(()) } else { Err(BadActionLen) };
+    let a = match t {
+        AT_OUTPUT => {
+            fixed(16)?;
+            let port = PortNo(e.u32()?);
+            let max_len = e.u16()?;
+            Action::Output { port, max_len }
+        }
+        AT_COPY_TTL_OUT => fixed(8).map(|_| Action::CopyTtlOut)?,
+        AT_COPY_TTL_IN => fixed(8).map(|_| Action::CopyTtlIn)?,
+        AT_SET_MPLS_TTL => {
+            fixed(8)?;
+            Action::SetMplsTtl(e.u8()?)
+        }
+        AT_DEC_MPLS_TTL => fixed(8).map(|_| Action::DecMplsTtl)?,
+        AT_PUSH_VLAN => {
+            fixed(8)?;
+            Action::PushVlan(e.u16()?)
+        }
+        AT_POP_VLAN => fixed(8).map(|_| Action::PopVlan)?,
+        AT_PUSH_MPLS => {
+            fixed(8)?;
+            Action::PushMpls(e.u16()?)
+        }
+        AT_POP_MPLS => {
+            fixed(8)?;
+            Action::PopMpls(e.u16()?)
+        }
+        AT_SET_QUEUE => {
+            fixed(8)?;
+            Action::SetQueue(e.u32()?)
+        }
+        AT_GROUP => {
+            fixed(8)?;
+            Action::Group(GroupId(e.u32()?))
+        }
+        AT_SET_NW_TTL => {
+            fixed(8)?;
+            Action::SetNwTtl(e.u8()?)
+        }
+        AT_DEC_NW_TTL => fixed(8).map(|_| Action::DecNwTtl)?,
+        AT_PUSH_PBB => {
+            fixed(8)?;
+            Action::PushPbb(e.u16()?)
+        }
+        AT_POP_PBB => fixed(8).map(|_| Action::PopPbb)?,
+        AT_SET_FIELD => {
+            let mut oxm = *e;
+            let f = decode_oxm(&mut oxm, &SET_FIELD_ERRORS)?;
+            if f.mask.is_some() {
+                return Err(OfpError::BadSetArgument);
+            }
+            // The OXM plus the action header, padded to 8, is the whole action.
+            if pad8(4 + 4 + f.id.wire_len()) != len {
+                return Err(OfpError::BadSetLen);
+            }
+            Action::SetField(f)
+        }
+        AT_EXPERIMENTER => {
+            // We implement no experimenter actions; the id is read only to
+            // validate the length before reporting that.
+            e.u32()?;
+            return Err(OfpError::BadActionExperimenter);
+        }
+        _ => return Err(OfpError::BadActionType),
+    };
+    Ok(a)
+}
+
+/// Parse an action list that spans all of `r`.
+pub(crate) fn decode_actions(mut r: Reader<'_>) -> Result<Vec<Action>, OfpError> {
+    let mut out = Vec::with_capacity(r.remaining() / 8);
+    while !r.is_empty() {
+        let (t, mut e) = next_tlv(&mut r, 8, OfpError::BadActionLen)?;
+        out.push(decode_action(t, &mut e)?);
+    }
+    Ok(out)
+}
+
+/// Append one action.
+pub(crate) fn encode_action(out: &mut Vec<u8>, a: &Action) {
+    let start = out.len();
+    let simple = |out: &mut Vec<u8>, t: u16| {
+        put_u16(out, t);
+        put_u16(out, 8);
+        put_zeros(out, 4);
+    };
+    let with_u8 = |out: &mut Vec<u8>, t: u16, v: u8| {
+        put_u16(out, t);
+        put_u16(out, 8);
+        put_u8(out, v);
+        put_zeros(out, 3);
+    };
+    let with_u16 = |out: &mut Vec<u8>, t: u16, v: u16| {
+        put_u16(out, t);
+        put_u16(out, 8);
+        put_u16(out, v);
+        put_zeros(out, 2);
+    };
+    let with_u32 = |out: &mut Vec<u8>, t: u16, v: u32| {
+        put_u16(out, t);
+        put_u16(out, 8);
+        put_u32(out, v);
+    };
+    match a {
+        Action::Output { port, max_len } => {
+            put_u16(out, AT_OUTPUT);
+            put_u16(out, 16);
+            put_u32(out, port.0);
+            put_u16(out, *max_len);
+            put_zeros(out, 6);
+        }
+        Action::CopyTtlOut => simple(out, AT_COPY_TTL_OUT),
+        Action::CopyTtlIn => simple(out, AT_COPY_TTL_IN),
+        Action::SetMplsTtl(v) => with_u8(out, AT_SET_MPLS_TTL, *v),
+        Action::DecMplsTtl => simple(out, AT_DEC_MPLS_TTL),
+        Action::PushVlan(v) => with_u16(out, AT_PUSH_VLAN, *v),
+        Action::PopVlan => simple(out, AT_POP_VLAN),
+        Action::PushMpls(v) => with_u16(out, AT_PUSH_MPLS, *v),
+        Action::PopMpls(v) => with_u16(out, AT_POP_MPLS, *v),
+        Action::SetQueue(v) => with_u32(out, AT_SET_QUEUE, *v),
+        Action::Group(g) => with_u32(out, AT_GROUP, g.0),
+        Action::SetNwTtl(v) => with_u8(out, AT_SET_NW_TTL, *v),
+        Action::DecNwTtl => simple(out, AT_DEC_NW_TTL),
+        Action::PushPbb(v) => with_u16(out, AT_PUSH_PBB, *v),
+        Action::PopPbb => simple(out, AT_POP_PBB),
+        Action::SetField(f) => {
+            put_u16(out, AT_SET_FIELD);
+            put_u16(out, 0);
+            // Set-field is never masked in OpenFlow 1.3.
+            encode_oxm(out, &super::oxm::OxmField::exact(f.id, f.value));
+            pad_to_8(out, start);
+            let len = out.len() - start;
+            patch_u16(out, start + 2, len as u16);
+        }
+        Action::Experimenter { experimenter, data } => {
+            put_u16(out, AT_EXPERIMENTER);
+            put_u16(out, 0);
+            put_u32(out, *experimenter);
+            out.extend_from_slice(data);
+            pad_to_8(out, start);
+            let len = out.len() - start;
+            patch_u16(out, start + 2, len as u16);
+        }
+    }
+}
+
+/// Append an action list.
+pub(crate) fn encode_actions(out: &mut Vec<u8>, actions: &[Action]) {
+    for a in actions {
+        encode_action(out, a);
+    }
+}
+
+/// Parse an instruction list that spans all of `r`.
+pub(crate) fn decode_instructions(mut r: Reader<'_>) -> Result<Vec<Instruction>, OfpError> {
+    use OfpError::BadInstructionLen;
+    let mut out = Vec::with_capacity(4);
+    while !r.is_empty() {
+        let (t, mut e) = next_tlv(&mut r, 8, BadInstructionLen)?;
+        let len = e.remaining() + 4;
+        let fixed = |want: usize| {
+            if len == want {
+                Ok(())
+            } else {
+                Err(BadInstructionLen)
+            }
+        };
+        let i = match t {
+            IT_GOTO_TABLE => {
+                fixed(8)?;
+                Instruction::GotoTable(TableId(e.u8()?))
+            }
+            IT_WRITE_METADATA => {
+                fixed(24)?;
+                e.skip(4)?;
+                let value = e.u64()?;
+                let mask = e.u64()?;
+                Instruction::WriteMetadata { value, mask }
+            }
+            IT_WRITE_ACTIONS | IT_APPLY_ACTIONS => {
+                e.skip(4)?;
+                let actions = decode_actions(Reader::new(e.take_rest(), OfpError::BadActionLen))?;
+                if t == IT_WRITE_ACTIONS {
+                    Instruction::WriteActions(actions)
+                } else {
+                    Instruction::ApplyActions(actions)
+                }
+            }
+            IT_CLEAR_ACTIONS => fixed(8).map(|_| Instruction::ClearActions)?,
+            IT_METER => {
+                fixed(8)?;
+                Instruction::Meter(MeterId(e.u32()?))
+            }
+            IT_EXPERIMENTER => {
+                e.u32()?;
+                return Err(OfpError::BadInstructionExperimenter);
+            }
+            _ => return Err(OfpError::UnknownInstruction),
+        };
+        out.push(i);
+    }
+    Ok(out)
+}
+
+/// Append an instruction list.
+pub(crate) fn encode_instructions(out: &mut Vec<u8>, insts: &[Instruction]) {
+    for i in insts {
+        let start = out.len();
+        match i {
+            Instruction::GotoTable(t) => {
+                put_u16(out, IT_GOTO_TABLE);
+                put_u16(out, 8);
+                put_u8(out, t.0);
+                put_zeros(out, 3);
+            }
+            Instruction::WriteMetadata { value, mask } => {
+                put_u16(out, IT_WRITE_METADATA);
+                put_u16(out, 24);
+                put_zeros(out, 4);
+                put_u64(out, *value);
+                put_u64(out, *mask);
+            }
+            Instruction::WriteActions(a) | Instruction::ApplyActions(a) => {
+                let t = if matches!(i, Instruction::WriteActions(_)) {
+                    IT_WRITE_ACTIONS
+                } else {
+                    IT_APPLY_ACTIONS
+                };
+                put_u16(out, t);
+                put_u16(out, 0);
+                put_zeros(out, 4);
+                encode_actions(out, a);
+                let len = out.len() - start;
+                patch_u16(out, start + 2, len as u16);
+            }
+            Instruction::ClearActions => {
+                put_u16(out, IT_CLEAR_ACTIONS);
+                put_u16(out, 8);
+                put_zeros(out, 4);
+            }
+            Instruction::Meter(m) => {
+                put_u16(out, IT_METER);
+                put_u16(out, 8);
+                put_u32(out, m.0);
+            }
+            Instruction::Experimenter { experimenter, data } => {
+                put_u16(out, IT_EXPERIMENTER);
+                put_u16(out, 0);
+                put_u32(out, *experimenter);
+                out.extend_from_slice(data);
+                pad_to_8(out, start);
+                let len = out.len() - start;
+                patch_u16(out, start + 2, len as u16);
+            }
+        }
+    }
+}
+
+/// Parse a bucket list (`ofp_bucket`: len, weight, watch_port, watch_group, pad 4,
+/// actions) spanning all of `r`.
+pub(crate) fn decode_buckets(mut r: Reader<'_>) -> Result<Vec<Bucket>, OfpError> {
+    let mut out = Vec::new();
+    while !r.is_empty() {
+        let len = r.peek_u16(0).map_err(|_| OfpError::BadBucket)? as usize;
+        if len < 16 || len % 8 != 0 || len > r.remaining() {
+            return Err(OfpError::BadBucket);
+        }
+        let mut b = r.sub(len, OfpError::BadBucket)?;
+        b.skip(2)?;
+        let weight = b.u16()?;
+        let watch_port = PortNo(b.u32()?);
+        let watch_group = GroupId(b.u32()?);
+        b.skip(4)?;
+        let actions = decode_actions(Reader::new(b.take_rest(), OfpError::BadActionLen))?;
+        out.push(Bucket {
+            weight,
+            watch_port,
+            watch_group,
+            actions,
+        });
+    }
+    Ok(out)
+}
+
+/// Append a bucket list.
+pub(crate) fn encode_buckets(out: &mut Vec<u8>, buckets: &[Bucket]) {
+    for b in buckets {
+        let start = out.len();
+        put_u16(out, 0);
+        put_u16(out, b.weight);
+        put_u32(out, b.watch_port.0);
+        put_u32(out, b.watch_group.0);
+        put_zeros(out, 4);
+        encode_actions(out, &b.actions);
+        let len = out.len() - start;
+        patch_u16(out, start, len as u16);
+    }
+}
+
+/// Parse a meter band list spanning all of `r`. Bands are 16 bytes; longer
+/// experimenter bands are accepted and their extra payload ignored.
+pub(crate) fn decode_bands(mut r: Reader<'_>) -> Result<Vec<MeterBand>, OfpError> {
+    let mut out = Vec::new();
+    while !r.is_empty() {
+        let (t, mut e) = next_tlv(&mut r, 16, OfpError::BadBand)?;
+        let len = e.remaining() + 4;
+        let rate = e.u32()?;
+        let burst_size = e.u32()?;
+        let band = match t {
+            MBT_DROP if len == 16 => MeterBand::Drop { rate, burst_size },
+            MBT_DSCP_REMARK if len == 16 => MeterBand::DscpRemark {
+                rate,
+                burst_size,
+                prec_level: e.u8()?,
+            },
+            MBT_EXPERIMENTER => MeterBand::Experimenter {
+                rate,
+                burst_size,
+                experimenter: e.u32()?,
+            },
+            _ => return Err(OfpError::BadBand),
+        };
+        out.push(band);
+    }
+    Ok(out)
+}
+
+/// Append a meter band list.
+pub(crate) fn encode_bands(out: &mut Vec<u8>, bands: &[MeterBand]) {
+    for b in bands {
+        let (t, rate, burst, tail) = match *b {
+            MeterBand::Drop { rate, burst_size } => (MBT_DROP, rate, burst_size, 0u32),
+            MeterBand::DscpRemark {
+                rate,
+                burst_size,
+                prec_level,
+            } => (MBT_DSCP_REMARK, rate, burst_size, (prec_level as u32) << 24),
+            MeterBand::Experimenter {
+                rate,
+                burst_size,
+                experimenter,
+            } => (MBT_EXPERIMENTER, rate, burst_size, experimenter),
+        };
+        put_u16(out, t);
+        put_u16(out, 16);
+        put_u32(out, rate);
+        put_u32(out, burst);
+        put_u32(out, tail);
+    }
+}

@@ -1,0 +1,122 @@
+//! Message framing and version negotiation: what the session needs before it can
+//! hand a complete message to [`super::codec::decode`].
+//!
+//! A TCP stream carries back-to-back messages whose 8-byte `ofp_header` gives
+//! their length. [`frame_len`] answers "is a whole message here yet, and how long
+//! is it"; [`negotiate`] implements the HELLO exchange of OpenFlow 1.3 §6.3.1 for
+//! a switch that speaks only version 0x04.
+
+use super::message::OFP_VERSION;
+
+/// Size of `ofp_header`.
+pub const HEADER_LEN: usize = 8;
+
+/// The fixed `ofp_header` that starts every OpenFlow message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Protocol version (0x04 for OpenFlow 1.3).
+    pub version: u8,
+    /// OFPT_* message type.
+    pub msg_type: u8,
+    /// Length of the whole message, header included.
+    pub length: u16,
+    /// Transaction id.
+    pub xid: u32,
+}
+
+/// Parse the header at the start of `buf`, if there are 8 bytes. Exposed so the
+/// session can learn a HELLO's version (which [`super::codec::decode`] accepts in
+/// any version) and the xid of a message it could not decode.
+pub fn header(buf: &[u8]) -> Option<Header> {
+    match buf.get(..HEADER_LEN)? {
+        &[version, msg_type, l0, l1, x0, x1, x2, x3] => Some(Header {
+            version,
+            msg_type,
+            length: u16::from_be_bytes([l0, l1]),
+            xid: u32::from_be_bytes([x0, x1, x2, x3]),
+        }),
+        _ => None,
+    }
+}
+
+/// A stream whose framing cannot be trusted any more: the connection must close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The header's length is smaller than the header itself.
+    #[error("OpenFlow header claims length {0}, less than the 8-byte header")]
+    TooShort(u16),
+}
+
+/// Length of the next message in a byte stream: `Ok(None)` until the 8-byte
+/// header has arrived, then the header's length (8..=65535). The caller waits
+/// until that many bytes are buffered and passes exactly them to `decode`.
+pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, FrameError> {
+    match header(buf) {
+        None => Ok(None),
+        Some(h) if (h.length as usize) < HEADER_LEN => Err(FrameError::TooShort(h.length)),
+        Some(h) => Ok(Some(h.length as usize)),
+    }
+}
+
+/// The peer and we share no OpenFlow version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("peer does not support OpenFlow 1.3 (header version {peer_version:#04x})")]
+pub struct Incompatible {
+    /// The version in the peer's HELLO header.
+    pub peer_version: u8,
+}
+
+/// Decide the session's version from the peer's HELLO (§6.3.1). With a version
+/// bitmap, the highest common version is used, so 0x04 if its bit is set; without
+/// one, the lower of the two header versions, which is 0x04 only if the peer's is
+/// at least 0x04. Anything else is incompatible: the caller then sends
+/// HELLO_FAILED/INCOMPATIBLE with a text explanation and closes.
+pub fn negotiate(peer_header_version: u8, peer_versions: &[u32]) -> Result<u8, Incompatible> {
+    let ours = OFP_VERSION as usize;
+    let ok = if peer_versions.is_empty() {
+        peer_header_version >= OFP_VERSION
+    } else {
+        peer_versions
+            .get(ours / 32)
+            .is_some_and(|w| w & (1 << (ours % 32)) != 0)
+    };
+    if ok {
+        Ok(OFP_VERSION)
+    } else {
+        Err(Incompatible {
+            peer_version: peer_header_version,
+        })
+    }
+}
+
+/// Our version bitmap for HELLO: only bit 4 (OpenFlow 1.3).
+pub fn our_versions() -> Vec<u32> {
+    vec![1 << OFP_VERSION]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_len_needs_a_whole_header_and_rejects_short_lengths() {
+        assert_eq!(frame_len(&[4, 0, 0]), Ok(None));
+        assert_eq!(frame_len(&[4, 0, 0, 8, 0, 0, 0, 1]), Ok(Some(8)));
+        assert_eq!(frame_len(&[4, 0, 0xff, 0xff, 0, 0, 0, 1, 9]), Ok(Some(65535)));
+        assert_eq!(
+            frame_len(&[4, 0, 0, 7, 0, 0, 0, 1]),
+            Err(FrameError::TooShort(7))
+        );
+    }
+
+    #[test]
+    fn negotiation_follows_bitmap_then_header() {
+        assert_eq!(negotiate(6, &[0b1_0010]), Ok(4));
+        assert_eq!(negotiate(4, &[0b10]).unwrap_err().peer_version, 4);
+        assert_eq!(negotiate(5, &[]), Ok(4));
+        assert_eq!(negotiate(4, &[]), Ok(4));
+        assert!(negotiate(1, &[]).is_err());
+        assert!(negotiate(6, &[0b1100010]).is_err());
+        assert_eq!(our_versions(), vec![0x10]);
+    }
+}

@@ -1,0 +1,158 @@
+//! Bounds-checked big-endian reading and writing, the only place the codec
+//! touches raw byte offsets.
+//!
+//! Every read goes through [`Reader`], which carries the OpenFlow error to report
+//! when the input runs out. That way a truncated action reports BAD_ACTION/BAD_LEN,
+//! a truncated match BAD_MATCH/BAD_LEN and so on, without each parser having to
+//! remember which code applies: the choice is made once, where the reader for a
+//! sub-structure is created. Writers append to a `Vec<u8>` and patch length fields
+//! afterwards, so encoders never need to pre-compute sizes.
+
+use super::error::OfpError;
+
+/// A cursor over a byte slice that can never read out of bounds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    /// Reported when a read would run past the end.
+    short: OfpError,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader over `buf` that reports `short` on truncation.
+    pub(crate) fn new(buf: &'a [u8], short: OfpError) -> Reader<'a> {
+        Reader { buf, pos: 0, short }
+    }
+
+    /// Bytes not yet consumed.
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    /// True when everything has been consumed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.remaining() == 0
+    }
+
+    /// The unconsumed bytes, without consuming them.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        &self.buf[self.pos..]
+    }
+
+    /// Consume `n` bytes.
+    pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8], OfpError> {
+        if n > self.remaining() {
+            return Err(self.short);
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    /// Consume `N` bytes into an array.
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], OfpError> {
+        let s = self.bytes(N)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    /// Skip `n` bytes (padding).
+    pub(crate) fn skip(&mut self, n: usize) -> Result<(), OfpError> {
+        self.bytes(n).map(|_| ())
+    }
+
+    /// Consume everything that is left.
+    pub(crate) fn take_rest(&mut self) -> &'a [u8] {
+        let s = self.rest();
+        self.pos = self.buf.len();
+        s
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, OfpError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    pub(crate) fn u16(&mut self) -> Result<u16, OfpError> {
+        Ok(u16::from_be_bytes(self.array()?))
+    }
+
+    pub(crate) fn u32(&mut self) -> Result<u32, OfpError> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+
+    pub(crate) fn u64(&mut self) -> Result<u64, OfpError> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
+    /// Peek a big-endian u16 at `off` bytes past the cursor.
+    pub(crate) fn peek_u16(&self, off: usize) -> Result<u16, OfpError> {
+        let start = self.pos.checked_add(off).ok_or(self.short)?;
+        match self.buf.get(start..start.saturating_add(2)) {
+            Some(&[a, b]) => Ok(u16::from_be_bytes([a, b])),
+            _ => Err(self.short),
+        }
+    }
+
+    /// Split off the next `n` bytes as a reader of its own that reports `short`.
+    pub(crate) fn sub(&mut self, n: usize, short: OfpError) -> Result<Reader<'a>, OfpError> {
+        let s = self.bytes(n)?;
+        Ok(Reader::new(s, short))
+    }
+
+    /// A fixed-size NUL-padded string field, up to the first NUL.
+    pub(crate) fn string(&mut self, n: usize) -> Result<String, OfpError> {
+        let s = self.bytes(n)?;
+        let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
+        Ok(String::from_utf8_lossy(&s[..end]).into_owned())
+    }
+}
+
+/// Round `n` up to a multiple of 8.
+pub(crate) const fn pad8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+pub(crate) fn put_u8(out: &mut Vec<u8>, v: u8) {
+    out.push(v);
+}
+
+pub(crate) fn put_u16(out: &mut Vec<u8>, v: u16) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+pub(crate) fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+pub(crate) fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+/// Append `n` zero bytes.
+pub(crate) fn put_zeros(out: &mut Vec<u8>, n: usize) {
+    out.resize(out.len() + n, 0);
+}
+
+/// Append zeros until `out.len() - start` is a multiple of 8.
+pub(crate) fn pad_to_8(out: &mut Vec<u8>, start: usize) {
+    let len = out.len() - start;
+    put_zeros(out, pad8(len) - len);
+}
+
+/// Append `s` as a NUL-padded field of exactly `n` bytes, always NUL-terminated
+/// (the longest string kept is `n - 1` bytes, as C readers expect).
+pub(crate) fn put_string(out: &mut Vec<u8>, s: &str, n: usize) {
+    let b = s.as_bytes();
+    let keep = b.len().min(n.saturating_sub(1));
+    out.extend_from_slice(&b[..keep]);
+    put_zeros(out, n - keep);
+}
+
+/// Overwrite a big-endian u16 at `at` (which the caller has already written).
+pub(crate) fn patch_u16(out: &mut [u8], at: usize, v: u16) {
+    if let Some(dst) = out.get_mut(at..at + 2) {
+        dst.copy_from_slice(&v.to_be_bytes());
+    }
+}
