@@ -11,6 +11,7 @@
 //!
 //! Every actor has an [`metrics::ActorMeter`] in the registry.
 
+pub mod connmgr;
 pub mod metrics;
-pub mod session;
 pub mod revalidator;
+pub mod session;

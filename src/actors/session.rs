@@ -15,11 +15,16 @@ use crate::actors::metrics::{ActorMeter, MsgName};
 use crate::messages::bridge::OfRequests;
 use crate::messages::connmgr::*;
 use crate::openflow::error::OfpError;
-use crate::openflow::message::*;
+use crate::openflow::message::{
+    AsyncConfig, ControllerRole, ErrorMsg, Message, OfpMsg, RoleMsg, SwitchConfig, SwitchFeatures,
+};
 use crate::openflow::{self, DecodeError};
 use crate::types::DatapathId;
 use crate::util::coverage::{self, c};
-use actix::prelude::*;
+use actix::prelude::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, MessageResult, Recipient,
+    ResponseActFuture, WrapFuture,
+};
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -173,7 +178,13 @@ impl OfSession {
     }
 
     /// Answers what the session handles itself; anything else comes back.
-    fn local(&mut self, xid: u32, body: Message, head: &[u8], ctx: &mut Context<Self>) -> Option<Message> {
+    fn local(
+        &mut self,
+        xid: u32,
+        body: Message,
+        head: &[u8],
+        ctx: &mut Context<Self>,
+    ) -> Option<Message> {
         match body {
             Message::Hello { .. } => None,
             Message::EchoRequest(d) => {
@@ -184,7 +195,9 @@ impl OfSession {
             Message::Error(e) => {
                 tracing::info!(
                     "session {}: peer sent error type {} code {}",
-                    self.p.id, e.err_type, e.code
+                    self.p.id,
+                    e.err_type,
+                    e.code
                 );
                 None
             }
@@ -236,27 +249,29 @@ impl OfSession {
                 };
                 let cm = self.p.connmgr_role.clone();
                 let head = head.to_vec();
-                ctx.wait(
-                    async move { cm.send(req).await }
-                        .into_actor(self)
-                        .map(move |res, act, _| match res {
-                            Ok(Ok((role, gen))) => {
-                                if role != ControllerRole::NoChange {
-                                    act.role = role;
-                                }
-                                let shown = if role == ControllerRole::NoChange { act.role } else { role };
-                                act.send_msg(
-                                    xid,
-                                    Message::RoleReply(RoleMsg {
-                                        role: shown,
-                                        generation_id: gen,
-                                    }),
-                                );
+                ctx.wait(async move { cm.send(req).await }.into_actor(self).map(
+                    move |res, act, _| match res {
+                        Ok(Ok((role, gen))) => {
+                            if role != ControllerRole::NoChange {
+                                act.role = role;
                             }
-                            Ok(Err(e)) => act.send_error(xid, e, &head),
-                            Err(_) => act.send_error(xid, OfpError::RoleUnsupported, &head),
-                        }),
-                );
+                            let shown = if role == ControllerRole::NoChange {
+                                act.role
+                            } else {
+                                role
+                            };
+                            act.send_msg(
+                                xid,
+                                Message::RoleReply(RoleMsg {
+                                    role: shown,
+                                    generation_id: gen,
+                                }),
+                            );
+                        }
+                        Ok(Err(e)) => act.send_error(xid, e, &head),
+                        Err(_) => act.send_error(xid, OfpError::RoleUnsupported, &head),
+                    },
+                ));
                 None
             }
             Message::FlowMod(_)
@@ -349,7 +364,9 @@ impl OfSession {
                                 let head = buf[off..buf.len().min(off + 64)].to_vec();
                                 frames.push(InFrame {
                                     msg: Err(DecodeError {
-                                        xid: openflow::header(&buf[off..]).map(|h| h.xid).unwrap_or(0),
+                                        xid: openflow::header(&buf[off..])
+                                            .map(|h| h.xid)
+                                            .unwrap_or(0),
                                         error: OfpError::BadLen,
                                         fatal: true,
                                     }),
@@ -388,7 +405,10 @@ impl Actor for OfSession {
             ctx.run_interval(probe.max(Duration::from_millis(100)) / 2, move |a, ctx| {
                 let idle = a.last_rx.elapsed();
                 if idle >= probe * 2 && a.probe_sent {
-                    tracing::info!("session {}: no answer to inactivity probe, disconnecting", a.p.id);
+                    tracing::info!(
+                        "session {}: no answer to inactivity probe, disconnecting",
+                        a.p.id
+                    );
                     ctx.stop();
                 } else if idle >= probe && !a.probe_sent {
                     a.probe_sent = true;
@@ -638,7 +658,10 @@ impl Handler<Deliver> for OfSession {
                 if limit != 0xffff && p.data.len() > limit {
                     p.data.truncate(limit);
                 }
-                match openflow::encode_to_vec(&OfpMsg { xid, body: Message::PacketIn(p) }) {
+                match openflow::encode_to_vec(&OfpMsg {
+                    xid,
+                    body: Message::PacketIn(p),
+                }) {
                     Ok(b) => {
                         if self.tx.try_send(b).is_ok() {
                             self.counters.packet_ins.fetch_add(1, Relaxed);

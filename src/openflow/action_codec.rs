@@ -10,7 +10,9 @@ use super::action::{Action, Instruction};
 use super::error::OfpError;
 use super::match_codec::{decode_oxm, encode_oxm, SET_FIELD_ERRORS};
 use super::message::{Bucket, MeterBand};
-use super::wire::{pad8, pad_to_8, patch_u16, put_u16, put_u32, put_u64, put_u8, put_zeros, Reader};
+use super::wire::{
+    pad8, pad_to_8, patch_u16, put_u16, put_u32, put_u64, put_u8, put_zeros, Reader,
+};
 use crate::types::{GroupId, MeterId, PortNo, TableId};
 
 // OFPAT_* numbers.
@@ -69,7 +71,13 @@ fn decode_action(t: u16, e: &mut Reader<'_>) -> Result<Action, OfpError> {
     use OfpError::BadActionLen;
     // Total length of the element, header included.
     let len = e.remaining() + 4;
-    let fixed = |want: usize| if len == want { Ok(()) } else { Err(BadActionLen) };
+    let fixed = |want: usize| {
+        if len == want {
+            Ok(())
+        } else {
+            Err(BadActionLen)
+        }
+    };
     let a = match t {
         AT_OUTPUT => {
             fixed(16)?;

@@ -614,11 +614,7 @@ fn decode_mp_request(t: u16, mut r: Reader<'_>) -> Result<MpRequestBody, OfpErro
 
 /// Split a list of entries that each start with a 16-bit length at `len_off`
 /// and are at least `min` long.
-fn next_entry<'a>(
-    r: &mut Reader<'a>,
-    len_off: usize,
-    min: usize,
-) -> Result<Reader<'a>, OfpError> {
+fn next_entry<'a>(r: &mut Reader<'a>, len_off: usize, min: usize) -> Result<Reader<'a>, OfpError> {
     let len = r.peek_u16(len_off)? as usize;
     if len < min {
         return Err(OfpError::BadLen);
