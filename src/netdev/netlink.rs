@@ -536,3 +536,177 @@ where
         handle: Some(handle),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_core::NLM_F_MULTIPART;
+    use proptest::prelude::*;
+
+    fn encode(msg: RouteNetlinkMessage, seq: u32) -> Vec<u8> {
+        let mut nl = NetlinkMessage::from(msg);
+        nl.header.flags = NLM_F_MULTIPART;
+        nl.header.sequence_number = seq;
+        nl.finalize();
+        let mut out = vec![0u8; nl.buffer_len()];
+        nl.serialize(&mut out);
+        out
+    }
+
+    fn link_msg(index: u32, name: &str, up: bool) -> LinkMessage {
+        let mut lm = LinkMessage::default();
+        lm.header.index = index;
+        lm.header.flags = if up {
+            LinkFlags::Up | LinkFlags::LowerUp | LinkFlags::Running
+        } else {
+            LinkFlags::empty()
+        };
+        lm.attributes.push(LinkAttribute::Mtu(9000));
+        lm.attributes.push(LinkAttribute::IfName(name.to_string()));
+        lm.attributes
+            .push(LinkAttribute::Address(vec![2, 0, 0, 0, 0, 7]));
+        lm.attributes.push(LinkAttribute::TxQueueLen(1000));
+        lm
+    }
+
+    fn collect(buf: &[u8]) -> (Vec<(u32, Msg)>, u64) {
+        let mut v = Vec::new();
+        let errors = parse_datagram(buf, |seq, _, m| v.push((seq, m)));
+        (v, errors)
+    }
+
+    #[test]
+    fn parses_a_dump_of_several_messages() {
+        let mut buf = encode(RouteNetlinkMessage::NewLink(link_msg(7, "rvx0", true)), 5);
+        buf.extend(encode(
+            RouteNetlinkMessage::DelLink(link_msg(8, "rvx1", false)),
+            5,
+        ));
+        // NLMSG_DONE with a zero status.
+        buf.extend_from_slice(&20u32.to_ne_bytes());
+        buf.extend_from_slice(&NLMSG_DONE.to_ne_bytes());
+        buf.extend_from_slice(&NLM_F_MULTIPART.to_ne_bytes());
+        buf.extend_from_slice(&5u32.to_ne_bytes());
+        buf.extend_from_slice(&0u32.to_ne_bytes());
+        buf.extend_from_slice(&0i32.to_ne_bytes());
+        let (msgs, errors) = collect(&buf);
+        assert_eq!(errors, 0);
+        assert_eq!(msgs.len(), 3);
+        match &msgs[0] {
+            (5, Msg::NewLink(l)) => {
+                assert_eq!(l.ifindex, 7);
+                assert_eq!(l.name, "rvx0");
+                assert_eq!(l.mtu, 9000);
+                assert_eq!(l.mac, MacAddr([2, 0, 0, 0, 0, 7]));
+                assert!(l.admin_up && l.carrier);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(
+            msgs[1].1,
+            Msg::DelLink {
+                ifindex: 8,
+                name: "rvx1".into()
+            }
+        );
+        assert_eq!(msgs[2].1, Msg::Done);
+    }
+
+    #[test]
+    fn error_messages_carry_their_errno() {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(&36u32.to_ne_bytes());
+        buf.extend_from_slice(&NLMSG_ERROR.to_ne_bytes());
+        buf.extend_from_slice(&0u16.to_ne_bytes());
+        buf.extend_from_slice(&9u32.to_ne_bytes());
+        buf.extend_from_slice(&0u32.to_ne_bytes());
+        buf.extend_from_slice(&(-libc::ENODEV).to_ne_bytes());
+        buf.extend_from_slice(&[0u8; 16]);
+        let (msgs, errors) = collect(&buf);
+        assert_eq!(errors, 0);
+        assert_eq!(msgs, vec![(9, Msg::Error(-libc::ENODEV))]);
+        // An error message too short for its code is malformed.
+        let mut short = buf[..16].to_vec();
+        short[0..4].copy_from_slice(&16u32.to_ne_bytes());
+        let (msgs, errors) = collect(&short);
+        assert!(msgs.is_empty());
+        assert_eq!(errors, 1);
+    }
+
+    #[test]
+    fn garbage_and_truncation_are_counted_not_fatal() {
+        let good = encode(RouteNetlinkMessage::NewLink(link_msg(3, "rvx3", false)), 1);
+        // Truncated in the middle: the header claims more than there is.
+        let (msgs, errors) = collect(&good[..good.len() - 5]);
+        assert!(msgs.is_empty());
+        assert_eq!(errors, 1);
+        // A length below the header size.
+        let mut bad = good.clone();
+        bad[0..4].copy_from_slice(&4u32.to_ne_bytes());
+        assert_eq!(collect(&bad).1, 1);
+        // A link message without a name is useless to us.
+        let mut noname = LinkMessage::default();
+        noname.header.index = 4;
+        let (msgs, errors) = collect(&encode(RouteNetlinkMessage::NewLink(noname), 1));
+        assert!(msgs.is_empty());
+        assert_eq!(errors, 1);
+        // A good message followed by a stray partial header: the good one counts.
+        let mut tail = good.clone();
+        tail.extend_from_slice(&[1, 2, 3]);
+        let (msgs, errors) = collect(&tail);
+        assert_eq!(msgs.len(), 1);
+        assert_eq!(errors, 1);
+        // Broken attributes after the name do not lose the link.
+        let mut broken = good.clone();
+        let total = broken.len() as u32 + 8;
+        broken[0..4].copy_from_slice(&total.to_ne_bytes());
+        broken.extend_from_slice(&[200, 0, 3, 0, 0, 0, 0, 0]);
+        let (msgs, errors) = collect(&broken);
+        assert_eq!(errors, 0);
+        assert!(matches!(&msgs[0].1, Msg::NewLink(l) if l.name == "rvx3"));
+    }
+
+    #[test]
+    fn unreadable_speed_is_none() {
+        assert_eq!(read_speed("rvnosuchdev0"), None);
+        assert_eq!(read_speed("../../etc"), None);
+        // Loopback has no speed.
+        assert_eq!(read_speed("lo"), None);
+    }
+
+    #[test]
+    fn link_info_serialises_mac_as_text() {
+        let l = LinkInfo {
+            ifindex: 2,
+            name: "eth0".into(),
+            mac: MacAddr([0xaa, 0xbb, 0xcc, 0, 1, 2]),
+            mtu: 1500,
+            admin_up: true,
+            carrier: false,
+            speed_mbps: Some(10_000),
+        };
+        let v = serde_json::to_value(&l).unwrap();
+        assert_eq!(v["mac"], "aa:bb:cc:00:01:02");
+        assert_eq!(v["speed_mbps"], 10_000);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(buf in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut n = 0;
+            let _ = parse_datagram(&buf, |_, _, _| n += 1);
+            prop_assert!(n <= buf.len() / NLMSG_HDR_LEN);
+        }
+
+        #[test]
+        fn mutated_link_messages_never_panic(
+            pos in 0usize..200, val in any::<u8>(), cut in 0usize..200
+        ) {
+            let mut buf = encode(RouteNetlinkMessage::NewLink(link_msg(3, "rvx3", true)), 1);
+            let p = pos % buf.len();
+            buf[p] = val;
+            buf.truncate(buf.len().saturating_sub(cut % buf.len()));
+            let _ = parse_datagram(&buf, |_, _, _| {});
+        }
+    }
+}

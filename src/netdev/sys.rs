@@ -162,3 +162,20 @@ mod tests {
         assert_eq!(ifindex("lo").unwrap(), 1);
     }
 }
+
+#[cfg(test)]
+mod port_type_tests {
+    use super::super::{parse_port_type, PortType};
+    use super::NetdevError;
+
+    #[test]
+    fn config_type_names() {
+        assert_eq!(parse_port_type("system").unwrap(), PortType::System);
+        assert_eq!(parse_port_type("internal").unwrap(), PortType::Internal);
+        assert_eq!(parse_port_type("tap").unwrap(), PortType::Tap);
+        assert!(matches!(
+            parse_port_type("vxlan"),
+            Err(NetdevError::UnknownType(t)) if t == "vxlan"
+        ));
+    }
+}
