@@ -596,3 +596,28 @@ fn monitor_thread_reports_veth_deletion() {
     assert!(found, "no Deleted event for {host}");
     thread.stop();
 }
+
+#[test]
+fn admin_down_is_reported_once_and_receive_resumes_after_up() {
+    if !can_run() {
+        return;
+    }
+    let env = VethNs::new("u");
+    let mut dev = nd::open(&env.host, PortType::System).unwrap();
+    netlink::set_link_up(&env.host, false).unwrap();
+    let mut batch = PacketBatch::with_capacity(BATCH_SIZE);
+    let e = dev.recv_batch(&mut batch).unwrap_err();
+    assert!(e.is_link_down(), "{e}");
+    assert_eq!(dev.recv_batch(&mut batch).unwrap(), 0);
+    let f = frame([0xff; 6], env.peer_mac(), None, 0xb0, 60);
+    assert!(batch.push_copy(&Packet::from_bytes(&f, PortNo(1))));
+    let e = dev.send_batch(&mut batch).unwrap_err();
+    assert!(e.is_link_down(), "{e}");
+
+    netlink::set_link_up(&env.host, true).unwrap();
+    assert!(netlink::get_link(&env.host).unwrap().unwrap().admin_up);
+    env.send_from_ns(std::slice::from_ref(&f));
+    let got = recv_matching(dev.as_mut(), 1, |p| has_marker(p, 0xb0));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, f);
+}

@@ -29,8 +29,11 @@ pub(crate) fn last_err(op: &'static str, dev: &str) -> NetdevError {
 
 impl NetdevError {
     /// True when the error means the interface went down or away (ENETDOWN,
-    /// ENXIO, ENODEV, or EBADFD for a detached TAP): the poll thread should stop polling this port until the
-    /// Port actor sees it come back through rtnetlink, instead of retrying.
+    /// ENXIO, ENODEV, or EBADFD for a detached TAP): the poll thread should
+    /// stop polling this port until the Port actor sees it come back through
+    /// rtnetlink, instead of retrying. Such errors are reported once per event
+    /// (a receive socket stays quiet afterwards), so they never make a poll
+    /// loop spin.
     pub fn is_link_down(&self) -> bool {
         match self {
             NetdevError::NoSuchDevice(_) => true,
