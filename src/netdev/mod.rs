@@ -12,6 +12,33 @@
 use crate::datapath::packet::PacketBatch;
 use std::os::fd::RawFd;
 
+pub mod netlink;
+mod sys;
+pub mod system;
+pub mod tap;
+pub mod vnet;
+
+/// Opens the device for a configured port: `system` attaches to an existing
+/// interface, `internal` and `tap` create a TAP device that lives as long as the
+/// returned handle (and any transmit handles opened from it).
+pub fn open(name: &str, kind: PortType) -> Result<Box<dyn Netdev>, NetdevError> {
+    match kind {
+        PortType::System => Ok(Box::new(system::SystemNetdev::open(name)?)),
+        PortType::Internal | PortType::Tap => Ok(Box::new(tap::TapNetdev::open(name)?)),
+    }
+}
+
+/// Parses a config `type` string, so that a typo is reported with the list of
+/// types we implement instead of a generic deserialisation error.
+pub fn parse_port_type(s: &str) -> Result<PortType, NetdevError> {
+    match s {
+        "system" => Ok(PortType::System),
+        "internal" => Ok(PortType::Internal),
+        "tap" => Ok(PortType::Tap),
+        other => Err(NetdevError::UnknownType(other.to_string())),
+    }
+}
+
 /// Why a netdev operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NetdevError {

@@ -1,0 +1,184 @@
+//! Small system-call helpers shared by the backends: errno mapping, interface
+//! name checks, socket options. Nothing here keeps state.
+
+use super::NetdevError;
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// Longest interface name the kernel accepts (IFNAMSIZ - 1).
+pub(crate) const IFNAME_MAX: usize = libc::IFNAMSIZ - 1;
+
+/// Turns an OS error into a [`NetdevError`], recognising a missing device so
+/// that callers can report it the way OVS does.
+pub(crate) fn io_err(op: &'static str, dev: &str, source: io::Error) -> NetdevError {
+    match source.raw_os_error() {
+        Some(libc::ENODEV) => NetdevError::NoSuchDevice(dev.to_string()),
+        _ => NetdevError::Io {
+            op,
+            dev: dev.to_string(),
+            source,
+        },
+    }
+}
+
+/// The last OS error as a [`NetdevError`].
+pub(crate) fn last_err(op: &'static str, dev: &str) -> NetdevError {
+    io_err(op, dev, io::Error::last_os_error())
+}
+
+impl NetdevError {
+    /// True when the error means the interface went down or away (ENETDOWN,
+    /// ENXIO, ENODEV, or EBADFD for a detached TAP): the poll thread should
+    /// stop polling this port until the Port actor sees it come back through
+    /// rtnetlink, instead of retrying. Such errors are reported once per event
+    /// (a receive socket stays quiet afterwards), so they never make a poll
+    /// loop spin.
+    pub fn is_link_down(&self) -> bool {
+        match self {
+            NetdevError::NoSuchDevice(_) => true,
+            NetdevError::Io { source, .. } => matches!(
+                source.raw_os_error(),
+                Some(libc::ENETDOWN | libc::ENXIO | libc::ENODEV | libc::EBADFD)
+            ),
+            NetdevError::UnknownType(_) => false,
+        }
+    }
+}
+
+/// Checks that `name` could be a kernel interface name and returns it as a C
+/// string. Names that cannot exist are reported as a missing device.
+pub(crate) fn ifname(name: &str) -> Result<CString, NetdevError> {
+    if name.is_empty()
+        || name.len() > IFNAME_MAX
+        || name.contains('/')
+        || name.chars().any(char::is_whitespace)
+        || name == "."
+        || name == ".."
+    {
+        return Err(NetdevError::NoSuchDevice(name.to_string()));
+    }
+    CString::new(name).map_err(|_| NetdevError::NoSuchDevice(name.to_string()))
+}
+
+/// Looks up the kernel index of an interface.
+pub(crate) fn ifindex(name: &str) -> Result<u32, NetdevError> {
+    let c = ifname(name)?;
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if idx == 0 {
+        return Err(last_err("if_nametoindex", name));
+    }
+    Ok(idx)
+}
+
+/// Sets a socket option whose value is a plain C struct or integer.
+pub(crate) fn setsockopt<T: Copy>(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    opt: libc::c_int,
+    val: &T,
+) -> io::Result<()> {
+    let len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: `val` points to `len` readable bytes for the duration of the
+    // call and `fd` is an open socket borrowed from its owner.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            opt,
+            (val as *const T).cast::<libc::c_void>(),
+            len,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Sets a socket buffer size, forcing past `rmem_max`/`wmem_max` when we are
+/// privileged and falling back to the capped option otherwise.
+pub(crate) fn set_buf_size(
+    fd: BorrowedFd<'_>,
+    force: libc::c_int,
+    plain: libc::c_int,
+    bytes: libc::c_int,
+) -> io::Result<()> {
+    setsockopt(fd, libc::SOL_SOCKET, force, &bytes)
+        .or_else(|_| setsockopt(fd, libc::SOL_SOCKET, plain, &bytes))
+}
+
+/// The errno of the last failed call.
+#[inline]
+pub(crate) fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enodev_maps_to_no_such_device() {
+        let e = io_err("bind", "eth9", io::Error::from_raw_os_error(libc::ENODEV));
+        assert!(matches!(&e, NetdevError::NoSuchDevice(n) if n == "eth9"));
+        assert!(e.is_link_down());
+        assert_eq!(
+            e.to_string(),
+            "could not open network device eth9 (No such device)"
+        );
+    }
+
+    #[test]
+    fn other_errors_keep_their_errno_and_context() {
+        let e = io_err("send", "veth0", io::Error::from_raw_os_error(libc::EPERM));
+        match &e {
+            NetdevError::Io { op, dev, source } => {
+                assert_eq!(*op, "send");
+                assert_eq!(dev, "veth0");
+                assert_eq!(source.raw_os_error(), Some(libc::EPERM));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(!e.is_link_down());
+        for errno in [libc::ENETDOWN, libc::ENXIO] {
+            assert!(io_err("send", "x", io::Error::from_raw_os_error(errno)).is_link_down());
+        }
+        assert!(!NetdevError::UnknownType("vxlan".into()).is_link_down());
+    }
+
+    #[test]
+    fn impossible_names_are_missing_devices() {
+        for bad in ["", "a/b", "..", "sixteen-chars-xx", "a b", "nul\0x"] {
+            assert!(
+                matches!(ifname(bad), Err(NetdevError::NoSuchDevice(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(ifname("fifteen-chars-x").is_ok());
+        assert!(matches!(
+            ifindex("rvnosuchdev0"),
+            Err(NetdevError::NoSuchDevice(_))
+        ));
+        assert_eq!(ifindex("lo").unwrap(), 1);
+    }
+}
+
+#[cfg(test)]
+mod port_type_tests {
+    use super::super::{parse_port_type, PortType};
+    use super::NetdevError;
+
+    #[test]
+    fn config_type_names() {
+        assert_eq!(parse_port_type("system").unwrap(), PortType::System);
+        assert_eq!(parse_port_type("internal").unwrap(), PortType::Internal);
+        assert_eq!(parse_port_type("tap").unwrap(), PortType::Tap);
+        assert!(matches!(
+            parse_port_type("vxlan"),
+            Err(NetdevError::UnknownType(t)) if t == "vxlan"
+        ));
+    }
+}
