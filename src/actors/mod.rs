@@ -11,7 +11,11 @@
 //!
 //! Every actor has an [`metrics::ActorMeter`] in the registry.
 
+pub mod bridge;
 pub mod connmgr;
+pub mod daemon;
 pub mod metrics;
+pub mod port;
 pub mod revalidator;
+pub mod upcall;
 pub mod session;

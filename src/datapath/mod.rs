@@ -6,4 +6,5 @@
 pub mod actions;
 pub mod dpflow;
 pub mod flow;
+pub mod odp_format;
 pub mod packet;

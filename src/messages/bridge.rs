@@ -17,3 +17,93 @@ pub struct OfRequests {
 }
 
 crate::msg_names!(OfRequests);
+
+use crate::netdev::netlink::LinkInfo;
+use crate::netdev::Netdev;
+use crate::types::PortNo;
+
+/// Port → Bridge: the device is open; attach it as this OpenFlow port.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PortAttached {
+    /// OpenFlow port number.
+    pub port_no: PortNo,
+    /// Interface name.
+    pub name: String,
+    /// The open device (moves on to a poll thread).
+    pub netdev: Box<dyn Netdev>,
+    /// Its link state.
+    pub link: LinkInfo,
+}
+
+/// Port → Bridge: carrier, admin state or address changed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PortLinkChanged {
+    /// OpenFlow port number.
+    pub port_no: PortNo,
+    /// New link state.
+    pub link: LinkInfo,
+}
+
+/// Port → Bridge: the device went away (or the port is being removed).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PortDetached {
+    /// OpenFlow port number.
+    pub port_no: PortNo,
+    /// Why.
+    pub reason: String,
+}
+
+/// Daemon → Bridge: apply a reload's changes for this bridge.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reconfigure {
+    /// What changed.
+    pub diff: crate::config::BridgeDiff,
+    /// The bridge's new settings.
+    pub cfg: crate::config::BridgeConfig,
+}
+
+/// Daemon → Bridge: delete the bridge (ports, connections, datapath).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopBridge;
+
+/// Control-socket queries about one bridge.
+#[derive(Clone, Debug)]
+pub enum Query {
+    /// `dpctl/dump-flows`.
+    DumpDpFlows,
+    /// `dpctl/del-flows`.
+    DelDpFlows,
+    /// `ofproto/trace BRIDGE FLOW`.
+    Trace(String),
+    /// `fdb/show BRIDGE`.
+    FdbShow,
+    /// `fdb/flush [BRIDGE]`.
+    FdbFlush,
+    /// `ofctl/show-connections`.
+    Connections,
+    /// Ports with their states (`bridge/show`).
+    Show,
+    /// `dpif-netdev/pmd-stats-show`-like counters.
+    PmdStats,
+    /// `dpctl/show`.
+    DpShow,
+}
+
+/// A query; the answer is the text to print.
+#[derive(Message)]
+#[rtype(result = "Result<String, String>")]
+pub struct BridgeQuery(pub Query);
+
+crate::msg_names!(
+    PortAttached,
+    PortLinkChanged,
+    PortDetached,
+    Reconfigure,
+    StopBridge,
+    BridgeQuery
+);

@@ -28,3 +28,16 @@ pub struct Shutdown;
 pub struct HealthCheck;
 
 crate::msg_names!(Reload, ShowConfig, Shutdown, HealthCheck);
+
+/// A control-socket command for the daemon to run (everything but
+/// `list-commands`). Replies with the text ovs-appctl prints.
+#[derive(Message)]
+#[rtype(result = "Result<String, String>")]
+pub struct Ctl {
+    /// Command name.
+    pub cmd: String,
+    /// Arguments.
+    pub args: Vec<String>,
+}
+
+crate::msg_names!(Ctl);

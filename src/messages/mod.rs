@@ -9,9 +9,9 @@
 pub mod bridge;
 pub mod connmgr;
 pub mod daemon;
-// pub mod port;
+pub mod port;
 pub mod revalidator;
-// pub mod upcall;
+pub mod upcall;
 
 use crate::actors::metrics::{ActorMeter, MsgName};
 use actix::dev::ToEnvelope;

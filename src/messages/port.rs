@@ -41,3 +41,10 @@ pub struct PortReport {
 }
 
 crate::msg_names!(LinkChanged, LinkDeleted, RetryOpen, GetPortReport);
+
+/// Bridge → Port: the port is being removed; close the device and stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopPort;
+
+crate::msg_names!(StopPort);

@@ -1,0 +1,343 @@
+//! UpcallHandler actors (seed 001/004 `handle_upcalls`): they turn datapath
+//! misses into megaflows.
+//!
+//! Per batch of misses from a bridge's poll threads: translate each packet
+//! through the bridge's published tables (recording every field looked at:
+//! the megaflow mask), install the flow unless the datapath is over the flow
+//! limit (then only execute, counted), suppress duplicates within the batch,
+//! execute the packet, and hand the new ukeys to their owning revalidators by
+//! message. Action upcalls (CONTROLLER) become PACKET_INs on the bridge's
+//! bounded packet-in queue.
+//!
+//! Ownership: a handler owns nothing but its queue receivers; the tables are
+//! read from `BridgeShared` snapshots, MAC learning takes its lock once per
+//! translation. Each handler runs on its own Arbiter.
+
+use crate::actors::bridge::BridgeShared;
+use crate::actors::metrics::{registry, ActorMeter, MsgName};
+use crate::actors::revalidator::{RevalShared, Revalidator, RuleStats, Ukey};
+use crate::datapath::actions::UserspaceReason;
+use crate::datapath::dpflow::{DpFlow, FlowStatsSnapshot};
+use crate::datapath::flow::FlowKey;
+use crate::datapath::pmd::{UpcallBatch, UpcallKind};
+use crate::messages::connmgr::AsyncEvent;
+use crate::messages::revalidator::AdoptUkeys;
+use crate::messages::upcall::*;
+use crate::messages::Mailbox;
+use crate::ofproto::rule::PC_NO_PACKET_IN;
+use crate::ofproto::xlate::XlateOptions;
+use crate::openflow::message::{PacketIn, NO_BUFFER};
+use crate::openflow::oxm::{Match, OxmField};
+use crate::types::{Cookie, PortNo, TableId};
+use crate::util::coverage::{self, c};
+use crate::util::time::now_ms;
+use actix::prelude::*;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// Mailbox capacity of a handler.
+pub const MAILBOX: usize = 64;
+
+/// Unique datapath flow ids.
+static NEXT_FLOW_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Handler counters, readable without messaging.
+#[derive(Default, Debug)]
+pub struct HandlerCounters {
+    /// Upcalls handled.
+    pub upcalls: AtomicU64,
+    /// Misses handled.
+    pub misses: AtomicU64,
+    /// Action (controller) upcalls handled.
+    pub actions: AtomicU64,
+    /// Flows installed.
+    pub installed: AtomicU64,
+    /// Not installed: over the flow limit.
+    pub over_limit: AtomicU64,
+    /// Not installed: duplicate of one installed in the same batch.
+    pub duplicates: AtomicU64,
+    /// Not installed: the translation needs the slow path.
+    pub slow_path: AtomicU64,
+    /// Packet-ins queued.
+    pub packet_ins: AtomicU64,
+    /// Packet-ins dropped because the queue was full.
+    pub packet_ins_dropped: AtomicU64,
+    /// Datapath op queue full (flow put or execute refused).
+    pub dp_busy: AtomicU64,
+}
+
+/// An upcall handler.
+pub struct UpcallHandler {
+    id: usize,
+    meter: Arc<ActorMeter>,
+    bridges: HashMap<u32, Arc<BridgeShared>>,
+    revalidators: Vec<Mailbox<Revalidator>>,
+    reval: Arc<RevalShared>,
+    counters: Arc<HandlerCounters>,
+}
+
+impl UpcallHandler {
+    /// A handler with no bridges yet.
+    pub fn new(id: usize, reval: Arc<RevalShared>, counters: Arc<HandlerCounters>) -> UpcallHandler {
+        let meter = registry().meter(format!("handler:{id}"), "UpcallHandler", None, MAILBOX);
+        UpcallHandler {
+            id,
+            meter,
+            bridges: HashMap::new(),
+            revalidators: Vec::new(),
+            reval,
+            counters,
+        }
+    }
+
+    /// The handler's meter.
+    pub fn meter(&self) -> Arc<ActorMeter> {
+        self.meter.clone()
+    }
+
+    fn guard<M: MsgName>(&self) -> crate::actors::metrics::HandleGuard {
+        self.meter.handling(M::NAME)
+    }
+
+    fn packet_in(&self, br: &BridgeShared, key: &FlowKey, packet: Vec<u8>, r: UserspaceReason) {
+        let UserspaceReason::Controller {
+            reason,
+            max_len,
+            table_id,
+            cookie,
+        } = r;
+        let in_port = PortNo(key.in_port());
+        if let Some(p) = br.snapshot.load().ports.get(&in_port) {
+            if p.config & PC_NO_PACKET_IN != 0 {
+                return;
+            }
+        }
+        let mut fields = vec![OxmField::in_port(in_port)];
+        let md = key.get(crate::datapath::flow::Field::Metadata);
+        if md != 0 {
+            fields.push(OxmField::exact(crate::openflow::oxm::OxmId::Metadata, md));
+        }
+        let pin = PacketIn {
+            buffer_id: NO_BUFFER,
+            total_len: packet.len().min(u16::MAX as usize) as u16,
+            reason,
+            table_id: TableId(table_id),
+            cookie: Cookie(cookie),
+            match_: Match { fields },
+            data: packet,
+        };
+        match br.packet_in_tx.try_send(AsyncEvent::PacketIn {
+            pin: Arc::new(pin),
+            max_len,
+        }) {
+            Ok(()) => {
+                coverage::inc(&c::packet_in);
+                self.counters.packet_ins.fetch_add(1, Relaxed);
+            }
+            Err(_) => {
+                coverage::inc(&c::packet_in_dropped);
+                self.counters.packet_ins_dropped.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Handles one batch; returns the new ukeys grouped by owning revalidator.
+    fn handle_batch(&mut self, bridge: u32, batch: UpcallBatch) -> Vec<Vec<Ukey>> {
+        let n_rev = self.revalidators.len().max(1);
+        let mut owned: Vec<Vec<Ukey>> = (0..n_rev).map(|_| Vec::new()).collect();
+        let Some(br) = self.bridges.get(&bridge).cloned() else {
+            return owned;
+        };
+        let now = now_ms();
+        let mut installed_here: Vec<(FlowKey, FlowKey)> = Vec::new();
+        for up in batch.upcalls {
+            coverage::inc(&c::upcall_handled);
+            self.counters.upcalls.fetch_add(1, Relaxed);
+            match up.kind {
+                UpcallKind::Action(reason) => {
+                    self.counters.actions.fetch_add(1, Relaxed);
+                    self.packet_in(&br, &up.key, up.packet, reason);
+                }
+                UpcallKind::Miss => {
+                    self.counters.misses.fetch_add(1, Relaxed);
+                    let x = br.translate(
+                        &up.key,
+                        &XlateOptions {
+                            may_learn: true,
+                            now_ms: now,
+                            account: true,
+                            invalid_ttl_to_controller: false,
+                        },
+                    );
+                    let masked = up.key.masked(&x.wc);
+                    let n_flows = self.reval.n_flows.load(Relaxed);
+                    let limit = self.reval.flow_limit.load(Relaxed);
+                    let install = if x.slow != 0 {
+                        self.counters.slow_path.fetch_add(1, Relaxed);
+                        false
+                    } else if n_flows >= limit && limit > 0 {
+                        self.counters.over_limit.fetch_add(1, Relaxed);
+                        coverage::inc(&c::upcall_flow_limit);
+                        false
+                    } else if installed_here.iter().any(|(k, m)| *k == masked && *m == x.wc) {
+                        self.counters.duplicates.fetch_add(1, Relaxed);
+                        coverage::inc(&c::upcall_duplicate);
+                        false
+                    } else {
+                        true
+                    };
+                    if install {
+                        let id = NEXT_FLOW_ID.fetch_add(1, Relaxed);
+                        let flow = Arc::new(DpFlow::new(id, &up.key, &x.wc, x.actions.clone(), now));
+                        if br.dp.put_flow(flow.clone()).is_ok() {
+                            installed_here.push((masked, x.wc));
+                            self.counters.installed.fetch_add(1, Relaxed);
+                            coverage::inc(&c::dp_flow_put);
+                            let rules: Vec<Arc<dyn RuleStats>> =
+                                x.rules.iter().map(|r| r.clone() as Arc<dyn RuleStats>).collect();
+                            // The executed packet below is credited to the rules now,
+                            // since the datapath flow did not count it.
+                            for r in &rules {
+                                r.add_stats(1, up.packet.len() as u64, now);
+                            }
+                            let owner = (id as usize) % n_rev;
+                            owned[owner].push(Ukey {
+                                ctx: br.clone(),
+                                flow,
+                                xlate_seq: x.version + br.mac.seq() + br.extra_seq.load(Relaxed),
+                                rules,
+                                pushed: FlowStatsSnapshot::default(),
+                            });
+                        } else {
+                            self.counters.dp_busy.fetch_add(1, Relaxed);
+                        }
+                    } else {
+                        for r in &x.rules {
+                            r.add_stats(1, up.packet.len() as u64, now);
+                        }
+                    }
+                    if !x.actions.is_empty()
+                        && br
+                            .dp
+                            .execute(up.packet, up.vnet, up.in_port, x.actions)
+                            .is_err()
+                    {
+                        self.counters.dp_busy.fetch_add(1, Relaxed);
+                    }
+                }
+            }
+        }
+        owned
+    }
+}
+
+impl Actor for UpcallHandler {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(MAILBOX);
+        self.meter.mark_alive();
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.meter.mark_dead();
+    }
+}
+
+/// A batch tagged with the bridge it came from.
+pub struct TaggedBatch(pub u32, pub UpcallBatch);
+
+impl StreamHandler<TaggedBatch> for UpcallHandler {
+    fn handle(&mut self, m: TaggedBatch, ctx: &mut Context<Self>) {
+        let _g = self.meter.stream_item("UpcallBatch");
+        let owned = self.handle_batch(m.0, m.1);
+        let revs = self.revalidators.clone();
+        let hand_off: Vec<(Mailbox<Revalidator>, Vec<Ukey>)> = owned
+            .into_iter()
+            .enumerate()
+            .filter(|(_, v)| !v.is_empty())
+            .filter_map(|(i, v)| revs.get(i).cloned().map(|r| (r, v)))
+            .collect();
+        if hand_off.is_empty() {
+            return;
+        }
+        // Ukeys must reach their owner (an unowned flow would never expire):
+        // wait for mailbox space, which also slows this handler down when the
+        // revalidators fall behind — the upcall queue then absorbs or drops.
+        ctx.wait(
+            async move {
+                for (r, v) in hand_off {
+                    let _ = r.ask(AdoptUkeys(v)).await;
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl Handler<AttachBridge> for UpcallHandler {
+    type Result = ();
+    fn handle(&mut self, m: AttachBridge, ctx: &mut Context<Self>) {
+        let _g = self.guard::<AttachBridge>();
+        let idx = m.bridge.index;
+        self.bridges.insert(idx, m.bridge);
+        let mut rx = m.rx;
+        ctx.add_stream(futures_util::stream::poll_fn(move |cx| {
+            rx.poll_recv(cx).map(|o| o.map(|b| TaggedBatch(idx, b)))
+        }));
+    }
+}
+
+impl Handler<DetachBridge> for UpcallHandler {
+    type Result = ();
+    fn handle(&mut self, m: DetachBridge, _: &mut Context<Self>) {
+        let _g = self.guard::<DetachBridge>();
+        self.bridges.remove(&m.index);
+    }
+}
+
+impl Handler<SetRevalidators> for UpcallHandler {
+    type Result = ();
+    fn handle(&mut self, m: SetRevalidators, _: &mut Context<Self>) {
+        let _g = self.guard::<SetRevalidators>();
+        self.revalidators = m.0;
+    }
+}
+
+impl Handler<HandlerReport> for UpcallHandler {
+    type Result = String;
+    fn handle(&mut self, _: HandlerReport, _: &mut Context<Self>) -> String {
+        let _g = self.guard::<HandlerReport>();
+        let c = &self.counters;
+        format!(
+            "  handler {}: upcalls {} (misses {}, actions {}), installed {}, over-limit {}, duplicates {}, slow-path {}, packet-ins {} (dropped {}), datapath busy {}\n",
+            self.id,
+            c.upcalls.load(Relaxed),
+            c.misses.load(Relaxed),
+            c.actions.load(Relaxed),
+            c.installed.load(Relaxed),
+            c.over_limit.load(Relaxed),
+            c.duplicates.load(Relaxed),
+            c.slow_path.load(Relaxed),
+            c.packet_ins.load(Relaxed),
+            c.packet_ins_dropped.load(Relaxed),
+            c.dp_busy.load(Relaxed),
+        )
+    }
+}
+
+/// Starts handler `id` on its own Arbiter.
+pub fn start_one(
+    id: usize,
+    reval: Arc<RevalShared>,
+    counters: Arc<HandlerCounters>,
+) -> (Mailbox<UpcallHandler>, Arbiter) {
+    let arb = Arbiter::new();
+    let h = UpcallHandler::new(id, reval, counters);
+    let meter = h.meter();
+    let addr = UpcallHandler::start_in_arbiter(&arb.handle(), move |_| h);
+    (Mailbox::new(addr, meter), arb)
+}
