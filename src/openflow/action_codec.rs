@@ -10,7 +10,9 @@ use super::action::{Action, Instruction};
 use super::error::OfpError;
 use super::match_codec::{decode_oxm, encode_oxm, SET_FIELD_ERRORS};
 use super::message::{Bucket, MeterBand};
-use super::wire::{pad8, pad_to_8, patch_u16, put_u16, put_u32, put_u64, put_u8, put_zeros, Reader};
+use super::wire::{
+    pad8, pad_to_8, patch_u16, put_u16, put_u32, put_u64, put_u8, put_zeros, Reader,
+};
 use crate::types::{GroupId, MeterId, PortNo, TableId};
 
 // OFPAT_* numbers.
@@ -55,7 +57,7 @@ fn next_tlv<'a>(
 ) -> Result<(u16, Reader<'a>), OfpError> {
     let t = r.peek_u16(0).map_err(|_| bad_len)?;
     let len = r.peek_u16(2).map_err(|_| bad_len)? as usize;
-    if len < min || len % 8 != 0 || len > r.remaining() {
+    if len < min || !len.is_multiple_of(8) || len > r.remaining() {
         return Err(bad_len);
     }
     let mut e = r.sub(len, bad_len)?;
@@ -69,7 +71,13 @@ fn decode_action(t: u16, e: &mut Reader<'_>) -> Result<Action, OfpError> {
     use OfpError::BadActionLen;
     // Total length of the element, header included.
     let len = e.remaining() + 4;
-    let fixed = |want: usize| if len == want { Ok(()) } else { Err(BadActionLen) };
+    let fixed = |want: usize| {
+        if len == want {
+            Ok(())
+        } else {
+            Err(BadActionLen)
+        }
+    };
     let a = match t {
         AT_OUTPUT => {
             fixed(16)?;
@@ -334,7 +342,7 @@ pub(crate) fn decode_buckets(mut r: Reader<'_>) -> Result<Vec<Bucket>, OfpError>
     let mut out = Vec::new();
     while !r.is_empty() {
         let len = r.peek_u16(0).map_err(|_| OfpError::BadBucket)? as usize;
-        if len < 16 || len % 8 != 0 || len > r.remaining() {
+        if len < 16 || !len.is_multiple_of(8) || len > r.remaining() {
             return Err(OfpError::BadBucket);
         }
         let mut b = r.sub(len, OfpError::BadBucket)?;

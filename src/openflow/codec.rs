@@ -614,11 +614,7 @@ fn decode_mp_request(t: u16, mut r: Reader<'_>) -> Result<MpRequestBody, OfpErro
 
 /// Split a list of entries that each start with a 16-bit length at `len_off`
 /// and are at least `min` long.
-fn next_entry<'a>(
-    r: &mut Reader<'a>,
-    len_off: usize,
-    min: usize,
-) -> Result<Reader<'a>, OfpError> {
+fn next_entry<'a>(r: &mut Reader<'a>, len_off: usize, min: usize) -> Result<Reader<'a>, OfpError> {
     let len = r.peek_u16(len_off)? as usize;
     if len < min {
         return Err(OfpError::BadLen);
@@ -685,7 +681,7 @@ fn decode_mp_reply(t: u16, mut r: Reader<'_>) -> Result<MpReplyBody, OfpError> {
             })
         }
         M::TABLE => {
-            if r.remaining() % 24 != 0 {
+            if !r.remaining().is_multiple_of(24) {
                 return Err(OfpError::BadLen);
             }
             let mut v = Vec::with_capacity(r.remaining() / 24);
@@ -702,7 +698,7 @@ fn decode_mp_reply(t: u16, mut r: Reader<'_>) -> Result<MpReplyBody, OfpError> {
             MpReplyBody::Table(v)
         }
         M::PORT_STATS => {
-            if r.remaining() % 112 != 0 {
+            if !r.remaining().is_multiple_of(112) {
                 return Err(OfpError::BadLen);
             }
             let mut v = Vec::with_capacity(r.remaining() / 112);
@@ -843,7 +839,7 @@ fn decode_mp_reply(t: u16, mut r: Reader<'_>) -> Result<MpReplyBody, OfpError> {
         }
         M::TABLE_FEATURES => MpReplyBody::TableFeatures(decode_table_features_list(r)?),
         M::PORT_DESC => {
-            if r.remaining() % 64 != 0 {
+            if !r.remaining().is_multiple_of(64) {
                 return Err(OfpError::BadLen);
             }
             let mut v = Vec::with_capacity(r.remaining() / 64);
@@ -860,7 +856,7 @@ fn decode_mp_reply(t: u16, mut r: Reader<'_>) -> Result<MpReplyBody, OfpError> {
 
 /// `(packets, bytes)` counter pairs filling all of `r`.
 fn decode_counter_pairs(mut r: Reader<'_>) -> Result<Vec<(u64, u64)>, OfpError> {
-    if r.remaining() % 16 != 0 {
+    if !r.remaining().is_multiple_of(16) {
         return Err(OfpError::BadLen);
     }
     let mut v = Vec::with_capacity(r.remaining() / 16);
@@ -940,7 +936,7 @@ fn decode_table_props(mut r: Reader<'_>) -> Result<Vec<TableFeatureProp>, OfpErr
                 ids: decode_type_ids(p)?,
             },
             8 | 10 | 12..=15 => {
-                if p.remaining() % 4 != 0 {
+                if !p.remaining().is_multiple_of(4) {
                     return Err(OfpError::BadLen);
                 }
                 let mut oxm_headers = Vec::with_capacity(p.remaining() / 4);

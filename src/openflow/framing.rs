@@ -102,7 +102,10 @@ mod tests {
     fn frame_len_needs_a_whole_header_and_rejects_short_lengths() {
         assert_eq!(frame_len(&[4, 0, 0]), Ok(None));
         assert_eq!(frame_len(&[4, 0, 0, 8, 0, 0, 0, 1]), Ok(Some(8)));
-        assert_eq!(frame_len(&[4, 0, 0xff, 0xff, 0, 0, 0, 1, 9]), Ok(Some(65535)));
+        assert_eq!(
+            frame_len(&[4, 0, 0xff, 0xff, 0, 0, 0, 1, 9]),
+            Ok(Some(65535))
+        );
         assert_eq!(
             frame_len(&[4, 0, 0, 7, 0, 0, 0, 1]),
             Err(FrameError::TooShort(7))

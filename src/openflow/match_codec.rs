@@ -206,9 +206,7 @@ fn prereq_ok(m: &Match, id: OxmId) -> bool {
         Icmpv4Type | Icmpv4Code => eth == Some(ETH_IPV4) && proto == Some(1),
         Icmpv6Type | Icmpv6Code => eth == Some(ETH_IPV6) && proto == Some(58),
         ArpOp | ArpSpa | ArpTpa | ArpSha | ArpTha => eth == Some(ETH_ARP),
-        Ipv6NdTarget => {
-            prereq_ok(m, Icmpv6Type) && matches!(icmp6_type, Some(135) | Some(136))
-        }
+        Ipv6NdTarget => prereq_ok(m, Icmpv6Type) && matches!(icmp6_type, Some(135) | Some(136)),
         Ipv6NdSll => prereq_ok(m, Icmpv6Type) && icmp6_type == Some(135),
         Ipv6NdTll => prereq_ok(m, Icmpv6Type) && icmp6_type == Some(136),
         MplsLabel | MplsTc | MplsBos => matches!(eth, Some(ETH_MPLS) | Some(ETH_MPLS_MCAST)),
