@@ -57,7 +57,7 @@ fn next_tlv<'a>(
 ) -> Result<(u16, Reader<'a>), OfpError> {
     let t = r.peek_u16(0).map_err(|_| bad_len)?;
     let len = r.peek_u16(2).map_err(|_| bad_len)? as usize;
-    if len < min || len % 8 != 0 || len > r.remaining() {
+    if len < min || !len.is_multiple_of(8) || len > r.remaining() {
         return Err(bad_len);
     }
     let mut e = r.sub(len, bad_len)?;
@@ -342,7 +342,7 @@ pub(crate) fn decode_buckets(mut r: Reader<'_>) -> Result<Vec<Bucket>, OfpError>
     let mut out = Vec::new();
     while !r.is_empty() {
         let len = r.peek_u16(0).map_err(|_| OfpError::BadBucket)? as usize;
-        if len < 16 || len % 8 != 0 || len > r.remaining() {
+        if len < 16 || !len.is_multiple_of(8) || len > r.remaining() {
             return Err(OfpError::BadBucket);
         }
         let mut b = r.sub(len, OfpError::BadBucket)?;

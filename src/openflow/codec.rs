@@ -681,7 +681,7 @@ fn decode_mp_reply(t: u16, mut r: Reader<'_>) -> Result<MpReplyBody, OfpError> {
             })
         }
         M::TABLE => {
-            if r.remaining() % 24 != 0 {
+            if !r.remaining().is_multiple_of(24) {
                 return Err(OfpError::BadLen);
             }
             let mut v = Vec::with_capacity(r.remaining() / 24);
@@ -698,7 +698,7 @@ fn decode_mp_reply(t: u16, mut r: Reader<'_>) -> Result<MpReplyBody, OfpError> {
             MpReplyBody::Table(v)
         }
         M::PORT_STATS => {
-            if r.remaining() % 112 != 0 {
+            if !r.remaining().is_multiple_of(112) {
                 return Err(OfpError::BadLen);
             }
             let mut v = Vec::with_capacity(r.remaining() / 112);
@@ -839,7 +839,7 @@ fn decode_mp_reply(t: u16, mut r: Reader<'_>) -> Result<MpReplyBody, OfpError> {
         }
         M::TABLE_FEATURES => MpReplyBody::TableFeatures(decode_table_features_list(r)?),
         M::PORT_DESC => {
-            if r.remaining() % 64 != 0 {
+            if !r.remaining().is_multiple_of(64) {
                 return Err(OfpError::BadLen);
             }
             let mut v = Vec::with_capacity(r.remaining() / 64);
@@ -856,7 +856,7 @@ fn decode_mp_reply(t: u16, mut r: Reader<'_>) -> Result<MpReplyBody, OfpError> {
 
 /// `(packets, bytes)` counter pairs filling all of `r`.
 fn decode_counter_pairs(mut r: Reader<'_>) -> Result<Vec<(u64, u64)>, OfpError> {
-    if r.remaining() % 16 != 0 {
+    if !r.remaining().is_multiple_of(16) {
         return Err(OfpError::BadLen);
     }
     let mut v = Vec::with_capacity(r.remaining() / 16);
@@ -936,7 +936,7 @@ fn decode_table_props(mut r: Reader<'_>) -> Result<Vec<TableFeatureProp>, OfpErr
                 ids: decode_type_ids(p)?,
             },
             8 | 10 | 12..=15 => {
-                if p.remaining() % 4 != 0 {
+                if !p.remaining().is_multiple_of(4) {
                     return Err(OfpError::BadLen);
                 }
                 let mut oxm_headers = Vec::with_capacity(p.remaining() / 4);

@@ -177,6 +177,7 @@ fn exact(m: &Match, id: OxmId) -> Option<u128> {
 const ETH_IPV4: u128 = 0x0800;
 const ETH_IPV6: u128 = 0x86dd;
 const ETH_ARP: u128 = 0x0806;
+const ETH_RARP: u128 = 0x8035;
 const ETH_MPLS: u128 = 0x8847;
 const ETH_MPLS_MCAST: u128 = 0x8848;
 const ETH_PBB: u128 = 0x88e7;
@@ -205,7 +206,7 @@ fn prereq_ok(m: &Match, id: OxmId) -> bool {
         SctpSrc | SctpDst => is_ip && proto == Some(132),
         Icmpv4Type | Icmpv4Code => eth == Some(ETH_IPV4) && proto == Some(1),
         Icmpv6Type | Icmpv6Code => eth == Some(ETH_IPV6) && proto == Some(58),
-        ArpOp | ArpSpa | ArpTpa | ArpSha | ArpTha => eth == Some(ETH_ARP),
+        ArpOp | ArpSpa | ArpTpa | ArpSha | ArpTha => matches!(eth, Some(ETH_ARP) | Some(ETH_RARP)),
         Ipv6NdTarget => prereq_ok(m, Icmpv6Type) && matches!(icmp6_type, Some(135) | Some(136)),
         Ipv6NdSll => prereq_ok(m, Icmpv6Type) && icmp6_type == Some(135),
         Ipv6NdTll => prereq_ok(m, Icmpv6Type) && icmp6_type == Some(136),
@@ -219,7 +220,8 @@ fn prereq_ok(m: &Match, id: OxmId) -> bool {
 /// e.g. `tcp_dst` needs `eth_type` IPv4 or IPv6 and `ip_proto` 6, `vlan_pcp` needs
 /// a `vlan_vid` that requires a tag. Called by the flow table for FLOW_MOD; a
 /// failure is reported as BAD_MATCH/BAD_PREREQ. As in Open vSwitch, ICMPv4 fields
-/// require IPv4 and ICMPv6 fields IPv6 (the spec only names `ip_proto`).
+/// require IPv4 and ICMPv6 fields IPv6 (the spec only names `ip_proto`), and ARP
+/// fields are also allowed on RARP frames.
 pub fn check_prerequisites(m: &Match) -> Result<(), OfpError> {
     if m.fields.iter().all(|f| prereq_ok(m, f.id)) {
         Ok(())

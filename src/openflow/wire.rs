@@ -142,11 +142,14 @@ pub(crate) fn pad_to_8(out: &mut Vec<u8>, start: usize) {
 }
 
 /// Append `s` as a NUL-padded field of exactly `n` bytes, always NUL-terminated
-/// (the longest string kept is `n - 1` bytes, as C readers expect).
+/// (the longest string kept is `n - 1` bytes, as C readers expect). Truncation
+/// happens at a character boundary so the field stays valid UTF-8.
 pub(crate) fn put_string(out: &mut Vec<u8>, s: &str, n: usize) {
-    let b = s.as_bytes();
-    let keep = b.len().min(n.saturating_sub(1));
-    out.extend_from_slice(&b[..keep]);
+    let mut keep = s.len().min(n.saturating_sub(1));
+    while !s.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    out.extend_from_slice(&s.as_bytes()[..keep]);
     put_zeros(out, n - keep);
 }
 
