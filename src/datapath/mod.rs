@@ -7,3 +7,4 @@ pub mod actions;
 pub mod dpflow;
 pub mod flow;
 pub mod packet;
+pub mod extract;
