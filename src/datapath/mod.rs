@@ -8,3 +8,5 @@ pub mod dpflow;
 pub mod flow;
 pub mod packet;
 pub mod extract;
+pub mod dpcls;
+pub mod emc;
