@@ -10,3 +10,5 @@ pub mod packet;
 pub mod extract;
 pub mod dpcls;
 pub mod emc;
+pub mod execute;
+pub mod meter;
