@@ -103,10 +103,7 @@ impl Dpcls {
         let st = &mut self.subtables[pos];
         let h = flow.key.hash64();
         let fid = flow.id;
-        match st
-            .flows
-            .entry(h, |f| f.key == flow.key, |f| f.key.hash64())
-        {
+        match st.flows.entry(h, |f| f.key == flow.key, |f| f.key.hash64()) {
             Entry::Occupied(mut e) => {
                 let old = std::mem::replace(e.get_mut(), flow);
                 self.index.remove(&old.id);

@@ -352,19 +352,31 @@ fn set_field(pkt: &mut Packet, p: &Parsed, field: Field, value: u128, mask: u128
         }
         Field::ArpSha | Field::ArpTha if arp => {
             let Some(l3) = o.l3 else { return };
-            let at = if field == Field::ArpSha { l3 + 8 } else { l3 + 18 };
+            let at = if field == Field::ArpSha {
+                l3 + 8
+            } else {
+                l3 + 18
+            };
             rewrite(d, at, 6, 0, value, mask);
         }
         Field::NwSrc | Field::NwDst if v4 => {
             let Some(l3) = o.l3 else { return };
-            let at = if field == Field::NwSrc { l3 + 12 } else { l3 + 16 };
+            let at = if field == Field::NwSrc {
+                l3 + 12
+            } else {
+                l3 + 16
+            };
             let (old, new) = rewrite(d, at, 4, 0, value, mask);
             update_ipv4_hdr(d, l3, old, new);
             update_l4(d, &vnet, p, old, new, true);
         }
         Field::NwTos | Field::NwTtl if v4 => {
             let Some(l3) = o.l3 else { return };
-            let at = if field == Field::NwTos { l3 + 1 } else { l3 + 8 };
+            let at = if field == Field::NwTos {
+                l3 + 1
+            } else {
+                l3 + 8
+            };
             let (old, new) = rewrite(d, at, 1, 0, value, mask & 0xff);
             update_ipv4_hdr(d, l3, old, new);
         }
@@ -382,7 +394,11 @@ fn set_field(pkt: &mut Packet, p: &Parsed, field: Field, value: u128, mask: u128
         }
         Field::Ipv6Src | Field::Ipv6Dst if v6 => {
             let Some(l3) = o.l3 else { return };
-            let at = if field == Field::Ipv6Src { l3 + 8 } else { l3 + 24 };
+            let at = if field == Field::Ipv6Src {
+                l3 + 8
+            } else {
+                l3 + 24
+            };
             let (old, new) = rewrite(d, at, 16, 0, value, mask);
             update_l4(d, &vnet, p, old, new, true);
         }
@@ -398,8 +414,8 @@ fn set_field(pkt: &mut Packet, p: &Parsed, field: Field, value: u128, mask: u128
                 ipproto::SCTP => {
                     let at = if src { l4 } else { l4 + 2 };
                     let (old, new) = rewrite(d, at, 2, 0, value, mask & 0xffff);
-                    let partial = vnet.flags & VNET_F_NEEDS_CSUM != 0
-                        && vnet.csum_start as usize == l4;
+                    let partial =
+                        vnet.flags & VNET_F_NEEDS_CSUM != 0 && vnet.csum_start as usize == l4;
                     if old != new && !partial {
                         sctp_fix_crc(d, l4, o.l3_end);
                     }
@@ -609,7 +625,10 @@ mod tests {
         let mut f = udp4(&[1, 2, 3]);
         f[14 + 20 + 6] = 0;
         f[14 + 20 + 7] = 0;
-        let c = run(&f, &[set(Field::NwDst, 0x0a00_0063), DpAction::Output(PortNo(2))]);
+        let c = run(
+            &f,
+            &[set(Field::NwDst, 0x0a00_0063), DpAction::Output(PortNo(2))],
+        );
         let g = &c.out[0].1;
         assert_eq!(&g[40..42], &[0, 0]);
         assert!(checksums_ok(g));
@@ -634,7 +653,10 @@ mod tests {
         let f = &c.out[0].1;
         assert!(checksums_ok(f));
         let k = extract(f, PortNo(1)).unwrap();
-        assert_eq!(k.get(Field::Ipv6Src), 0x2001_0db8_0000_0000_0000_0000_dead_beef);
+        assert_eq!(
+            k.get(Field::Ipv6Src),
+            0x2001_0db8_0000_0000_0000_0000_dead_beef
+        );
         assert_eq!(k.get(Field::NwTos), 0x28);
         assert_eq!(k.get(Field::Ipv6Label), 0xabcde);
         assert_eq!(k.get(Field::NwTtl), 9);
@@ -652,7 +674,11 @@ mod tests {
         assert!(checksums_ok(&v));
         let c = run(
             &v,
-            &[set(Field::TpSrc, 0), set(Field::NwSrc, 0x0a00_0009), DpAction::Output(PortNo(2))],
+            &[
+                set(Field::TpSrc, 0),
+                set(Field::NwSrc, 0x0a00_0009),
+                DpAction::Output(PortNo(2)),
+            ],
         );
         let f = &c.out[0].1;
         assert!(checksums_ok(f));
@@ -719,7 +745,11 @@ mod tests {
         let mut sink = Collect::default();
         execute_actions(
             &mut pkt,
-            &[set(Field::NwDst, 0x0101_0101), set(Field::TpDst, 80), DpAction::Output(PortNo(2))],
+            &[
+                set(Field::NwDst, 0x0101_0101),
+                set(Field::TpDst, 80),
+                DpAction::Output(PortNo(2)),
+            ],
             &mut MeterTable::new(),
             0,
             &mut sink,
@@ -783,7 +813,10 @@ mod tests {
     fn headroom_exhaustion_drops() {
         let mut pkt = Packet::from_bytes(&udp4(&[]), PortNo(1));
         let acts: Vec<DpAction> = (0..17)
-            .map(|_| DpAction::PushVlan { tpid: 0x88a8, tci: 1 })
+            .map(|_| DpAction::PushVlan {
+                tpid: 0x88a8,
+                tci: 1,
+            })
             .chain([DpAction::Output(PortNo(2))])
             .collect();
         let mut sink = Collect::default();

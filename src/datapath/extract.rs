@@ -381,7 +381,13 @@ fn parse_ipv6(
             | ipproto::AH => {}
             ipproto::ESP => {
                 bits |= exthdr::ESP;
-                note_rank(5, pos == off + 40, &mut seen_ranks, &mut last_rank, &mut bits);
+                note_rank(
+                    5,
+                    pos == off + 40,
+                    &mut seen_ranks,
+                    &mut last_rank,
+                    &mut bits,
+                );
                 break;
             }
             ipproto::NONE => {
@@ -403,7 +409,13 @@ fn parse_ipv6(
         if nh == ipproto::HOPOPTS && pos != off + 40 {
             bits |= exthdr::UNSEQ;
         }
-        note_rank(rank, pos == off + 40, &mut seen_ranks, &mut last_rank, &mut bits);
+        note_rank(
+            rank,
+            pos == off + 40,
+            &mut seen_ranks,
+            &mut last_rank,
+            &mut bits,
+        );
         if nh == ipproto::FRAGMENT {
             let fo = be16(frame, pos + 2);
             let frag_off = fo >> 3;
@@ -466,7 +478,12 @@ fn parse_l4(
         }
         ipproto::UDP | ipproto::SCTP => {
             let hl = if proto == ipproto::UDP { 8 } else { 12 };
-            need(end, off, hl, if proto == ipproto::UDP { "udp" } else { "sctp" })?;
+            need(
+                end,
+                off,
+                hl,
+                if proto == ipproto::UDP { "udp" } else { "sctp" },
+            )?;
             key.set(Field::TpSrc, be16(frame, off) as u128);
             key.set(Field::TpDst, be16(frame, off + 2) as u128);
         }
@@ -660,7 +677,10 @@ mod tests {
         assert_eq!(k.nw_proto(), 1);
         assert_eq!(k.get(Field::NwSrc), 0xc0a8_0001);
         assert_eq!(k.get(Field::NwDst), 0xc0a8_0002);
-        assert_eq!(k.get(Field::ArpSha) as u64, crate::types::MacAddr(SRC).to_u64());
+        assert_eq!(
+            k.get(Field::ArpSha) as u64,
+            crate::types::MacAddr(SRC).to_u64()
+        );
         assert_eq!(k.get(Field::ArpTha), 0);
         let f = arp(2);
         assert!(matches!(
@@ -801,10 +821,7 @@ mod tests {
         let k = extract(&f, PortNo(1)).unwrap();
         assert_eq!(k.nw_proto(), 17);
         assert_eq!(k.get(Field::TpDst), 53);
-        assert_eq!(
-            k.get(Field::Ipv6Exthdr) as u16,
-            exthdr::HOP | exthdr::DEST
-        );
+        assert_eq!(k.get(Field::Ipv6Exthdr) as u16, exthdr::HOP | exthdr::DEST);
 
         // Hop-by-hop not first and repeated dest options: UNSEQ and UNREP.
         let f = v6_with_exts(&[(60, opts8()), (0, opts8()), (60, opts8())], 17, &udp);
@@ -820,7 +837,9 @@ mod tests {
         let f = v6_with_exts(
             &[(43, opts8()), (44, frag_first), (51, ah)],
             6,
-            &[0, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0x02, 0, 0, 0, 0, 0, 0],
+            &[
+                0, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0x02, 0, 0, 0, 0, 0, 0,
+            ],
         );
         let k = extract(&f, PortNo(1)).unwrap();
         assert_eq!(
@@ -873,7 +892,10 @@ mod tests {
         assert_eq!(k.nw_proto(), 58);
         assert_eq!(k.get(Field::TpSrc), 135);
         assert_eq!(k.get(Field::NdTarget), u128::from_be_bytes(target));
-        assert_eq!(k.get(Field::ArpSha) as u64, crate::types::MacAddr(SRC).to_u64());
+        assert_eq!(
+            k.get(Field::ArpSha) as u64,
+            crate::types::MacAddr(SRC).to_u64()
+        );
         assert_eq!(k.get(Field::ArpTha), 0);
 
         let mut na = vec![136, 0, 0, 0, 0x60, 0, 0, 0];
@@ -881,7 +903,10 @@ mod tests {
         na.extend_from_slice(&[2, 1]);
         na.extend_from_slice(&DST);
         let k = extract(&v6_with_exts(&[], 58, &na), PortNo(1)).unwrap();
-        assert_eq!(k.get(Field::ArpTha) as u64, crate::types::MacAddr(DST).to_u64());
+        assert_eq!(
+            k.get(Field::ArpTha) as u64,
+            crate::types::MacAddr(DST).to_u64()
+        );
         assert_eq!(k.get(Field::ArpSha), 0);
 
         // Zero-length option: ND fields cleared, frame still valid.
@@ -895,7 +920,11 @@ mod tests {
         assert!(extract(&v6_with_exts(&[], 58, &na[..20]), PortNo(1)).is_err());
 
         // Echo request: no ND fields.
-        let k = extract(&v6_with_exts(&[], 58, &[128, 0, 0, 0, 0, 1, 0, 1]), PortNo(1)).unwrap();
+        let k = extract(
+            &v6_with_exts(&[], 58, &[128, 0, 0, 0, 0, 1, 0, 1]),
+            PortNo(1),
+        )
+        .unwrap();
         assert_eq!(k.get(Field::TpSrc), 128);
         assert_eq!(k.get(Field::NdTarget), 0);
     }

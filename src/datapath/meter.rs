@@ -292,7 +292,11 @@ mod tests {
         let snap = s.snapshot();
         assert_eq!(snap.packets_in, 40);
         assert_eq!(snap.bands[0].0, 30);
-        assert_eq!(t.apply(2, 100, 0), MeterVerdict::Pass, "unknown meter passes");
+        assert_eq!(
+            t.apply(2, 100, 0),
+            MeterVerdict::Pass,
+            "unknown meter passes"
+        );
     }
 
     #[test]
@@ -314,10 +318,7 @@ mod tests {
         );
         // 1000-byte packets = 8 kbit each. Band 0 holds one, band 1 holds two.
         assert_eq!(t.apply(1, 1000, 0), MeterVerdict::Pass);
-        assert_eq!(
-            t.apply(1, 1000, 0),
-            MeterVerdict::Remark { prec_level: 1 }
-        );
+        assert_eq!(t.apply(1, 1000, 0), MeterVerdict::Remark { prec_level: 1 });
         assert_eq!(t.apply(1, 1000, 0), MeterVerdict::Drop);
         assert!(t.remove(1));
         assert!(t.is_empty());

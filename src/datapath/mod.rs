@@ -4,11 +4,14 @@
 //! megaflow classifier; they take no lock per packet.
 
 pub mod actions;
-pub mod dpflow;
-pub mod flow;
-pub mod packet;
-pub mod extract;
 pub mod dpcls;
+pub mod dpflow;
 pub mod emc;
 pub mod execute;
+pub mod extract;
+pub mod flow;
 pub mod meter;
+pub mod packet;
+pub mod pmd;
+pub mod sys;
+pub mod testdev;
