@@ -1,0 +1,307 @@
+//! The megaflow classifier (OVS's "dpcls"): the second lookup, after the EMC.
+//!
+//! Owned by one poll thread; no lock. Megaflows are grouped by mask into
+//! subtables; each subtable is a hash table keyed by the flow's masked key, so a
+//! lookup costs one mask-and-hash plus one probe per subtable until a hit. The
+//! subtables are kept in descending order of recent hits (re-ranked every
+//! [`RESORT_INTERVAL`] lookups, and by [`Dpcls::resort`] from housekeeping) so that
+//! the busiest masks are probed first. Empty subtables are removed at once.
+//!
+//! Duplicates: inserting a flow whose (masked key, mask) equals an existing flow's
+//! *replaces* the old one and returns it, so the caller can mark it dead. The
+//! upcall path suppresses duplicates before installing, so this only happens in
+//! races; the newer flow (with the newer translation) wins. Re-inserting an id that
+//! is already present first removes the old entry with that id.
+//!
+//! Lookups skip dead flows (`DpFlow::is_dead`), so deletion takes effect as soon as
+//! the deleter's store is visible, before the `FlowDel` op removes the entry.
+
+use super::dpflow::DpFlow;
+use super::flow::FlowKey;
+use hashbrown::hash_table::Entry;
+use hashbrown::{HashMap, HashTable};
+use std::sync::Arc;
+
+/// Lookups between two automatic re-rankings of the subtables.
+pub const RESORT_INTERVAL: u32 = 1024;
+
+struct Subtable {
+    /// Stable identity (indices move when re-ranking).
+    id: u32,
+    mask: FlowKey,
+    flows: HashTable<Arc<DpFlow>>,
+    hits: u64,
+}
+
+/// The per-thread megaflow classifier.
+#[derive(Default)]
+pub struct Dpcls {
+    subtables: Vec<Subtable>,
+    /// Flow id → (subtable id, hash of the flow's masked key), for removal by id.
+    index: HashMap<u64, (u32, u64)>,
+    next_subtable_id: u32,
+    lookups: u32,
+}
+
+impl Dpcls {
+    /// An empty classifier.
+    pub fn new() -> Dpcls {
+        Dpcls::default()
+    }
+
+    /// Finds the live megaflow matching packet key `key`, probing subtables in rank
+    /// order. Allocation-free; the hit counter feeds the ranking.
+    #[inline]
+    pub fn lookup(&mut self, key: &FlowKey) -> Option<&Arc<DpFlow>> {
+        self.lookups += 1;
+        if self.lookups >= RESORT_INTERVAL {
+            self.resort();
+        }
+        for st in self.subtables.iter_mut() {
+            let m = key.masked(&st.mask);
+            let h = m.hash64();
+            if let Some(f) = st.flows.find(h, |f| f.key == m) {
+                if !f.is_dead() {
+                    st.hits += 1;
+                    return Some(f);
+                }
+            }
+        }
+        None
+    }
+
+    /// Re-ranks subtables by hits since the last ranking (busiest first), then
+    /// halves the counters so the ranking follows changes in traffic. Sorting is
+    /// in place and allocation-free.
+    pub fn resort(&mut self) {
+        self.lookups = 0;
+        self.subtables
+            .sort_unstable_by(|a, b| b.hits.cmp(&a.hits).then(a.id.cmp(&b.id)));
+        for st in &mut self.subtables {
+            st.hits /= 2;
+        }
+    }
+
+    /// Installs `flow`. Returns the flow it replaced (same masked key and mask, or
+    /// same id), which the caller should kill if it is a different flow.
+    pub fn insert(&mut self, flow: Arc<DpFlow>) -> Option<Arc<DpFlow>> {
+        let mut replaced = self.remove(flow.id);
+        let pos = match self.subtables.iter().position(|s| s.mask == flow.mask) {
+            Some(p) => p,
+            None => {
+                let id = self.next_subtable_id;
+                self.next_subtable_id = self.next_subtable_id.wrapping_add(1);
+                self.subtables.push(Subtable {
+                    id,
+                    mask: flow.mask,
+                    flows: HashTable::new(),
+                    hits: 0,
+                });
+                self.subtables.len() - 1
+            }
+        };
+        let st = &mut self.subtables[pos];
+        let h = flow.key.hash64();
+        let fid = flow.id;
+        match st.flows.entry(h, |f| f.key == flow.key, |f| f.key.hash64()) {
+            Entry::Occupied(mut e) => {
+                let old = std::mem::replace(e.get_mut(), flow);
+                self.index.remove(&old.id);
+                replaced = Some(old);
+            }
+            Entry::Vacant(e) => {
+                e.insert(flow);
+            }
+        }
+        self.index.insert(fid, (st.id, h));
+        replaced
+    }
+
+    /// Removes the flow with this id; an emptied subtable goes too.
+    pub fn remove(&mut self, id: u64) -> Option<Arc<DpFlow>> {
+        let (st_id, h) = self.index.remove(&id)?;
+        let pos = self.subtables.iter().position(|s| s.id == st_id)?;
+        let st = &mut self.subtables[pos];
+        let removed = match st.flows.find_entry(h, |f| f.id == id) {
+            Ok(e) => Some(e.remove().0),
+            Err(_) => None,
+        };
+        if st.flows.is_empty() {
+            self.subtables.remove(pos);
+        }
+        removed
+    }
+
+    /// Drops every dead flow (housekeeping: reclaims flows whose `FlowDel` op was
+    /// lost or not yet sent). Returns how many were dropped.
+    pub fn purge_dead(&mut self) -> usize {
+        let Dpcls {
+            subtables, index, ..
+        } = self;
+        let mut n = 0;
+        for st in subtables.iter_mut() {
+            st.flows.retain(|f| {
+                if f.is_dead() {
+                    index.remove(&f.id);
+                    n += 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        subtables.retain(|s| !s.flows.is_empty());
+        n
+    }
+
+    /// Removes everything.
+    pub fn clear(&mut self) {
+        self.subtables.clear();
+        self.index.clear();
+    }
+
+    /// Number of flows (live or dead-but-not-yet-removed).
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// True when there are no flows.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Number of subtables (distinct masks).
+    pub fn n_subtables(&self) -> usize {
+        self.subtables.len()
+    }
+
+    /// Subtable masks in current probe order (for diagnostics and tests).
+    pub fn masks(&self) -> impl Iterator<Item = &FlowKey> {
+        self.subtables.iter().map(|s| &s.mask)
+    }
+
+    /// Every installed flow, for dumps.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<DpFlow>> {
+        self.subtables.iter().flat_map(|s| s.flows.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datapath::flow::Field;
+
+    fn pkt(port: u32, src: u32, dst: u32, tp: u16) -> FlowKey {
+        let mut k = FlowKey::default();
+        k.set(Field::InPort, port as u128);
+        k.set(Field::DlType, 0x0800);
+        k.set(Field::NwSrc, src as u128);
+        k.set(Field::NwDst, dst as u128);
+        k.set(Field::TpDst, tp as u128);
+        k
+    }
+
+    fn mask(fields: &[Field]) -> FlowKey {
+        let mut m = FlowKey::default();
+        for f in fields {
+            m.set_exact(*f);
+        }
+        m
+    }
+
+    fn flow(id: u64, k: &FlowKey, m: &FlowKey) -> Arc<DpFlow> {
+        Arc::new(DpFlow::new(id, k, m, vec![], 1))
+    }
+
+    #[test]
+    fn masked_lookup_insert_remove() {
+        let mut c = Dpcls::new();
+        let m_port = mask(&[Field::InPort]);
+        let m_dst = mask(&[Field::InPort, Field::NwDst]);
+        c.insert(flow(1, &pkt(1, 0, 0, 0), &m_port));
+        c.insert(flow(2, &pkt(2, 0, 9, 0), &m_dst));
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.n_subtables(), 2);
+        assert_eq!(c.lookup(&pkt(1, 5, 6, 7)).unwrap().id, 1);
+        assert_eq!(c.lookup(&pkt(2, 5, 9, 7)).unwrap().id, 2);
+        assert!(c.lookup(&pkt(2, 5, 8, 7)).is_none());
+        assert!(c.lookup(&pkt(3, 5, 9, 7)).is_none());
+
+        assert_eq!(c.remove(2).unwrap().id, 2);
+        assert!(c.remove(2).is_none());
+        assert_eq!(c.n_subtables(), 1, "empty subtable removed");
+        assert!(c.lookup(&pkt(2, 5, 9, 7)).is_none());
+        assert_eq!(c.iter().count(), 1);
+    }
+
+    #[test]
+    fn dead_flows_are_skipped_and_purged() {
+        let mut c = Dpcls::new();
+        let m1 = mask(&[Field::InPort, Field::NwDst]);
+        let m2 = mask(&[Field::InPort]);
+        let specific = flow(1, &pkt(1, 0, 9, 0), &m1);
+        c.insert(specific.clone());
+        c.insert(flow(2, &pkt(1, 0, 0, 0), &m2));
+        // The specific subtable is probed first (inserted first, no hits yet).
+        assert_eq!(c.masks().next(), Some(&m1));
+        assert_eq!(c.lookup(&pkt(1, 0, 9, 0)).unwrap().id, 1);
+        specific.kill();
+        assert_eq!(c.lookup(&pkt(1, 0, 9, 0)).unwrap().id, 2);
+        assert_eq!(c.purge_dead(), 1);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.n_subtables(), 1);
+    }
+
+    #[test]
+    fn duplicate_replaces_and_same_id_reinsert() {
+        let mut c = Dpcls::new();
+        let m = mask(&[Field::InPort]);
+        assert!(c.insert(flow(1, &pkt(1, 0, 0, 0), &m)).is_none());
+        let old = c.insert(flow(2, &pkt(1, 3, 3, 3), &m)).unwrap();
+        assert_eq!(old.id, 1);
+        assert_eq!(c.len(), 1);
+        assert!(c.remove(1).is_none());
+        assert_eq!(c.lookup(&pkt(1, 0, 0, 0)).unwrap().id, 2);
+        // Same id with a new key: the old entry goes.
+        let old = c.insert(flow(2, &pkt(4, 0, 0, 0), &m)).unwrap();
+        assert_eq!(old.id, 2);
+        assert!(c.lookup(&pkt(1, 0, 0, 0)).is_none());
+        assert_eq!(c.lookup(&pkt(4, 0, 0, 0)).unwrap().id, 2);
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn subtables_ranked_by_hits() {
+        let mut c = Dpcls::new();
+        let m_a = mask(&[Field::InPort]);
+        let m_b = mask(&[Field::InPort, Field::TpDst]);
+        c.insert(flow(1, &pkt(1, 0, 0, 0), &m_a));
+        c.insert(flow(2, &pkt(2, 0, 0, 80), &m_b));
+        assert_eq!(c.masks().next(), Some(&m_a));
+        for _ in 0..RESORT_INTERVAL + 1 {
+            assert_eq!(c.lookup(&pkt(2, 0, 0, 80)).unwrap().id, 2);
+        }
+        assert_eq!(c.masks().next(), Some(&m_b), "busier subtable first");
+        assert_eq!(c.lookup(&pkt(1, 1, 1, 1)).unwrap().id, 1);
+    }
+
+    #[test]
+    fn many_flows_and_clear() {
+        let mut c = Dpcls::new();
+        let m = mask(&[Field::InPort, Field::NwSrc]);
+        for i in 0..1000u32 {
+            c.insert(flow(i as u64, &pkt(1, i, 0, 0), &m));
+        }
+        for i in (0..1000u32).step_by(7) {
+            assert_eq!(c.lookup(&pkt(1, i, 5, 5)).unwrap().id, i as u64);
+        }
+        for i in 0..500u64 {
+            assert!(c.remove(i).is_some());
+        }
+        assert_eq!(c.len(), 500);
+        assert!(c.lookup(&pkt(1, 3, 0, 0)).is_none());
+        c.clear();
+        assert!(c.is_empty());
+        assert_eq!(c.n_subtables(), 0);
+    }
+}

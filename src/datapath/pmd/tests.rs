@@ -1,0 +1,328 @@
+//! Poll-thread integration tests over in-memory ports.
+
+use super::*;
+use crate::datapath::actions::DpAction;
+use crate::datapath::meter::{BandKind, MeterBand, MeterUnit};
+use crate::datapath::testdev::{TestNetdev, TestPeer};
+use etherparse::PacketBuilder;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    cond()
+}
+
+fn frame(src_port: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .udp(src_port, 53)
+        .write(&mut v, &[0x55; 18])
+        .unwrap();
+    v
+}
+
+fn in_port_flow(id: u64, port: u32, actions: Vec<DpAction>) -> Arc<DpFlow> {
+    let mut k = FlowKey::default();
+    k.set(Field::InPort, port as u128);
+    let mut m = FlowKey::default();
+    m.set_exact(Field::InPort);
+    Arc::new(DpFlow::new(id, &k, &m, actions, now_ms()))
+}
+
+struct Rig {
+    dp: Datapath,
+    up: mpsc::Receiver<UpcallBatch>,
+    peers: Vec<TestPeer>,
+}
+
+fn rig(n_threads: usize, n_ports: u32, upcall_cap: usize) -> Rig {
+    let (tx, up) = mpsc::channel(upcall_cap);
+    let dp = Datapath::start(DpConfig {
+        n_threads,
+        upcall_tx: tx,
+        emc_insert_inv_prob: 1,
+    })
+    .unwrap();
+    let mut peers = Vec::new();
+    for p in 1..=n_ports {
+        let (dev, peer) = TestNetdev::pair(&format!("t{p}"), p).unwrap();
+        dp.add_port(PortNo(p), Box::new(dev)).unwrap();
+        peers.push(peer);
+    }
+    Rig { dp, up, peers }
+}
+
+fn next_upcall(up: &mut mpsc::Receiver<UpcallBatch>) -> Option<Upcall> {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        match up.try_recv() {
+            Ok(mut b) => {
+                if !b.is_empty() {
+                    return Some(b.remove(0));
+                }
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    None
+}
+
+#[test]
+fn forwarding_miss_execute_and_delete() {
+    let mut r = rig(1, 2, 16);
+    let f = in_port_flow(1, 1, vec![DpAction::Output(PortNo(2))]);
+    r.dp.put_flow(f.clone()).unwrap();
+    assert_eq!(r.dp.n_flows(), 1);
+    assert!(wait_for(|| r.dp.stats().total.ops >= 3)); // two ports + flow
+
+    // A flow hit forwards 1 -> 2, twice (megaflow then EMC).
+    let pkt = frame(1000);
+    r.peers[0].inject(&pkt);
+    assert_eq!(r.peers[1].recv_timeout(WAIT).unwrap(), pkt);
+    r.peers[0].inject(&pkt);
+    assert_eq!(r.peers[1].recv_timeout(WAIT).unwrap(), pkt);
+    // Counters are published just after the batch is transmitted.
+    assert!(wait_for(|| r.dp.stats().total.tx_packets == 2));
+    assert!(wait_for(
+        || r.dp.port_stats(PortNo(2)).unwrap().tx_packets == 2
+    ));
+    let s = r.dp.stats().total;
+    assert_eq!(s.rx_packets, 2);
+    assert_eq!(s.megaflow_hits, 1);
+    assert_eq!(s.emc_hits, 1);
+    assert_eq!(s.tx_packets, 2);
+    let fs = f.stats.snapshot();
+    assert_eq!(fs.packets, 2);
+    assert_eq!(fs.bytes, 2 * pkt.len() as u64);
+    let p1 = r.dp.port_stats(PortNo(1)).unwrap();
+    let p2 = r.dp.port_stats(PortNo(2)).unwrap();
+    assert_eq!((p1.rx_packets, p1.rx_bytes), (2, 2 * pkt.len() as u64));
+    assert_eq!((p2.tx_packets, p2.tx_bytes), (2, 2 * pkt.len() as u64));
+
+    // No flow for port 2: a miss upcall.
+    let back = frame(2000);
+    r.peers[1].inject(&back);
+    let u = next_upcall(&mut r.up).expect("miss upcall");
+    assert_eq!(u.kind, UpcallKind::Miss);
+    assert_eq!(u.in_port, PortNo(2));
+    assert_eq!(u.packet, back);
+    assert_eq!(u.key, extract(&back, PortNo(2)).unwrap());
+    assert!(wait_for(|| r.dp.stats().total.misses == 1));
+
+    // Execute (PACKET_OUT) sends the upcalled packet out of port 1.
+    r.dp.execute(
+        u.packet.clone(),
+        u.vnet,
+        u.in_port,
+        vec![DpAction::Output(PortNo(1))],
+    )
+    .unwrap();
+    assert_eq!(r.peers[0].recv_timeout(WAIT).unwrap(), back);
+
+    // Deleting the flow stops forwarding: the next packet is a miss.
+    let gone = r.dp.del_flow(1).unwrap();
+    assert!(gone.is_dead());
+    assert_eq!(r.dp.n_flows(), 0);
+    r.peers[0].inject(&pkt);
+    let u = next_upcall(&mut r.up).expect("miss after delete");
+    assert_eq!(u.in_port, PortNo(1));
+    assert_eq!(r.peers[1].pending_tx(), 0);
+    r.dp.shutdown();
+}
+
+#[test]
+fn userspace_action_and_multiple_outputs() {
+    let mut r = rig(1, 3, 16);
+    let reason = UserspaceReason::Controller {
+        reason: 1,
+        max_len: 0xffff,
+        table_id: 3,
+        cookie: 77,
+    };
+    r.dp.put_flow(in_port_flow(
+        5,
+        1,
+        vec![
+            DpAction::Output(PortNo(2)),
+            DpAction::SetField {
+                field: Field::TpDst,
+                value: 99,
+                mask: 0xffff,
+            },
+            DpAction::Userspace(reason),
+            DpAction::Output(PortNo(3)),
+        ],
+    ))
+    .unwrap();
+    let pkt = frame(7);
+    r.peers[0].inject(&pkt);
+    assert_eq!(r.peers[1].recv_timeout(WAIT).unwrap(), pkt);
+    let modified = r.peers[2].recv_timeout(WAIT).unwrap();
+    assert_eq!(extract(&modified, PortNo(1)).unwrap().get(Field::TpDst), 99);
+    let u = next_upcall(&mut r.up).expect("action upcall");
+    assert_eq!(u.kind, UpcallKind::Action(reason));
+    assert_eq!(u.key.get(Field::TpDst), 99);
+    assert_eq!(u.packet, modified);
+    assert!(wait_for(|| r.dp.stats().total.action_upcalls == 1));
+    r.dp.shutdown();
+}
+
+#[test]
+fn full_upcall_queue_counts_lost() {
+    let r = rig(1, 1, 1);
+    // Nobody reads upcalls: the first batch fills the channel, later misses are lost.
+    r.peers[0].inject(&frame(1));
+    assert!(wait_for(|| r.dp.stats().total.misses == 1));
+    for i in 0..5 {
+        r.peers[0].inject(&frame(10 + i));
+    }
+    assert!(wait_for(|| r.dp.stats().total.rx_packets == 6));
+    let s = r.dp.stats().total;
+    assert_eq!(s.lost, 5);
+    assert_eq!(s.misses, 6);
+    drop(r.up);
+    r.dp.shutdown();
+}
+
+#[test]
+fn invalid_frames_are_counted_and_dropped() {
+    let r = rig(1, 2, 4);
+    r.dp.put_flow(in_port_flow(1, 1, vec![DpAction::Output(PortNo(2))]))
+        .unwrap();
+    let mut bad = frame(1);
+    bad.truncate(14 + 10); // IPv4 header cut short
+    r.peers[0].inject(&bad);
+    assert!(wait_for(|| r.dp.stats().total.rx_invalid == 1));
+    assert_eq!(r.dp.port_stats(PortNo(1)).unwrap().rx_dropped, 1);
+    assert_eq!(r.peers[1].pending_tx(), 0);
+    r.dp.shutdown();
+}
+
+#[test]
+fn two_threads_forward_both_ways_and_flush() {
+    let mut r = rig(2, 2, 16);
+    r.dp.put_flow(in_port_flow(1, 1, vec![DpAction::Output(PortNo(2))]))
+        .unwrap();
+    r.dp.put_flow(in_port_flow(2, 2, vec![DpAction::Output(PortNo(1))]))
+        .unwrap();
+    let a = frame(1);
+    let b = frame(2);
+    r.peers[0].inject(&a);
+    r.peers[1].inject(&b);
+    assert_eq!(r.peers[1].recv_timeout(WAIT).unwrap(), a);
+    assert_eq!(r.peers[0].recv_timeout(WAIT).unwrap(), b);
+    assert!(wait_for(|| r.dp.stats().total.tx_packets == 2));
+    let st = r.dp.stats();
+    assert_eq!(st.threads.len(), 2);
+    assert!(st.threads.iter().all(|t| t.rx_packets == 1), "{st:?}");
+
+    r.dp.flush_flows();
+    assert_eq!(r.dp.n_flows(), 0);
+    assert!(r.dp.flows().is_empty());
+    r.peers[0].inject(&a);
+    assert!(next_upcall(&mut r.up).is_some());
+    r.dp.shutdown();
+}
+
+#[test]
+fn meter_drops_over_rate() {
+    let r = rig(1, 2, 16);
+    r.dp.set_meter(
+        MeterId(1),
+        MeterConfig {
+            unit: MeterUnit::Pktps,
+            bands: vec![MeterBand {
+                kind: BandKind::Drop,
+                rate: 1,
+                burst_size: 1,
+            }],
+        },
+    )
+    .unwrap();
+    r.dp.put_flow(in_port_flow(
+        1,
+        1,
+        vec![DpAction::Meter(1), DpAction::Output(PortNo(2))],
+    ))
+    .unwrap();
+    for i in 0..5 {
+        r.peers[0].inject(&frame(i));
+    }
+    assert!(wait_for(|| r.dp.stats().total.rx_packets == 5));
+    let s = r.dp.stats().total;
+    // One token of burst at 1 packet/s: at most one more can pass however slow
+    // the test machine is, unless it stalls for over a second.
+    assert!(s.meter_drops >= 3, "{s:?}");
+    assert_eq!(s.tx_packets + s.meter_drops, 5);
+    let m = r.dp.meter_stats(MeterId(1)).unwrap();
+    assert_eq!(m.packets_in, 5);
+    assert_eq!(m.bands[0].0, s.meter_drops);
+    r.dp.del_meter(MeterId(1)).unwrap();
+    assert!(r.dp.meter_stats(MeterId(1)).is_none());
+    r.dp.shutdown();
+}
+
+#[test]
+fn dead_port_leaves_epoll_without_spinning() {
+    let r = rig(1, 1, 4);
+    r.peers[0].fail_rx(Some(libc::ENODEV));
+    assert!(wait_for(|| r.dp.stats().total.port_fatal == 1));
+    let calls = r.peers[0].recv_calls();
+    assert_eq!(calls, 1, "a gone device is not polled again");
+    // A readable fd that keeps failing would be polled again at once; give the
+    // thread several housekeeping rounds to prove it is not.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(r.peers[0].recv_calls(), calls);
+    assert_eq!(r.dp.port_stats(PortNo(1)).unwrap().rx_errors, 1);
+
+    // Port removal and re-adding under the same number works.
+    r.dp.del_port(PortNo(1)).unwrap();
+    assert!(r.dp.port_stats(PortNo(1)).is_none());
+    assert!(matches!(
+        r.dp.del_port(PortNo(1)),
+        Err(DpError::NoSuchPort(_))
+    ));
+    let (dev, _peer) = TestNetdev::pair("t1b", 1).unwrap();
+    r.dp.add_port(PortNo(1), Box::new(dev)).unwrap();
+    let (dev2, _peer2) = TestNetdev::pair("t1c", 1).unwrap();
+    assert!(matches!(
+        r.dp.add_port(PortNo(1), Box::new(dev2)),
+        Err(DpError::PortExists(_))
+    ));
+    r.dp.shutdown();
+}
+
+#[test]
+fn transient_errors_pause_then_resume() {
+    let r = rig(1, 2, 4);
+    r.dp.put_flow(in_port_flow(1, 1, vec![DpAction::Output(PortNo(2))]))
+        .unwrap();
+    r.peers[0].fail_rx(Some(libc::ENETDOWN));
+    assert!(wait_for(
+        || r.dp.port_stats(PortNo(1)).unwrap().rx_errors == RX_ERROR_LIMIT as u64
+    ));
+    r.peers[0].fail_rx(None);
+    let pkt = frame(3);
+    r.peers[0].inject(&pkt);
+    // Polling resumes after the retry delay.
+    assert_eq!(r.peers[1].recv_timeout(WAIT).unwrap(), pkt);
+    assert_eq!(r.dp.stats().total.port_fatal, 0);
+    r.dp.shutdown();
+}
+
+#[test]
+fn zero_threads_is_an_error() {
+    let (tx, _rx) = mpsc::channel(1);
+    let mut cfg = DpConfig::new(tx);
+    cfg.n_threads = 0;
+    assert!(matches!(Datapath::start(cfg), Err(DpError::NoThreads)));
+}

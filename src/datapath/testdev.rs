@@ -1,0 +1,206 @@
+//! An in-memory [`Netdev`] for tests (this module's and any other's).
+//!
+//! It is public and always compiled so integration tests and other modules' tests
+//! can drive a real [`crate::datapath::pmd::Datapath`] without root privileges or
+//! kernel interfaces; production code never creates one. It uses mutexes and
+//! allocates per packet, which is fine for tests and wrong for the fast path.
+//!
+//! A [`TestNetdev`] is the half the datapath owns; its [`TestPeer`] is the "wire":
+//! the test injects frames with [`TestPeer::inject`] and reads what the datapath
+//! transmitted with [`TestPeer::recv_timeout`]. The receive descriptor is an
+//! eventfd that stays readable while injected frames wait, so epoll behaves as with
+//! a socket. [`TestPeer::fail_rx`] makes receives fail with a chosen errno to test
+//! error handling.
+
+use super::packet::{PacketBatch, VnetHdr};
+use super::sys::EventFd;
+use crate::netdev::{Netdev, NetdevError, NetdevTx, TxResult};
+use parking_lot::{Condvar, Mutex};
+use std::collections::VecDeque;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Shared {
+    name: String,
+    rx: Mutex<VecDeque<(Vec<u8>, VnetHdr)>>,
+    rx_fd: EventFd,
+    tx: Mutex<VecDeque<(Vec<u8>, VnetHdr)>>,
+    tx_cv: Condvar,
+    fail_rx: Mutex<Option<i32>>,
+    recv_calls: AtomicU64,
+}
+
+/// The datapath side of an in-memory port.
+pub struct TestNetdev {
+    shared: Arc<Shared>,
+    ifindex: u32,
+}
+
+/// The test side of an in-memory port (cheap to clone).
+#[derive(Clone)]
+pub struct TestPeer {
+    shared: Arc<Shared>,
+}
+
+/// An extra transmit handle on a [`TestNetdev`].
+pub struct TestNetdevTx {
+    shared: Arc<Shared>,
+}
+
+impl TestNetdev {
+    /// Creates a port named `name` and the peer that feeds and drains it.
+    pub fn pair(name: &str, ifindex: u32) -> std::io::Result<(TestNetdev, TestPeer)> {
+        let shared = Arc::new(Shared {
+            name: name.to_string(),
+            rx: Mutex::new(VecDeque::new()),
+            rx_fd: EventFd::new()?,
+            tx: Mutex::new(VecDeque::new()),
+            tx_cv: Condvar::new(),
+            fail_rx: Mutex::new(None),
+            recv_calls: AtomicU64::new(0),
+        });
+        Ok((
+            TestNetdev {
+                shared: shared.clone(),
+                ifindex,
+            },
+            TestPeer { shared },
+        ))
+    }
+}
+
+impl TestPeer {
+    /// Queues a frame for the datapath to receive.
+    pub fn inject(&self, frame: &[u8]) {
+        self.inject_with_vnet(frame, VnetHdr::default());
+    }
+
+    /// Queues a frame with offload metadata.
+    pub fn inject_with_vnet(&self, frame: &[u8], vnet: VnetHdr) {
+        let mut q = self.shared.rx.lock();
+        q.push_back((frame.to_vec(), vnet));
+        self.shared.rx_fd.signal();
+    }
+
+    /// Waits up to `timeout` for the next transmitted frame.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Vec<u8>> {
+        self.recv_with_vnet(timeout).map(|(f, _)| f)
+    }
+
+    /// Like [`TestPeer::recv_timeout`], with the frame's offload metadata.
+    pub fn recv_with_vnet(&self, timeout: Duration) -> Option<(Vec<u8>, VnetHdr)> {
+        let deadline = Instant::now() + timeout;
+        let mut q = self.shared.tx.lock();
+        loop {
+            if let Some(f) = q.pop_front() {
+                return Some(f);
+            }
+            if self.shared.tx_cv.wait_until(&mut q, deadline).timed_out() {
+                return q.pop_front();
+            }
+        }
+    }
+
+    /// Transmitted frames not yet read.
+    pub fn pending_tx(&self) -> usize {
+        self.shared.tx.lock().len()
+    }
+
+    /// Makes every receive fail with `errno` (or succeed again with `None`).
+    pub fn fail_rx(&self, errno: Option<i32>) {
+        *self.shared.fail_rx.lock() = errno;
+        if errno.is_some() {
+            // Make the descriptor readable so the poll thread notices.
+            self.shared.rx_fd.signal();
+        }
+    }
+
+    /// How many times the datapath called `recv_batch`.
+    pub fn recv_calls(&self) -> u64 {
+        self.shared.recv_calls.load(Ordering::Relaxed)
+    }
+}
+
+fn send(shared: &Shared, batch: &mut PacketBatch) -> Result<TxResult, NetdevError> {
+    let n = batch.len();
+    {
+        let mut q = shared.tx.lock();
+        for p in batch.packets() {
+            q.push_back((p.data().to_vec(), p.vnet));
+        }
+    }
+    shared.tx_cv.notify_all();
+    batch.clear();
+    Ok(TxResult {
+        sent: n,
+        dropped: 0,
+    })
+}
+
+impl Netdev for TestNetdev {
+    fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    fn rx_fd(&self) -> RawFd {
+        self.shared.rx_fd.fd()
+    }
+
+    fn recv_batch(&mut self, batch: &mut PacketBatch) -> Result<usize, NetdevError> {
+        self.shared.recv_calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(errno) = *self.shared.fail_rx.lock() {
+            return Err(NetdevError::Io {
+                op: "recv",
+                dev: self.shared.name.clone(),
+                source: std::io::Error::from_raw_os_error(errno),
+            });
+        }
+        let mut q = self.shared.rx.lock();
+        let mut n = 0;
+        while !batch.is_full() {
+            let Some((frame, vnet)) = q.pop_front() else {
+                break;
+            };
+            if let Some(slot) = batch.next_slot() {
+                let area = slot.rx_area();
+                let len = frame.len().min(area.len());
+                area[..len].copy_from_slice(&frame[..len]);
+                slot.set_len(len);
+                slot.vnet = vnet;
+                n += 1;
+            }
+        }
+        if q.is_empty() {
+            // Under the queue lock, so an inject cannot slip between the check
+            // and the reset and leave frames behind an unreadable fd.
+            self.shared.rx_fd.drain();
+        }
+        Ok(n)
+    }
+
+    fn send_batch(&mut self, batch: &mut PacketBatch) -> Result<TxResult, NetdevError> {
+        send(&self.shared, batch)
+    }
+
+    fn rx_errors(&self) -> u64 {
+        0
+    }
+
+    fn open_tx(&self) -> Result<Box<dyn NetdevTx>, NetdevError> {
+        Ok(Box::new(TestNetdevTx {
+            shared: self.shared.clone(),
+        }))
+    }
+}
+
+impl NetdevTx for TestNetdevTx {
+    fn send_batch(&mut self, batch: &mut PacketBatch) -> Result<TxResult, NetdevError> {
+        send(&self.shared, batch)
+    }
+}
