@@ -12,6 +12,7 @@
 
 pub mod datapath;
 pub mod netdev;
+pub mod ofproto;
 pub mod openflow;
 pub mod types;
 pub mod util;
