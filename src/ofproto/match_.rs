@@ -293,8 +293,13 @@ pub fn key_to_match(value: &FlowKey, mask: &FlowKey) -> Match {
     }
     push(&mut out, IpDscp, v(Field::NwTos) >> 2, m(Field::NwTos) >> 2);
     push(&mut out, IpEcn, v(Field::NwTos) & 3, m(Field::NwTos) & 3);
-    let proto_id = if is_arp { ArpOp } else { IpProto };
-    push(&mut out, proto_id, v(Field::NwProto), m(Field::NwProto));
+    if is_arp {
+        // The key keeps the low 8 bits of the opcode: a full 8-bit mask is exact.
+        let pm = m(Field::NwProto);
+        push(&mut out, ArpOp, v(Field::NwProto), if pm == 0xff { 0xffff } else { pm });
+    } else {
+        push(&mut out, IpProto, v(Field::NwProto), m(Field::NwProto));
+    }
     let (src_id, dst_id) = if is_arp {
         (ArpSpa, ArpTpa)
     } else {

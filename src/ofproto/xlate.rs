@@ -151,6 +151,9 @@ struct Ctx<'a> {
     opts: XlateOptions,
     flow: FlowKey,
     written: FlowKey,
+    /// Bits written since the last commit (to emit whole rewrites, not only the
+    /// bits that happen to differ).
+    dirty: FlowKey,
     base: FlowKey,
     base_written: FlowKey,
     vlan_tpid: u16,
@@ -177,6 +180,7 @@ impl<'a> Ctx<'a> {
             opts,
             flow: *flow,
             written: FlowKey::default(),
+            dirty: FlowKey::default(),
             base: *flow,
             base_written: FlowKey::default(),
             vlan_tpid: 0x8100,
@@ -207,6 +211,7 @@ impl<'a> Ctx<'a> {
         let cur = self.flow.get(f);
         self.flow.set(f, (cur & !mask) | (value & mask));
         self.written.or_bits(f, mask);
+        self.dirty.or_bits(f, mask);
     }
 
     fn in_port(&mut self) -> PortNo {
@@ -228,8 +233,14 @@ impl<'a> Ctx<'a> {
         for f in COMMIT_FIELDS {
             self.commit_bits(f, f.full_mask());
         }
+        self.sync_base();
+    }
+
+    /// Records that the datapath packet now equals the working key.
+    fn sync_base(&mut self) {
         self.base = self.flow;
         self.base_written = self.written;
+        self.dirty = FlowKey::default();
     }
 
     fn commit_bits(&mut self, f: Field, within: u128) {
@@ -245,8 +256,9 @@ impl<'a> Ctx<'a> {
         if restore != 0 {
             self.out.wc.or_bits(f, restore);
         }
-        let mask = need_const | restore;
+        let mut mask = need_const | restore;
         if mask != 0 {
+            mask |= self.dirty.get(f) & fw;
             self.emit(DpAction::SetField {
                 field: f,
                 value: fv & mask,
@@ -411,16 +423,14 @@ impl<'a> Ctx<'a> {
         });
         self.vlan_tpid = tpid;
         self.write(Field::VlanTci, new | VLAN_CFI as u128, 0xffff);
-        self.base = self.flow;
-        self.base_written = self.written;
+        self.sync_base();
     }
 
     fn pop_vlan(&mut self) {
         self.commit();
         self.emit(DpAction::PopVlan);
         self.write(Field::VlanTci, 0, 0xffff);
-        self.base = self.flow;
-        self.base_written = self.written;
+        self.sync_base();
     }
 
     fn dec_ttl(&mut self) {
