@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod datapath;
 pub mod messages;
 pub mod netdev;
+pub mod ofproto;
 pub mod openflow;
 pub mod types;
 pub mod util;

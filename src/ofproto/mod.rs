@@ -1,0 +1,743 @@
+//! The OpenFlow switch proper: flow tables, groups, meters, ports, translation of
+//! OpenFlow rules into datapath actions, and MAC learning for NORMAL.
+//!
+//! Ownership and threads:
+//! - [`Ofproto`] is owned by the Bridge actor, the only writer. It has no internal
+//!   locking: FLOW_MOD, GROUP_MOD, METER_MOD, PORT_MOD and port changes run there.
+//! - Readers on other threads (upcall handlers, revalidators) never see `Ofproto`;
+//!   they see an immutable [`TablesSnapshot`] that the owner publishes with
+//!   [`Ofproto::publish`], typically once per drained mailbox or at a barrier.
+//!   Snapshots share structure with the owner's tables (see [`classifier`]), so a
+//!   publish costs O(tables + subtables) pointer copies, and the first write to a
+//!   table after a publish copies only the touched subtable's header and one path of
+//!   its persistent map, never all rules.
+//! - Rule, group and meter statistics are atomics inside the shared objects, bumped
+//!   lock-free by revalidators ([`Rule::add_stats`]).
+//! - [`mac_learning::MacLearning`] is shared by handlers behind a mutex (slow path).
+//!
+//! Translation ([`xlate::translate`]) is a pure function of a snapshot, the MAC
+//! table and a flow key (apart from learning), so revalidators can re-run it later
+//! and compare.
+
+pub mod classifier;
+pub mod hamt;
+pub mod mac_learning;
+pub mod match_;
+pub mod rule;
+mod stats;
+mod validate;
+pub mod xlate;
+
+#[cfg(test)]
+mod tests;
+
+use crate::datapath::flow::FlowKey;
+use crate::openflow::action::{Action, Instruction};
+use crate::openflow::error::OfpError;
+use crate::openflow::message::{
+    FlowMod, FlowModCommand, GroupMod, GroupModCommand, MeterMod, MeterModCommand,
+    PortMod, FF_CHECK_OVERLAP, FF_NO_BYT_COUNTS, FF_NO_PKT_COUNTS, FF_RESET_COUNTS,
+    FF_SEND_FLOW_REM,
+};
+use crate::openflow::oxm::{Match, OxmField, OxmId};
+use crate::types::{Cookie, DatapathId, GroupId, MeterId, PortNo, TableId};
+use classifier::Classifier;
+pub use rule::{Group, Meter, PortInfo, Rule, RuleCounters};
+use rule::PC_SUPPORTED;
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+/// OFPRR_IDLE_TIMEOUT.
+pub const RR_IDLE_TIMEOUT: u8 = 0;
+/// OFPRR_HARD_TIMEOUT.
+pub const RR_HARD_TIMEOUT: u8 = 1;
+/// OFPRR_DELETE.
+pub const RR_DELETE: u8 = 2;
+/// OFPRR_GROUP_DELETE.
+pub const RR_GROUP_DELETE: u8 = 3;
+/// OFPRR_METER_DELETE.
+pub const RR_METER_DELETE: u8 = 4;
+
+/// Number of OpenFlow tables.
+pub const N_TABLES: usize = TableId::N_TABLES as usize;
+/// Most groups we accept (reported in GROUP_FEATURES).
+pub const MAX_GROUPS: usize = 65_536;
+/// Most meters we accept (reported in METER_FEATURES).
+pub const MAX_METERS: usize = 65_536;
+/// Most bands per meter.
+pub const MAX_METER_BANDS: usize = 8;
+
+/// A classifier of rules: what one flow table is.
+pub type RuleTable = Classifier<Arc<Rule>>;
+/// Groups by id.
+pub type GroupMap = hashbrown::HashMap<GroupId, Arc<Group>>;
+/// Meters by id.
+pub type MeterMap = hashbrown::HashMap<MeterId, Arc<Meter>>;
+/// Ports by number (ordered, so FLOOD output order is stable).
+pub type PortMap = BTreeMap<PortNo, PortInfo>;
+
+/// Lookup counters of one table, bumped by translations that account stats.
+#[derive(Debug, Default)]
+pub struct TableCounters {
+    /// Packets looked up.
+    pub lookups: AtomicU64,
+    /// Packets that matched a rule.
+    pub matched: AtomicU64,
+}
+
+/// An immutable view of the switch's OpenFlow state for other threads.
+#[derive(Debug)]
+pub struct TablesSnapshot {
+    /// Changes whenever the contents change; megaflows translated at an older
+    /// version may be stale.
+    pub version: u64,
+    /// Datapath id.
+    pub dpid: DatapathId,
+    /// The [`N_TABLES`] flow tables.
+    pub tables: Vec<Arc<RuleTable>>,
+    /// Groups.
+    pub groups: Arc<GroupMap>,
+    /// Meters.
+    pub meters: Arc<MeterMap>,
+    /// Ports.
+    pub ports: Arc<PortMap>,
+    /// Per-table lookup counters (shared with the owner).
+    pub counters: Arc<Vec<TableCounters>>,
+}
+
+/// What a FLOW_MOD did.
+#[derive(Debug, Default)]
+pub struct FlowModResult {
+    /// Rules deleted by the request; the caller sends FLOW_REMOVED (reason DELETE)
+    /// for those with [`Rule::send_flow_removed`].
+    pub removed: Vec<Arc<Rule>>,
+    /// The rule an ADD installed.
+    pub added: Option<Arc<Rule>>,
+    /// Number of rules a MODIFY changed.
+    pub modified: usize,
+    /// Whether the tables changed at all (so a publish is due).
+    pub changed: bool,
+}
+
+/// The OpenFlow switch state of one bridge.
+#[derive(Debug)]
+pub struct Ofproto {
+    dpid: DatapathId,
+    dp_desc: String,
+    tables: Vec<Arc<RuleTable>>,
+    counters: Arc<Vec<TableCounters>>,
+    /// Rules with an idle or hard timeout, by rule id.
+    timed: hashbrown::HashMap<u64, Arc<Rule>>,
+    groups: Arc<GroupMap>,
+    /// Number of rules referring to each group.
+    group_refs: hashbrown::HashMap<GroupId, u32>,
+    meters: Arc<MeterMap>,
+    /// Number of rules using each meter.
+    meter_refs: hashbrown::HashMap<MeterId, u32>,
+    ports: Arc<PortMap>,
+    version: u64,
+    dirty: bool,
+    last: Option<Arc<TablesSnapshot>>,
+    next_rule_id: u64,
+}
+
+fn cookie_matches(rule: Cookie, want: Cookie, mask: u64) -> bool {
+    (rule.0 ^ want.0) & mask == 0
+}
+
+impl Ofproto {
+    /// A switch with empty tables. `dp_desc` is reported in OFPMP_DESC.
+    pub fn new(dpid: DatapathId, dp_desc: &str) -> Ofproto {
+        Ofproto {
+            dpid,
+            dp_desc: dp_desc.to_string(),
+            tables: (0..N_TABLES).map(|_| Arc::new(RuleTable::default())).collect(),
+            counters: Arc::new((0..N_TABLES).map(|_| TableCounters::default()).collect()),
+            timed: hashbrown::HashMap::new(),
+            groups: Arc::new(GroupMap::new()),
+            group_refs: hashbrown::HashMap::new(),
+            meters: Arc::new(MeterMap::new()),
+            meter_refs: hashbrown::HashMap::new(),
+            ports: Arc::new(PortMap::new()),
+            version: 1,
+            dirty: true,
+            last: None,
+            next_rule_id: 1,
+        }
+    }
+
+    /// Datapath id.
+    pub fn dpid(&self) -> DatapathId {
+        self.dpid
+    }
+
+    /// Changes the datapath id (configuration change).
+    pub fn set_dpid(&mut self, dpid: DatapathId) {
+        self.dpid = dpid;
+        self.dirty = true;
+    }
+
+    /// Installs `priority=0 actions=NORMAL` in table 0: what a standalone bridge with
+    /// no controller does, as OVS users expect.
+    pub fn add_default_normal_flow(&mut self, now_ms: u64) -> Result<(), OfpError> {
+        let fm = FlowMod {
+            cookie: Cookie(0),
+            cookie_mask: 0,
+            table_id: TableId(0),
+            command: FlowModCommand::Add,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            priority: 0,
+            buffer_id: crate::openflow::message::NO_BUFFER,
+            out_port: PortNo::ANY,
+            out_group: GroupId::ANY,
+            flags: 0,
+            match_: Match::default(),
+            instructions: vec![Instruction::ApplyActions(vec![Action::Output {
+                port: PortNo::NORMAL,
+                max_len: 0,
+            }])],
+        };
+        self.flow_mod(&fm, now_ms).map(|_| ())
+    }
+
+    /// Total number of rules in every table.
+    pub fn n_rules(&self) -> usize {
+        self.tables.iter().map(|t| t.len()).sum()
+    }
+
+    /// One table (for dumps and tests).
+    pub fn table(&self, id: TableId) -> Option<&RuleTable> {
+        self.tables.get(id.0 as usize).map(|t| &**t)
+    }
+
+    /// The current contents version (bumped by the first change after a publish).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// True when something changed since the last [`Ofproto::publish`].
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    fn touch(&mut self) {
+        if !self.dirty {
+            self.dirty = true;
+            self.version += 1;
+        }
+    }
+
+    /// Publishes an immutable snapshot for other threads.
+    ///
+    /// Cost: O([`N_TABLES`]) `Arc` clones plus the group/meter/port map `Arc`s; the
+    /// rules themselves are shared. When nothing changed since the previous publish,
+    /// the previous snapshot is returned and the version stays the same, so
+    /// revalidators are not woken for nothing; otherwise the version is greater than
+    /// every earlier snapshot's.
+    pub fn publish(&mut self) -> Arc<TablesSnapshot> {
+        if !self.dirty {
+            if let Some(s) = &self.last {
+                return s.clone();
+            }
+        }
+        let snap = Arc::new(TablesSnapshot {
+            version: self.version,
+            dpid: self.dpid,
+            tables: self.tables.clone(),
+            groups: self.groups.clone(),
+            meters: self.meters.clone(),
+            ports: self.ports.clone(),
+            counters: self.counters.clone(),
+        });
+        self.dirty = false;
+        self.last = Some(snap.clone());
+        snap
+    }
+
+    // ---- rule bookkeeping -------------------------------------------------------
+
+    fn account(&mut self, rule: &Arc<Rule>, add: bool) {
+        let groups: Vec<GroupId> = rule.groups().collect();
+        for g in groups {
+            let c = self.group_refs.entry(g).or_insert(0);
+            if add {
+                *c += 1;
+            } else {
+                *c = c.saturating_sub(1);
+            }
+        }
+        if let Some(m) = rule.meter() {
+            let c = self.meter_refs.entry(m).or_insert(0);
+            if add {
+                *c += 1;
+            } else {
+                *c = c.saturating_sub(1);
+            }
+        }
+        if rule.idle_timeout != 0 || rule.hard_timeout != 0 {
+            if add {
+                self.timed.insert(rule.id, rule.clone());
+            } else {
+                self.timed.remove(&rule.id);
+            }
+        }
+    }
+
+    /// Inserts or replaces; returns the replaced rule.
+    fn install(&mut self, rule: Arc<Rule>) -> Option<Arc<Rule>> {
+        self.touch();
+        self.account(&rule, true);
+        let t = Arc::make_mut(&mut self.tables[rule.table_id.0 as usize]);
+        let old = t.insert(&rule.value, &rule.mask, rule.priority, rule.clone());
+        if let Some(o) = &old {
+            self.account(o, false);
+        }
+        old
+    }
+
+    fn uninstall(&mut self, rule: &Arc<Rule>) -> bool {
+        let t = Arc::make_mut(&mut self.tables[rule.table_id.0 as usize]);
+        let removed = t.remove(&rule.value, &rule.mask, rule.priority);
+        if let Some(r) = &removed {
+            self.account(r, false);
+            self.touch();
+        }
+        removed.is_some()
+    }
+
+    /// Rules of `tables` selected by a FLOW_MOD/stats style filter.
+    fn select_rules(
+        &self,
+        table_id: TableId,
+        strict: Option<u16>,
+        value: &FlowKey,
+        mask: &FlowKey,
+        cookie: Cookie,
+        cookie_mask: u64,
+        out_port: PortNo,
+        out_group: GroupId,
+    ) -> Vec<Arc<Rule>> {
+        let range = if table_id == TableId::ALL {
+            0..N_TABLES
+        } else {
+            table_id.0 as usize..table_id.0 as usize + 1
+        };
+        let mut out = Vec::new();
+        let keep = |r: &Arc<Rule>| {
+            cookie_matches(r.cookie, cookie, cookie_mask)
+                && r.outputs_to(out_port)
+                && r.uses_group(out_group)
+        };
+        for t in &self.tables[range] {
+            match strict {
+                Some(p) => {
+                    if let Some(r) = t.find_exact(value, mask, p) {
+                        if keep(r) {
+                            out.push(r.clone());
+                        }
+                    }
+                }
+                None => t.for_each_subsumed(value, mask, |_, _, _, r| {
+                    if keep(r) {
+                        out.push(r.clone());
+                    }
+                }),
+            }
+        }
+        out
+    }
+
+    // ---- FLOW_MOD ---------------------------------------------------------------
+
+    /// Applies a FLOW_MOD (OpenFlow 1.3 semantics). `fm.buffer_id` is the caller's
+    /// business (we never buffer packets).
+    pub fn flow_mod(&mut self, fm: &FlowMod, now_ms: u64) -> Result<FlowModResult, OfpError> {
+        const KNOWN_FLAGS: u16 = FF_SEND_FLOW_REM
+            | FF_CHECK_OVERLAP
+            | FF_RESET_COUNTS
+            | FF_NO_PKT_COUNTS
+            | FF_NO_BYT_COUNTS;
+        if fm.flags & !KNOWN_FLAGS != 0 {
+            return Err(OfpError::BadFlowModFlags);
+        }
+        let is_delete = matches!(
+            fm.command,
+            FlowModCommand::Delete | FlowModCommand::DeleteStrict
+        );
+        if fm.table_id == TableId::ALL {
+            if !is_delete {
+                return Err(OfpError::BadTableId);
+            }
+        } else if fm.table_id.0 >= TableId::N_TABLES {
+            return Err(OfpError::BadTableId);
+        }
+        let (value, mask) = match_::match_to_key(&fm.match_)?;
+        match fm.command {
+            FlowModCommand::Add => self.add_flow(fm, value, mask, now_ms),
+            FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
+                self.validate_instructions(fm.table_id, &value, &mask, &fm.instructions)?;
+                let strict = (fm.command == FlowModCommand::ModifyStrict).then_some(fm.priority);
+                let victims = self.select_rules(
+                    fm.table_id,
+                    strict,
+                    &value,
+                    &mask,
+                    fm.cookie,
+                    fm.cookie_mask,
+                    PortNo::ANY,
+                    GroupId::ANY,
+                );
+                let mut res = FlowModResult::default();
+                for old in victims {
+                    let counters = if fm.flags & FF_RESET_COUNTS != 0 {
+                        Arc::new(RuleCounters::default())
+                    } else {
+                        old.counters.clone()
+                    };
+                    let new = Arc::new(Rule {
+                        id: old.id,
+                        table_id: old.table_id,
+                        priority: old.priority,
+                        match_: old.match_.clone(),
+                        value: old.value,
+                        mask: old.mask,
+                        cookie: old.cookie,
+                        idle_timeout: old.idle_timeout,
+                        hard_timeout: old.hard_timeout,
+                        flags: old.flags,
+                        instructions: fm.instructions.clone(),
+                        created_ms: old.created_ms,
+                        counters,
+                    });
+                    self.install(new);
+                    res.modified += 1;
+                }
+                res.changed = res.modified > 0;
+                Ok(res)
+            }
+            FlowModCommand::Delete | FlowModCommand::DeleteStrict => {
+                let strict = (fm.command == FlowModCommand::DeleteStrict).then_some(fm.priority);
+                let victims = self.select_rules(
+                    fm.table_id,
+                    strict,
+                    &value,
+                    &mask,
+                    fm.cookie,
+                    fm.cookie_mask,
+                    fm.out_port,
+                    fm.out_group,
+                );
+                let mut res = FlowModResult::default();
+                for r in victims {
+                    if self.uninstall(&r) {
+                        res.removed.push(r);
+                    }
+                }
+                res.changed = !res.removed.is_empty();
+                Ok(res)
+            }
+        }
+    }
+
+    fn add_flow(
+        &mut self,
+        fm: &FlowMod,
+        value: FlowKey,
+        mask: FlowKey,
+        now_ms: u64,
+    ) -> Result<FlowModResult, OfpError> {
+        self.validate_instructions(fm.table_id, &value, &mask, &fm.instructions)?;
+        let t = &self.tables[fm.table_id.0 as usize];
+        if fm.flags & FF_CHECK_OVERLAP != 0 && t.has_overlap(&value, &mask, fm.priority) {
+            return Err(OfpError::Overlap);
+        }
+        let existing = t.find_exact(&value, &mask, fm.priority).cloned();
+        let (counters, id) = match &existing {
+            Some(old) if fm.flags & FF_RESET_COUNTS == 0 => (old.counters.clone(), old.id),
+            Some(old) => (Arc::new(RuleCounters::default()), old.id),
+            None => {
+                let id = self.next_rule_id;
+                self.next_rule_id += 1;
+                (Arc::new(RuleCounters::default()), id)
+            }
+        };
+        let rule = Arc::new(Rule {
+            id,
+            table_id: fm.table_id,
+            priority: fm.priority,
+            match_: fm.match_.clone(),
+            value,
+            mask,
+            cookie: fm.cookie,
+            idle_timeout: fm.idle_timeout,
+            hard_timeout: fm.hard_timeout,
+            flags: fm.flags,
+            instructions: fm.instructions.clone(),
+            created_ms: now_ms,
+            counters,
+        });
+        self.install(rule.clone());
+        Ok(FlowModResult {
+            removed: Vec::new(),
+            added: Some(rule),
+            modified: 0,
+            changed: true,
+        })
+    }
+
+    /// Removes rules whose idle or hard timeout has passed; returns them with the
+    /// OFPRR reason. Cost is proportional to the number of rules *with* timeouts.
+    pub fn expire(&mut self, now_ms: u64) -> Vec<(Arc<Rule>, u8)> {
+        let mut out = Vec::new();
+        for r in self.timed.values() {
+            if r.hard_timeout != 0
+                && now_ms.saturating_sub(r.created_ms) >= r.hard_timeout as u64 * 1000
+            {
+                out.push((r.clone(), RR_HARD_TIMEOUT));
+            } else if r.idle_timeout != 0
+                && now_ms.saturating_sub(r.last_used_ms()) >= r.idle_timeout as u64 * 1000
+            {
+                out.push((r.clone(), RR_IDLE_TIMEOUT));
+            }
+        }
+        out.retain(|(r, _)| self.uninstall(r));
+        out
+    }
+
+    /// Milliseconds until the next hard timeout or (assuming no more traffic) idle
+    /// timeout, so the owner can arm a timer; `None` when no rule has a timeout.
+    pub fn next_timeout_in(&self, now_ms: u64) -> Option<u64> {
+        self.timed
+            .values()
+            .flat_map(|r| {
+                let hard = (r.hard_timeout != 0)
+                    .then(|| r.created_ms + r.hard_timeout as u64 * 1000);
+                let idle = (r.idle_timeout != 0)
+                    .then(|| r.last_used_ms() + r.idle_timeout as u64 * 1000);
+                hard.into_iter().chain(idle)
+            })
+            .min()
+            .map(|t| t.saturating_sub(now_ms))
+    }
+
+    // ---- GROUP_MOD --------------------------------------------------------------
+
+    /// Applies a GROUP_MOD. A DELETE also deletes every rule that sends to a deleted
+    /// group; those are returned (FLOW_REMOVED reason [`RR_GROUP_DELETE`]).
+    pub fn group_mod(&mut self, gm: &GroupMod, now_ms: u64) -> Result<Vec<Arc<Rule>>, OfpError> {
+        match gm.command {
+            GroupModCommand::Add | GroupModCommand::Modify => {
+                if gm.group_id > GroupId::MAX {
+                    return Err(OfpError::InvalidGroup);
+                }
+                let exists = self.groups.contains_key(&gm.group_id);
+                if gm.command == GroupModCommand::Add && exists {
+                    return Err(OfpError::GroupExists);
+                }
+                if gm.command == GroupModCommand::Modify && !exists {
+                    return Err(OfpError::UnknownGroup);
+                }
+                if !exists && self.groups.len() >= MAX_GROUPS {
+                    return Err(OfpError::OutOfGroups);
+                }
+                self.validate_group(gm)?;
+                let g = Arc::new(Group::new(
+                    gm.group_id,
+                    gm.group_type,
+                    gm.buckets.clone(),
+                    now_ms,
+                ));
+                Arc::make_mut(&mut self.groups).insert(gm.group_id, g);
+                self.touch();
+                Ok(Vec::new())
+            }
+            GroupModCommand::Delete => {
+                let ids: Vec<GroupId> = if gm.group_id == GroupId::ALL {
+                    self.groups.keys().copied().collect()
+                } else if self.groups.contains_key(&gm.group_id) {
+                    vec![gm.group_id]
+                } else {
+                    return Ok(Vec::new());
+                };
+                let mut removed = Vec::new();
+                for id in ids {
+                    if self.group_refs.get(&id).copied().unwrap_or(0) > 0 {
+                        let victims = self.select_rules(
+                            TableId::ALL,
+                            None,
+                            &FlowKey::default(),
+                            &FlowKey::default(),
+                            Cookie(0),
+                            0,
+                            PortNo::ANY,
+                            id,
+                        );
+                        for r in victims {
+                            if self.uninstall(&r) {
+                                removed.push(r);
+                            }
+                        }
+                    }
+                    self.group_refs.remove(&id);
+                    Arc::make_mut(&mut self.groups).remove(&id);
+                }
+                self.touch();
+                Ok(removed)
+            }
+        }
+    }
+
+    // ---- METER_MOD --------------------------------------------------------------
+
+    /// Applies a METER_MOD. A DELETE also deletes the rules using a deleted meter
+    /// (returned; FLOW_REMOVED reason [`RR_METER_DELETE`]).
+    pub fn meter_mod(&mut self, mm: &MeterMod, now_ms: u64) -> Result<Vec<Arc<Rule>>, OfpError> {
+        use crate::openflow::message::{MeterBand, MF_BURST, MF_KBPS, MF_PKTPS, MF_STATS};
+        match mm.command {
+            MeterModCommand::Add | MeterModCommand::Modify => {
+                if mm.meter_id.0 == 0 || mm.meter_id > MeterId::MAX {
+                    return Err(OfpError::InvalidMeter);
+                }
+                let exists = self.meters.contains_key(&mm.meter_id);
+                if mm.command == MeterModCommand::Add && exists {
+                    return Err(OfpError::MeterExists);
+                }
+                if mm.command == MeterModCommand::Modify && !exists {
+                    return Err(OfpError::UnknownMeter);
+                }
+                if !exists && self.meters.len() >= MAX_METERS {
+                    return Err(OfpError::OutOfMeters);
+                }
+                let rate_kind = mm.flags & (MF_KBPS | MF_PKTPS);
+                if mm.flags & !(MF_KBPS | MF_PKTPS | MF_BURST | MF_STATS) != 0
+                    || rate_kind == (MF_KBPS | MF_PKTPS)
+                {
+                    return Err(OfpError::BadMeterFlags);
+                }
+                if mm.bands.len() > MAX_METER_BANDS {
+                    return Err(OfpError::OutOfMeters);
+                }
+                for b in &mm.bands {
+                    match b {
+                        MeterBand::Drop { rate, .. } | MeterBand::DscpRemark { rate, .. } => {
+                            if *rate == 0 {
+                                return Err(OfpError::BadRate);
+                            }
+                        }
+                        MeterBand::Experimenter { .. } => return Err(OfpError::BadBand),
+                    }
+                }
+                let m = Arc::new(Meter::new(mm.meter_id, mm.flags, mm.bands.clone(), now_ms));
+                Arc::make_mut(&mut self.meters).insert(mm.meter_id, m);
+                self.touch();
+                Ok(Vec::new())
+            }
+            MeterModCommand::Delete => {
+                let ids: Vec<MeterId> = if mm.meter_id == MeterId::ALL {
+                    self.meters.keys().copied().collect()
+                } else if self.meters.contains_key(&mm.meter_id) {
+                    vec![mm.meter_id]
+                } else {
+                    return Ok(Vec::new());
+                };
+                let mut removed = Vec::new();
+                for id in ids {
+                    if self.meter_refs.get(&id).copied().unwrap_or(0) > 0 {
+                        let mut victims = Vec::new();
+                        for t in &self.tables {
+                            t.for_each(|_, _, _, r| {
+                                if r.meter() == Some(id) {
+                                    victims.push(r.clone());
+                                }
+                            });
+                        }
+                        for r in victims {
+                            if self.uninstall(&r) {
+                                removed.push(r);
+                            }
+                        }
+                    }
+                    self.meter_refs.remove(&id);
+                    Arc::make_mut(&mut self.meters).remove(&id);
+                }
+                self.touch();
+                Ok(removed)
+            }
+        }
+    }
+
+    // ---- ports ------------------------------------------------------------------
+
+    /// Adds (or replaces) a port.
+    pub fn add_port(&mut self, port: PortInfo) {
+        Arc::make_mut(&mut self.ports).insert(port.port_no, port);
+        self.touch();
+    }
+
+    /// Removes a port; returns it.
+    pub fn remove_port(&mut self, port_no: PortNo) -> Option<PortInfo> {
+        let p = Arc::make_mut(&mut self.ports).remove(&port_no);
+        if p.is_some() {
+            self.touch();
+        }
+        p
+    }
+
+    /// Replaces a port's description (link state, speed, VLAN config changes).
+    /// Returns false when there is no such port.
+    pub fn update_port(&mut self, port: PortInfo) -> bool {
+        if !self.ports.contains_key(&port.port_no) {
+            return false;
+        }
+        if self.ports.get(&port.port_no) != Some(&port) {
+            Arc::make_mut(&mut self.ports).insert(port.port_no, port);
+            self.touch();
+        }
+        true
+    }
+
+    /// One port.
+    pub fn port(&self, port_no: PortNo) -> Option<&PortInfo> {
+        self.ports.get(&port_no)
+    }
+
+    /// Every port, by number.
+    pub fn ports(&self) -> &PortMap {
+        &self.ports
+    }
+
+    /// Applies a PORT_MOD; returns the updated port (the caller sends PORT_STATUS
+    /// and applies PORT_DOWN to the device).
+    pub fn port_mod(&mut self, pm: &PortMod) -> Result<PortInfo, OfpError> {
+        let Some(p) = self.ports.get(&pm.port_no) else {
+            return Err(OfpError::PortModBadPort);
+        };
+        if p.hw_addr != pm.hw_addr {
+            return Err(OfpError::PortModBadHwAddr);
+        }
+        if pm.mask & !PC_SUPPORTED != 0 {
+            return Err(OfpError::PortModBadConfig);
+        }
+        let mut np = p.clone();
+        np.config = (np.config & !pm.mask) | (pm.config & pm.mask);
+        self.update_port(np.clone());
+        Ok(np)
+    }
+
+    // ---- helpers shared with validation ----------------------------------------
+
+    fn group_exists(&self, g: GroupId) -> bool {
+        self.groups.contains_key(&g)
+    }
+
+    fn meter_exists(&self, m: MeterId) -> bool {
+        self.meters.contains_key(&m)
+    }
+}
+
+/// Builds an exact OXM field (test and caller convenience).
+pub fn oxm(id: OxmId, value: u128) -> OxmField {
+    OxmField::exact(id, value)
+}

@@ -1,0 +1,325 @@
+//! Rules, groups, meters and ports: the objects the OpenFlow tables are made of.
+//!
+//! All of them are immutable once built and shared as `Arc`s between the Bridge
+//! actor (which replaces them on modification) and the snapshots read by upcall
+//! handlers and revalidators. The only mutable state is statistics, kept in atomics
+//! so revalidators can push datapath counters into rules without any message or lock.
+//! A rule's counters live in their own `Arc<RuleCounters>` so that a MODIFY (which
+//! builds a new `Rule` with new instructions) keeps counting into the same counters,
+//! including pushes from revalidators that still hold the old `Arc<Rule>`.
+
+use crate::datapath::flow::FlowKey;
+use crate::openflow::action::{Action, Instruction};
+use crate::openflow::message::{Bucket, GroupType, MeterBand, FF_SEND_FLOW_REM};
+use crate::openflow::oxm::Match;
+use crate::types::{Cookie, GroupId, MacAddr, MeterId, PortNo, TableId};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Packet/byte counters and last-use time of a rule.
+#[derive(Debug, Default)]
+pub struct RuleCounters {
+    /// Packets matched.
+    pub packets: AtomicU64,
+    /// Bytes matched.
+    pub bytes: AtomicU64,
+    /// Last time a packet matched, in [`crate::util::time::now_ms`] milliseconds; 0 = never.
+    pub used_ms: AtomicU64,
+}
+
+/// One OpenFlow flow entry.
+#[derive(Debug)]
+pub struct Rule {
+    /// Unique id for the switch's lifetime (indexes the timeout list).
+    pub id: u64,
+    /// Table the rule is in.
+    pub table_id: TableId,
+    /// Priority.
+    pub priority: u16,
+    /// The match as the controller sent it (echoed in dumps and FLOW_REMOVED).
+    pub match_: Match,
+    /// Match value (already masked).
+    pub value: FlowKey,
+    /// Match mask.
+    pub mask: FlowKey,
+    /// Cookie.
+    pub cookie: Cookie,
+    /// Idle timeout, seconds (0 = none).
+    pub idle_timeout: u16,
+    /// Hard timeout, seconds (0 = none).
+    pub hard_timeout: u16,
+    /// OFPFF_* flags.
+    pub flags: u16,
+    /// Instructions, validated at FLOW_MOD time.
+    pub instructions: Vec<Instruction>,
+    /// When the rule was added (ms); FLOW_MOD replacement keeps it only with counters.
+    pub created_ms: u64,
+    /// Statistics, shared with replacements that keep counters.
+    pub counters: Arc<RuleCounters>,
+}
+
+impl Rule {
+    /// Adds datapath statistics (called by revalidators on any thread).
+    #[inline]
+    pub fn add_stats(&self, packets: u64, bytes: u64, used_ms: u64) {
+        let c = &self.counters;
+        c.packets.fetch_add(packets, Ordering::Relaxed);
+        c.bytes.fetch_add(bytes, Ordering::Relaxed);
+        c.used_ms.fetch_max(used_ms, Ordering::Relaxed);
+    }
+
+    /// `(packets, bytes)`.
+    pub fn stats(&self) -> (u64, u64) {
+        (
+            self.counters.packets.load(Ordering::Relaxed),
+            self.counters.bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Last time the rule was used, or its creation time if never.
+    pub fn last_used_ms(&self) -> u64 {
+        self.counters
+            .used_ms
+            .load(Ordering::Relaxed)
+            .max(self.created_ms)
+    }
+
+    /// Whether the controller asked for FLOW_REMOVED on this rule.
+    pub fn send_flow_removed(&self) -> bool {
+        self.flags & FF_SEND_FLOW_REM != 0
+    }
+
+    /// `(duration_sec, duration_nsec)` at `now_ms`.
+    pub fn duration(&self, now_ms: u64) -> (u32, u32) {
+        let d = now_ms.saturating_sub(self.created_ms);
+        ((d / 1000) as u32, ((d % 1000) * 1_000_000) as u32)
+    }
+
+    /// True for a table-miss rule (priority 0, empty match): its CONTROLLER actions
+    /// report reason NO_MATCH.
+    pub fn is_table_miss(&self) -> bool {
+        self.priority == 0 && self.mask.is_zero()
+    }
+
+    /// Every action in apply- and write-actions instructions.
+    pub fn actions(&self) -> impl Iterator<Item = &Action> {
+        self.instructions.iter().flat_map(|i| match i {
+            Instruction::ApplyActions(a) | Instruction::WriteActions(a) => a.as_slice(),
+            _ => &[],
+        })
+    }
+
+    /// The out_port filter of FLOW_MOD delete and flow stats: does any action output
+    /// to `port`? `ANY` matches every rule.
+    pub fn outputs_to(&self, port: PortNo) -> bool {
+        port == PortNo::ANY
+            || self
+                .actions()
+                .any(|a| matches!(a, Action::Output { port: p, .. } if *p == port))
+    }
+
+    /// The out_group filter: does any action send to `group`? `ANY` matches all.
+    pub fn uses_group(&self, group: GroupId) -> bool {
+        group == GroupId::ANY
+            || self
+                .actions()
+                .any(|a| matches!(a, Action::Group(g) if *g == group))
+    }
+
+    /// The meter this rule's meter instruction names, if any.
+    pub fn meter(&self) -> Option<MeterId> {
+        self.instructions.iter().find_map(|i| match i {
+            Instruction::Meter(m) => Some(*m),
+            _ => None,
+        })
+    }
+
+    /// Groups referenced by the rule's actions (with repetitions).
+    pub fn groups(&self) -> impl Iterator<Item = GroupId> + '_ {
+        self.actions().filter_map(|a| match a {
+            Action::Group(g) => Some(*g),
+            _ => None,
+        })
+    }
+}
+
+/// Group/bucket counters.
+#[derive(Debug, Default)]
+pub struct GroupCounters {
+    /// Packets through the group.
+    pub packets: AtomicU64,
+    /// Bytes.
+    pub bytes: AtomicU64,
+    /// Per bucket `(packets, bytes)`.
+    pub buckets: Vec<(AtomicU64, AtomicU64)>,
+}
+
+/// One group table entry.
+#[derive(Debug)]
+pub struct Group {
+    /// Id.
+    pub id: GroupId,
+    /// Type.
+    pub group_type: GroupType,
+    /// Buckets.
+    pub buckets: Vec<Bucket>,
+    /// Creation time (ms).
+    pub created_ms: u64,
+    /// Counters (a MODIFY starts new ones, as the bucket list changes).
+    pub counters: GroupCounters,
+}
+
+impl Group {
+    /// Builds a group with zeroed counters.
+    pub fn new(id: GroupId, group_type: GroupType, buckets: Vec<Bucket>, now_ms: u64) -> Group {
+        let n = buckets.len();
+        Group {
+            id,
+            group_type,
+            buckets,
+            created_ms: now_ms,
+            counters: GroupCounters {
+                packets: AtomicU64::new(0),
+                bytes: AtomicU64::new(0),
+                buckets: (0..n)
+                    .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
+                    .collect(),
+            },
+        }
+    }
+
+    /// Adds statistics for one translation's worth of traffic; `bucket` is the one
+    /// used (`None`: every bucket, as for ALL groups).
+    pub fn add_stats(&self, bucket: Option<usize>, packets: u64, bytes: u64) {
+        let c = &self.counters;
+        c.packets.fetch_add(packets, Ordering::Relaxed);
+        c.bytes.fetch_add(bytes, Ordering::Relaxed);
+        let bump = |b: &(AtomicU64, AtomicU64)| {
+            b.0.fetch_add(packets, Ordering::Relaxed);
+            b.1.fetch_add(bytes, Ordering::Relaxed);
+        };
+        match bucket {
+            Some(i) => {
+                if let Some(b) = c.buckets.get(i) {
+                    bump(b);
+                }
+            }
+            None => c.buckets.iter().for_each(bump),
+        }
+    }
+}
+
+/// One meter.
+#[derive(Debug)]
+pub struct Meter {
+    /// Id.
+    pub id: MeterId,
+    /// OFPMF_* flags.
+    pub flags: u16,
+    /// Bands.
+    pub bands: Vec<MeterBand>,
+    /// Creation time (ms).
+    pub created_ms: u64,
+    /// Packets in.
+    pub packets: AtomicU64,
+    /// Bytes in.
+    pub bytes: AtomicU64,
+    /// Per band `(packets, bytes)` that exceeded the band's rate.
+    pub band_stats: Vec<(AtomicU64, AtomicU64)>,
+}
+
+impl Meter {
+    /// Builds a meter with zeroed counters.
+    pub fn new(id: MeterId, flags: u16, bands: Vec<MeterBand>, now_ms: u64) -> Meter {
+        let n = bands.len();
+        Meter {
+            id,
+            flags,
+            bands,
+            created_ms: now_ms,
+            packets: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            band_stats: (0..n)
+                .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
+                .collect(),
+        }
+    }
+
+    /// Adds traffic seen by the meter (by whoever executes it).
+    pub fn add_stats(&self, packets: u64, bytes: u64) {
+        self.packets.fetch_add(packets, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// OFPPC_PORT_DOWN.
+pub const PC_PORT_DOWN: u32 = 1 << 0;
+/// OFPPC_NO_RECV.
+pub const PC_NO_RECV: u32 = 1 << 2;
+/// OFPPC_NO_FLOOD (OpenFlow 1.0's bit, which OVS keeps honouring).
+pub const PC_NO_FLOOD: u32 = 1 << 4;
+/// OFPPC_NO_FWD.
+pub const PC_NO_FWD: u32 = 1 << 5;
+/// OFPPC_NO_PACKET_IN.
+pub const PC_NO_PACKET_IN: u32 = 1 << 6;
+/// Every config bit PORT_MOD may change.
+pub const PC_SUPPORTED: u32 = PC_PORT_DOWN | PC_NO_RECV | PC_NO_FLOOD | PC_NO_FWD | PC_NO_PACKET_IN;
+/// OFPPS_LINK_DOWN.
+pub const PS_LINK_DOWN: u32 = 1 << 0;
+/// OFPPS_BLOCKED.
+pub const PS_BLOCKED: u32 = 1 << 1;
+/// OFPPS_LIVE.
+pub const PS_LIVE: u32 = 1 << 2;
+
+/// A bridge port as OpenFlow and NORMAL see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortInfo {
+    /// OpenFlow port number.
+    pub port_no: PortNo,
+    /// Interface name.
+    pub name: String,
+    /// MAC address.
+    pub hw_addr: MacAddr,
+    /// OFPPC_* config bits.
+    pub config: u32,
+    /// OFPPS_* state bits.
+    pub state: u32,
+    /// Current speed, kbps.
+    pub curr_speed: u32,
+    /// Maximum speed, kbps.
+    pub max_speed: u32,
+    /// Access VLAN (NORMAL): `Some(v)` makes this an access port of VLAN `v`.
+    pub vlan: Option<u16>,
+    /// Trunk VLANs (NORMAL) when `vlan` is `None`; empty = every VLAN.
+    pub trunks: Vec<u16>,
+}
+
+impl PortInfo {
+    /// A new up, untagged trunk port with no special config.
+    pub fn new(port_no: PortNo, name: &str, hw_addr: MacAddr) -> PortInfo {
+        PortInfo {
+            port_no,
+            name: name.to_string(),
+            hw_addr,
+            config: 0,
+            state: PS_LIVE,
+            curr_speed: 10_000_000,
+            max_speed: 10_000_000,
+            vlan: None,
+            trunks: Vec::new(),
+        }
+    }
+
+    /// Up for forwarding: link up and not administratively down.
+    pub fn is_live(&self) -> bool {
+        self.state & PS_LINK_DOWN == 0 && self.config & PC_PORT_DOWN == 0
+    }
+
+    /// Whether NORMAL may use this port for `vlan`.
+    pub fn carries_vlan(&self, vlan: u16) -> bool {
+        match self.vlan {
+            Some(v) => v == vlan,
+            None => self.trunks.is_empty() || self.trunks.contains(&vlan),
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! Multipart reply builders: what the switch reports about its tables, ports,
+//! groups and meters, computed from the owner's state (Bridge actor).
+//!
+//! Features replies describe what translation really implements; when a feature is
+//! added to [`super::xlate`] or [`super::validate`], the lists here change with it.
+
+use super::{Ofproto, MAX_GROUPS, MAX_METERS, MAX_METER_BANDS, N_TABLES};
+use crate::openflow::error::OfpError;
+use crate::openflow::message::{
+    AggregateStats, DescStats, FlowStats, FlowStatsRequest, GroupDesc, GroupFeatures, GroupStats,
+    MeterConfig, MeterFeatures, MeterStats, PortDesc, TableFeatureProp, TableFeatures, TableStats,
+    MF_BURST, MF_KBPS, MF_PKTPS, MF_STATS,
+};
+use crate::openflow::oxm::{OxmId, OXM_CLASS_BASIC};
+use crate::types::{GroupId, MeterId, TableId};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// OFPAT_* types translation implements.
+pub const SUPPORTED_ACTIONS: [u16; 8] = [0, 17, 18, 21, 22, 23, 24, 25];
+/// OFPIT_* types: goto, write-metadata, write-actions, apply-actions, clear, meter.
+pub const SUPPORTED_INSTRUCTIONS: [u16; 6] = [1, 2, 3, 4, 5, 6];
+
+fn oxm_header(id: OxmId, has_mask: bool) -> u32 {
+    let len = id.wire_len() as u32 * if has_mask { 2 } else { 1 };
+    ((OXM_CLASS_BASIC as u32) << 16) | ((id as u32) << 9) | ((has_mask as u32) << 8) | len
+}
+
+/// Fields set-field may write (see `validate::set_field_ok`).
+fn writable(id: OxmId) -> bool {
+    !matches!(
+        id,
+        OxmId::InPhyPort | OxmId::EthType | OxmId::IpProto | OxmId::Ipv6Exthdr | OxmId::PbbIsid
+    )
+}
+
+fn speed_features(kbps: u32) -> u32 {
+    match kbps {
+        0 => 0,
+        10_000 => 1 << 1,
+        100_000 => 1 << 3,
+        1_000_000 => 1 << 5,
+        10_000_000 => 1 << 6,
+        40_000_000 => 1 << 7,
+        100_000_000 => 1 << 8,
+        1_000_000_000 => 1 << 9,
+        _ => 1 << 10,
+    }
+}
+
+fn dur(created_ms: u64, now_ms: u64) -> (u32, u32) {
+    let d = now_ms.saturating_sub(created_ms);
+    ((d / 1000) as u32, ((d % 1000) * 1_000_000) as u32)
+}
+
+impl Ofproto {
+    fn stats_rules(
+        &self,
+        req: &FlowStatsRequest,
+    ) -> Result<Vec<Arc<super::rule::Rule>>, OfpError> {
+        if req.table_id != TableId::ALL && req.table_id.0 >= TableId::N_TABLES {
+            return Err(OfpError::BadRequestTableId);
+        }
+        let (value, mask) = super::match_::match_to_key(&req.match_)?;
+        Ok(self.select_rules(
+            req.table_id,
+            None,
+            &value,
+            &mask,
+            req.cookie,
+            req.cookie_mask,
+            req.out_port,
+            req.out_group,
+        ))
+    }
+
+    /// OFPMP_FLOW: every rule selected by the request (non-strict match, cookie,
+    /// out_port and out_group filters). Linear in the number of rules.
+    pub fn flow_stats(
+        &self,
+        req: &FlowStatsRequest,
+        now_ms: u64,
+    ) -> Result<Vec<FlowStats>, OfpError> {
+        let rules = self.stats_rules(req)?;
+        Ok(rules
+            .iter()
+            .map(|r| {
+                let (ds, dn) = r.duration(now_ms);
+                let (p, b) = r.stats();
+                FlowStats {
+                    table_id: r.table_id,
+                    duration_sec: ds,
+                    duration_nsec: dn,
+                    priority: r.priority,
+                    idle_timeout: r.idle_timeout,
+                    hard_timeout: r.hard_timeout,
+                    flags: r.flags,
+                    cookie: r.cookie,
+                    packet_count: p,
+                    byte_count: b,
+                    match_: r.match_.clone(),
+                    instructions: r.instructions.clone(),
+                }
+            })
+            .collect())
+    }
+
+    /// OFPMP_AGGREGATE.
+    pub fn aggregate_stats(&self, req: &FlowStatsRequest) -> Result<AggregateStats, OfpError> {
+        let rules = self.stats_rules(req)?;
+        let mut a = AggregateStats {
+            packet_count: 0,
+            byte_count: 0,
+            flow_count: rules.len() as u32,
+        };
+        for r in &rules {
+            let (p, b) = r.stats();
+            a.packet_count += p;
+            a.byte_count += b;
+        }
+        Ok(a)
+    }
+
+    /// OFPMP_TABLE: every table, including empty ones (as OVS).
+    pub fn table_stats(&self) -> Vec<TableStats> {
+        (0..N_TABLES)
+            .map(|i| TableStats {
+                table_id: TableId(i as u8),
+                active_count: self.tables[i].len() as u32,
+                lookup_count: self.counters[i].lookups.load(Ordering::Relaxed),
+                matched_count: self.counters[i].matched.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// OFPMP_PORT_DESC.
+    pub fn port_descs(&self) -> Vec<PortDesc> {
+        self.ports
+            .values()
+            .map(|p| PortDesc {
+                port_no: p.port_no,
+                hw_addr: p.hw_addr,
+                name: p.name.clone(),
+                config: p.config,
+                state: p.state,
+                curr: speed_features(p.curr_speed),
+                advertised: 0,
+                supported: speed_features(p.max_speed),
+                peer: 0,
+                curr_speed: p.curr_speed,
+                max_speed: p.max_speed,
+            })
+            .collect()
+    }
+
+    /// The PortDesc of one port (for PORT_STATUS).
+    pub fn port_desc(&self, port: crate::types::PortNo) -> Option<PortDesc> {
+        self.port_descs().into_iter().find(|d| d.port_no == port)
+    }
+
+    /// OFPMP_GROUP for one group or ALL (unknown groups give an empty reply).
+    pub fn group_stats(&self, id: GroupId, now_ms: u64) -> Vec<GroupStats> {
+        let mut v: Vec<GroupStats> = self
+            .groups
+            .values()
+            .filter(|g| id == GroupId::ALL || g.id == id)
+            .map(|g| {
+                let (ds, dn) = dur(g.created_ms, now_ms);
+                GroupStats {
+                    group_id: g.id,
+                    ref_count: self.group_refs.get(&g.id).copied().unwrap_or(0),
+                    packet_count: g.counters.packets.load(Ordering::Relaxed),
+                    byte_count: g.counters.bytes.load(Ordering::Relaxed),
+                    duration_sec: ds,
+                    duration_nsec: dn,
+                    bucket_stats: g
+                        .counters
+                        .buckets
+                        .iter()
+                        .map(|(p, b)| (p.load(Ordering::Relaxed), b.load(Ordering::Relaxed)))
+                        .collect(),
+                }
+            })
+            .collect();
+        v.sort_by_key(|g| g.group_id);
+        v
+    }
+
+    /// OFPMP_GROUP_DESC.
+    pub fn group_descs(&self) -> Vec<GroupDesc> {
+        let mut v: Vec<GroupDesc> = self
+            .groups
+            .values()
+            .map(|g| GroupDesc {
+                group_type: g.group_type,
+                group_id: g.id,
+                buckets: g.buckets.clone(),
+            })
+            .collect();
+        v.sort_by_key(|g| g.group_id);
+        v
+    }
+
+    /// OFPMP_GROUP_FEATURES: all four types, weights, liveness and chaining.
+    pub fn group_features(&self) -> GroupFeatures {
+        let actions = SUPPORTED_ACTIONS.iter().fold(0u32, |m, &a| m | (1 << a));
+        GroupFeatures {
+            types: 0xf,
+            capabilities: 0xf,
+            max_groups: [MAX_GROUPS as u32; 4],
+            actions: [actions; 4],
+        }
+    }
+
+    /// OFPMP_METER for one meter or ALL.
+    pub fn meter_stats(&self, id: MeterId, now_ms: u64) -> Vec<MeterStats> {
+        let mut v: Vec<MeterStats> = self
+            .meters
+            .values()
+            .filter(|m| id == MeterId::ALL || m.id == id)
+            .map(|m| {
+                let (ds, dn) = dur(m.created_ms, now_ms);
+                MeterStats {
+                    meter_id: m.id,
+                    flow_count: self.meter_refs.get(&m.id).copied().unwrap_or(0),
+                    packet_in_count: m.packets.load(Ordering::Relaxed),
+                    byte_in_count: m.bytes.load(Ordering::Relaxed),
+                    duration_sec: ds,
+                    duration_nsec: dn,
+                    band_stats: m
+                        .band_stats
+                        .iter()
+                        .map(|(p, b)| (p.load(Ordering::Relaxed), b.load(Ordering::Relaxed)))
+                        .collect(),
+                }
+            })
+            .collect();
+        v.sort_by_key(|m| m.meter_id);
+        v
+    }
+
+    /// OFPMP_METER_CONFIG for one meter or ALL.
+    pub fn meter_configs(&self, id: MeterId) -> Vec<MeterConfig> {
+        let mut v: Vec<MeterConfig> = self
+            .meters
+            .values()
+            .filter(|m| id == MeterId::ALL || m.id == id)
+            .map(|m| MeterConfig {
+                flags: m.flags,
+                meter_id: m.id,
+                bands: m.bands.clone(),
+            })
+            .collect();
+        v.sort_by_key(|m| m.meter_id);
+        v
+    }
+
+    /// OFPMP_METER_FEATURES: drop and DSCP-remark bands.
+    pub fn meter_features(&self) -> MeterFeatures {
+        MeterFeatures {
+            max_meter: MAX_METERS as u32,
+            band_types: (1 << 1) | (1 << 2),
+            capabilities: (MF_KBPS | MF_PKTPS | MF_BURST | MF_STATS) as u32,
+            max_bands: MAX_METER_BANDS as u8,
+            max_color: 0,
+        }
+    }
+
+    /// OFPMP_TABLE_FEATURES: what each table really supports.
+    pub fn table_features(&self) -> Vec<TableFeatures> {
+        let instr = SUPPORTED_INSTRUCTIONS.to_vec();
+        let actions = SUPPORTED_ACTIONS.to_vec();
+        let match_hdrs: Vec<u32> = OxmId::ALL
+            .iter()
+            .map(|&id| oxm_header(id, id.maskable()))
+            .collect();
+        let wildcard_hdrs: Vec<u32> = OxmId::ALL.iter().map(|&id| oxm_header(id, false)).collect();
+        let set_hdrs: Vec<u32> = OxmId::ALL
+            .iter()
+            .filter(|&&id| writable(id))
+            .map(|&id| oxm_header(id, false))
+            .collect();
+        (0..N_TABLES as u8)
+            .map(|t| {
+                let next: Vec<u8> = (t + 1..TableId::N_TABLES).collect();
+                let mut props = Vec::new();
+                for miss in [false, true] {
+                    let mut ids = instr.clone();
+                    if t + 1 == TableId::N_TABLES {
+                        ids.retain(|&i| i != 1); // no goto from the last table
+                    }
+                    props.push(TableFeatureProp::Instructions { miss, ids });
+                    props.push(TableFeatureProp::NextTables {
+                        miss,
+                        tables: next.clone(),
+                    });
+                }
+                for prop_type in [4u16, 5, 6, 7] {
+                    props.push(TableFeatureProp::Actions {
+                        prop_type,
+                        ids: actions.clone(),
+                    });
+                }
+                props.push(TableFeatureProp::Oxms {
+                    prop_type: 8,
+                    oxm_headers: match_hdrs.clone(),
+                });
+                props.push(TableFeatureProp::Oxms {
+                    prop_type: 10,
+                    oxm_headers: wildcard_hdrs.clone(),
+                });
+                for prop_type in [12u16, 13, 14, 15] {
+                    props.push(TableFeatureProp::Oxms {
+                        prop_type,
+                        oxm_headers: set_hdrs.clone(),
+                    });
+                }
+                TableFeatures {
+                    table_id: TableId(t),
+                    name: format!("table{t}"),
+                    metadata_match: u64::MAX,
+                    metadata_write: u64::MAX,
+                    config: 0,
+                    max_entries: 1_000_000,
+                    properties: props,
+                }
+            })
+            .collect()
+    }
+
+    /// OFPMP_DESC.
+    pub fn desc(&self) -> DescStats {
+        DescStats {
+            mfr_desc: "rvswitchd developers".to_string(),
+            hw_desc: "rvswitchd".to_string(),
+            sw_desc: env!("CARGO_PKG_VERSION").to_string(),
+            serial_num: "None".to_string(),
+            dp_desc: self.dp_desc.clone(),
+        }
+    }
+}

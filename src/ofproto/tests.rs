@@ -1,0 +1,1247 @@
+//! Tests of FLOW_MOD/GROUP_MOD/METER_MOD/PORT_MOD semantics, snapshots and
+//! translation, including the megaflow property test.
+
+use super::mac_learning::MacLearning;
+use super::rule::{PortInfo, PC_NO_FLOOD, PC_NO_RECV, PC_PORT_DOWN, PS_LINK_DOWN};
+use super::xlate::{translate, translate_actions, XlateOptions, XlateOutput, SLOW_CONTROLLER};
+use super::*;
+use crate::datapath::actions::{DpAction, UserspaceReason};
+use crate::datapath::flow::{Field, FlowKey, VLAN_CFI};
+use crate::openflow::action::{Action, Instruction};
+use crate::openflow::message::{
+    Bucket, FlowMod, FlowModCommand, FlowStatsRequest, GroupMod, GroupModCommand, GroupType,
+    MeterBand, MeterMod, MeterModCommand, PortMod, FF_CHECK_OVERLAP, FF_RESET_COUNTS,
+    FF_SEND_FLOW_REM, MF_KBPS, NO_BUFFER,
+};
+use crate::openflow::oxm::{Match, OxmField, OxmId};
+use crate::types::{Cookie, DatapathId, GroupId, MacAddr, MeterId, PortNo, TableId};
+
+fn mac(n: u8) -> MacAddr {
+    MacAddr([2, 0, 0, 0, 0, n])
+}
+
+fn m(fields: &[(OxmId, u128)]) -> Match {
+    Match {
+        fields: fields.iter().map(|&(id, v)| OxmField::exact(id, v)).collect(),
+    }
+}
+
+fn out(p: u32) -> Action {
+    Action::Output {
+        port: PortNo(p),
+        max_len: 0,
+    }
+}
+
+fn apply(a: Vec<Action>) -> Vec<Instruction> {
+    vec![Instruction::ApplyActions(a)]
+}
+
+fn fm(cmd: FlowModCommand, table: u8, prio: u16, match_: Match, ins: Vec<Instruction>) -> FlowMod {
+    FlowMod {
+        cookie: Cookie(0),
+        cookie_mask: 0,
+        table_id: TableId(table),
+        command: cmd,
+        idle_timeout: 0,
+        hard_timeout: 0,
+        priority: prio,
+        buffer_id: NO_BUFFER,
+        out_port: PortNo::ANY,
+        out_group: GroupId::ANY,
+        flags: 0,
+        match_,
+        instructions: ins,
+    }
+}
+
+fn add(table: u8, prio: u16, match_: Match, ins: Vec<Instruction>) -> FlowMod {
+    fm(FlowModCommand::Add, table, prio, match_, ins)
+}
+
+fn ip_src(n: u128) -> Match {
+    m(&[(OxmId::EthType, 0x800), (OxmId::Ipv4Src, n)])
+}
+
+fn switch(nports: u32) -> Ofproto {
+    let mut o = Ofproto::new(DatapathId(1), "br0");
+    for p in 1..=nports {
+        o.add_port(PortInfo::new(PortNo(p), &format!("p{p}"), mac(p as u8)));
+    }
+    o
+}
+
+fn key(in_port: u32) -> FlowKey {
+    let mut k = FlowKey::default();
+    k.set(Field::InPort, in_port as u128);
+    k.set(Field::DlSrc, mac(0xa1).to_u64() as u128);
+    k.set(Field::DlDst, mac(0xb2).to_u64() as u128);
+    k.set(Field::DlType, 0x800);
+    k.set(Field::NwSrc, 0x0a000001);
+    k.set(Field::NwDst, 0x0a000002);
+    k.set(Field::NwProto, 6);
+    k.set(Field::NwTtl, 64);
+    k.set(Field::TpSrc, 1234);
+    k.set(Field::TpDst, 80);
+    k
+}
+
+fn xl(o: &mut Ofproto, ml: &MacLearning, k: &FlowKey) -> XlateOutput {
+    let snap = o.publish();
+    translate(
+        &snap,
+        ml,
+        k,
+        &XlateOptions {
+            may_learn: true,
+            now_ms: 1,
+            ..Default::default()
+        },
+    )
+}
+
+fn all_stats() -> FlowStatsRequest {
+    FlowStatsRequest {
+        table_id: TableId::ALL,
+        out_port: PortNo::ANY,
+        out_group: GroupId::ANY,
+        cookie: Cookie(0),
+        cookie_mask: 0,
+        match_: Match::default(),
+    }
+}
+
+// ---- FLOW_MOD ---------------------------------------------------------------------
+
+#[test]
+fn add_rejects_bad_tables_and_replace_keeps_counters() {
+    let mut o = switch(2);
+    assert_eq!(
+        o.flow_mod(&add(255, 1, Match::default(), vec![]), 0).err(),
+        Some(OfpError::BadTableId)
+    );
+    assert_eq!(
+        o.flow_mod(&add(254, 1, Match::default(), vec![]), 0).err(),
+        Some(OfpError::BadTableId)
+    );
+    let r = o
+        .flow_mod(&add(0, 5, ip_src(1), apply(vec![out(1)])), 0)
+        .unwrap()
+        .added
+        .unwrap();
+    r.add_stats(10, 1000, 5);
+    // Same match and priority: replaced, counters kept.
+    let r2 = o
+        .flow_mod(&add(0, 5, ip_src(1), apply(vec![out(2)])), 100)
+        .unwrap()
+        .added
+        .unwrap();
+    assert_eq!(r2.stats(), (10, 1000));
+    assert_eq!(o.n_rules(), 1);
+    // With RESET_COUNTS: zeroed.
+    let mut f = add(0, 5, ip_src(1), apply(vec![out(2)]));
+    f.flags = FF_RESET_COUNTS;
+    let r3 = o.flow_mod(&f, 200).unwrap().added.unwrap();
+    assert_eq!(r3.stats(), (0, 0));
+    // Different priority is a different rule.
+    o.flow_mod(&add(0, 6, ip_src(1), vec![]), 0).unwrap();
+    assert_eq!(o.n_rules(), 2);
+}
+
+#[test]
+fn check_overlap() {
+    let mut o = switch(1);
+    o.flow_mod(&add(0, 10, ip_src(1), vec![]), 0).unwrap();
+    let mut f = add(0, 10, m(&[(OxmId::EthType, 0x800)]), vec![]);
+    f.flags = FF_CHECK_OVERLAP;
+    assert_eq!(o.flow_mod(&f, 0).err(), Some(OfpError::Overlap));
+    f.priority = 11;
+    assert!(o.flow_mod(&f, 0).is_ok());
+    let mut g = add(0, 10, ip_src(2), vec![]);
+    g.flags = FF_CHECK_OVERLAP;
+    assert!(o.flow_mod(&g, 0).is_ok());
+    let mut h = add(0, 10, m(&[(OxmId::EthType, 0x806)]), vec![]);
+    h.flags = FF_CHECK_OVERLAP;
+    assert!(o.flow_mod(&h, 0).is_ok());
+}
+
+#[test]
+fn modify_changes_matching_rules_and_never_adds() {
+    let mut o = switch(3);
+    let mut a = add(0, 10, ip_src(1), apply(vec![out(1)]));
+    a.cookie = Cookie(0x11);
+    o.flow_mod(&a, 0).unwrap();
+    let mut b = add(0, 20, ip_src(2), apply(vec![out(1)]));
+    b.cookie = Cookie(0x22);
+    o.flow_mod(&b, 0).unwrap();
+    let r = o.table(TableId(0)).unwrap().find_exact(
+        &match_::match_to_key(&ip_src(1)).unwrap().0,
+        &match_::match_to_key(&ip_src(1)).unwrap().1,
+        10,
+    );
+    r.unwrap().add_stats(3, 300, 1);
+
+    // Modify with no match: no add (OpenFlow 1.3).
+    let res = o
+        .flow_mod(
+            &fm(FlowModCommand::Modify, 0, 0, ip_src(9), apply(vec![out(3)])),
+            0,
+        )
+        .unwrap();
+    assert_eq!((res.modified, res.changed), (0, false));
+    assert_eq!(o.n_rules(), 2);
+
+    // Non-strict modify on dl_type=ip with a cookie filter: only cookie 0x11.
+    let mut md = fm(
+        FlowModCommand::Modify,
+        0,
+        0,
+        m(&[(OxmId::EthType, 0x800)]),
+        apply(vec![out(3)]),
+    );
+    md.cookie = Cookie(0x11);
+    md.cookie_mask = 0xff;
+    assert_eq!(o.flow_mod(&md, 0).unwrap().modified, 1);
+    let stats = o.flow_stats(&all_stats(), 0).unwrap();
+    for s in &stats {
+        let want = if s.cookie == Cookie(0x11) { 3 } else { 1 };
+        assert_eq!(s.instructions, apply(vec![out(want)]));
+        if s.cookie == Cookie(0x11) {
+            assert_eq!(s.packet_count, 3, "modify keeps counters");
+            assert_eq!(s.priority, 10);
+        }
+    }
+    // Strict modify needs the exact priority.
+    let ms = fm(
+        FlowModCommand::ModifyStrict,
+        0,
+        21,
+        ip_src(2),
+        apply(vec![out(2)]),
+    );
+    assert_eq!(o.flow_mod(&ms, 0).unwrap().modified, 0);
+    let ms = fm(
+        FlowModCommand::ModifyStrict,
+        0,
+        20,
+        ip_src(2),
+        apply(vec![out(2)]),
+    );
+    assert_eq!(o.flow_mod(&ms, 0).unwrap().modified, 1);
+    assert_eq!(
+        o.flow_mod(
+            &fm(FlowModCommand::Modify, 255, 0, Match::default(), vec![]),
+            0
+        )
+        .err(),
+        Some(OfpError::BadTableId)
+    );
+}
+
+#[test]
+fn delete_strict_nonstrict_filters_and_all_tables() {
+    let mut o = switch(3);
+    o.flow_mod(&add(0, 10, ip_src(1), apply(vec![out(1)])), 0)
+        .unwrap();
+    let mut f = add(0, 20, ip_src(2), apply(vec![out(2)]));
+    f.flags = FF_SEND_FLOW_REM;
+    f.cookie = Cookie(0xab);
+    o.flow_mod(&f, 0).unwrap();
+    o.flow_mod(&add(1, 10, ip_src(1), apply(vec![out(2)])), 0)
+        .unwrap();
+    o.flow_mod(&add(0, 5, Match::default(), apply(vec![out(3)])), 0)
+        .unwrap();
+
+    // Strict with wrong priority: nothing.
+    let d = fm(FlowModCommand::DeleteStrict, 0, 11, ip_src(1), vec![]);
+    assert!(o.flow_mod(&d, 0).unwrap().removed.is_empty());
+    // out_port filter across all tables: rules outputting to 2.
+    let mut d = fm(FlowModCommand::Delete, 255, 0, Match::default(), vec![]);
+    d.out_port = PortNo(2);
+    let res = o.flow_mod(&d, 0).unwrap();
+    assert_eq!(res.removed.len(), 2);
+    assert!(res.removed.iter().any(|r| r.send_flow_removed()));
+    assert_eq!(o.n_rules(), 2);
+    // Cookie filter that matches nothing.
+    let mut d = fm(FlowModCommand::Delete, 0, 0, Match::default(), vec![]);
+    d.cookie = Cookie(0x77);
+    d.cookie_mask = u64::MAX;
+    assert!(o.flow_mod(&d, 0).unwrap().removed.is_empty());
+    // Non-strict delete with a match only removes rules at least as specific.
+    let d = fm(
+        FlowModCommand::Delete,
+        0,
+        0,
+        m(&[(OxmId::EthType, 0x800)]),
+        vec![],
+    );
+    let res = o.flow_mod(&d, 0).unwrap();
+    assert_eq!(res.removed.len(), 1);
+    assert_eq!(o.n_rules(), 1);
+    // Strict delete of the catch-all.
+    let d = fm(FlowModCommand::DeleteStrict, 0, 5, Match::default(), vec![]);
+    assert_eq!(o.flow_mod(&d, 0).unwrap().removed.len(), 1);
+    assert_eq!(o.n_rules(), 0);
+}
+
+#[test]
+fn instruction_validation_codes() {
+    let mut o = switch(2);
+    let cases: Vec<(Vec<Instruction>, Match, OfpError)> = vec![
+        (
+            vec![Instruction::GotoTable(TableId(0))],
+            Match::default(),
+            OfpError::BadInstructionTableId,
+        ),
+        (
+            apply(vec![out(0)]),
+            Match::default(),
+            OfpError::BadOutPort,
+        ),
+        (
+            apply(vec![Action::Output {
+                port: PortNo::TABLE,
+                max_len: 0,
+            }]),
+            Match::default(),
+            OfpError::BadOutPort,
+        ),
+        (
+            apply(vec![Action::Group(GroupId(7))]),
+            Match::default(),
+            OfpError::BadOutGroup,
+        ),
+        (
+            vec![Instruction::Meter(MeterId(3))],
+            Match::default(),
+            OfpError::UnknownMeter,
+        ),
+        (
+            apply(vec![Action::SetField(OxmField::exact(OxmId::Ipv4Src, 1))]),
+            Match::default(),
+            OfpError::MatchInconsistent,
+        ),
+        (
+            apply(vec![Action::SetField(OxmField::exact(OxmId::VlanVid, 5))]),
+            Match::default(),
+            OfpError::MatchInconsistent,
+        ),
+        (
+            apply(vec![Action::DecNwTtl]),
+            m(&[(OxmId::EthType, 0x806)]),
+            OfpError::MatchInconsistent,
+        ),
+        (
+            apply(vec![Action::PushMpls(0x8847)]),
+            Match::default(),
+            OfpError::BadActionType,
+        ),
+        (
+            apply(vec![Action::SetField(OxmField::exact(OxmId::EthType, 1))]),
+            Match::default(),
+            OfpError::BadSetType,
+        ),
+    ];
+    for (ins, mt, err) in cases {
+        assert_eq!(
+            o.flow_mod(&add(0, 1, mt.clone(), ins.clone()), 0).err(),
+            Some(err),
+            "{ins:?}"
+        );
+    }
+    // Valid: push_vlan then set vlan_vid; set ipv4 under an ip match; goto forward.
+    let ok = add(
+        0,
+        1,
+        ip_src(1),
+        vec![
+            Instruction::ApplyActions(vec![
+                Action::PushVlan(0x8100),
+                Action::SetField(OxmField::exact(OxmId::VlanVid, 0x1000 | 5)),
+                Action::SetField(OxmField::exact(OxmId::Ipv4Dst, 9)),
+            ]),
+            Instruction::GotoTable(TableId(3)),
+        ],
+    );
+    assert!(o.flow_mod(&ok, 0).is_ok());
+}
+
+#[test]
+fn timeouts_expire_with_reasons_and_used_time() {
+    let mut o = switch(1);
+    assert!(o.expire(1_000_000).is_empty());
+    assert_eq!(o.next_timeout_in(0), None);
+    let mut idle = add(0, 1, ip_src(1), vec![]);
+    idle.idle_timeout = 10;
+    let idle_rule = o.flow_mod(&idle, 0).unwrap().added.unwrap();
+    let mut hard = add(0, 1, ip_src(2), vec![]);
+    hard.hard_timeout = 5;
+    hard.idle_timeout = 100;
+    o.flow_mod(&hard, 0).unwrap();
+    o.flow_mod(&add(0, 1, ip_src(3), vec![]), 0).unwrap();
+    assert_eq!(o.next_timeout_in(0), Some(5000));
+    // Traffic at 8 s keeps the idle rule alive past 10 s.
+    idle_rule.add_stats(1, 60, 8000);
+    let gone = o.expire(10_000);
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].1, RR_HARD_TIMEOUT);
+    let gone = o.expire(18_000);
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].1, RR_IDLE_TIMEOUT);
+    assert_eq!(o.n_rules(), 1);
+    assert!(o.expire(1_000_000).is_empty());
+}
+
+// ---- snapshots --------------------------------------------------------------------
+
+#[test]
+fn publish_versions_and_isolation() {
+    let mut o = switch(2);
+    let s1 = o.publish();
+    let s1b = o.publish();
+    assert_eq!(s1.version, s1b.version, "no change, no new version");
+    for i in 0..1000 {
+        o.flow_mod(&add(0, 100, ip_src(i), apply(vec![out(1)])), 0)
+            .unwrap();
+    }
+    let s2 = o.publish();
+    assert!(s2.version > s1.version);
+    assert_eq!(s1.tables[0].len(), 0);
+    assert_eq!(s2.tables[0].len(), 1000);
+    let d = fm(FlowModCommand::DeleteStrict, 0, 100, ip_src(5), vec![]);
+    o.flow_mod(&d, 0).unwrap();
+    let s3 = o.publish();
+    assert_eq!(s2.tables[0].len(), 1000);
+    assert_eq!(s3.tables[0].len(), 999);
+    assert!(s3.version > s2.version);
+}
+
+// ---- groups, meters, ports --------------------------------------------------------
+
+fn bucket(watch: u32, actions: Vec<Action>) -> Bucket {
+    Bucket {
+        weight: 1,
+        watch_port: if watch == 0 { PortNo::ANY } else { PortNo(watch) },
+        watch_group: GroupId::ANY,
+        actions,
+    }
+}
+
+fn gm(cmd: GroupModCommand, t: GroupType, id: u32, buckets: Vec<Bucket>) -> GroupMod {
+    GroupMod {
+        command: cmd,
+        group_type: t,
+        group_id: GroupId(id),
+        buckets,
+    }
+}
+
+#[test]
+fn group_mod_codes_liveness_and_delete_removes_flows() {
+    let mut o = switch(3);
+    let ff = gm(
+        GroupModCommand::Add,
+        GroupType::FastFailover,
+        1,
+        vec![bucket(1, vec![out(1)]), bucket(2, vec![out(2)])],
+    );
+    o.group_mod(&ff, 0).unwrap();
+    assert_eq!(o.group_mod(&ff, 0).err(), Some(OfpError::GroupExists));
+    let mut bad = ff.clone();
+    bad.command = GroupModCommand::Modify;
+    bad.group_id = GroupId(9);
+    assert_eq!(o.group_mod(&bad, 0).err(), Some(OfpError::UnknownGroup));
+    let nowatch = gm(
+        GroupModCommand::Add,
+        GroupType::FastFailover,
+        2,
+        vec![bucket(0, vec![out(1)])],
+    );
+    assert_eq!(o.group_mod(&nowatch, 0).err(), Some(OfpError::BadWatch));
+    let ind = gm(GroupModCommand::Add, GroupType::Indirect, 3, vec![]);
+    assert_eq!(o.group_mod(&ind, 0).err(), Some(OfpError::BadBucket));
+    let selfloop = gm(
+        GroupModCommand::Add,
+        GroupType::All,
+        4,
+        vec![bucket(0, vec![Action::Group(GroupId(4))])],
+    );
+    assert_eq!(o.group_mod(&selfloop, 0).err(), Some(OfpError::BadOutGroup));
+
+    let mut f = add(0, 1, Match::default(), apply(vec![Action::Group(GroupId(1))]));
+    f.flags = FF_SEND_FLOW_REM;
+    o.flow_mod(&f, 0).unwrap();
+    let ml = MacLearning::default();
+    let k = key(3);
+    assert_eq!(xl(&mut o, &ml, &k).actions, vec![DpAction::Output(PortNo(1))]);
+    // Port 1 goes down: the fast-failover group fails over to port 2.
+    let mut p1 = o.port(PortNo(1)).unwrap().clone();
+    p1.state |= PS_LINK_DOWN;
+    assert!(o.update_port(p1));
+    let x = xl(&mut o, &ml, &k);
+    assert_eq!(x.actions, vec![DpAction::Output(PortNo(2))]);
+    assert_eq!(x.groups[0].bucket, Some(1));
+    assert_eq!(o.group_stats(GroupId::ALL, 0)[0].ref_count, 1);
+
+    let removed = o
+        .group_mod(&gm(GroupModCommand::Delete, GroupType::All, 1, vec![]), 0)
+        .unwrap();
+    assert_eq!(removed.len(), 1);
+    assert_eq!(o.n_rules(), 0);
+    assert!(o.group_descs().is_empty());
+}
+
+#[test]
+fn all_and_select_groups_translate() {
+    let mut o = switch(4);
+    let all = gm(
+        GroupModCommand::Add,
+        GroupType::All,
+        1,
+        vec![
+            bucket(
+                0,
+                vec![
+                    Action::SetField(OxmField::exact(OxmId::Ipv4Dst, 0x0b000001)),
+                    out(1),
+                ],
+            ),
+            bucket(0, vec![out(2)]),
+        ],
+    );
+    o.group_mod(&all, 0).unwrap();
+    o.flow_mod(
+        &add(0, 1, Match::default(), apply(vec![Action::Group(GroupId(1))])),
+        0,
+    )
+    .unwrap();
+    let ml = MacLearning::default();
+    let x = xl(&mut o, &ml, &key(3));
+    // Bucket 2 sees the original packet: the rewrite is undone before output 2,
+    // which needs the packet's nw_dst (un-wildcarded).
+    assert_eq!(
+        x.actions,
+        vec![
+            DpAction::SetField {
+                field: Field::NwDst,
+                value: 0x0b000001,
+                mask: 0xffff_ffff
+            },
+            DpAction::Output(PortNo(1)),
+            DpAction::SetField {
+                field: Field::NwDst,
+                value: 0x0a000002,
+                mask: 0xffff_ffff
+            },
+            DpAction::Output(PortNo(2)),
+        ]
+    );
+    assert_eq!(x.wc.get(Field::NwDst), 0xffff_ffff);
+
+    let sel = gm(
+        GroupModCommand::Add,
+        GroupType::Select,
+        2,
+        vec![bucket(0, vec![out(1)]), bucket(0, vec![out(2)])],
+    );
+    o.group_mod(&sel, 0).unwrap();
+    o.flow_mod(
+        &add(0, 2, Match::default(), apply(vec![Action::Group(GroupId(2))])),
+        0,
+    )
+    .unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for sport in 0..64u128 {
+        let mut k = key(3);
+        k.set(Field::TpSrc, sport);
+        let x = xl(&mut o, &ml, &k);
+        assert_eq!(x.actions.len(), 1);
+        seen.insert(format!("{:?}", x.actions));
+        for f in [Field::NwSrc, Field::NwDst, Field::TpSrc, Field::TpDst] {
+            assert_eq!(x.wc.get(f), f.full_mask());
+        }
+        assert_eq!(x.wc.get(Field::DlSrc), 0, "select hashes the 5-tuple only");
+    }
+    assert_eq!(seen.len(), 2, "both buckets are used");
+}
+
+#[test]
+fn meter_mod_codes_and_delete_removes_flows() {
+    let mut o = switch(1);
+    let mm = |cmd, id, flags, bands| MeterMod {
+        command: cmd,
+        flags,
+        meter_id: MeterId(id),
+        bands,
+    };
+    let band = vec![MeterBand::Drop {
+        rate: 1000,
+        burst_size: 0,
+    }];
+    assert_eq!(
+        o.meter_mod(&mm(MeterModCommand::Add, 0, MF_KBPS, band.clone()), 0)
+            .err(),
+        Some(OfpError::InvalidMeter)
+    );
+    assert_eq!(
+        o.meter_mod(
+            &mm(
+                MeterModCommand::Add,
+                1,
+                MF_KBPS,
+                vec![MeterBand::Drop {
+                    rate: 0,
+                    burst_size: 0
+                }]
+            ),
+            0
+        )
+        .err(),
+        Some(OfpError::BadRate)
+    );
+    assert_eq!(
+        o.meter_mod(&mm(MeterModCommand::Add, 1, 3, band.clone()), 0)
+            .err(),
+        Some(OfpError::BadMeterFlags)
+    );
+    o.meter_mod(&mm(MeterModCommand::Add, 1, MF_KBPS, band.clone()), 0)
+        .unwrap();
+    assert_eq!(
+        o.meter_mod(&mm(MeterModCommand::Add, 1, MF_KBPS, band.clone()), 0)
+            .err(),
+        Some(OfpError::MeterExists)
+    );
+    assert_eq!(
+        o.meter_mod(&mm(MeterModCommand::Modify, 2, MF_KBPS, band.clone()), 0)
+            .err(),
+        Some(OfpError::UnknownMeter)
+    );
+    o.flow_mod(
+        &add(
+            0,
+            1,
+            Match::default(),
+            vec![
+                Instruction::Meter(MeterId(1)),
+                Instruction::ApplyActions(vec![out(1)]),
+            ],
+        ),
+        0,
+    )
+    .unwrap();
+    let ml = MacLearning::default();
+    assert_eq!(
+        xl(&mut o, &ml, &key(2)).actions,
+        vec![DpAction::Meter(1), DpAction::Output(PortNo(1))]
+    );
+    assert_eq!(o.meter_stats(MeterId::ALL, 0)[0].flow_count, 1);
+    assert_eq!(o.meter_configs(MeterId(1))[0].bands, band);
+    let removed = o
+        .meter_mod(&mm(MeterModCommand::Delete, 1, 0, vec![]), 0)
+        .unwrap();
+    assert_eq!(removed.len(), 1);
+    assert_eq!(o.n_rules(), 0);
+}
+
+#[test]
+fn port_mod_codes_and_flood_honours_config() {
+    let mut o = switch(4);
+    let pm = |p: u32, hw: MacAddr, config: u32, mask: u32| PortMod {
+        port_no: PortNo(p),
+        hw_addr: hw,
+        config,
+        mask,
+        advertise: 0,
+    };
+    assert_eq!(
+        o.port_mod(&pm(9, mac(9), 0, 0)).err(),
+        Some(OfpError::PortModBadPort)
+    );
+    assert_eq!(
+        o.port_mod(&pm(1, mac(9), 0, 0)).err(),
+        Some(OfpError::PortModBadHwAddr)
+    );
+    assert_eq!(
+        o.port_mod(&pm(1, mac(1), 0, 1 << 3)).err(),
+        Some(OfpError::PortModBadConfig)
+    );
+    let p = o.port_mod(&pm(2, mac(2), PC_NO_FLOOD, PC_NO_FLOOD)).unwrap();
+    assert_eq!(p.config, PC_NO_FLOOD);
+    o.port_mod(&pm(3, mac(3), PC_PORT_DOWN, PC_PORT_DOWN))
+        .unwrap();
+    o.flow_mod(
+        &add(
+            0,
+            1,
+            Match::default(),
+            apply(vec![Action::Output {
+                port: PortNo::FLOOD,
+                max_len: 0,
+            }]),
+        ),
+        0,
+    )
+    .unwrap();
+    let ml = MacLearning::default();
+    // From port 1: 2 is no-flood, 3 is down, 4 gets it.
+    assert_eq!(
+        xl(&mut o, &ml, &key(1)).actions,
+        vec![DpAction::Output(PortNo(4))]
+    );
+    // ALL ignores no-flood but not down ports.
+    let f = add(
+        0,
+        1,
+        Match::default(),
+        apply(vec![Action::Output {
+            port: PortNo::ALL,
+            max_len: 0,
+        }]),
+    );
+    o.flow_mod(&f, 0).unwrap();
+    let x = xl(&mut o, &ml, &key(1));
+    assert_eq!(
+        x.actions,
+        vec![DpAction::Output(PortNo(2)), DpAction::Output(PortNo(4))]
+    );
+    assert_eq!(x.wc.get(Field::InPort), 0xffff_ffff);
+    // NO_RECV drops everything from the port.
+    o.port_mod(&pm(4, mac(4), PC_NO_RECV, PC_NO_RECV)).unwrap();
+    assert!(xl(&mut o, &ml, &key(4)).actions.is_empty());
+    assert_eq!(o.port_descs().len(), 4);
+}
+
+// ---- translation --------------------------------------------------------------------
+
+#[test]
+fn output_suppression_in_port_and_controller_reasons() {
+    let mut o = switch(3);
+    o.flow_mod(
+        &add(0, 10, m(&[(OxmId::InPort, 1)]), apply(vec![out(1), out(2)])),
+        0,
+    )
+    .unwrap();
+    o.flow_mod(
+        &add(
+            0,
+            10,
+            m(&[(OxmId::InPort, 2)]),
+            apply(vec![Action::Output {
+                port: PortNo::IN_PORT,
+                max_len: 0,
+            }]),
+        ),
+        0,
+    )
+    .unwrap();
+    let mut miss = add(
+        0,
+        0,
+        Match::default(),
+        apply(vec![Action::Output {
+            port: PortNo::CONTROLLER,
+            max_len: 128,
+        }]),
+    );
+    miss.cookie = Cookie(42);
+    o.flow_mod(&miss, 0).unwrap();
+    let ml = MacLearning::default();
+    assert_eq!(
+        xl(&mut o, &ml, &key(1)).actions,
+        vec![DpAction::Output(PortNo(2))]
+    );
+    assert_eq!(
+        xl(&mut o, &ml, &key(2)).actions,
+        vec![DpAction::Output(PortNo(2))]
+    );
+    let x = xl(&mut o, &ml, &key(3));
+    assert_eq!(
+        x.actions,
+        vec![DpAction::Userspace(UserspaceReason::Controller {
+            reason: 0,
+            max_len: 128,
+            table_id: 0,
+            cookie: 42
+        })]
+    );
+    assert_eq!(x.slow, SLOW_CONTROLLER);
+    assert_eq!(x.rules.len(), 1);
+    // A non-miss rule's controller action is reason ACTION.
+    o.flow_mod(
+        &add(
+            0,
+            5,
+            m(&[(OxmId::InPort, 3)]),
+            apply(vec![Action::Output {
+                port: PortNo::CONTROLLER,
+                max_len: 0xffff,
+            }]),
+        ),
+        0,
+    )
+    .unwrap();
+    let x = xl(&mut o, &ml, &key(3));
+    assert!(matches!(
+        x.actions[0],
+        DpAction::Userspace(UserspaceReason::Controller { reason: 1, .. })
+    ));
+}
+
+#[test]
+fn table_miss_drops_and_goto_metadata_write_actions() {
+    let mut o = switch(3);
+    let ml = MacLearning::default();
+    assert!(xl(&mut o, &ml, &key(1)).actions.is_empty());
+    o.flow_mod(
+        &add(
+            0,
+            1,
+            Match::default(),
+            vec![
+                Instruction::WriteActions(vec![out(2)]),
+                Instruction::WriteMetadata {
+                    value: 0x5,
+                    mask: 0xf,
+                },
+                Instruction::GotoTable(TableId(1)),
+            ],
+        ),
+        0,
+    )
+    .unwrap();
+    // Table 1 matches on the metadata written by table 0, and adds a rewrite
+    // to the action set; the action set runs at the end: set then output.
+    o.flow_mod(
+        &add(
+            1,
+            1,
+            m(&[(OxmId::Metadata, 5), (OxmId::EthType, 0x800)]),
+            vec![Instruction::WriteActions(vec![
+                Action::SetField(OxmField::exact(OxmId::Ipv4Src, 0x0c000001)),
+                Action::DecNwTtl,
+            ])],
+        ),
+        0,
+    )
+    .unwrap();
+    let x = xl(&mut o, &ml, &key(1));
+    assert_eq!(
+        x.actions,
+        vec![
+            DpAction::SetField {
+                field: Field::NwTtl,
+                value: 63,
+                mask: 0xff
+            },
+            DpAction::SetField {
+                field: Field::NwSrc,
+                value: 0x0c000001,
+                mask: 0xffff_ffff
+            },
+            DpAction::Output(PortNo(2)),
+        ]
+    );
+    assert_eq!(x.rules.len(), 2);
+    assert_eq!(
+        x.wc.get(Field::Metadata) & 0xf,
+        0,
+        "bits written by write_metadata are not packet data"
+    );
+    assert_eq!(x.wc.get(Field::NwSrc), 0, "set fields are not un-wildcarded");
+    assert_eq!(x.wc.get(Field::NwTtl), 0xff, "dec_ttl reads the TTL");
+    // TTL 1: dropped, and sent to the controller only when it asked.
+    let mut k = key(1);
+    k.set(Field::NwTtl, 1);
+    assert!(xl(&mut o, &ml, &k).actions.is_empty());
+    let snap = o.publish();
+    let x = translate(
+        &snap,
+        &ml,
+        &k,
+        &XlateOptions {
+            invalid_ttl_to_controller: true,
+            ..Default::default()
+        },
+    );
+    assert!(matches!(
+        x.actions[..],
+        [DpAction::Userspace(UserspaceReason::Controller { reason: 2, .. })]
+    ));
+    // Clear-actions in a later table empties the set.
+    o.flow_mod(
+        &add(
+            1,
+            2,
+            Match::default(),
+            vec![Instruction::ClearActions],
+        ),
+        0,
+    )
+    .unwrap();
+    assert!(xl(&mut o, &ml, &key(1)).actions.is_empty());
+}
+
+#[test]
+fn vlan_push_set_pop() {
+    let mut o = switch(3);
+    o.flow_mod(
+        &add(
+            0,
+            1,
+            m(&[(OxmId::InPort, 1)]),
+            apply(vec![
+                Action::PushVlan(0x8100),
+                Action::SetField(OxmField::exact(OxmId::VlanVid, 0x1000 | 10)),
+                out(2),
+                Action::PopVlan,
+                out(3),
+            ]),
+        ),
+        0,
+    )
+    .unwrap();
+    let ml = MacLearning::default();
+    let x = xl(&mut o, &ml, &key(1));
+    assert_eq!(
+        x.actions,
+        vec![
+            DpAction::PushVlan {
+                tpid: 0x8100,
+                tci: 0
+            },
+            DpAction::SetField {
+                field: Field::VlanTci,
+                value: 10,
+                mask: 0xfff
+            },
+            DpAction::Output(PortNo(2)),
+            DpAction::PopVlan,
+            DpAction::Output(PortNo(3)),
+        ]
+    );
+}
+
+#[test]
+fn packet_out_actions_and_table() {
+    let mut o = switch(3);
+    o.flow_mod(&add(0, 1, Match::default(), apply(vec![out(3)])), 0)
+        .unwrap();
+    let snap = o.publish();
+    let ml = MacLearning::default();
+    let mut k = key(0);
+    k.set(Field::InPort, PortNo::CONTROLLER.0 as u128);
+    let x = translate_actions(
+        &snap,
+        &ml,
+        &k,
+        &[
+            out(1),
+            Action::Output {
+                port: PortNo::TABLE,
+                max_len: 0,
+            },
+        ],
+        &XlateOptions::default(),
+    );
+    assert_eq!(
+        x.actions,
+        vec![DpAction::Output(PortNo(1)), DpAction::Output(PortNo(3))]
+    );
+}
+
+// ---- NORMAL -----------------------------------------------------------------------
+
+fn eth(in_port: u32, src: u8, dst: MacAddr, tci: u16) -> FlowKey {
+    let mut k = FlowKey::default();
+    k.set(Field::InPort, in_port as u128);
+    k.set(Field::DlSrc, mac(src).to_u64() as u128);
+    k.set(Field::DlDst, dst.to_u64() as u128);
+    k.set(Field::DlType, 0x800);
+    k.set(Field::VlanTci, tci as u128);
+    k
+}
+
+#[test]
+fn normal_learns_floods_and_forwards() {
+    let mut o = switch(3);
+    o.add_default_normal_flow(0).unwrap();
+    let ml = MacLearning::default();
+    // Unknown destination: flood to everyone but the input port.
+    let x = xl(&mut o, &ml, &eth(1, 0xa, mac(0xb), 0));
+    assert_eq!(
+        x.actions,
+        vec![DpAction::Output(PortNo(2)), DpAction::Output(PortNo(3))]
+    );
+    for f in [Field::InPort, Field::DlSrc, Field::DlDst, Field::VlanTci] {
+        assert_eq!(x.wc.get(f), f.full_mask(), "{f:?}");
+    }
+    assert_eq!(x.wc.get(Field::NwSrc), 0);
+    assert!(x.ml_seq.is_some());
+    assert_eq!(ml.lookup(0, mac(0xa)), Some(PortNo(1)));
+    // Reply from b on port 2 goes straight to port 1.
+    let x = xl(&mut o, &ml, &eth(2, 0xb, mac(0xa), 0));
+    assert_eq!(x.actions, vec![DpAction::Output(PortNo(1))]);
+    // Destination on the input port: drop.
+    let x = xl(&mut o, &ml, &eth(1, 0xc, mac(0xa), 0));
+    assert!(x.actions.is_empty());
+    // Station move of a to port 3.
+    let s = ml.seq();
+    xl(&mut o, &ml, &eth(3, 0xa, MacAddr::BROADCAST, 0));
+    assert!(ml.seq() > s);
+    let x = xl(&mut o, &ml, &eth(2, 0xb, mac(0xa), 0));
+    assert_eq!(x.actions, vec![DpAction::Output(PortNo(3))]);
+    // Multicast sources are never learned.
+    let mut mc = eth(1, 0, mac(0xb), 0);
+    mc.set(Field::DlSrc, 0x0100_5e00_0001);
+    xl(&mut o, &ml, &mc);
+    assert_eq!(ml.entries(0).len(), 3);
+}
+
+#[test]
+fn normal_access_and_trunk_vlans() {
+    let mut o = switch(0);
+    let mut a10 = PortInfo::new(PortNo(1), "a10", mac(1));
+    a10.vlan = Some(10);
+    let mut a20 = PortInfo::new(PortNo(2), "a20", mac(2));
+    a20.vlan = Some(20);
+    let mut a10b = PortInfo::new(PortNo(3), "a10b", mac(3));
+    a10b.vlan = Some(10);
+    let t_all = PortInfo::new(PortNo(4), "trunk", mac(4));
+    let mut t_20 = PortInfo::new(PortNo(5), "t20", mac(5));
+    t_20.trunks = vec![20];
+    for p in [a10, a20, a10b, t_all, t_20] {
+        o.add_port(p);
+    }
+    o.add_default_normal_flow(0).unwrap();
+    let ml = MacLearning::default();
+    // Untagged on access port 10: to the other access-10 port untagged, to the
+    // all-VLAN trunk tagged 10; not to VLAN 20 ports.
+    let x = xl(&mut o, &ml, &eth(1, 0xa, MacAddr::BROADCAST, 0));
+    assert_eq!(
+        x.actions,
+        vec![
+            DpAction::Output(PortNo(3)),
+            DpAction::PushVlan {
+                tpid: 0x8100,
+                tci: 10
+            },
+            DpAction::Output(PortNo(4)),
+        ]
+    );
+    // Tagged frames on an access port are dropped.
+    assert!(xl(&mut o, &ml, &eth(1, 0xa, MacAddr::BROADCAST, VLAN_CFI | 10))
+        .actions
+        .is_empty());
+    // Tagged 20 from the trunk: to access-20 untagged, to the 20-trunk tagged.
+    let x = xl(&mut o, &ml, &eth(4, 0xb, MacAddr::BROADCAST, VLAN_CFI | 20));
+    assert_eq!(
+        x.actions,
+        vec![
+            DpAction::PopVlan,
+            DpAction::Output(PortNo(2)),
+            DpAction::PushVlan {
+                tpid: 0x8100,
+                tci: 20
+            },
+            DpAction::Output(PortNo(5)),
+        ]
+    );
+    // VLAN 30 is not allowed on trunk 5.
+    assert!(xl(&mut o, &ml, &eth(5, 0xc, MacAddr::BROADCAST, VLAN_CFI | 30))
+        .actions
+        .is_empty());
+    // Learned in VLAN 10 from the access port; unicast back from the trunk, tagged 10.
+    let x = xl(&mut o, &ml, &eth(4, 0xd, mac(0xa), VLAN_CFI | 10));
+    assert_eq!(x.actions, vec![DpAction::PopVlan, DpAction::Output(PortNo(1))]);
+    assert_eq!(ml.lookup(10, mac(0xa)), Some(PortNo(1)));
+    assert_eq!(ml.lookup(20, mac(0xa)), None);
+}
+
+// ---- stats ------------------------------------------------------------------------
+
+#[test]
+fn stats_builders() {
+    let mut o = switch(2);
+    for i in 0..10 {
+        o.flow_mod(&add(0, 100, ip_src(i), apply(vec![out(1)])), 0)
+            .unwrap();
+    }
+    o.flow_mod(&add(3, 1, Match::default(), apply(vec![out(2)])), 0)
+        .unwrap();
+    let mut req = all_stats();
+    assert_eq!(o.flow_stats(&req, 1500).unwrap().len(), 11);
+    assert_eq!(o.flow_stats(&req, 1500).unwrap()[0].duration_sec, 1);
+    req.out_port = PortNo(2);
+    assert_eq!(o.flow_stats(&req, 0).unwrap().len(), 1);
+    req.out_port = PortNo::ANY;
+    req.table_id = TableId(0);
+    req.match_ = ip_src(3);
+    let s = o.flow_stats(&req, 0).unwrap();
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].match_, ip_src(3));
+    req.table_id = TableId(254);
+    assert_eq!(
+        o.flow_stats(&req, 0).err(),
+        Some(OfpError::BadRequestTableId)
+    );
+    let agg = o.aggregate_stats(&all_stats()).unwrap();
+    assert_eq!(agg.flow_count, 11);
+    let ts = o.table_stats();
+    assert_eq!(ts.len(), 254);
+    assert_eq!(ts[0].active_count, 10);
+    assert_eq!(ts[3].active_count, 1);
+    let tf = o.table_features();
+    assert_eq!(tf.len(), 254);
+    assert!(tf[253].properties.iter().any(|p| matches!(
+        p,
+        crate::openflow::message::TableFeatureProp::NextTables { tables, .. } if tables.is_empty()
+    )));
+    assert_eq!(o.desc().dp_desc, "br0");
+    assert_eq!(o.group_features().types, 0xf);
+    assert!(o.meter_features().max_meter > 0);
+}
+
+// ---- megaflow property ------------------------------------------------------------
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Fields rules match on, with their OXM ids (all under dl_type=ip, proto=tcp
+    /// prerequisites, which every generated key satisfies or not).
+    #[derive(Clone, Debug)]
+    struct RuleSpec {
+        table: u8,
+        prio: u16,
+        in_port: Option<u32>,
+        src: Option<(u32, u32)>,
+        dst_port: Option<u16>,
+        tos: Option<u8>,
+        actions: Vec<u8>,
+        goto: bool,
+    }
+
+    fn rule_strategy() -> impl Strategy<Value = RuleSpec> {
+        (
+            0u8..3,
+            0u16..4,
+            proptest::option::of(1u32..4),
+            proptest::option::of((0u32..4, prop_oneof![Just(0xffff_ffffu32), Just(0xffff_fffeu32), Just(0xffff_0000u32)])),
+            proptest::option::of(0u16..3),
+            proptest::option::of(0u8..2),
+            proptest::collection::vec(0u8..6, 0..4),
+            any::<bool>(),
+        )
+            .prop_map(|(table, prio, in_port, src, dst_port, tos, actions, goto)| RuleSpec {
+                table,
+                prio,
+                in_port,
+                src,
+                dst_port,
+                tos,
+                actions,
+                goto,
+            })
+    }
+
+    fn install(o: &mut Ofproto, r: &RuleSpec) {
+        let mut fields = vec![];
+        if let Some(p) = r.in_port {
+            fields.push(OxmField::exact(OxmId::InPort, p as u128));
+        }
+        let ip = r.src.is_some() || r.dst_port.is_some() || r.tos.is_some();
+        if ip {
+            fields.push(OxmField::exact(OxmId::EthType, 0x800));
+        }
+        if let Some(t) = r.tos {
+            fields.push(OxmField::exact(OxmId::IpDscp, t as u128));
+        }
+        if r.dst_port.is_some() {
+            fields.push(OxmField::exact(OxmId::IpProto, 6));
+        }
+        if let Some((v, mask)) = r.src {
+            fields.push(OxmField {
+                id: OxmId::Ipv4Src,
+                value: (v & mask) as u128,
+                mask: if mask == u32::MAX { None } else { Some(mask as u128) },
+            });
+        }
+        if let Some(p) = r.dst_port {
+            fields.push(OxmField::exact(OxmId::TcpDst, p as u128));
+        }
+        let actions: Vec<Action> = r
+            .actions
+            .iter()
+            .map(|a| match a {
+                0 => out(1),
+                1 => out(2),
+                2 => out(3),
+                3 if ip => Action::SetField(OxmField::exact(OxmId::Ipv4Src, 1)),
+                3 => Action::SetField(OxmField::exact(OxmId::EthDst, 7)),
+                4 => Action::Output {
+                    port: PortNo::IN_PORT,
+                    max_len: 0,
+                },
+                _ => Action::SetField(OxmField::exact(OxmId::InPort, 2)),
+            })
+            .collect();
+        let mut ins = vec![Instruction::ApplyActions(actions)];
+        if r.goto && r.table < 2 {
+            ins.push(Instruction::GotoTable(TableId(r.table + 1)));
+        }
+        o.flow_mod(&add(r.table, r.prio, Match { fields }, ins), 0)
+            .unwrap();
+    }
+
+    fn key_strategy() -> impl Strategy<Value = FlowKey> {
+        (1u32..4, 0u32..4, 0u16..3, 0u8..2, any::<bool>(), any::<bool>()).prop_map(
+            |(in_port, src, dport, dscp, is_ip, is_tcp)| {
+                let mut k = FlowKey::default();
+                k.set(Field::InPort, in_port as u128);
+                k.set(Field::DlDst, 0x0200_0000_0001);
+                if is_ip {
+                    k.set(Field::DlType, 0x800);
+                    k.set(Field::NwSrc, src as u128);
+                    k.set(Field::NwTos, (dscp as u128) << 2);
+                    k.set(Field::NwTtl, 64);
+                    if is_tcp {
+                        k.set(Field::NwProto, 6);
+                        k.set(Field::TpDst, dport as u128);
+                    }
+                } else {
+                    k.set(Field::DlType, 0x806);
+                }
+                k
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+        #[test]
+        fn megaflow_mask_is_sufficient(
+            rules in proptest::collection::vec(rule_strategy(), 1..12),
+            k1 in key_strategy(),
+            others in proptest::collection::vec((key_strategy(), any::<u64>()), 1..16),
+        ) {
+            let mut o = switch(3);
+            for r in &rules {
+                install(&mut o, r);
+            }
+            let snap = o.publish();
+            let ml = MacLearning::default();
+            let opts = XlateOptions::default();
+            let x1 = translate(&snap, &ml, &k1, &opts);
+            for (k, noise) in others {
+                // A second key that agrees with k1 on every bit of wc1.
+                let mut k2 = FlowKey::default();
+                for i in 0..k2.w.len() {
+                    let n = k.w[i] ^ noise.rotate_left(i as u32 * 7);
+                    k2.w[i] = (k1.w[i] & x1.wc.w[i]) | (n & !x1.wc.w[i]);
+                }
+                let x2 = translate(&snap, &ml, &k2, &opts);
+                prop_assert_eq!(&x2.actions, &x1.actions, "k1={:?} k2={:?} wc={:?}", k1, k2, x1.wc);
+            }
+        }
+    }
+}
