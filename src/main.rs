@@ -101,7 +101,8 @@ fn contract_config(o: &RunOpts) -> Result<Config, String> {
             })
             .collect(),
     });
-    cfg.validate("", "<command line>").map_err(|e| e.to_string())?;
+    cfg.validate("", "<command line>")
+        .map_err(|e| e.to_string())?;
     Ok(cfg)
 }
 
@@ -187,7 +188,8 @@ async fn start(cfg: Config, cfg_path: Option<PathBuf>) -> Result<PathBuf, String
         http::start(addr).map_err(|e| format!("stats endpoint {addr}: {e}"))?;
     }
     let ports = PortRegistry::default();
-    let monitor = start_link_monitor(ports.clone()).map_err(|e| format!("rtnetlink monitor: {e}"))?;
+    let monitor =
+        start_link_monitor(ports.clone()).map_err(|e| format!("rtnetlink monitor: {e}"))?;
     // The monitor lives as long as the process.
     std::mem::forget(monitor);
     let ctl_path = cfg.daemon.control_socket.clone();
@@ -228,12 +230,14 @@ async fn start(cfg: Config, cfg_path: Option<PathBuf>) -> Result<PathBuf, String
             }),
         );
     }
-    unixctl::serve(&ctl_path, cmds).map_err(|e| format!("control socket {}: {e}", ctl_path.display()))?;
+    unixctl::serve(&ctl_path, cmds)
+        .map_err(|e| format!("control socket {}: {e}", ctl_path.display()))?;
 
     // Signals: HUP reloads, TERM/INT exit cleanly.
     let mb2 = mb.clone();
     actix_rt::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
             return;
         };
         while hup.recv().await.is_some() {

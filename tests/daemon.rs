@@ -28,14 +28,22 @@ fn base(br: &str) -> String {
 fn kinds(stats: &serde_json::Value) -> Vec<String> {
     stats["actors"]
         .as_array()
-        .map(|a| a.iter().filter_map(|x| x["kind"].as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x["kind"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn ids(stats: &serde_json::Value) -> Vec<String> {
     stats["actors"]
         .as_array()
-        .map(|a| a.iter().filter_map(|x| x["id"].as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x["id"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -47,7 +55,16 @@ fn control_socket_speaks_ovs_appctl() {
     let br = format!("rvb{}", uniq());
     let d = Daemon::start(&base(&br));
     let list = d.appctl_ok(&["list-commands"]);
-    for c in ["version", "exit", "actor/stats", "config/reload", "vlog/set", "memory/show", "coverage/show", "upcall/show"] {
+    for c in [
+        "version",
+        "exit",
+        "actor/stats",
+        "config/reload",
+        "vlog/set",
+        "memory/show",
+        "coverage/show",
+        "upcall/show",
+    ] {
         assert!(list.contains(c), "list-commands lacks {c}: {list}");
     }
     assert!(d.appctl_ok(&["version"]).starts_with("rvswitchd"));
@@ -57,7 +74,8 @@ fn control_socket_speaks_ovs_appctl() {
     d.appctl_ok(&["vlog/set", "dbg"]);
     assert!(d.appctl_ok(&["vlog/list"]).contains("debug"));
     d.appctl_ok(&["vlog/set", "info"]);
-    let stats: serde_json::Value = serde_json::from_str(&d.appctl_ok(&["actor/stats"])).expect("json");
+    let stats: serde_json::Value =
+        serde_json::from_str(&d.appctl_ok(&["actor/stats"])).expect("json");
     assert!(kinds(&stats).iter().any(|k| k == "Bridge"));
     assert!(d.appctl_ok(&["memory/show"]).contains("rss:"));
     assert!(d.appctl_ok(&["coverage/show"]).contains("unixctl_received"));
@@ -76,10 +94,19 @@ fn stats_endpoint_lists_every_actor_kind_and_counts_messages() {
     }
     let br = format!("rvb{}", uniq());
     let d = Daemon::start(&base(&br));
-    assert!(wait_for(10, || kinds(&d.stats_json()).iter().any(|k| k == "Port")));
+    assert!(wait_for(10, || kinds(&d.stats_json())
+        .iter()
+        .any(|k| k == "Port")));
     let s = d.stats_json();
     let k = kinds(&s);
-    for want in ["Daemon", "Bridge", "Port", "Connmgr", "UpcallHandler", "Revalidator"] {
+    for want in [
+        "Daemon",
+        "Bridge",
+        "Port",
+        "Connmgr",
+        "UpcallHandler",
+        "Revalidator",
+    ] {
         assert!(k.iter().any(|x| x == want), "no {want} actor in {k:?}");
     }
     assert!(s["process"]["rss_bytes"].as_u64().unwrap_or(0) > 0);
@@ -102,7 +129,10 @@ fn stats_endpoint_lists_every_actor_kind_and_counts_messages() {
         d.appctl_ok(&["version"]);
     }
     let after = handled(&d.stats_json());
-    assert!(after >= before + 3, "Ctl counter did not move: {before} -> {after}");
+    assert!(
+        after >= before + 3,
+        "Ctl counter did not move: {before} -> {after}"
+    );
     // Every actor shows mailbox depth/capacity and handling time.
     let a = &d.stats_json()["actors"][0];
     assert!(a.get("mailbox_depth").is_some() && a.get("mailbox_capacity").is_some());
@@ -155,7 +185,14 @@ fn reload_adds_and_removes_actors_and_refuses_bad_files() {
     let (ok, _, err) = d.appctl(&["config/reload"]);
     assert!(!ok);
     assert!(err.contains("rvswitchd.toml"), "{err}");
-    std::fs::write(&d.config, good.replace("[[bridge]]\nname = \"", "[[bridge]]\nbogus_key = 1\nname = \"")).expect("write");
+    std::fs::write(
+        &d.config,
+        good.replace(
+            "[[bridge]]\nname = \"",
+            "[[bridge]]\nbogus_key = 1\nname = \"",
+        ),
+    )
+    .expect("write");
     let (ok, _, err) = d.appctl(&["config/reload"]);
     assert!(!ok);
     assert!(err.contains("bogus_key") && err.contains(":"), "{err}");
@@ -165,7 +202,8 @@ fn reload_adds_and_removes_actors_and_refuses_bad_files() {
     std::fs::write(&d.config, base(&br)).expect("write");
     let out = d.appctl_ok(&["config/reload"]);
     assert!(out.contains(&format!("deleted bridge {br2}")), "{out}");
-    assert!(wait_for(10, || !ids(&d.stats_json()).contains(&format!("bridge:{br2}"))));
+    assert!(wait_for(10, || !ids(&d.stats_json())
+        .contains(&format!("bridge:{br2}"))));
     assert!(wait_for(10, || !sh_try(&format!("ip link show {tap}")).0));
 }
 
@@ -203,14 +241,20 @@ fn check_config_names_file_line_and_key() {
     for (name, body, wants) in cases {
         let p = dir.path().join(name);
         std::fs::write(&p, body).expect("write");
-        let (ok, _, err) = run(env!("CARGO_BIN_EXE_rvswitchd"), &["--check-config", p.to_str().unwrap_or("")]);
+        let (ok, _, err) = run(
+            env!("CARGO_BIN_EXE_rvswitchd"),
+            &["--check-config", p.to_str().unwrap_or("")],
+        );
         assert!(!ok, "{name} was accepted");
         for w in *wants {
             assert!(err.contains(w), "{name}: {w:?} missing from {err:?}");
         }
     }
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/rvswitchd.toml");
-    let (ok, out, err) = run(env!("CARGO_BIN_EXE_rvswitchd"), &["--check-config", shipped]);
+    let (ok, out, err) = run(
+        env!("CARGO_BIN_EXE_rvswitchd"),
+        &["--check-config", shipped],
+    );
     assert!(ok, "shipped config refused: {err}");
     assert!(out.contains("OK"));
 }
@@ -267,8 +311,15 @@ fn exit_is_clean_and_detach_writes_a_pidfile() {
         ],
     );
     assert!(ok, "detach failed: {err}");
-    assert!(std::os::unix::net::UnixStream::connect(&d.ctl).is_ok(), "not up when --detach returned");
-    let pid: i32 = std::fs::read_to_string(&pidfile).expect("pidfile").trim().parse().expect("pid");
+    assert!(
+        std::os::unix::net::UnixStream::connect(&d.ctl).is_ok(),
+        "not up when --detach returned"
+    );
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .expect("pidfile")
+        .trim()
+        .parse()
+        .expect("pid");
     assert!(sh_try(&format!("kill -0 {pid}")).0);
     d.appctl_ok(&["exit"]);
     assert!(wait_for(10, || !pidfile.exists()), "pidfile not removed");

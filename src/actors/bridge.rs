@@ -30,12 +30,17 @@ use crate::ofproto::xlate::{translate, translate_actions, XlateOptions, XlateOut
 use crate::ofproto::{Ofproto, TablesSnapshot, RR_DELETE};
 use crate::openflow::action::Action;
 use crate::openflow::error::OfpError;
-use crate::openflow::message::*;
+use crate::openflow::message::{
+    FlowRemoved, Message, MeterBand, MeterModCommand, MpReplyBody, MpRequestBody, MultipartRequest,
+    OfpMsg, PacketOut, PortStats, PortStatus, MF_PKTPS, NO_BUFFER,
+};
 use crate::openflow::{self};
 use crate::types::{DatapathId, PortNo, TableId};
 use crate::util::coverage::{self, c};
 use crate::util::time::now_ms;
-use actix::prelude::*;
+use actix::prelude::{
+    Actor, ActorContext, Addr, AsyncContext, Context, Handler, ResponseActFuture, WrapFuture,
+};
 use arc_swap::ArcSwap;
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap};
@@ -68,6 +73,11 @@ pub struct BridgeShared {
     pub fail_open: AtomicBool,
     /// Bumped when something outside the tables changes translations.
     pub extra_seq: AtomicU64,
+    /// The upcall handlers' queues for this bridge; the router spreads the
+    /// datapath's miss batches over them (replaced when handlers are resized).
+    pub upcall_routes: ArcSwap<Vec<tokio::sync::mpsc::Sender<UpcallBatch>>>,
+    /// Miss batches dropped because the chosen handler's queue was full.
+    pub upcall_route_drops: AtomicU64,
 }
 
 impl BridgeShared {
@@ -127,11 +137,9 @@ impl FlowContext for BridgeShared {
     }
 
     fn delete_flow(&self, flow: &Arc<DpFlow>) {
-        if self.dp.del_flow(flow.id).is_err() {
-            // The op queue is full: the flow is already dead (the poll thread
-            // ignores it on hit) and is removed at the next flush.
-            tracing::debug!("datapath op queue full deleting flow {}", flow.id);
-        }
+        // The flow is already marked dead (the poll thread ignores it on hit);
+        // this removes it from the poll thread's classifier and the registry.
+        let _ = self.dp.del_flow(flow.id);
     }
 }
 
@@ -147,8 +155,10 @@ pub struct BridgeParams {
     pub cfg: BridgeConfig,
     /// Process-unique index.
     pub index: u32,
-    /// Upcall queues, one per handler (the datapath spreads misses over them).
+    /// Upcall queues, one per handler (the router spreads misses over them).
     pub upcall_txs: Vec<tokio::sync::mpsc::Sender<UpcallBatch>>,
+    /// Capacity of the datapath's upcall queue, in batches.
+    pub upcall_queue_batches: usize,
     /// Poll threads.
     pub n_pmd_threads: usize,
     /// The revalidator leader.
@@ -165,6 +175,7 @@ pub struct Bridge {
     shared: Arc<BridgeShared>,
     connmgr: Option<Mailbox<Connmgr>>,
     packet_in_rx: Option<tokio::sync::mpsc::Receiver<AsyncEvent>>,
+    upcall_rx: Option<tokio::sync::mpsc::Receiver<UpcallBatch>>,
     ports: BTreeMap<String, PortSlot>,
     leader: LeaderLink,
     port_registry: crate::actors::port::PortRegistry,
@@ -185,9 +196,10 @@ impl Bridge {
                 .map_err(|e| format!("default flow: {e}"))?;
         }
         let snap = ofproto.publish();
+        let (up_tx, up_rx) = tokio::sync::mpsc::channel(p.upcall_queue_batches);
         let dp = Datapath::start(crate::datapath::pmd::DpConfig {
             n_threads: p.n_pmd_threads.max(1),
-            upcall_txs: p.upcall_txs,
+            upcall_tx: up_tx,
             emc_insert_inv_prob: 1,
         })
         .map_err(|e| format!("bridge {}: cannot start datapath: {e}", p.cfg.name))?;
@@ -201,6 +213,8 @@ impl Bridge {
             packet_in_tx: pin_tx,
             fail_open: AtomicBool::new(false),
             extra_seq: AtomicU64::new(0),
+            upcall_routes: ArcSwap::from_pointee(p.upcall_txs),
+            upcall_route_drops: AtomicU64::new(0),
         });
         let meter = registry().meter(
             format!("bridge:{}", p.cfg.name),
@@ -215,6 +229,7 @@ impl Bridge {
             shared: shared.clone(),
             connmgr: None,
             packet_in_rx: Some(pin_rx),
+            upcall_rx: Some(up_rx),
             ports: BTreeMap::new(),
             leader: p.leader,
             port_registry: p.port_registry,
@@ -286,7 +301,10 @@ impl Bridge {
 
     fn port_status(&self, reason: u8, port_no: PortNo) {
         if let Some(desc) = self.ofproto.port_desc(port_no) {
-            self.notify(AsyncEvent::PortStatus(Arc::new(PortStatus { reason, desc })));
+            self.notify(AsyncEvent::PortStatus(Arc::new(PortStatus {
+                reason,
+                desc,
+            })));
         }
     }
 
@@ -316,14 +334,8 @@ impl Bridge {
             registry: self.port_registry.clone(),
         };
         let addr = Port::new(params).start();
-        self.ports.insert(
-            cfg.name.clone(),
-            PortSlot {
-                port_no,
-                addr,
-                cfg,
-            },
-        );
+        self.ports
+            .insert(cfg.name.clone(), PortSlot { port_no, addr, cfg });
     }
 
     fn remove_port(&mut self, name: &str) {
@@ -337,7 +349,11 @@ impl Bridge {
         if self.ofproto.port(port_no).is_none() {
             return;
         }
-        tracing::info!("bridge {}: port {} detached: {reason}", self.cfg.name, port_no);
+        tracing::info!(
+            "bridge {}: port {} detached: {reason}",
+            self.cfg.name,
+            port_no
+        );
         self.port_status(1, port_no);
         let _ = self.shared.dp.del_port(port_no);
         self.ofproto.remove_port(port_no);
@@ -466,7 +482,11 @@ impl Bridge {
         }
         for a in &po.actions {
             if let Action::Output { port, .. } = a {
-                if port.0 == 0 || (port.0 > PortNo::MAX.0 && *port != PortNo::ANY && port.0 < PortNo::IN_PORT.0) {
+                if port.0 == 0
+                    || (port.0 > PortNo::MAX.0
+                        && *port != PortNo::ANY
+                        && port.0 < PortNo::IN_PORT.0)
+                {
                     return Self::error(out, xid, OfpError::BadOutPort, head);
                 }
             }
@@ -537,10 +557,13 @@ impl Bridge {
                     }
                     match mm.command {
                         MeterModCommand::Delete => {
-                            let _ = self.shared.dp.del_meter(mm.meter_id.0);
+                            let _ = self.shared.dp.del_meter(mm.meter_id);
                         }
                         _ => {
-                            let _ = self.shared.dp.set_meter(mm.meter_id.0, mm.flags, &mm.bands);
+                            let _ = self
+                                .shared
+                                .dp
+                                .set_meter(mm.meter_id, dp_meter_config(mm.flags, &mm.bands));
                         }
                     }
                 }
@@ -579,11 +602,7 @@ impl Bridge {
     }
 
     fn report_ports(&self) -> String {
-        let mut s = format!(
-            "{}: dpid:{}\n",
-            self.cfg.name,
-            self.dpid()
-        );
+        let mut s = format!("{}: dpid:{}\n", self.cfg.name, self.dpid());
         for (name, slot) in &self.ports {
             let state = match self.ofproto.port(slot.port_no) {
                 Some(p) => {
@@ -597,10 +616,7 @@ impl Bridge {
             };
             s.push_str(&format!(
                 "  port {} ({}): type={:?} {}\n",
-                slot.port_no,
-                name,
-                slot.cfg.kind,
-                state
+                slot.port_no, name, slot.cfg.kind, state
             ));
         }
         s
@@ -635,6 +651,29 @@ impl Actor for Bridge {
             let mb = Mailbox::new(addr, cm_meter);
             mb.tell(self.connections());
             self.connmgr = Some(mb);
+        }
+        if let Some(mut rx) = self.upcall_rx.take() {
+            // The upcall router: one hop from the datapath's single queue to the
+            // handlers, by flow hash so that one flow's misses meet in one handler
+            // (which suppresses duplicates). A full handler queue drops, counted.
+            let shared = self.shared.clone();
+            ctx.spawn(
+                async move {
+                    while let Some(batch) = rx.recv().await {
+                        let routes = shared.upcall_routes.load();
+                        if routes.is_empty() {
+                            shared.upcall_route_drops.fetch_add(1, Relaxed);
+                            continue;
+                        }
+                        let h = batch.first().map(|u| u.key.hash64()).unwrap_or(0);
+                        let i = (h % routes.len() as u64) as usize;
+                        if routes[i].try_send(batch).is_err() {
+                            shared.upcall_route_drops.fetch_add(1, Relaxed);
+                        }
+                    }
+                }
+                .into_actor(self),
+            );
         }
         self.ensure_internal_port(ctx);
         for p in self.cfg.port.clone() {
@@ -696,9 +735,11 @@ impl Handler<OfRequests> for Bridge {
                 out.into_iter()
                     .filter_map(|o| match o {
                         Out::Bytes(b) => Some(b),
-                        Out::Barrier(xid) => {
-                            openflow::encode_to_vec(&OfpMsg { xid, body: Message::BarrierReply }).ok()
-                        }
+                        Out::Barrier(xid) => openflow::encode_to_vec(&OfpMsg {
+                            xid,
+                            body: Message::BarrierReply,
+                        })
+                        .ok(),
                     })
                     .collect::<Vec<_>>()
             }
@@ -719,7 +760,11 @@ impl Handler<PortAttached> for Bridge {
         let mut info = PortInfo::new(m.port_no, &m.name, m.link.mac);
         info.vlan = slot.cfg.vlan;
         info.trunks = slot.cfg.trunks.clone();
-        info.state = if m.link.carrier { PS_LIVE } else { PS_LINK_DOWN };
+        info.state = if m.link.carrier {
+            PS_LIVE
+        } else {
+            PS_LINK_DOWN
+        };
         if let Some(mbps) = m.link.speed_mbps {
             info.curr_speed = mbps.saturating_mul(1000);
             info.max_speed = info.curr_speed;
@@ -731,7 +776,12 @@ impl Handler<PortAttached> for Bridge {
         }
         self.ofproto.add_port(info);
         coverage::inc(&c::port_added);
-        tracing::info!("bridge {}: added port {} as {}", self.cfg.name, m.name, m.port_no);
+        tracing::info!(
+            "bridge {}: added port {} as {}",
+            self.cfg.name,
+            m.name,
+            m.port_no
+        );
         self.port_status(0, m.port_no);
         self.publish();
     }
@@ -742,7 +792,11 @@ impl Handler<PortLinkChanged> for Bridge {
     fn handle(&mut self, m: PortLinkChanged, _: &mut Context<Self>) {
         let _g = self.guard::<PortLinkChanged>();
         if let Some(mut info) = self.ofproto.port(m.port_no).cloned() {
-            let state = if m.link.carrier { PS_LIVE } else { PS_LINK_DOWN };
+            let state = if m.link.carrier {
+                PS_LIVE
+            } else {
+                PS_LINK_DOWN
+            };
             let admin_down = !m.link.admin_up;
             let mut config = info.config;
             if admin_down {
@@ -832,10 +886,16 @@ impl Handler<StopBridge> for Bridge {
             self.remove_port(&n);
         }
         if let Some(cm) = self.connmgr.take() {
-            cm.addr.do_send(crate::messages::connmgr::Disconnect);
+            cm.tell(SetConnections {
+                listeners: vec![],
+                controllers: vec![],
+                probe_ms: 0,
+                max_backoff_ms: 0,
+                standalone: false,
+            });
             registry().remove(&cm.meter.id);
         }
-        self.shared.dp.shutdown();
+        self.shared.dp.clone().shutdown();
         registry().remove(&self.meter.id);
         ctx.stop();
     }
@@ -877,7 +937,10 @@ impl Handler<BridgeQuery> for Bridge {
                     } else {
                         e.port.0.to_string()
                     };
-                    s.push_str(&format!("{:>5}  {:>4}  {}  {:>3}\n", port, e.vlan, e.mac, e.age_secs));
+                    s.push_str(&format!(
+                        "{:>5}  {:>4}  {}  {:>3}\n",
+                        port, e.vlan, e.mac, e.age_secs
+                    ));
                 }
                 ready(Ok(s))
             }
@@ -886,7 +949,7 @@ impl Handler<BridgeQuery> for Bridge {
                 ready(Ok("table successfully flushed\n".into()))
             }
             Query::Show => ready(Ok(self.report_ports())),
-            Query::PmdStats => ready(Ok(self.shared.dp.format_pmd_stats())),
+            Query::PmdStats => ready(Ok(format_pmd_stats(&self.cfg.name, &self.shared.dp))),
             Query::DpShow => ready(Ok(format!(
                 "{}:\n  flows: {}\n{}",
                 self.cfg.name,
@@ -910,6 +973,92 @@ impl Handler<BridgeQuery> for Bridge {
             }
         }
     }
+}
+
+/// Converts an OpenFlow meter into the datapath's meter configuration.
+fn dp_meter_config(flags: u16, bands: &[MeterBand]) -> crate::datapath::meter::MeterConfig {
+    use crate::datapath::meter::{BandKind, MeterBand as DpBand, MeterConfig, MeterUnit};
+    MeterConfig {
+        unit: if flags & MF_PKTPS != 0 {
+            MeterUnit::Pktps
+        } else {
+            MeterUnit::Kbps
+        },
+        bands: bands
+            .iter()
+            .filter_map(|b| match b {
+                MeterBand::Drop { rate, burst_size } => Some(DpBand {
+                    kind: BandKind::Drop,
+                    rate: *rate,
+                    burst_size: *burst_size,
+                }),
+                MeterBand::DscpRemark {
+                    rate,
+                    burst_size,
+                    prec_level,
+                } => Some(DpBand {
+                    kind: BandKind::DscpRemark {
+                        prec_level: *prec_level,
+                    },
+                    rate: *rate,
+                    burst_size: *burst_size,
+                }),
+                MeterBand::Experimenter { .. } => None,
+            })
+            .collect(),
+    }
+}
+
+/// Per-poll-thread counters, like `dpif-netdev/pmd-stats-show`.
+pub fn format_pmd_stats(bridge: &str, dp: &Datapath) -> String {
+    let st = dp.stats();
+    let mut s = format!("bridge {bridge}:\n");
+    for (i, t) in st.threads.iter().enumerate() {
+        let hits = t.emc_hits + t.megaflow_hits;
+        s.push_str(&format!(
+            "pmd thread numa_id 0 core_id {i}:\n  packets received: {}\n  packet recirculations: 0\n  avg. datapath passes per packet: 1.00\n  emc hits: {}\n  smc hits: 0\n  megaflow hits: {}\n  avg. subtable lookups per megaflow hit: 1.00\n  miss with success upcall: {}\n  miss with failed upcall: {}\n  avg. packets per output batch: 0.00\n  invalid packets: {}\n  action upcalls: {}\n  meter drops: {}\n  tx packets: {}\n  tx drops: {}\n  hit ratio: {:.1}%\n",
+            t.rx_packets,
+            t.emc_hits,
+            t.megaflow_hits,
+            t.misses,
+            t.lost,
+            t.rx_invalid,
+            t.action_upcalls,
+            t.meter_drops,
+            t.tx_packets,
+            t.tx_drops,
+            if t.rx_packets == 0 { 0.0 } else { hits as f64 * 100.0 / t.rx_packets as f64 },
+        ));
+    }
+    s.push_str(&format!(
+        "  datapath ops dropped (queue full): {}\n",
+        st.ops_dropped
+    ));
+    s
+}
+
+/// Datapath counters as JSON for `/stats`.
+pub fn dp_stats_json(shared: &BridgeShared) -> serde_json::Value {
+    let st = shared.dp.stats();
+    let t = |x: &crate::datapath::pmd::PmdStatsSnapshot| {
+        serde_json::json!({
+            "rx_packets": x.rx_packets, "emc_hits": x.emc_hits, "megaflow_hits": x.megaflow_hits,
+            "misses": x.misses, "lost": x.lost, "rx_invalid": x.rx_invalid,
+            "tx_packets": x.tx_packets, "tx_drops": x.tx_drops, "action_upcalls": x.action_upcalls,
+            "meter_drops": x.meter_drops,
+        })
+    };
+    serde_json::json!({
+        "megaflows": shared.dp.n_flows(),
+        "total": t(&st.total),
+        "pmd_threads": st.threads.iter().enumerate().map(|(i, x)| {
+            let mut v = t(x);
+            v["id"] = serde_json::json!(i.to_string());
+            v
+        }).collect::<Vec<_>>(),
+        "ops_dropped": st.ops_dropped,
+        "upcall_route_drops": shared.upcall_route_drops.load(Relaxed),
+    })
 }
 
 /// Bridges by name, for the control commands (owned by the Daemon).

@@ -125,8 +125,12 @@ impl Daemon {
                 ));
             }
         }
-        let members: Vec<Mailbox<Revalidator>> =
-            self.revalidators.iter().take(n).map(|(m, _)| m.clone()).collect();
+        let members: Vec<Mailbox<Revalidator>> = self
+            .revalidators
+            .iter()
+            .take(n)
+            .map(|(m, _)| m.clone())
+            .collect();
         if let Some(leader) = members.first() {
             leader.tell(rv::SetMembers(members.clone()));
             *self.leader.write() = Some(leader.clone());
@@ -164,12 +168,11 @@ impl Daemon {
             }
         }
         // Re-plumb every bridge's upcall queues onto the new set.
-        let bridges: Vec<Arc<BridgeShared>> = self.bridges.values().map(|b| b.shared.clone()).collect();
+        let bridges: Vec<Arc<BridgeShared>> =
+            self.bridges.values().map(|b| b.shared.clone()).collect();
         for br in bridges {
             let txs = self.attach_to_handlers(&br);
-            if br.dp.set_upcall_txs(txs).is_err() {
-                tracing::error!("bridge {}: cannot re-plumb upcall queues", br.name);
-            }
+            br.upcall_routes.store(Arc::new(txs));
         }
     }
 
@@ -208,6 +211,7 @@ impl Daemon {
             cfg: bcfg,
             index,
             upcall_txs: txs,
+            upcall_queue_batches: self.cfg.datapath.upcall_queue_batches,
             n_pmd_threads: self.cfg.datapath.n_pmd_threads,
             leader: self.leader.clone(),
             port_registry: self.ports.clone(),
@@ -226,11 +230,8 @@ impl Daemon {
         http::add_source(
             &format!("datapath_{name}"),
             Arc::new(move || {
-                let mut v = sh.dp.stats_json();
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("megaflows".into(), serde_json::json!(sh.dp.n_flows()));
-                    o.insert("ukeys_all_bridges".into(), serde_json::json!(reval.n_flows.load(Relaxed)));
-                }
+                let mut v = crate::actors::bridge::dp_stats_json(&sh);
+                v["ukeys_all_bridges"] = serde_json::json!(reval.n_flows.load(Relaxed));
                 v
             }),
         );
@@ -249,7 +250,9 @@ impl Daemon {
     fn remove_bridge(&mut self, name: &str) {
         if let Some(b) = self.bridges.remove(name) {
             for h in &self.handlers {
-                h.mb.tell(DetachBridge { index: b.shared.index });
+                h.mb.tell(DetachBridge {
+                    index: b.shared.index,
+                });
             }
             for (r, _) in &self.revalidators {
                 r.tell(rv::DetachBridge(b.shared.index));
@@ -376,7 +379,9 @@ impl Daemon {
             Err(e) => {
                 coverage::inc(&c::config_reload_refused);
                 tracing::error!("reload refused, running config unchanged: {e}");
-                return Err(format!("reload refused, running configuration unchanged: {e}"));
+                return Err(format!(
+                    "reload refused, running configuration unchanged: {e}"
+                ));
             }
         };
         let d = ConfigDiff::between(&self.cfg, &new);
@@ -387,7 +392,10 @@ impl Daemon {
         let notes = self.apply_diff(new, &d);
         self.cfg_path = Some(path);
         tracing::info!("configuration reloaded: {}", notes.join("; "));
-        Ok(format!("configuration reloaded:\n  {}\n", notes.join("\n  ")))
+        Ok(format!(
+            "configuration reloaded:\n  {}\n",
+            notes.join("\n  ")
+        ))
     }
 
     fn health(&mut self) {
@@ -410,8 +418,12 @@ impl Daemon {
                 let _ = b.shared.dp.flush_flows();
             }
             let dp = &self.cfg.datapath;
-            let (mb, arb) =
-                revalidator::start_one(i, self.reval.clone(), dp.flow_limit as usize, dp.max_idle_ms);
+            let (mb, arb) = revalidator::start_one(
+                i,
+                self.reval.clone(),
+                dp.flow_limit as usize,
+                dp.max_idle_ms,
+            );
             mb.meter.restarted();
             let old = std::mem::replace(&mut self.revalidators[i], (mb, arb));
             old.1.stop();
@@ -436,7 +448,7 @@ impl Daemon {
                 self.bridges.values().map(|b| b.shared.clone()).collect();
             for br in bridges {
                 let txs = self.attach_to_handlers(&br);
-                let _ = br.dp.set_upcall_txs(txs);
+                br.upcall_routes.store(Arc::new(txs));
             }
         }
         for (name, b) in self.bridges.iter_mut() {
@@ -467,7 +479,8 @@ impl Daemon {
 
     fn upcall_show(&self) -> ResponseFuture<Result<String, String>> {
         let leader = self.leader.read().clone();
-        let handlers: Vec<Mailbox<UpcallHandler>> = self.handlers.iter().map(|h| h.mb.clone()).collect();
+        let handlers: Vec<Mailbox<UpcallHandler>> =
+            self.handlers.iter().map(|h| h.mb.clone()).collect();
         let queues: Vec<(String, usize)> = self
             .bridges
             .iter()
@@ -477,7 +490,10 @@ impl Daemon {
             let Some(leader) = leader else {
                 return Err("no revalidators".into());
             };
-            let r = leader.ask(rv::ReportState).await.map_err(|e| e.to_string())?;
+            let r = leader
+                .ask(rv::ReportState)
+                .await
+                .map_err(|e| e.to_string())?;
             let g = |p: &str| r.pointer(p).cloned().unwrap_or(serde_json::Value::Null);
             let mut s = String::from("rvswitchd@userspace:\n");
             s.push_str(&format!(
@@ -506,7 +522,11 @@ impl Daemon {
             s.push_str(&format!(
                 "  max idle      : {}ms{}\n",
                 g("/max_idle_ms"),
-                if r["paused"].as_bool() == Some(true) { " (revalidators paused)" } else { "" }
+                if r["paused"].as_bool() == Some(true) {
+                    " (revalidators paused)"
+                } else {
+                    ""
+                }
             ));
             s.push_str(&format!(
                 "  rounds        : {} (last: {} flows, keep {}, modify {}, delete idle {}, kill-all {}, changed {})\n",
@@ -544,13 +564,21 @@ impl Daemon {
         })
     }
 
-    fn run_ctl(&mut self, cmd: &str, args: Vec<String>, ctx: &mut Context<Self>) -> ResponseFuture<Result<String, String>> {
+    fn run_ctl(
+        &mut self,
+        cmd: &str,
+        args: Vec<String>,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<String, String>> {
         let ready = |r: Result<String, String>| -> ResponseFuture<Result<String, String>> {
             Box::pin(async move { r })
         };
         let leader = self.leader.read().clone();
         match cmd {
-            "version" => ready(Ok(format!("rvswitchd (rvswitchd) {}\n", env!("CARGO_PKG_VERSION")))),
+            "version" => ready(Ok(format!(
+                "rvswitchd (rvswitchd) {}\n",
+                env!("CARGO_PKG_VERSION")
+            ))),
             "exit" => {
                 ctx.notify_later(Shutdown, Duration::from_millis(50));
                 ready(Ok(String::new()))
@@ -562,7 +590,10 @@ impl Daemon {
                 "actors": registry().snapshot(),
             }))
             .unwrap_or_default())),
-            "vlog/list" => ready(Ok(format!("current filter: {}\n", crate::daemon::logging::current()))),
+            "vlog/list" => ready(Ok(format!(
+                "current filter: {}\n",
+                crate::daemon::logging::current()
+            ))),
             "vlog/set" => {
                 let spec = args.join(" ");
                 ready(crate::daemon::logging::set_level(&spec).map(|_| String::new()))
@@ -573,7 +604,15 @@ impl Daemon {
                 let rules: usize = self
                     .bridges
                     .values()
-                    .map(|b| b.shared.snapshot.load().tables.iter().map(|t| t.len()).sum::<usize>())
+                    .map(|b| {
+                        b.shared
+                            .snapshot
+                            .load()
+                            .tables
+                            .iter()
+                            .map(|t| t.len())
+                            .sum::<usize>()
+                    })
                     .sum();
                 ready(Ok(format!(
                     "rss:{}kB peak:{}kB threads:{} bridges:{} ports:{} rules:{} datapath-flows:{} ukeys:{}\n",
@@ -641,8 +680,14 @@ impl Daemon {
                     Ok(format!("purged {n} datapath flows\n"))
                 })
             }
-            "dpctl/dump-flows" | "dpctl/del-flows" | "dpctl/show" | "fdb/show" | "fdb/flush"
-            | "ofctl/show-connections" | "dpif-netdev/pmd-stats-show" | "bridge/show" => {
+            "dpctl/dump-flows"
+            | "dpctl/del-flows"
+            | "dpctl/show"
+            | "fdb/show"
+            | "fdb/flush"
+            | "ofctl/show-connections"
+            | "dpif-netdev/pmd-stats-show"
+            | "bridge/show" => {
                 let q = match cmd {
                     "dpctl/dump-flows" => Query::DumpDpFlows,
                     "dpctl/del-flows" => Query::DelDpFlows,
@@ -655,7 +700,8 @@ impl Daemon {
                 };
                 // dpctl/* take an optional datapath name; with several bridges
                 // and none named, every bridge answers in turn.
-                let targets: Vec<Mailbox<Bridge>> = match args.iter().find(|a| !a.starts_with('-')) {
+                let targets: Vec<Mailbox<Bridge>> = match args.iter().find(|a| !a.starts_with('-'))
+                {
                     Some(n) => match self.bridge(Some(n)) {
                         Ok(b) => vec![b],
                         Err(e) => return ready(Err(e)),
@@ -665,7 +711,11 @@ impl Daemon {
                 Box::pin(async move {
                     let mut s = String::new();
                     for b in targets {
-                        s.push_str(&b.ask(BridgeQuery(q.clone())).await.map_err(|e| e.to_string())??);
+                        s.push_str(
+                            &b.ask(BridgeQuery(q.clone()))
+                                .await
+                                .map_err(|e| e.to_string())??,
+                        );
                     }
                     Ok(s)
                 })
@@ -677,7 +727,9 @@ impl Daemon {
                 };
                 Box::pin(async move {
                     let b = b?;
-                    b.ask(BridgeQuery(Query::Trace(flow))).await.map_err(|e| e.to_string())?
+                    b.ask(BridgeQuery(Query::Trace(flow)))
+                        .await
+                        .map_err(|e| e.to_string())?
                 })
             }
             other => ready(Err(format!("\"{other}\" is not a valid command"))),
@@ -770,7 +822,7 @@ impl Handler<Shutdown> for Daemon {
         let names: Vec<String> = self.bridges.keys().cloned().collect();
         for b in &names {
             if let Some(e) = self.bridges.get(b) {
-                e.shared.dp.shutdown();
+                e.shared.dp.clone().shutdown();
             }
         }
         for p in &self.on_exit {

@@ -17,5 +17,5 @@ pub mod daemon;
 pub mod metrics;
 pub mod port;
 pub mod revalidator;
-pub mod upcall;
 pub mod session;
+pub mod upcall;

@@ -81,7 +81,8 @@ impl Port {
         }
         let name = self.p.cfg.name.clone();
         let opened = netdev::open(&name, self.p.cfg.kind).and_then(|nd| {
-            let link = netlink::get_link(&name)?.ok_or_else(|| NetdevError::NoSuchDevice(name.clone()))?;
+            let link =
+                netlink::get_link(&name)?.ok_or_else(|| NetdevError::NoSuchDevice(name.clone()))?;
             Ok((nd, link))
         });
         match opened {
@@ -168,7 +169,10 @@ impl Handler<LinkDeleted> for Port {
         if self.attached {
             self.attached = false;
             self.link = None;
-            let msg = format!("could not open network device {} (No such device)", self.p.cfg.name);
+            let msg = format!(
+                "could not open network device {} (No such device)",
+                self.p.cfg.name
+            );
             self.meter.set_error(msg.clone());
             self.error = Some(msg);
             self.p.bridge.do_send(PortDetached {

@@ -79,7 +79,11 @@ pub struct UpcallHandler {
 
 impl UpcallHandler {
     /// A handler with no bridges yet.
-    pub fn new(id: usize, reval: Arc<RevalShared>, counters: Arc<HandlerCounters>) -> UpcallHandler {
+    pub fn new(
+        id: usize,
+        reval: Arc<RevalShared>,
+        counters: Arc<HandlerCounters>,
+    ) -> UpcallHandler {
         let meter = registry().meter(format!("handler:{id}"), "UpcallHandler", None, MAILBOX);
         UpcallHandler {
             id,
@@ -151,7 +155,7 @@ impl UpcallHandler {
         };
         let now = now_ms();
         let mut installed_here: Vec<(FlowKey, FlowKey)> = Vec::new();
-        for up in batch.upcalls {
+        for up in batch {
             coverage::inc(&c::upcall_handled);
             self.counters.upcalls.fetch_add(1, Relaxed);
             match up.kind {
@@ -180,7 +184,10 @@ impl UpcallHandler {
                         self.counters.over_limit.fetch_add(1, Relaxed);
                         coverage::inc(&c::upcall_flow_limit);
                         false
-                    } else if installed_here.iter().any(|(k, m)| *k == masked && *m == x.wc) {
+                    } else if installed_here
+                        .iter()
+                        .any(|(k, m)| *k == masked && *m == x.wc)
+                    {
                         self.counters.duplicates.fetch_add(1, Relaxed);
                         coverage::inc(&c::upcall_duplicate);
                         false
@@ -189,13 +196,17 @@ impl UpcallHandler {
                     };
                     if install {
                         let id = NEXT_FLOW_ID.fetch_add(1, Relaxed);
-                        let flow = Arc::new(DpFlow::new(id, &up.key, &x.wc, x.actions.clone(), now));
+                        let flow =
+                            Arc::new(DpFlow::new(id, &up.key, &x.wc, x.actions.clone(), now));
                         if br.dp.put_flow(flow.clone()).is_ok() {
                             installed_here.push((masked, x.wc));
                             self.counters.installed.fetch_add(1, Relaxed);
                             coverage::inc(&c::dp_flow_put);
-                            let rules: Vec<Arc<dyn RuleStats>> =
-                                x.rules.iter().map(|r| r.clone() as Arc<dyn RuleStats>).collect();
+                            let rules: Vec<Arc<dyn RuleStats>> = x
+                                .rules
+                                .iter()
+                                .map(|r| r.clone() as Arc<dyn RuleStats>)
+                                .collect();
                             // The executed packet below is credited to the rules now,
                             // since the datapath flow did not count it.
                             for r in &rules {

@@ -23,7 +23,14 @@ fn ip6(v: u128) -> String {
 }
 
 /// Appends `name=value[/mask]` for a field when any mask bit is set.
-fn field(parts: &mut Vec<String>, name: &str, k: &FlowKey, m: &FlowKey, f: Field, fmt: fn(u128) -> String) {
+fn field(
+    parts: &mut Vec<String>,
+    name: &str,
+    k: &FlowKey,
+    m: &FlowKey,
+    f: Field,
+    fmt: fn(u128) -> String,
+) {
     let mask = m.get(f);
     if mask == 0 {
         return;
@@ -140,7 +147,12 @@ pub fn format_match(k: &FlowKey, m: &FlowKey) -> String {
             group(&mut s, name, p);
         }
         if proto == 6 && m.get(Field::TcpFlags) != 0 {
-            let _ = write!(s, ",tcp_flags({:#x}/{:#x})", k.get(Field::TcpFlags), m.get(Field::TcpFlags));
+            let _ = write!(
+                s,
+                ",tcp_flags({:#x}/{:#x})",
+                k.get(Field::TcpFlags),
+                m.get(Field::TcpFlags)
+            );
         }
         if proto == 58 {
             let mut p = Vec::new();
@@ -162,7 +174,11 @@ pub fn format_flow(f: &DpFlow, now_ms: u64) -> String {
         format!("{:.3}s", now_ms.saturating_sub(st.used_ms) as f64 / 1000.0)
     };
     let mut s = format_match(&f.key, &f.mask);
-    let _ = write!(s, ", packets:{}, bytes:{}, used:{}", st.packets, st.bytes, used);
+    let _ = write!(
+        s,
+        ", packets:{}, bytes:{}, used:{}",
+        st.packets, st.bytes, used
+    );
     if st.tcp_flags != 0 {
         let _ = write!(s, ", flags:{:#x}", st.tcp_flags);
     }
@@ -186,7 +202,14 @@ mod tests {
         k.set(Field::TpDst, 9);
         k.set(Field::NwSrc, 0x0afd_0001);
         let mut m = FlowKey::default();
-        for f in [Field::InPort, Field::DlType, Field::NwProto, Field::TpSrc, Field::TpDst, Field::NwFrag] {
+        for f in [
+            Field::InPort,
+            Field::DlType,
+            Field::NwProto,
+            Field::TpSrc,
+            Field::TpDst,
+            Field::NwFrag,
+        ] {
             m.set_exact(f);
         }
         m.set(Field::NwSrc, 0xffff_ff00);

@@ -25,6 +25,7 @@ pub mod mac_learning;
 pub mod match_;
 pub mod rule;
 mod stats;
+pub mod trace;
 mod validate;
 pub mod xlate;
 
@@ -35,15 +36,14 @@ use crate::datapath::flow::FlowKey;
 use crate::openflow::action::{Action, Instruction};
 use crate::openflow::error::OfpError;
 use crate::openflow::message::{
-    FlowMod, FlowModCommand, GroupMod, GroupModCommand, MeterMod, MeterModCommand,
-    PortMod, FF_CHECK_OVERLAP, FF_NO_BYT_COUNTS, FF_NO_PKT_COUNTS, FF_RESET_COUNTS,
-    FF_SEND_FLOW_REM,
+    FlowMod, FlowModCommand, GroupMod, GroupModCommand, MeterMod, MeterModCommand, PortMod,
+    FF_CHECK_OVERLAP, FF_NO_BYT_COUNTS, FF_NO_PKT_COUNTS, FF_RESET_COUNTS, FF_SEND_FLOW_REM,
 };
 use crate::openflow::oxm::{Match, OxmField, OxmId};
 use crate::types::{Cookie, DatapathId, GroupId, MeterId, PortNo, TableId};
 use classifier::Classifier;
-pub use rule::{Group, Meter, PortInfo, Rule, RuleCounters};
 use rule::PC_SUPPORTED;
+pub use rule::{Group, Meter, PortInfo, Rule, RuleCounters};
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -152,7 +152,9 @@ impl Ofproto {
         Ofproto {
             dpid,
             dp_desc: dp_desc.to_string(),
-            tables: (0..N_TABLES).map(|_| Arc::new(RuleTable::default())).collect(),
+            tables: (0..N_TABLES)
+                .map(|_| Arc::new(RuleTable::default()))
+                .collect(),
             counters: Arc::new((0..N_TABLES).map(|_| TableCounters::default()).collect()),
             timed: hashbrown::HashMap::new(),
             groups: Arc::new(GroupMap::new()),
@@ -512,10 +514,10 @@ impl Ofproto {
         self.timed
             .values()
             .flat_map(|r| {
-                let hard = (r.hard_timeout != 0)
-                    .then(|| r.created_ms + r.hard_timeout as u64 * 1000);
-                let idle = (r.idle_timeout != 0)
-                    .then(|| r.last_used_ms() + r.idle_timeout as u64 * 1000);
+                let hard =
+                    (r.hard_timeout != 0).then(|| r.created_ms + r.hard_timeout as u64 * 1000);
+                let idle =
+                    (r.idle_timeout != 0).then(|| r.last_used_ms() + r.idle_timeout as u64 * 1000);
                 hard.into_iter().chain(idle)
             })
             .min()

@@ -54,10 +54,7 @@ fn dur(created_ms: u64, now_ms: u64) -> (u32, u32) {
 }
 
 impl Ofproto {
-    fn stats_rules(
-        &self,
-        req: &FlowStatsRequest,
-    ) -> Result<Vec<Arc<super::rule::Rule>>, OfpError> {
+    fn stats_rules(&self, req: &FlowStatsRequest) -> Result<Vec<Arc<super::rule::Rule>>, OfpError> {
         if req.table_id != TableId::ALL && req.table_id.0 >= TableId::N_TABLES {
             return Err(OfpError::BadRequestTableId);
         }

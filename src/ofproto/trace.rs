@@ -34,8 +34,13 @@ pub fn parse_flow(spec: &str) -> Result<FlowKey, String> {
             .map(u128::from)
             .map_err(|_| format!("{v:?} is not an IPv6 address"))
     };
-    let mac = |v: &str| -> Result<u128, String> { v.parse::<MacAddr>().map(|m| m.to_u64() as u128) };
-    for tok in spec.split([',', ' ']).map(str::trim).filter(|t| !t.is_empty()) {
+    let mac =
+        |v: &str| -> Result<u128, String> { v.parse::<MacAddr>().map(|m| m.to_u64() as u128) };
+    for tok in spec
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
         let (key, val) = match tok.split_once('=') {
             Some((a, b)) => (a.trim(), b.trim()),
             None => (tok, ""),
@@ -73,7 +78,10 @@ pub fn parse_flow(spec: &str) -> Result<FlowKey, String> {
             "dl_vlan" | "vlan_vid" => k.set(Field::VlanTci, (num(val)? & 0xfff) | VLAN_CFI as u128),
             "dl_vlan_pcp" | "vlan_pcp" => {
                 let cur = k.get(Field::VlanTci);
-                k.set(Field::VlanTci, cur | VLAN_CFI as u128 | ((num(val)? & 7) << 13));
+                k.set(
+                    Field::VlanTci,
+                    cur | VLAN_CFI as u128 | ((num(val)? & 7) << 13),
+                );
             }
             "vlan_tci" => k.set(Field::VlanTci, num(val)?),
             "nw_src" | "ip_src" | "arp_spa" => k.set(Field::NwSrc, ip4(val)?),
@@ -130,9 +138,13 @@ fn fmt_instructions(ins: &[Instruction]) -> String {
             Instruction::WriteActions(a) => format!("write_actions({})", fmt_actions(a)),
             Instruction::GotoTable(t) => format!("goto_table:{}", t.0),
             Instruction::ClearActions => "clear_actions".into(),
-            Instruction::WriteMetadata { value, mask } => format!("write_metadata:{value:#x}/{mask:#x}"),
+            Instruction::WriteMetadata { value, mask } => {
+                format!("write_metadata:{value:#x}/{mask:#x}")
+            }
             Instruction::Meter(m) => format!("meter:{}", m.0),
-            Instruction::Experimenter { experimenter, .. } => format!("experimenter:{experimenter:#x}"),
+            Instruction::Experimenter { experimenter, .. } => {
+                format!("experimenter:{experimenter:#x}")
+            }
         })
         .collect();
     if v.is_empty() {
@@ -184,7 +196,11 @@ pub fn trace(br: &BridgeShared, spec: &str) -> Result<String, String> {
             s,
             " {}. {}priority {}, cookie {:#x}",
             r.table_id.0,
-            if fields.is_empty() { String::new() } else { format!("{}, ", fields.join(",")) },
+            if fields.is_empty() {
+                String::new()
+            } else {
+                format!("{}, ", fields.join(","))
+            },
             r.priority,
             r.cookie.0
         );
@@ -194,7 +210,11 @@ pub fn trace(br: &BridgeShared, spec: &str) -> Result<String, String> {
     let _ = writeln!(s, "Megaflow: {}", format_match(&key.masked(&x.wc), &x.wc));
     let _ = writeln!(s, "Datapath actions: {}", format_actions(&x.actions));
     if x.slow != 0 {
-        let _ = writeln!(s, "This flow is handled by the userspace slow path (reasons {:#x}).", x.slow);
+        let _ = writeln!(
+            s,
+            "This flow is handled by the userspace slow path (reasons {:#x}).",
+            x.slow
+        );
     }
     Ok(s)
 }
@@ -205,7 +225,8 @@ mod tests {
 
     #[test]
     fn parses_common_flow_descriptions() {
-        let k = parse_flow("in_port=1,dl_src=02:00:00:00:00:01,udp,nw_dst=10.0.0.2,tp_dst=53").unwrap();
+        let k =
+            parse_flow("in_port=1,dl_src=02:00:00:00:00:01,udp,nw_dst=10.0.0.2,tp_dst=53").unwrap();
         assert_eq!(k.get(Field::InPort), 1);
         assert_eq!(k.get(Field::DlType), 0x0800);
         assert_eq!(k.get(Field::NwProto), 17);

@@ -193,7 +193,11 @@ impl Daemon {
     /// `ovs-appctl` that must succeed.
     pub fn appctl_ok(&self, args: &[&str]) -> String {
         let (ok, out, err) = self.appctl(args);
-        assert!(ok, "ovs-appctl {args:?} failed: {err}\nlog:\n{}", self.log_text());
+        assert!(
+            ok,
+            "ovs-appctl {args:?} failed: {err}\nlog:\n{}",
+            self.log_text()
+        );
         out
     }
 
@@ -208,7 +212,11 @@ impl Daemon {
     /// `ovs-ofctl` that must succeed.
     pub fn ofctl_ok(&self, cmd: &str, args: &[&str]) -> String {
         let (ok, out, err) = self.ofctl(cmd, args);
-        assert!(ok, "ovs-ofctl {cmd} {args:?} failed: {err}\nlog:\n{}", self.log_text());
+        assert!(
+            ok,
+            "ovs-ofctl {cmd} {args:?} failed: {err}\nlog:\n{}",
+            self.log_text()
+        );
         out
     }
 
@@ -219,7 +227,9 @@ impl Daemon {
         s.write_all(req.as_bytes()).expect("send");
         let mut out = String::new();
         s.read_to_string(&mut out).expect("read");
-        out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or(out)
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or(out)
     }
 
     /// GET /stats parsed.
@@ -288,21 +298,29 @@ impl Host {
         let port = format!("rv{tag}p{idx}");
         let ip = format!("{subnet}.{idx}");
         let mac = format!("02:00:00:{:02x}:00:{:02x}", tag.len() as u8, idx);
-        let _ = sh_try(&format!("ip netns del {ns} 2>/dev/null; ip link del {port} 2>/dev/null"));
+        let _ = sh_try(&format!(
+            "ip netns del {ns} 2>/dev/null; ip link del {port} 2>/dev/null"
+        ));
         sh(&format!("ip netns add {ns}"));
         sh(&format!(
             "ip link add {port} type veth peer name eth0 netns {ns}"
         ));
-        sh(&format!("ip netns exec {ns} ip link set eth0 address {mac}"));
+        sh(&format!(
+            "ip netns exec {ns} ip link set eth0 address {mac}"
+        ));
         sh(&format!("ip netns exec {ns} ip addr add {ip}/24 dev eth0"));
         sh(&format!("ip netns exec {ns} ip link set eth0 up"));
         sh(&format!("ip netns exec {ns} ip link set lo up"));
         sh(&format!("ip link set {port} up"));
         if have("ethtool") {
-            let _ = sh_try(&format!("ip netns exec {ns} ethtool -K eth0 tx off rx off >/dev/null 2>&1"));
+            let _ = sh_try(&format!(
+                "ip netns exec {ns} ethtool -K eth0 tx off rx off >/dev/null 2>&1"
+            ));
             let _ = sh_try(&format!("ethtool -K {port} tx off rx off >/dev/null 2>&1"));
         }
-        let _ = sh_try(&format!("ip netns exec {ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1"));
+        let _ = sh_try(&format!(
+            "ip netns exec {ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1"
+        ));
         Host { ns, port, ip, mac }
     }
 
