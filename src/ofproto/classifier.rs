@@ -244,8 +244,7 @@ impl<R: Clone> Classifier<R> {
     }
 
     fn bubble_up(&mut self, mut pos: usize) {
-        while pos > 0
-            && self.subtables[pos - 1].max_priority() < self.subtables[pos].max_priority()
+        while pos > 0 && self.subtables[pos - 1].max_priority() < self.subtables[pos].max_priority()
         {
             self.swap(pos - 1, pos);
             pos -= 1;
@@ -404,8 +403,14 @@ mod tests {
     #[test]
     fn subsumed_and_overlap_queries() {
         let mut c: Classifier<u32> = Classifier::default();
-        let (va, ma) = km(&[(Field::DlType, 0x800, 0xffff), (Field::NwSrc, 1, 0xffffffff)]);
-        let (vb, mb) = km(&[(Field::DlType, 0x800, 0xffff), (Field::NwSrc, 2, 0xffffffff)]);
+        let (va, ma) = km(&[
+            (Field::DlType, 0x800, 0xffff),
+            (Field::NwSrc, 1, 0xffffffff),
+        ]);
+        let (vb, mb) = km(&[
+            (Field::DlType, 0x800, 0xffff),
+            (Field::NwSrc, 2, 0xffffffff),
+        ]);
         let (vc, mc) = km(&[(Field::DlType, 0x806, 0xffff)]);
         c.insert(&va, &ma, 100, 1);
         c.insert(&vb, &mb, 100, 2);
@@ -426,7 +431,10 @@ mod tests {
         assert!(c.has_overlap(&vt, &mt, 100));
         let (vn, mn) = km(&[(Field::DlType, 0x86dd, 0xffff)]);
         assert!(!c.has_overlap(&vn, &mn, 100));
-        let (vs, ms) = km(&[(Field::DlType, 0x800, 0xffff), (Field::NwSrc, 3, 0xffffffff)]);
+        let (vs, ms) = km(&[
+            (Field::DlType, 0x800, 0xffff),
+            (Field::NwSrc, 3, 0xffffffff),
+        ]);
         assert!(!c.has_overlap(&vs, &ms, 100));
         assert!(c.has_overlap(&va, &ma, 100));
     }

@@ -312,7 +312,14 @@ mod tests {
             let k = key(i);
             assert_eq!(snap.get(k.hash64(), &k), Some(&i));
             let now = h.get(k.hash64(), &k).copied();
-            assert_eq!(now, if i % 3 == 0 { None } else { Some(i + 1_000_000) });
+            assert_eq!(
+                now,
+                if i % 3 == 0 {
+                    None
+                } else {
+                    Some(i + 1_000_000)
+                }
+            );
         }
         assert_eq!(snap.len(), 1000);
     }

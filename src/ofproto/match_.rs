@@ -210,23 +210,17 @@ pub fn match_to_key(m: &Match) -> Result<(FlowKey, FlowKey), OfpError> {
                 }
                 continue;
             }
-            OxmId::VlanVid => {
-                if f.mask.is_none() || fmask == full {
-                    if f.value == OFPVID_NONE as u128 {
-                        // "No tag": the whole TCI is zero.
-                        mask.set(Field::VlanTci, 0xffff);
-                        continue;
-                    }
-                    if f.value & OFPVID_PRESENT as u128 == 0 {
-                        return Err(OfpError::BadValue);
-                    }
+            OxmId::VlanVid if fmask == full => {
+                if f.value == OFPVID_NONE as u128 {
+                    // "No tag": the whole TCI is zero.
+                    mask.set(Field::VlanTci, 0xffff);
+                    continue;
                 }
-            }
-            OxmId::ArpOp => {
-                if f.value > 0xff {
+                if f.value & OFPVID_PRESENT as u128 == 0 {
                     return Err(OfpError::BadValue);
                 }
             }
+            OxmId::ArpOp if f.value > 0xff => return Err(OfpError::BadValue),
             _ => {}
         }
         let Some((field, shift)) = oxm_location(f.id) else {
@@ -296,7 +290,12 @@ pub fn key_to_match(value: &FlowKey, mask: &FlowKey) -> Match {
     if is_arp {
         // The key keeps the low 8 bits of the opcode: a full 8-bit mask is exact.
         let pm = m(Field::NwProto);
-        push(&mut out, ArpOp, v(Field::NwProto), if pm == 0xff { 0xffff } else { pm });
+        push(
+            &mut out,
+            ArpOp,
+            v(Field::NwProto),
+            if pm == 0xff { 0xffff } else { pm },
+        );
     } else {
         push(&mut out, IpProto, v(Field::NwProto), m(Field::NwProto));
     }
@@ -328,8 +327,18 @@ pub fn key_to_match(value: &FlowKey, mask: &FlowKey) -> Match {
     push(&mut out, tha, v(Field::ArpTha), m(Field::ArpTha));
     push(&mut out, Ipv6Src, v(Field::Ipv6Src), m(Field::Ipv6Src));
     push(&mut out, Ipv6Dst, v(Field::Ipv6Dst), m(Field::Ipv6Dst));
-    push(&mut out, Ipv6Flabel, v(Field::Ipv6Label), m(Field::Ipv6Label));
-    push(&mut out, Ipv6NdTarget, v(Field::NdTarget), m(Field::NdTarget));
+    push(
+        &mut out,
+        Ipv6Flabel,
+        v(Field::Ipv6Label),
+        m(Field::Ipv6Label),
+    );
+    push(
+        &mut out,
+        Ipv6NdTarget,
+        v(Field::NdTarget),
+        m(Field::NdTarget),
+    );
     let lse_v = v(Field::MplsLse);
     let lse_m = m(Field::MplsLse);
     push(&mut out, MplsLabel, lse_v >> 12, lse_m >> 12);
@@ -337,7 +346,12 @@ pub fn key_to_match(value: &FlowKey, mask: &FlowKey) -> Match {
     push(&mut out, MplsBos, lse_v >> 8, lse_m >> 8);
     push(&mut out, PbbIsid, v(Field::PbbIsid), m(Field::PbbIsid));
     push(&mut out, TunnelId, v(Field::TunnelId), m(Field::TunnelId));
-    push(&mut out, Ipv6Exthdr, v(Field::Ipv6Exthdr), m(Field::Ipv6Exthdr));
+    push(
+        &mut out,
+        Ipv6Exthdr,
+        v(Field::Ipv6Exthdr),
+        m(Field::Ipv6Exthdr),
+    );
     // Keep OXM wire order for stable output.
     out.sort_by_key(|f| f.id);
     Match { fields: out }
@@ -430,7 +444,10 @@ mod tests {
             Err(OfpError::BadPrereq)
         );
         assert_eq!(
-            match_to_key(&mk(vec![ex(OxmId::EthType, 0x800), ex(OxmId::EthType, 0x800)])),
+            match_to_key(&mk(vec![
+                ex(OxmId::EthType, 0x800),
+                ex(OxmId::EthType, 0x800)
+            ])),
             Err(OfpError::DupField)
         );
         assert_eq!(
@@ -510,7 +527,10 @@ mod tests {
             assert_eq!(key_to_match(&v, &k), m, "{m:?}");
         }
         assert_eq!(
-            match_to_key(&mk(vec![ex(OxmId::EthType, 0x806), ex(OxmId::ArpOp, 0x100)])),
+            match_to_key(&mk(vec![
+                ex(OxmId::EthType, 0x806),
+                ex(OxmId::ArpOp, 0x100)
+            ])),
             Err(OfpError::BadValue)
         );
     }

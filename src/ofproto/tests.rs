@@ -22,7 +22,10 @@ fn mac(n: u8) -> MacAddr {
 
 fn m(fields: &[(OxmId, u128)]) -> Match {
     Match {
-        fields: fields.iter().map(|&(id, v)| OxmField::exact(id, v)).collect(),
+        fields: fields
+            .iter()
+            .map(|&(id, v)| OxmField::exact(id, v))
+            .collect(),
     }
 }
 
@@ -293,11 +296,7 @@ fn instruction_validation_codes() {
             Match::default(),
             OfpError::BadInstructionTableId,
         ),
-        (
-            apply(vec![out(0)]),
-            Match::default(),
-            OfpError::BadOutPort,
-        ),
+        (apply(vec![out(0)]), Match::default(), OfpError::BadOutPort),
         (
             apply(vec![Action::Output {
                 port: PortNo::TABLE,
@@ -421,7 +420,11 @@ fn publish_versions_and_isolation() {
 fn bucket(watch: u32, actions: Vec<Action>) -> Bucket {
     Bucket {
         weight: 1,
-        watch_port: if watch == 0 { PortNo::ANY } else { PortNo(watch) },
+        watch_port: if watch == 0 {
+            PortNo::ANY
+        } else {
+            PortNo(watch)
+        },
         watch_group: GroupId::ANY,
         actions,
     }
@@ -468,12 +471,20 @@ fn group_mod_codes_liveness_and_delete_removes_flows() {
     );
     assert_eq!(o.group_mod(&selfloop, 0).err(), Some(OfpError::BadOutGroup));
 
-    let mut f = add(0, 1, Match::default(), apply(vec![Action::Group(GroupId(1))]));
+    let mut f = add(
+        0,
+        1,
+        Match::default(),
+        apply(vec![Action::Group(GroupId(1))]),
+    );
     f.flags = FF_SEND_FLOW_REM;
     o.flow_mod(&f, 0).unwrap();
     let ml = MacLearning::default();
     let k = key(3);
-    assert_eq!(xl(&mut o, &ml, &k).actions, vec![DpAction::Output(PortNo(1))]);
+    assert_eq!(
+        xl(&mut o, &ml, &k).actions,
+        vec![DpAction::Output(PortNo(1))]
+    );
     // Port 1 goes down: the fast-failover group fails over to port 2.
     let mut p1 = o.port(PortNo(1)).unwrap().clone();
     p1.state |= PS_LINK_DOWN;
@@ -511,7 +522,12 @@ fn all_and_select_groups_translate() {
     );
     o.group_mod(&all, 0).unwrap();
     o.flow_mod(
-        &add(0, 1, Match::default(), apply(vec![Action::Group(GroupId(1))])),
+        &add(
+            0,
+            1,
+            Match::default(),
+            apply(vec![Action::Group(GroupId(1))]),
+        ),
         0,
     )
     .unwrap();
@@ -546,7 +562,12 @@ fn all_and_select_groups_translate() {
     );
     o.group_mod(&sel, 0).unwrap();
     o.flow_mod(
-        &add(0, 2, Match::default(), apply(vec![Action::Group(GroupId(2))])),
+        &add(
+            0,
+            2,
+            Match::default(),
+            apply(vec![Action::Group(GroupId(2))]),
+        ),
         0,
     )
     .unwrap();
@@ -665,7 +686,9 @@ fn port_mod_codes_and_flood_honours_config() {
         o.port_mod(&pm(1, mac(1), 0, 1 << 3)).err(),
         Some(OfpError::PortModBadConfig)
     );
-    let p = o.port_mod(&pm(2, mac(2), PC_NO_FLOOD, PC_NO_FLOOD)).unwrap();
+    let p = o
+        .port_mod(&pm(2, mac(2), PC_NO_FLOOD, PC_NO_FLOOD))
+        .unwrap();
     assert_eq!(p.config, PC_NO_FLOOD);
     o.port_mod(&pm(3, mac(3), PC_PORT_DOWN, PC_PORT_DOWN))
         .unwrap();
@@ -847,7 +870,11 @@ fn table_miss_drops_and_goto_metadata_write_actions() {
         0,
         "bits written by write_metadata are not packet data"
     );
-    assert_eq!(x.wc.get(Field::NwSrc), 0, "set fields are not un-wildcarded");
+    assert_eq!(
+        x.wc.get(Field::NwSrc),
+        0,
+        "set fields are not un-wildcarded"
+    );
     assert_eq!(x.wc.get(Field::NwTtl), 0xff, "dec_ttl reads the TTL");
     // TTL 1: dropped, and sent to the controller only when it asked.
     let mut k = key(1);
@@ -865,16 +892,14 @@ fn table_miss_drops_and_goto_metadata_write_actions() {
     );
     assert!(matches!(
         x.actions[..],
-        [DpAction::Userspace(UserspaceReason::Controller { reason: 2, .. })]
+        [DpAction::Userspace(UserspaceReason::Controller {
+            reason: 2,
+            ..
+        })]
     ));
     // Clear-actions in a later table empties the set.
     o.flow_mod(
-        &add(
-            1,
-            2,
-            Match::default(),
-            vec![Instruction::ClearActions],
-        ),
+        &add(1, 2, Match::default(), vec![Instruction::ClearActions]),
         0,
     )
     .unwrap();
@@ -1029,9 +1054,11 @@ fn normal_access_and_trunk_vlans() {
         ]
     );
     // Tagged frames on an access port are dropped.
-    assert!(xl(&mut o, &ml, &eth(1, 0xa, MacAddr::BROADCAST, VLAN_CFI | 10))
-        .actions
-        .is_empty());
+    assert!(
+        xl(&mut o, &ml, &eth(1, 0xa, MacAddr::BROADCAST, VLAN_CFI | 10))
+            .actions
+            .is_empty()
+    );
     // Tagged 20 from the trunk: to access-20 untagged, to the 20-trunk tagged.
     let x = xl(&mut o, &ml, &eth(4, 0xb, MacAddr::BROADCAST, VLAN_CFI | 20));
     assert_eq!(
@@ -1047,12 +1074,17 @@ fn normal_access_and_trunk_vlans() {
         ]
     );
     // VLAN 30 is not allowed on trunk 5.
-    assert!(xl(&mut o, &ml, &eth(5, 0xc, MacAddr::BROADCAST, VLAN_CFI | 30))
-        .actions
-        .is_empty());
+    assert!(
+        xl(&mut o, &ml, &eth(5, 0xc, MacAddr::BROADCAST, VLAN_CFI | 30))
+            .actions
+            .is_empty()
+    );
     // Learned in VLAN 10 from the access port; unicast back from the trunk, tagged 10.
     let x = xl(&mut o, &ml, &eth(4, 0xd, mac(0xa), VLAN_CFI | 10));
-    assert_eq!(x.actions, vec![DpAction::PopVlan, DpAction::Output(PortNo(1))]);
+    assert_eq!(
+        x.actions,
+        vec![DpAction::PopVlan, DpAction::Output(PortNo(1))]
+    );
     assert_eq!(ml.lookup(10, mac(0xa)), Some(PortNo(1)));
     assert_eq!(ml.lookup(20, mac(0xa)), None);
 }
@@ -1126,22 +1158,31 @@ mod prop {
             0u8..3,
             0u16..4,
             proptest::option::of(1u32..4),
-            proptest::option::of((0u32..4, prop_oneof![Just(0xffff_ffffu32), Just(0xffff_fffeu32), Just(0xffff_0000u32)])),
+            proptest::option::of((
+                0u32..4,
+                prop_oneof![
+                    Just(0xffff_ffffu32),
+                    Just(0xffff_fffeu32),
+                    Just(0xffff_0000u32)
+                ],
+            )),
             proptest::option::of(0u16..3),
             proptest::option::of(0u8..2),
             proptest::collection::vec(0u8..6, 0..4),
             any::<bool>(),
         )
-            .prop_map(|(table, prio, in_port, src, dst_port, tos, actions, goto)| RuleSpec {
-                table,
-                prio,
-                in_port,
-                src,
-                dst_port,
-                tos,
-                actions,
-                goto,
-            })
+            .prop_map(
+                |(table, prio, in_port, src, dst_port, tos, actions, goto)| RuleSpec {
+                    table,
+                    prio,
+                    in_port,
+                    src,
+                    dst_port,
+                    tos,
+                    actions,
+                    goto,
+                },
+            )
     }
 
     fn install(o: &mut Ofproto, r: &RuleSpec) {
@@ -1163,7 +1204,11 @@ mod prop {
             fields.push(OxmField {
                 id: OxmId::Ipv4Src,
                 value: (v & mask) as u128,
-                mask: if mask == u32::MAX { None } else { Some(mask as u128) },
+                mask: if mask == u32::MAX {
+                    None
+                } else {
+                    Some(mask as u128)
+                },
             });
         }
         if let Some(p) = r.dst_port {
@@ -1194,8 +1239,15 @@ mod prop {
     }
 
     fn key_strategy() -> impl Strategy<Value = FlowKey> {
-        (1u32..4, 0u32..4, 0u16..3, 0u8..2, any::<bool>(), any::<bool>()).prop_map(
-            |(in_port, src, dport, dscp, is_ip, is_tcp)| {
+        (
+            1u32..4,
+            0u32..4,
+            0u16..3,
+            0u8..2,
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(in_port, src, dport, dscp, is_ip, is_tcp)| {
                 let mut k = FlowKey::default();
                 k.set(Field::InPort, in_port as u128);
                 k.set(Field::DlDst, 0x0200_0000_0001);
@@ -1212,8 +1264,7 @@ mod prop {
                     k.set(Field::DlType, 0x806);
                 }
                 k
-            },
-        )
+            })
     }
 
     proptest! {

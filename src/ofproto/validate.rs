@@ -64,9 +64,7 @@ fn set_field_ok(f: &OxmField, ctx: &Ctx) -> Result<(), OfpError> {
         return Err(OfpError::BadSetArgument);
     }
     let ok = match f.id {
-        InPhyPort | EthType | IpProto | Ipv6Exthdr | PbbIsid => {
-            return Err(OfpError::BadSetType)
-        }
+        InPhyPort | EthType | IpProto | Ipv6Exthdr | PbbIsid => return Err(OfpError::BadSetType),
         InPort | Metadata | EthDst | EthSrc | TunnelId => true,
         VlanVid | VlanPcp => ctx.lenient || ctx.vlan,
         IpDscp | IpEcn => ctx.has(IP, None),
