@@ -38,7 +38,7 @@ use crate::openflow::message::{
     FlowMod, FlowModCommand, GroupMod, GroupModCommand, MeterMod, MeterModCommand, PortMod,
     FF_CHECK_OVERLAP, FF_NO_BYT_COUNTS, FF_NO_PKT_COUNTS, FF_RESET_COUNTS, FF_SEND_FLOW_REM,
 };
-use crate::openflow::oxm::{Match, OxmField, OxmId};
+use crate::openflow::oxm::Match;
 use crate::types::{Cookie, DatapathId, GroupId, MeterId, PortNo, TableId};
 use classifier::Classifier;
 use rule::PC_SUPPORTED;
@@ -750,9 +750,4 @@ impl Ofproto {
     fn meter_exists(&self, m: MeterId) -> bool {
         self.meters.contains_key(&m)
     }
-}
-
-/// Builds an exact OXM field (test and caller convenience).
-pub fn oxm(id: OxmId, value: u128) -> OxmField {
-    OxmField::exact(id, value)
 }
