@@ -460,3 +460,64 @@ mod tests {
         assert!(c.lookup(&k, &mut wc).is_none());
     }
 }
+
+#[cfg(test)]
+mod prop_tests {
+    use super::*;
+    use crate::datapath::flow::Field;
+    use proptest::prelude::*;
+
+    const FIELDS: [Field; 3] = [Field::NwSrc, Field::TpDst, Field::InPort];
+
+    fn rule() -> impl Strategy<Value = (Vec<(u8, u8)>, u16)> {
+        (proptest::collection::vec((0u8..4, 0u8..4), 3), 0u16..1000)
+    }
+
+    proptest! {
+        /// Lookup agrees with a brute-force scan, and the reported wildcards are
+        /// enough: any key equal to the probe under them gets the same answer.
+        #[test]
+        fn lookup_matches_brute_force(
+            rules in proptest::collection::vec(rule(), 0..40),
+            probes in proptest::collection::vec((0u8..4, 0u8..4, 0u8..4, any::<u64>()), 1..20),
+        ) {
+            let mut c: Classifier<usize> = Classifier::default();
+            let mut all: Vec<(FlowKey, FlowKey, u16, usize)> = vec![];
+            for (i, (fs, prio)) in rules.iter().enumerate() {
+                let mut v = FlowKey::default();
+                let mut m = FlowKey::default();
+                for (f, &(val, mask)) in FIELDS.iter().zip(fs.iter()) {
+                    m.set(*f, mask as u128);
+                    v.set(*f, (val & mask) as u128);
+                }
+                // Unique priority per (match) so the winner is well defined.
+                let prio = prio * 64 + i as u16;
+                if c.find_exact(&v, &m, prio).is_none() {
+                    c.insert(&v, &m, prio, i);
+                    all.push((v, m, prio, i));
+                }
+            }
+            prop_assert_eq!(c.len(), all.len());
+            for (a, b, d, noise) in probes {
+                let mut k = FlowKey::default();
+                k.set(Field::NwSrc, a as u128);
+                k.set(Field::TpDst, b as u128);
+                k.set(Field::InPort, d as u128);
+                let want = all
+                    .iter()
+                    .filter(|(v, m, _, _)| k.matches(v, m))
+                    .max_by_key(|(_, _, p, _)| *p)
+                    .map(|(_, _, p, i)| (*p, *i));
+                let mut wc = FlowKey::default();
+                let got = c.lookup(&k, &mut wc).map(|(p, r)| (p, *r));
+                prop_assert_eq!(got, want);
+                let mut k2 = k;
+                for i in 0..FLOW_WORDS {
+                    k2.w[i] = (k.w[i] & wc.w[i]) | (noise.rotate_left(i as u32) & !wc.w[i]);
+                }
+                let mut wc2 = FlowKey::default();
+                prop_assert_eq!(c.lookup(&k2, &mut wc2).map(|(p, r)| (p, *r)), want);
+            }
+        }
+    }
+}

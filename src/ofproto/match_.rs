@@ -210,23 +210,17 @@ pub fn match_to_key(m: &Match) -> Result<(FlowKey, FlowKey), OfpError> {
                 }
                 continue;
             }
-            OxmId::VlanVid => {
-                if f.mask.is_none() || fmask == full {
-                    if f.value == OFPVID_NONE as u128 {
-                        // "No tag": the whole TCI is zero.
-                        mask.set(Field::VlanTci, 0xffff);
-                        continue;
-                    }
-                    if f.value & OFPVID_PRESENT as u128 == 0 {
-                        return Err(OfpError::BadValue);
-                    }
+            OxmId::VlanVid if fmask == full => {
+                if f.value == OFPVID_NONE as u128 {
+                    // "No tag": the whole TCI is zero.
+                    mask.set(Field::VlanTci, 0xffff);
+                    continue;
                 }
-            }
-            OxmId::ArpOp => {
-                if f.value > 0xff {
+                if f.value & OFPVID_PRESENT as u128 == 0 {
                     return Err(OfpError::BadValue);
                 }
             }
+            OxmId::ArpOp if f.value > 0xff => return Err(OfpError::BadValue),
             _ => {}
         }
         let Some((field, shift)) = oxm_location(f.id) else {

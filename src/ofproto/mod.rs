@@ -39,7 +39,7 @@ use crate::openflow::message::{
     FlowMod, FlowModCommand, GroupMod, GroupModCommand, MeterMod, MeterModCommand, PortMod,
     FF_CHECK_OVERLAP, FF_NO_BYT_COUNTS, FF_NO_PKT_COUNTS, FF_RESET_COUNTS, FF_SEND_FLOW_REM,
 };
-use crate::openflow::oxm::{Match, OxmField, OxmId};
+use crate::openflow::oxm::Match;
 use crate::types::{Cookie, DatapathId, GroupId, MeterId, PortNo, TableId};
 use classifier::Classifier;
 use rule::PC_SUPPORTED;
@@ -140,6 +140,20 @@ pub struct Ofproto {
     dirty: bool,
     last: Option<Arc<TablesSnapshot>>,
     next_rule_id: u64,
+}
+
+/// Which rules a modify/delete/stats request selects.
+#[derive(Clone, Copy)]
+struct RuleFilter {
+    table_id: TableId,
+    /// `Some(priority)`: strict (exact match and priority).
+    strict: Option<u16>,
+    value: FlowKey,
+    mask: FlowKey,
+    cookie: Cookie,
+    cookie_mask: u64,
+    out_port: PortNo,
+    out_group: GroupId,
 }
 
 fn cookie_matches(rule: Cookie, want: Cookie, mask: u64) -> bool {
@@ -309,18 +323,18 @@ impl Ofproto {
         removed.is_some()
     }
 
-    /// Rules of `tables` selected by a FLOW_MOD/stats style filter.
-    fn select_rules(
-        &self,
-        table_id: TableId,
-        strict: Option<u16>,
-        value: &FlowKey,
-        mask: &FlowKey,
-        cookie: Cookie,
-        cookie_mask: u64,
-        out_port: PortNo,
-        out_group: GroupId,
-    ) -> Vec<Arc<Rule>> {
+    /// Rules selected by a FLOW_MOD/stats style filter.
+    fn select_rules(&self, f: &RuleFilter) -> Vec<Arc<Rule>> {
+        let RuleFilter {
+            table_id,
+            strict,
+            value,
+            mask,
+            cookie,
+            cookie_mask,
+            out_port,
+            out_group,
+        } = *f;
         let range = if table_id == TableId::ALL {
             0..N_TABLES
         } else {
@@ -335,13 +349,13 @@ impl Ofproto {
         for t in &self.tables[range] {
             match strict {
                 Some(p) => {
-                    if let Some(r) = t.find_exact(value, mask, p) {
+                    if let Some(r) = t.find_exact(&value, &mask, p) {
                         if keep(r) {
                             out.push(r.clone());
                         }
                     }
                 }
-                None => t.for_each_subsumed(value, mask, |_, _, _, r| {
+                None => t.for_each_subsumed(&value, &mask, |_, _, _, r| {
                     if keep(r) {
                         out.push(r.clone());
                     }
@@ -381,16 +395,16 @@ impl Ofproto {
             FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
                 self.validate_instructions(fm.table_id, &value, &mask, &fm.instructions)?;
                 let strict = (fm.command == FlowModCommand::ModifyStrict).then_some(fm.priority);
-                let victims = self.select_rules(
-                    fm.table_id,
+                let victims = self.select_rules(&RuleFilter {
+                    table_id: fm.table_id,
                     strict,
-                    &value,
-                    &mask,
-                    fm.cookie,
-                    fm.cookie_mask,
-                    PortNo::ANY,
-                    GroupId::ANY,
-                );
+                    value,
+                    mask,
+                    cookie: fm.cookie,
+                    cookie_mask: fm.cookie_mask,
+                    out_port: PortNo::ANY,
+                    out_group: GroupId::ANY,
+                });
                 let mut res = FlowModResult::default();
                 for old in victims {
                     let counters = if fm.flags & FF_RESET_COUNTS != 0 {
@@ -421,16 +435,16 @@ impl Ofproto {
             }
             FlowModCommand::Delete | FlowModCommand::DeleteStrict => {
                 let strict = (fm.command == FlowModCommand::DeleteStrict).then_some(fm.priority);
-                let victims = self.select_rules(
-                    fm.table_id,
+                let victims = self.select_rules(&RuleFilter {
+                    table_id: fm.table_id,
                     strict,
-                    &value,
-                    &mask,
-                    fm.cookie,
-                    fm.cookie_mask,
-                    fm.out_port,
-                    fm.out_group,
-                );
+                    value,
+                    mask,
+                    cookie: fm.cookie,
+                    cookie_mask: fm.cookie_mask,
+                    out_port: fm.out_port,
+                    out_group: fm.out_group,
+                });
                 let mut res = FlowModResult::default();
                 for r in victims {
                     if self.uninstall(&r) {
@@ -566,16 +580,16 @@ impl Ofproto {
                 let mut removed = Vec::new();
                 for id in ids {
                     if self.group_refs.get(&id).copied().unwrap_or(0) > 0 {
-                        let victims = self.select_rules(
-                            TableId::ALL,
-                            None,
-                            &FlowKey::default(),
-                            &FlowKey::default(),
-                            Cookie(0),
-                            0,
-                            PortNo::ANY,
-                            id,
-                        );
+                        let victims = self.select_rules(&RuleFilter {
+                            table_id: TableId::ALL,
+                            strict: None,
+                            value: FlowKey::default(),
+                            mask: FlowKey::default(),
+                            cookie: Cookie(0),
+                            cookie_mask: 0,
+                            out_port: PortNo::ANY,
+                            out_group: id,
+                        });
                         for r in victims {
                             if self.uninstall(&r) {
                                 removed.push(r);
@@ -737,9 +751,4 @@ impl Ofproto {
     fn meter_exists(&self, m: MeterId) -> bool {
         self.meters.contains_key(&m)
     }
-}
-
-/// Builds an exact OXM field (test and caller convenience).
-pub fn oxm(id: OxmId, value: u128) -> OxmField {
-    OxmField::exact(id, value)
 }

@@ -59,16 +59,16 @@ impl Ofproto {
             return Err(OfpError::BadRequestTableId);
         }
         let (value, mask) = super::match_::match_to_key(&req.match_)?;
-        Ok(self.select_rules(
-            req.table_id,
-            None,
-            &value,
-            &mask,
-            req.cookie,
-            req.cookie_mask,
-            req.out_port,
-            req.out_group,
-        ))
+        Ok(self.select_rules(&super::RuleFilter {
+            table_id: req.table_id,
+            strict: None,
+            value,
+            mask,
+            cookie: req.cookie,
+            cookie_mask: req.cookie_mask,
+            out_port: req.out_port,
+            out_group: req.out_group,
+        }))
     }
 
     /// OFPMP_FLOW: every rule selected by the request (non-strict match, cookie,

@@ -503,6 +503,65 @@ fn group_mod_codes_liveness_and_delete_removes_flows() {
 }
 
 #[test]
+fn watch_group_liveness_and_loops() {
+    let mut o = switch(3);
+    // Group 1: fast failover watching port 1 only.
+    o.group_mod(
+        &gm(
+            GroupModCommand::Add,
+            GroupType::FastFailover,
+            1,
+            vec![bucket(1, vec![out(1)])],
+        ),
+        0,
+    )
+    .unwrap();
+    // Group 2: first bucket live while group 1 is, else port 2.
+    let mut b0 = bucket(0, vec![Action::Group(GroupId(1))]);
+    b0.watch_group = GroupId(1);
+    o.group_mod(
+        &gm(
+            GroupModCommand::Add,
+            GroupType::FastFailover,
+            2,
+            vec![b0, bucket(2, vec![out(2)])],
+        ),
+        0,
+    )
+    .unwrap();
+    // Group 1 may not now chain to group 2: that would be a loop.
+    let looped = gm(
+        GroupModCommand::Modify,
+        GroupType::All,
+        1,
+        vec![bucket(0, vec![Action::Group(GroupId(2))])],
+    );
+    assert_eq!(o.group_mod(&looped, 0).err(), Some(OfpError::GroupLoop));
+    o.flow_mod(
+        &add(
+            0,
+            1,
+            Match::default(),
+            apply(vec![Action::Group(GroupId(2))]),
+        ),
+        0,
+    )
+    .unwrap();
+    let ml = MacLearning::default();
+    assert_eq!(
+        xl(&mut o, &ml, &key(3)).actions,
+        vec![DpAction::Output(PortNo(1))]
+    );
+    let mut p1 = o.port(PortNo(1)).unwrap().clone();
+    p1.config |= PC_PORT_DOWN;
+    o.update_port(p1);
+    assert_eq!(
+        xl(&mut o, &ml, &key(3)).actions,
+        vec![DpAction::Output(PortNo(2))]
+    );
+}
+
+#[test]
 fn all_and_select_groups_translate() {
     let mut o = switch(4);
     let all = gm(

@@ -433,6 +433,12 @@ impl<'a> Ctx<'a> {
         self.sync_base();
     }
 
+    fn set_ttl(&mut self, ttl: u8) {
+        if self.is_ip() {
+            self.write(Field::NwTtl, ttl as u128, 0xff);
+        }
+    }
+
     fn dec_ttl(&mut self) {
         if !self.is_ip() {
             return;
@@ -459,11 +465,7 @@ impl<'a> Ctx<'a> {
                 Action::SetField(f) => self.set_field(f),
                 Action::PushVlan(t) => self.push_vlan(*t),
                 Action::PopVlan => self.pop_vlan(),
-                Action::SetNwTtl(t) => {
-                    if self.is_ip() {
-                        self.write(Field::NwTtl, *t as u128, 0xff);
-                    }
-                }
+                Action::SetNwTtl(t) => self.set_ttl(*t),
                 Action::DecNwTtl => self.dec_ttl(),
                 // No queues in this datapath; everything else is refused at FLOW_MOD.
                 _ => {}
@@ -486,9 +488,7 @@ impl<'a> Ctx<'a> {
             return;
         }
         if let Some(t) = set.set_ttl {
-            if self.is_ip() {
-                self.write(Field::NwTtl, t as u128, 0xff);
-            }
+            self.set_ttl(t);
         }
         for f in &set.set_fields {
             self.set_field(f);
@@ -808,11 +808,10 @@ impl<'a> Ctx<'a> {
     fn start(&mut self) -> bool {
         // OpenFlow 1.0's NO_RECV, which OVS keeps: drop everything from the port.
         let ip = self.in_port();
-        !self
-            .snap
+        self.snap
             .ports
             .get(&ip)
-            .is_some_and(|i| i.config & PC_NO_RECV != 0)
+            .is_none_or(|i| i.config & PC_NO_RECV == 0)
     }
 }
 
