@@ -199,7 +199,7 @@ fn reload_adds_and_removes_actors_and_refuses_bad_files() {
     assert_eq!(d.appctl_ok(&["config/show"]), shown);
     assert!(ids(&d.stats_json()).contains(&format!("bridge:{br2}")));
     // Removing the bridge again stops its actors and deletes its TAP.
-    std::fs::write(&d.config, base(&br)).expect("write");
+    std::fs::write(&d.config, d.render(&base(&br))).expect("write");
     let out = d.appctl_ok(&["config/reload"]);
     assert!(out.contains(&format!("deleted bridge {br2}")), "{out}");
     assert!(wait_for(10, || !ids(&d.stats_json())

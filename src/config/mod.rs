@@ -70,10 +70,21 @@ pub fn parse_str(text: &str, file: &str, env: bool) -> Result<Config, ConfigErro
             .span()
             .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
             .unwrap_or(0);
+        // Name the key when the error sits on a `key = value` line.
+        let key = text
+            .lines()
+            .nth(line.saturating_sub(1))
+            .filter(|_| line > 0)
+            .and_then(|l| l.split_once('='))
+            .map(|(k, _)| k.trim().to_string())
+            .filter(|k| !k.is_empty() && !e.message().contains(k.as_str()));
         ConfigError::Parse {
             file: file.to_string(),
             line,
-            msg: e.message().to_string(),
+            msg: match key {
+                Some(k) => format!("{k}: {}", e.message()),
+                None => e.message().to_string(),
+            },
         }
     })?;
     // Second pass through the `config` crate, only when overrides are present:

@@ -144,6 +144,7 @@ impl Daemon {
             .replace("@MGMT@", &mgmt.display().to_string());
         let config = dir.join("rvswitchd.toml");
         std::fs::write(&config, text).expect("write config");
+        let _ = stats.len();
         let log = dir.join("rvswitchd.log");
         let mut d = Daemon {
             child: None,
@@ -156,6 +157,14 @@ impl Daemon {
         };
         d.spawn();
         d
+    }
+
+    /// Substitutes this daemon's paths into a config body (for reload tests).
+    pub fn render(&self, body: &str) -> String {
+        body.replace("@DIR@", &self.dir.display().to_string())
+            .replace("@CTL@", &self.ctl.display().to_string())
+            .replace("@STATS@", &self.stats)
+            .replace("@MGMT@", &self.mgmt.display().to_string())
     }
 
     /// Starts (or restarts) the process.
@@ -176,6 +185,18 @@ impl Daemon {
             "daemon did not create its control socket; log:\n{}",
             self.log_text()
         );
+        let uses_mgmt = std::fs::read_to_string(&self.config)
+            .map(|t| t.contains(&self.mgmt.display().to_string()))
+            .unwrap_or(false);
+        if uses_mgmt {
+            let mgmt = self.mgmt.clone();
+            assert!(
+                wait_for(20, || std::os::unix::net::UnixStream::connect(&mgmt)
+                    .is_ok()),
+                "daemon did not open its OpenFlow socket; log:\n{}",
+                self.log_text()
+            );
+        }
     }
 
     /// The daemon's log so far.

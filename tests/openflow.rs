@@ -1,0 +1,358 @@
+//! OpenFlow 1.3 with the reference client, `ovs-ofctl -O OpenFlow13`, over both
+//! a `punix:` and a `ptcp:` listener; malformed peers; error codes as
+//! ovs-ofctl decodes them.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+fn switch() -> (Daemon, String, u16) {
+    let br = format!("rvo{}", uniq());
+    let port = free_port();
+    let cfg = format!(
+        "[daemon]\ncontrol_socket = \"@CTL@\"\nstats_listen = \"@STATS@\"\n\n[datapath]\nn_handler_threads = 1\nn_revalidator_threads = 1\n\n[[bridge]]\nname = \"{br}\"\nlisteners = [\"punix:@MGMT@\", \"ptcp:{port}:127.0.0.1\"]\n"
+    );
+    (Daemon::start(&cfg), br, port)
+}
+
+fn ofctl_tcp(port: u16, cmd: &str, args: &[&str]) -> (bool, String, String) {
+    let target = format!("tcp:127.0.0.1:{port}");
+    let mut a = vec!["-O", "OpenFlow13", cmd, target.as_str()];
+    a.extend_from_slice(args);
+    run("ovs-ofctl", &a)
+}
+
+#[test]
+fn inspection_commands_over_unix_and_tcp() {
+    if !require(true, &["ovs-ofctl"]) {
+        return;
+    }
+    let (d, br, port) = switch();
+    let show = d.ofctl_ok("show", &[]);
+    assert!(show.contains("n_tables:254"), "{show}");
+    assert!(show.contains(&format!("LOCAL({br})")), "{show}");
+    let (ok, show_tcp, err) = ofctl_tcp(port, "show", &[]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        show.lines()
+            .next()
+            .map(|l| l.split("(xid").next().map(str::to_string)),
+        show_tcp
+            .lines()
+            .next()
+            .map(|l| l.split("(xid").next().map(str::to_string))
+    );
+    assert!(d.ofctl_ok("dump-desc", &[]).contains("rvswitchd"));
+    let tables = d.ofctl_ok("dump-tables", &[]);
+    assert!(
+        tables.contains("table 0") || tables.contains("  0:"),
+        "{tables}"
+    );
+    let tf = d.ofctl_ok("dump-table-features", &[]);
+    assert!(tf.contains("table 0"), "{tf}");
+    assert!(
+        tf.contains("apply_actions") || tf.contains("apply-actions") || tf.contains("actions:"),
+        "{tf}"
+    );
+    let ports = d.ofctl_ok("dump-ports", &[]);
+    assert!(ports.contains("LOCAL"), "{ports}");
+    let pd = d.ofctl_ok("dump-ports-desc", &[]);
+    assert!(pd.contains(&format!("LOCAL({br})")), "{pd}");
+    // A new standalone bridge shows OVS's default flow.
+    let flows = d.ofctl_ok("dump-flows", &[]);
+    assert!(flows.contains("priority=0 actions=NORMAL"), "{flows}");
+    let (ok, flows_tcp, _) = ofctl_tcp(port, "dump-flows", &[]);
+    assert!(ok && flows_tcp.contains("priority=0 actions=NORMAL"));
+}
+
+#[test]
+fn flow_table_commands() {
+    if !require(true, &["ovs-ofctl"]) {
+        return;
+    }
+    let (d, _br, port) = switch();
+    d.ofctl_ok(
+        "add-flow",
+        &["table=0,priority=100,cookie=0x1234,idle_timeout=50,hard_timeout=100,ip,nw_src=10.0.0.1,actions=output:1"],
+    );
+    let f = d.ofctl_ok("dump-flows", &[]);
+    assert!(f.contains("cookie=0x1234"), "{f}");
+    assert!(
+        f.contains("idle_timeout=50") && f.contains("hard_timeout=100"),
+        "{f}"
+    );
+    assert!(
+        f.contains("priority=100,ip,nw_src=10.0.0.1 actions=output:1"),
+        "{f}"
+    );
+    // add-flows from a file, over TCP.
+    let file = d.dir.join("flows.txt");
+    std::fs::write(
+        &file,
+        "priority=10,in_port=1,actions=output:2\npriority=10,in_port=2,actions=output:1\ntable=1,priority=5,udp,tp_dst=53,actions=drop\npriority=20,dl_vlan=10,actions=goto_table:1\n",
+    )
+    .expect("write");
+    let (ok, _, err) = ofctl_tcp(port, "add-flows", &[file.to_str().unwrap_or("")]);
+    assert!(ok, "{err}");
+    let f = d.ofctl_ok("dump-flows", &[]);
+    assert!(f.contains("priority=10,in_port=1 actions=output:2"), "{f}");
+    assert!(
+        f.contains("table=1") && f.contains("udp,tp_dst=53 actions=drop"),
+        "{f}"
+    );
+    assert!(f.contains("dl_vlan=10 actions=goto_table:1"), "{f}");
+    let agg = d.ofctl_ok("dump-aggregate", &[]);
+    assert!(agg.contains("flow_count=6"), "{agg}");
+    // mod-flows changes actions of every matching rule, keeps the rest.
+    d.ofctl_ok("mod-flows", &["ip,nw_src=10.0.0.1,actions=output:3"]);
+    let f = d.ofctl_ok("dump-flows", &[]);
+    assert!(f.contains("nw_src=10.0.0.1 actions=output:3"), "{f}");
+    assert!(f.contains("cookie=0x1234"), "{f}");
+    // --strict del-flows removes exactly one rule.
+    let (ok, _, err) = run(
+        "ovs-ofctl",
+        &[
+            "-O",
+            "OpenFlow13",
+            "--strict",
+            "del-flows",
+            &format!("unix:{}", d.mgmt.display()),
+            "priority=10,in_port=1",
+        ],
+    );
+    assert!(ok, "{err}");
+    let f = d.ofctl_ok("dump-flows", &[]);
+    assert!(!f.contains("priority=10,in_port=1 "), "{f}");
+    assert!(f.contains("priority=10,in_port=2 actions=output:1"), "{f}");
+    // Non-strict delete with a cookie mask.
+    d.ofctl_ok("del-flows", &["cookie=0x1234/-1"]);
+    assert!(!d.ofctl_ok("dump-flows", &[]).contains("0x1234"));
+    d.ofctl_ok("del-flows", &[]);
+    let agg = d.ofctl_ok("dump-aggregate", &[]);
+    assert!(agg.contains("flow_count=0"), "{agg}");
+}
+
+#[test]
+fn groups_and_meters() {
+    if !require(true, &["ovs-ofctl"]) {
+        return;
+    }
+    let (d, _br, _port) = switch();
+    d.ofctl_ok(
+        "add-group",
+        &["group_id=1,type=all,bucket=output:1,bucket=output:2"],
+    );
+    d.ofctl_ok(
+        "add-group",
+        &["group_id=2,type=select,bucket=weight:10,output:1,bucket=weight:20,output:2"],
+    );
+    d.ofctl_ok(
+        "add-group",
+        &["group_id=3,type=ff,bucket=watch_port:1,output:1,bucket=watch_port:2,output:2"],
+    );
+    d.ofctl_ok("add-group", &["group_id=4,type=indirect,bucket=output:1"]);
+    let g = d.ofctl_ok("dump-groups", &[]);
+    assert!(g.contains("group_id=1,type=all"), "{g}");
+    assert!(g.contains("group_id=2,type=select"), "{g}");
+    assert!(g.contains("group_id=3,type=ff"), "{g}");
+    d.ofctl_ok("mod-group", &["group_id=1,type=all,bucket=output:3"]);
+    assert!(d
+        .ofctl_ok("dump-groups", &[])
+        .contains("group_id=1,type=all,bucket=actions=output:3"));
+    let gs = d.ofctl_ok("dump-group-stats", &[]);
+    assert!(gs.contains("group_id=1"), "{gs}");
+    d.ofctl_ok("add-flow", &["priority=5,in_port=1,actions=group:1"]);
+    let (ok, _, err) = d.ofctl("add-group", &["group_id=1,type=all,bucket=output:1"]);
+    assert!(!ok && err.contains("OFPGMFC_GROUP_EXISTS"), "{err}");
+    d.ofctl_ok("del-groups", &["group_id=1"]);
+    // Deleting the group deletes the rule that used it.
+    assert!(!d.ofctl_ok("dump-flows", &[]).contains("group:1"));
+    d.ofctl_ok("del-groups", &[]);
+    assert!(!d.ofctl_ok("dump-groups", &[]).contains("group_id"));
+
+    d.ofctl_ok("add-meter", &["meter=1,kbps,band=type=drop,rate=1000"]);
+    d.ofctl_ok(
+        "add-meter",
+        &["meter=2,pktps,burst,band=type=dscp_remark,rate=100,burst_size=10,prec_level=1"],
+    );
+    let m = d.ofctl_ok("dump-meters", &[]);
+    assert!(
+        m.contains("meter=1") && m.contains("kbps") && m.contains("type=drop rate=1000"),
+        "{m}"
+    );
+    assert!(m.contains("meter=2") && m.contains("dscp_remark"), "{m}");
+    let mf = d.ofctl_ok("meter-features", &[]);
+    assert!(mf.contains("max_meter") && mf.contains("drop"), "{mf}");
+    d.ofctl_ok(
+        "add-flow",
+        &["priority=7,in_port=1,actions=meter:1,output:2"],
+    );
+    assert!(d.ofctl_ok("dump-flows", &[]).contains("meter:1"));
+    let (ok, _, err) = d.ofctl(
+        "add-flow",
+        &["priority=8,in_port=1,actions=meter:9,output:2"],
+    );
+    assert!(!ok && err.contains("OFPMMFC_UNKNOWN_METER"), "{err}");
+}
+
+#[test]
+fn error_replies_carry_the_right_codes() {
+    if !require(true, &["ovs-ofctl"]) {
+        return;
+    }
+    let (d, _br, _port) = switch();
+    let (ok, _, err) = d.ofctl("add-flow", &["table=254,priority=1,actions=drop"]);
+    assert!(!ok && err.contains("OFPFMFC_BAD_TABLE_ID"), "{err}");
+    let (ok, _, err) = d.ofctl("add-flow", &["priority=1,actions=group:77"]);
+    assert!(!ok && err.contains("OFPBAC_BAD_OUT_GROUP"), "{err}");
+    d.ofctl_ok("add-flow", &["check_overlap,priority=5,ip,actions=drop"]);
+    let (ok, _, err) = d.ofctl(
+        "add-flow",
+        &["check_overlap,priority=5,ip,nw_src=10.0.0.1,actions=drop"],
+    );
+    assert!(!ok && err.contains("OFPFMFC_OVERLAP"), "{err}");
+    let (ok, _, err) = d.ofctl("add-flow", &["priority=1,actions=goto_table:0"]);
+    assert!(!ok && err.contains("OFPBIC_BAD_TABLE_ID"), "{err}");
+    // BAD_PREREQ: ovs-ofctl refuses to send such a match, so send raw bytes:
+    // FLOW_MOD add with an OXM tcp_dst=80 and no eth_type/ip_proto.
+    let mut s = raw_session(&d);
+    let mut fm = vec![0u8; 48];
+    fm[0] = 4;
+    fm[1] = 14; // FLOW_MOD
+    fm[4..8].copy_from_slice(&7u32.to_be_bytes()); // xid
+    fm[24] = 0; // table
+    fm[25] = 0; // ADD
+    fm[30..32].copy_from_slice(&1u16.to_be_bytes()); // priority
+    fm[32..36].copy_from_slice(&0xffff_ffffu32.to_be_bytes()); // buffer_id
+    fm[36..40].copy_from_slice(&0xffff_ffffu32.to_be_bytes()); // out_port
+    fm[40..44].copy_from_slice(&0xffff_ffffu32.to_be_bytes()); // out_group
+                                                               // ofp_match: type OXM, length 4 + 6, then tcp_dst OXM, pad to 16.
+    fm.extend_from_slice(&[0, 1, 0, 10, 0x80, 0, 14 << 1, 2, 0, 80, 0, 0, 0, 0, 0, 0]);
+    let len = fm.len() as u16;
+    fm[2..4].copy_from_slice(&len.to_be_bytes());
+    s.write_all(&fm).expect("send");
+    let (t, code) = read_error(&mut s).expect("an error reply");
+    assert_eq!(
+        (t, code),
+        (4, 9),
+        "expected OFPET_BAD_MATCH/OFPBMC_BAD_PREREQ"
+    );
+}
+
+fn raw_session(d: &Daemon) -> std::os::unix::net::UnixStream {
+    let mut s = std::os::unix::net::UnixStream::connect(&d.mgmt).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    s.write_all(&[4, 0, 0, 8, 0, 0, 0, 1]).expect("hello");
+    s
+}
+
+/// Reads messages until an OFPT_ERROR; returns its (type, code).
+fn read_error(s: &mut std::os::unix::net::UnixStream) -> Option<(u16, u16)> {
+    loop {
+        let mut h = [0u8; 8];
+        s.read_exact(&mut h).ok()?;
+        let len = u16::from_be_bytes([h[2], h[3]]) as usize;
+        let mut body = vec![0u8; len.saturating_sub(8)];
+        s.read_exact(&mut body).ok()?;
+        if h[1] == 1 && body.len() >= 4 {
+            return Some((
+                u16::from_be_bytes([body[0], body[1]]),
+                u16::from_be_bytes([body[2], body[3]]),
+            ));
+        }
+    }
+}
+
+#[test]
+fn malformed_peers_get_errors_and_others_carry_on() {
+    if !require(true, &["ovs-ofctl"]) {
+        return;
+    }
+    let (d, _br, port) = switch();
+    // Unknown message type → BAD_REQUEST/BAD_TYPE, connection stays usable.
+    let mut s = raw_session(&d);
+    s.write_all(&[4, 200, 0, 8, 0, 0, 0, 2]).expect("send");
+    assert_eq!(read_error(&mut s), Some((1, 1)));
+    // Truncated FLOW_MOD (length says 16) → BAD_LEN of the request type.
+    s.write_all(&[4, 14, 0, 16, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0])
+        .expect("send");
+    assert_eq!(read_error(&mut s), Some((1, 6)));
+    // Wrong version after HELLO → BAD_VERSION, then close.
+    s.write_all(&[1, 2, 0, 8, 0, 0, 0, 4]).expect("send");
+    assert_eq!(read_error(&mut s), Some((1, 0)));
+    // A length below the header size cannot be framed: error or close.
+    let mut s2 = raw_session(&d);
+    s2.write_all(&[4, 0, 0, 4, 0, 0, 0, 9]).expect("send");
+    let mut buf = [0u8; 4096];
+    let mut got_close = false;
+    for _ in 0..20 {
+        match s2.read(&mut buf) {
+            Ok(0) => {
+                got_close = true;
+                break;
+            }
+            Ok(_) => continue,
+            Err(_) => break,
+        }
+    }
+    assert!(got_close, "the daemon kept a connection it cannot frame");
+    // An unsupported version in HELLO → HELLO_FAILED.
+    let mut s3 = std::os::unix::net::UnixStream::connect(&d.mgmt).expect("connect");
+    s3.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    s3.write_all(&[1, 0, 0, 8, 0, 0, 0, 1]).expect("hello 1.0");
+    assert_eq!(read_error(&mut s3).map(|e| e.0), Some(0));
+    // Random garbage from many peers; the daemon and other sessions carry on.
+    for i in 0..20u8 {
+        if let Ok(mut g) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let junk: Vec<u8> = (0..200u16)
+                .map(|x| (x as u8).wrapping_mul(31).wrapping_add(i))
+                .collect();
+            let _ = g.write_all(&junk);
+        }
+    }
+    assert!(d.ofctl_ok("show", &[]).contains("n_tables:254"));
+    assert!(d.appctl_ok(&["version"]).starts_with("rvswitchd"));
+}
+
+#[test]
+fn packet_out_mod_port_and_monitor() {
+    if !require(true, &["ovs-ofctl"]) {
+        return;
+    }
+    let (d, br, _port) = switch();
+    // A monitor sees PORT_STATUS when the port is set down and up again.
+    let target = format!("unix:{}", d.mgmt.display());
+    // ovs-ofctl's own control socket lives in OVS's run directory.
+    let _ = std::fs::create_dir_all("/var/run/openvswitch");
+    let mon = std::process::Command::new("timeout")
+        .args(["4", "ovs-ofctl", "-O", "OpenFlow13", "monitor", &target])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("monitor");
+    std::thread::sleep(Duration::from_millis(700));
+    d.ofctl_ok("mod-port", &[br.as_str(), "down"]);
+    assert!(d.ofctl_ok("dump-ports-desc", &[]).contains("PORT_DOWN"));
+    d.ofctl_ok("mod-port", &[br.as_str(), "up"]);
+    let out = mon.wait_with_output().expect("monitor output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("OFPT_PORT_STATUS"), "monitor saw: {text}");
+    assert!(text.contains(&format!("LOCAL({br})")), "{text}");
+    // PACKET_OUT of a broadcast frame to LOCAL is accepted and counted.
+    let frame =
+        "ffffffffffff0200000000010806000108000604000102000000000100000000000000000000000000";
+    d.ofctl_ok(
+        "packet-out",
+        &[&format!(
+            "in_port=controller packet={frame} actions=output:LOCAL"
+        )],
+    );
+    let (ok, _, err) = d.ofctl(
+        "packet-out",
+        &[&format!(
+            "in_port=controller packet={frame} actions=output:0"
+        )],
+    );
+    assert!(!ok, "output to port 0 must be refused: {err}");
+}
