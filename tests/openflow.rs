@@ -325,19 +325,37 @@ fn packet_out_mod_port_and_monitor() {
     let target = format!("unix:{}", d.mgmt.display());
     // ovs-ofctl's own control socket lives in OVS's run directory.
     let _ = std::fs::create_dir_all("/var/run/openvswitch");
-    let mon = std::process::Command::new("timeout")
-        .args(["4", "ovs-ofctl", "-O", "OpenFlow13", "monitor", &target])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+    let out_path = d.dir.join("monitor.out");
+    let out_file = std::fs::File::create(&out_path).expect("monitor output file");
+    // ovs-ofctl prints what it receives on stdout or stderr depending on its
+    // version and tty; capture both, line-buffered.
+    let mut mon = std::process::Command::new("stdbuf")
+        .args([
+            "-oL",
+            "-eL",
+            "ovs-ofctl",
+            "-O",
+            "OpenFlow13",
+            "monitor",
+            &target,
+        ])
+        .stdout(out_file.try_clone().expect("dup"))
+        .stderr(out_file)
         .spawn()
         .expect("monitor");
-    std::thread::sleep(Duration::from_millis(700));
-    d.ofctl_ok("mod-port", &[br.as_str(), "down"]);
-    assert!(d.ofctl_ok("dump-ports-desc", &[]).contains("PORT_DOWN"));
-    d.ofctl_ok("mod-port", &[br.as_str(), "up"]);
-    let out = mon.wait_with_output().expect("monitor output");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("OFPT_PORT_STATUS"), "monitor saw: {text}");
+    // The monitor may take a moment to connect: toggle until it reports.
+    let mut text = String::new();
+    let seen = wait_for(15, || {
+        d.ofctl_ok("mod-port", &[br.as_str(), "down"]);
+        assert!(d.ofctl_ok("dump-ports-desc", &[]).contains("PORT_DOWN"));
+        d.ofctl_ok("mod-port", &[br.as_str(), "up"]);
+        std::thread::sleep(Duration::from_millis(300));
+        text = std::fs::read_to_string(&out_path).unwrap_or_default();
+        text.contains("OFPT_PORT_STATUS")
+    });
+    let _ = mon.kill();
+    let _ = mon.wait();
+    assert!(seen, "monitor saw: {text}");
     assert!(text.contains(&format!("LOCAL({br})")), "{text}");
     // PACKET_OUT of a broadcast frame to LOCAL is accepted and counted.
     let frame =
