@@ -1,0 +1,407 @@
+//! Packets through real interfaces: hosts in network namespaces on veth pairs,
+//! `ping` and `iperf3` through the switch; NORMAL learning, explicit flows,
+//! VLAN isolation, controllers (os-ken with our learning switch app, and
+//! ovs-testcontroller), ports removed and added under traffic.
+
+mod common;
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const NET: &str = "10.77.0";
+
+fn hosts(tag: &str, n: u8) -> Vec<Host> {
+    (1..=n).map(|i| Host::new(tag, i, NET)).collect()
+}
+
+fn ip(i: u8) -> String {
+    format!("{NET}.{i}")
+}
+
+#[test]
+fn three_hosts_with_normal_switching() {
+    if !require(true, &["ovs-appctl", "ovs-ofctl", "ping", "iperf3"]) {
+        return;
+    }
+    let tag = uniq();
+    let hs = hosts(&tag, 3);
+    let ports: Vec<&str> = hs.iter().map(|h| h.port.as_str()).collect();
+    let d = Daemon::start(&bridge_config(&format!("rvb{tag}"), &ports, "", ""));
+    assert!(wait_for(10, || d
+        .ofctl_ok("dump-ports-desc", &[])
+        .matches("addr:")
+        .count()
+        >= 4));
+    for a in 0..3u8 {
+        for b in 0..3u8 {
+            if a != b {
+                assert!(
+                    hs[a as usize].ping(&ip(b + 1), 2),
+                    "h{} cannot ping h{}\n{}",
+                    a + 1,
+                    b + 1,
+                    d.log_text()
+                );
+            }
+        }
+    }
+    // ARP resolved through the switch.
+    let (_, neigh) = hs[0].exec("ip neigh show");
+    assert!(
+        neigh.contains(&ip(2)) && neigh.contains(&hs[1].mac),
+        "{neigh}"
+    );
+    // The MAC table has all three hosts.
+    let fdb = d.appctl_ok(&["fdb/show", &format!("rvb{tag}")]);
+    for h in &hs {
+        assert!(fdb.contains(&h.mac), "{} missing from fdb:\n{fdb}", h.mac);
+    }
+    // TCP through the switch.
+    let (ok, _) = hs[1].exec("iperf3 -s -D -1");
+    assert!(ok);
+    std::thread::sleep(Duration::from_millis(300));
+    let (ok, out) = hs[0].exec(&format!("iperf3 -c {} -t 3 -J", ip(2)));
+    assert!(ok, "iperf3 failed: {out}");
+    let j: serde_json::Value = serde_json::from_str(&out).expect("iperf3 json");
+    let bps = j["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(bps > 0.0, "no TCP throughput: {out}");
+    eprintln!(
+        "TCP through the switch (debug or release build): {:.2} Gbit/s",
+        bps / 1e9
+    );
+    // Inspection shows what a user of OVS expects.
+    let flows = d.appctl_ok(&["dpctl/dump-flows"]);
+    assert!(
+        flows.contains("actions:") && flows.contains("in_port("),
+        "{flows}"
+    );
+    let tr = d.appctl_ok(&[
+        "ofproto/trace",
+        &format!("rvb{tag}"),
+        &format!("in_port=1,dl_src={},dl_dst={}", hs[0].mac, hs[1].mac),
+    ]);
+    assert!(tr.contains("Datapath actions: 2"), "{tr}");
+    assert!(tr.contains("Megaflow:"), "{tr}");
+    let pmd = d.appctl_ok(&["dpif-netdev/pmd-stats-show"]);
+    assert!(pmd.contains("emc hits"), "{pmd}");
+    let up = d.appctl_ok(&["upcall/show"]);
+    assert!(up.contains("(current "), "{up}");
+}
+
+#[test]
+fn explicit_flows_restrict_and_vlans_isolate() {
+    if !require(true, &["ovs-appctl", "ovs-ofctl", "ping"]) {
+        return;
+    }
+    let tag = uniq();
+    let hs = hosts(&tag, 3);
+    let ports: Vec<&str> = hs.iter().map(|h| h.port.as_str()).collect();
+    let d = Daemon::start(&bridge_config(&format!("rvb{tag}"), &ports, "", ""));
+    assert!(wait_for(10, || d
+        .ofctl_ok("dump-ports-desc", &[])
+        .matches("addr:")
+        .count()
+        >= 4));
+    d.ofctl_ok("del-flows", &[]);
+    d.ofctl_ok("add-flow", &["priority=10,in_port=1,actions=output:2"]);
+    d.ofctl_ok("add-flow", &["priority=10,in_port=2,actions=output:1"]);
+    assert!(hs[0].ping(&ip(2), 2), "h1 cannot reach h2");
+    assert!(!hs[0].ping(&ip(3), 2), "h1 reached h3 without a flow");
+    assert!(!hs[2].ping(&ip(1), 1), "h3 reached h1 without a flow");
+
+    // Access VLANs: h1 and h2 in VLAN 10, h3 in VLAN 20.
+    let tag2 = uniq();
+    let hs2 = hosts(&tag2, 3);
+    let mut cfg = bridge_config(&format!("rvv{tag2}"), &[], "", "");
+    for (i, (h, v)) in hs2.iter().zip([10, 10, 20]).enumerate() {
+        cfg.push_str(&format!(
+            "\n[[bridge.port]]\nname = \"{}\"\nofport = {}\nvlan = {v}\n",
+            h.port,
+            i + 1
+        ));
+    }
+    let d2 = Daemon::start(&cfg);
+    assert!(wait_for(10, || d2
+        .ofctl_ok("dump-ports-desc", &[])
+        .matches("addr:")
+        .count()
+        >= 4));
+    assert!(hs2[0].ping(&ip(2), 2), "same VLAN must talk");
+    assert!(!hs2[0].ping(&ip(3), 2), "different VLANs must not talk");
+    let fdb = d2.appctl_ok(&["fdb/show", &format!("rvv{tag2}")]);
+    assert!(fdb.contains("   10  "), "{fdb}");
+}
+
+fn secure_config(tag: &str, ports: &[&str], controller_port: u16) -> String {
+    bridge_config(
+        &format!("rvs{tag}"),
+        ports,
+        &format!("fail_mode = \"secure\"\ncontrollers = [\"tcp:127.0.0.1:{controller_port}\"]\ninactivity_probe_ms = 2000\n"),
+        "",
+    )
+}
+
+/// Kills a child process on drop.
+struct Proc(std::process::Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn os_ken_learning_switch_as_the_only_controller() {
+    if !require(true, &["ovs-appctl", "ovs-ofctl", "ping", "python3"]) {
+        return;
+    }
+    if !sh_try("python3 -c 'import os_ken'").0 {
+        assert!(
+            std::env::var("RVSWITCHD_REQUIRE_ALL").is_err(),
+            "os-ken missing"
+        );
+        eprintln!("SKIPPED: os-ken not installed");
+        return;
+    }
+    let tag = uniq();
+    let hs = hosts(&tag, 2);
+    let cport = free_port();
+    let log = std::env::temp_dir().join(format!("osken-{tag}.log"));
+    let _ = std::fs::remove_file(&log);
+    let dir = tests_dir().join("controllers");
+    let ctl = Proc(
+        Command::new("python3")
+            .arg(dir.join("osken_runner.py"))
+            .arg(cport.to_string())
+            .arg(dir.join("learning_switch.py"))
+            .env("RVS_OSKEN_LOG", &log)
+            .env("PYTHONWARNINGS", "ignore")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("os-ken"),
+    );
+    assert!(
+        wait_for(30, || std::net::TcpStream::connect(("127.0.0.1", cport))
+            .is_ok()),
+        "os-ken did not listen"
+    );
+    let ports: Vec<&str> = hs.iter().map(|h| h.port.as_str()).collect();
+    let d = Daemon::start(&secure_config(&tag, &ports, cport));
+    let note = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        wait_for(30, || note().contains("table-miss installed")),
+        "no handshake: {}\n{}",
+        note(),
+        d.log_text()
+    );
+    assert!(note().contains("n_tables=254"), "{}", note());
+    assert!(wait_for(10, || d
+        .ofctl_ok("dump-flows", &[])
+        .contains("actions=CONTROLLER:65535")));
+    assert!(
+        wait_for(10, || note().contains(&hs[0].port)
+            || note().contains("port 1 ")),
+        "no port descs: {}",
+        note()
+    );
+    // Hosts talk through PACKET_IN / FLOW_MOD / PACKET_OUT.
+    assert!(
+        hs[0].ping(&ip(2), 3),
+        "ping through os-ken failed\n{}\n{}",
+        note(),
+        d.log_text()
+    );
+    assert!(note().contains("packet_in"), "{}", note());
+    assert!(wait_for(10, || d
+        .ofctl_ok("dump-flows", &[])
+        .contains("priority=1,in_port=")));
+    let conns = d.appctl_ok(&["ofctl/show-connections"]);
+    assert!(conns.contains("\"controller\": true"), "{conns}");
+    drop(ctl);
+    // Secure: losing the controller keeps the flows, never falls back to NORMAL.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(d
+        .ofctl_ok("dump-flows", &[])
+        .contains("actions=CONTROLLER:65535"));
+    let st = d.stats_json();
+    assert_eq!(
+        st["coverage"]["ofconn_connected"].as_u64(),
+        Some(1),
+        "{}",
+        st["coverage"]
+    );
+}
+
+#[test]
+fn ovs_testcontroller_drives_the_switch() {
+    if !require(
+        true,
+        &["ovs-appctl", "ovs-ofctl", "ping", "ovs-testcontroller"],
+    ) {
+        return;
+    }
+    let tag = uniq();
+    let hs = hosts(&tag, 2);
+    let cport = free_port();
+    let _ = std::fs::create_dir_all("/var/run/openvswitch");
+    let _ctl = Proc(
+        Command::new("ovs-testcontroller")
+            .arg(format!("ptcp:{cport}:127.0.0.1"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ovs-testcontroller"),
+    );
+    assert!(wait_for(10, || std::net::TcpStream::connect((
+        "127.0.0.1",
+        cport
+    ))
+    .is_ok()));
+    let ports: Vec<&str> = hs.iter().map(|h| h.port.as_str()).collect();
+    let d = Daemon::start(&secure_config(&tag, &ports, cport));
+    assert!(wait_for(20, || d
+        .appctl_ok(&["ofctl/show-connections"])
+        .contains("\"negotiated\": true")));
+    assert!(
+        wait_for(20, || hs[0].ping(&ip(2), 1)),
+        "ping through ovs-testcontroller failed\n{}",
+        d.log_text()
+    );
+    assert!(
+        d.stats_json()["coverage"]["packet_in"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    );
+}
+
+#[test]
+fn controller_loss_reconnects_with_backoff_and_standalone_falls_back() {
+    if !require(true, &["ovs-appctl", "ovs-ofctl", "ping"]) {
+        return;
+    }
+    let tag = uniq();
+    let hs = hosts(&tag, 2);
+    // Nobody listens on this port: the switch keeps trying, with backoff.
+    let cport = free_port();
+    let ports: Vec<&str> = hs.iter().map(|h| h.port.as_str()).collect();
+    let cfg = bridge_config(
+        &format!("rvf{tag}"),
+        &ports,
+        &format!("fail_mode = \"standalone\"\ncontrollers = [\"tcp:127.0.0.1:{cport}\"]\ninactivity_probe_ms = 1000\nmax_backoff_ms = 4000\n"),
+        "",
+    );
+    let d = Daemon::start(&cfg);
+    // Standalone with no controller connected for 3 probe intervals: NORMAL.
+    assert!(
+        wait_for(15, || hs[0].ping(&ip(2), 1)),
+        "no fail-open NORMAL switching\n{}",
+        d.log_text()
+    );
+    let conns = d.appctl_ok(&["ofctl/show-connections"]);
+    let v: serde_json::Value = serde_json::from_str(&conns).expect("json");
+    let c = &v["controllers"][0];
+    assert!(c["attempts"].as_u64().unwrap_or(0) >= 2, "{conns}");
+    assert!(c["backoff_ms"].as_u64().unwrap_or(0) >= 2000, "{conns}");
+    assert_eq!(v["fail_open"], true, "{conns}");
+    // A controller appears: the switch connects and leaves fail-open.
+    let l = std::net::TcpListener::bind(("127.0.0.1", cport)).expect("bind");
+    l.set_nonblocking(false).ok();
+    let (mut s, _) = l.accept().expect("switch connects");
+    use std::io::{Read, Write};
+    s.write_all(&[4, 0, 0, 8, 0, 0, 0, 1]).expect("hello");
+    let mut b = [0u8; 8];
+    s.read_exact(&mut b).expect("switch hello");
+    assert_eq!(b[1], 0);
+    assert!(wait_for(10, || {
+        let v: serde_json::Value =
+            serde_json::from_str(&d.appctl_ok(&["ofctl/show-connections"])).unwrap_or_default();
+        v["fail_open"] == false
+    }));
+    // The controller goes silent: the switch probes, then disconnects.
+    drop(s);
+    assert!(wait_for(15, || {
+        let v: serde_json::Value =
+            serde_json::from_str(&d.appctl_ok(&["ofctl/show-connections"])).unwrap_or_default();
+        v["controllers"][0]["disconnects"].as_u64().unwrap_or(0) >= 1
+    }));
+}
+
+#[test]
+fn ports_come_and_go_under_traffic() {
+    if !require(true, &["ovs-appctl", "ovs-ofctl", "ping"]) {
+        return;
+    }
+    let tag = uniq();
+    let hs = hosts(&tag, 3);
+    let d = Daemon::start(&bridge_config(
+        &format!("rvp{tag}"),
+        &[hs[0].port.as_str(), hs[1].port.as_str()],
+        "",
+        "",
+    ));
+    assert!(wait_for(10, || hs[0].ping(&ip(2), 1)));
+    // Traffic runs while h2's link is deleted.
+    let flood = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &hs[0].ns,
+            "ping",
+            "-i",
+            "0.01",
+            "-c",
+            "300",
+            &ip(2),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ping");
+    let _flood = Proc(flood);
+    std::thread::sleep(Duration::from_millis(500));
+    sh(&format!("ip link del {}", hs[1].port));
+    assert!(wait_for(10, || !d
+        .ofctl_ok("dump-ports-desc", &[])
+        .contains(&hs[1].port)));
+    assert!(d.appctl_ok(&["version"]).starts_with("rvswitchd"));
+    // A port added by reload while traffic runs comes up and forwards.
+    let cfg = std::fs::read_to_string(&d.config).expect("config")
+        + &format!("\n[[bridge.port]]\nname = \"{}\"\nofport = 3\n", hs[2].port);
+    std::fs::write(&d.config, cfg).expect("write");
+    let out = d.appctl_ok(&["config/reload"]);
+    assert!(out.contains("added port"), "{out}");
+    assert!(
+        wait_for(10, || hs[0].ping(&ip(3), 1)),
+        "new port does not forward\n{}",
+        d.log_text()
+    );
+    // A configured device that does not exist is reported, and the bridge runs on.
+    let ghost = format!("rvg{tag}");
+    let cfg = std::fs::read_to_string(&d.config).expect("config")
+        + &format!("\n[[bridge.port]]\nname = \"{ghost}\"\n");
+    std::fs::write(&d.config, cfg).expect("write");
+    d.appctl_ok(&["config/reload"]);
+    assert!(wait_for(10, || {
+        d.stats_json()["actors"]
+            .as_array()
+            .map(|a| {
+                a.iter().any(|x| {
+                    x["last_error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("could not open network device"))
+                })
+            })
+            .unwrap_or(false)
+    }));
+    assert!(hs[0].ping(&ip(3), 1));
+    // ... and comes up when the device appears.
+    sh(&format!("ip link add {ghost} type veth peer name {ghost}x && ip link set {ghost} up && ip link set {ghost}x up"));
+    assert!(wait_for(10, || d
+        .ofctl_ok("dump-ports-desc", &[])
+        .contains(&ghost)));
+    let _ = sh_try(&format!("ip link del {ghost}"));
+}
