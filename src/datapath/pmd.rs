@@ -1091,6 +1091,11 @@ impl Pmd {
                     0
                 }
             };
+            if events[..n].iter().any(|ev| ev.u64 == WAKE_TOKEN) {
+                self.wake.drain();
+            }
+            // Checked every iteration (an atomic load when empty), so an op queued
+            // between the drain above and the next wait is never stranded.
             if let Flow::Exit = self.drain_ops() {
                 break;
             }
@@ -1118,7 +1123,6 @@ impl Pmd {
     }
 
     fn drain_ops(&mut self) -> Flow {
-        self.wake.drain();
         loop {
             match self.ops.try_recv() {
                 Ok(op) => {
