@@ -1,8 +1,10 @@
 //! The megaflow classifier (OVS's "dpcls"): the second lookup, after the EMC.
 //!
 //! Owned by one poll thread; no lock. Megaflows are grouped by mask into
-//! subtables; each subtable is a hash table keyed by the flow's masked key, so a
-//! lookup costs one mask-and-hash plus one probe per subtable until a hit. The
+//! subtables; each subtable is a `hashbrown::HashTable<Arc<DpFlow>>` keyed by the
+//! flow's own masked key (stored once, inside the flow), so a lookup costs one
+//! mask-and-hash plus one probe per subtable until a hit. Masking, hashing and
+//! comparing touch only the words the subtable's mask does not zero. The
 //! subtables are kept in descending order of recent hits (re-ranked every
 //! [`RESORT_INTERVAL`] lookups, and by [`Dpcls::resort`] from housekeeping) so that
 //! the busiest masks are probed first. Empty subtables are removed at once.
