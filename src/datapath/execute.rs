@@ -952,4 +952,67 @@ mod tests {
         assert_eq!(sink.out[1].1[15], 0x30);
         assert!(checksums_ok(&sink.out[1].1));
     }
+
+    fn arb_action() -> impl proptest::strategy::Strategy<Value = DpAction> {
+        use proptest::prelude::*;
+        let field = proptest::sample::select(Field::ALL.to_vec());
+        prop_oneof![
+            (field, any::<u128>(), any::<u128>())
+                .prop_map(|(field, value, mask)| DpAction::SetField { field, value, mask }),
+            (any::<u16>(), any::<u16>()).prop_map(|(tpid, tci)| DpAction::PushVlan { tpid, tci }),
+            Just(DpAction::PopVlan),
+            (0u32..4).prop_map(|p| DpAction::Output(PortNo(p))),
+            any::<u32>().prop_map(DpAction::Meter),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Execute ops carry controller-supplied bytes: nothing may panic.
+        #[test]
+        fn execute_never_panics(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..160),
+            prefix in proptest::sample::select(vec![0usize, 1, 2, 3]),
+            acts in proptest::collection::vec(arb_action(), 0..8),
+        ) {
+            let mut f = match prefix {
+                0 => Vec::new(),
+                1 => udp4(&[])[..34].to_vec(),
+                2 => tcp4()[..34].to_vec(),
+                _ => tcp6()[..54].to_vec(),
+            };
+            f.extend_from_slice(&bytes);
+            let mut pkt = Packet::from_bytes(&f, PortNo(1));
+            pkt.vnet.flags = VNET_F_NEEDS_CSUM;
+            let mut sink = Collect::default();
+            execute_actions(&mut pkt, &acts, &mut MeterTable::new(), 0, &mut sink);
+        }
+
+        /// Any combination of address/port/TOS/TTL rewrites keeps checksums valid.
+        #[test]
+        fn rewrites_keep_checksums(
+            which in 0usize..3,
+            src in proptest::prelude::any::<u128>(),
+            dst in proptest::prelude::any::<u128>(),
+            sport in proptest::prelude::any::<u16>(),
+            dport in proptest::prelude::any::<u16>(),
+            tos in proptest::prelude::any::<u8>(),
+            ttl in proptest::prelude::any::<u8>(),
+        ) {
+            let (f, s_field, d_field) = match which {
+                0 => (udp4(&[7; 13]), Field::NwSrc, Field::NwDst),
+                1 => (tcp4(), Field::NwSrc, Field::NwDst),
+                _ => (tcp6(), Field::Ipv6Src, Field::Ipv6Dst),
+            };
+            let c = run(&f, &[
+                set(s_field, src),
+                set(d_field, dst),
+                set(Field::TpSrc, sport as u128),
+                set(Field::TpDst, dport as u128),
+                set(Field::NwTos, tos as u128),
+                set(Field::NwTtl, ttl as u128),
+                DpAction::Output(PortNo(1)),
+            ]);
+            proptest::prop_assert!(checksums_ok(&c.out[0].1));
+        }
+    }
 }
