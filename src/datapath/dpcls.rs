@@ -1,8 +1,10 @@
 //! The megaflow classifier (OVS's "dpcls"): the second lookup, after the EMC.
 //!
 //! Owned by one poll thread; no lock. Megaflows are grouped by mask into
-//! subtables; each subtable is a hash table keyed by the flow's masked key, so a
-//! lookup costs one mask-and-hash plus one probe per subtable until a hit. The
+//! subtables; each subtable is a `hashbrown::HashTable<Arc<DpFlow>>` keyed by the
+//! flow's own masked key (stored once, inside the flow), so a lookup costs one
+//! mask-and-hash plus one probe per subtable until a hit. Masking, hashing and
+//! comparing touch only the words the subtable's mask does not zero. The
 //! subtables are kept in descending order of recent hits (re-ranked every
 //! [`RESORT_INTERVAL`] lookups, and by [`Dpcls::resort`] from housekeeping) so that
 //! the busiest masks are probed first. Empty subtables are removed at once.
@@ -17,7 +19,7 @@
 //! the deleter's store is visible, before the `FlowDel` op removes the entry.
 
 use super::dpflow::DpFlow;
-use super::flow::FlowKey;
+use super::flow::{FlowKey, FLOW_WORDS};
 use hashbrown::hash_table::Entry;
 use hashbrown::{HashMap, HashTable};
 use std::sync::Arc;
@@ -29,8 +31,60 @@ struct Subtable {
     /// Stable identity (indices move when re-ranking).
     id: u32,
     mask: FlowKey,
+    /// Indices of the mask's non-zero words: only these are masked, hashed and
+    /// compared (the others are zero in every key of the subtable).
+    words: [u8; FLOW_WORDS],
+    n_words: usize,
     flows: HashTable<Arc<DpFlow>>,
     hits: u64,
+}
+
+impl Subtable {
+    fn new(id: u32, mask: FlowKey) -> Subtable {
+        let mut words = [0u8; FLOW_WORDS];
+        let mut n_words = 0;
+        for (i, &w) in mask.w.iter().enumerate() {
+            if w != 0 {
+                words[n_words] = i as u8;
+                n_words += 1;
+            }
+        }
+        Subtable {
+            id,
+            mask,
+            words,
+            n_words,
+            flows: HashTable::new(),
+            hits: 0,
+        }
+    }
+
+    /// Hash of `key & mask` over the significant words (same mixing as
+    /// [`FlowKey::hash64`], but skipping words the mask ignores).
+    #[inline]
+    fn hash(&self, key: &FlowKey) -> u64 {
+        Self::hash_words(&self.words[..self.n_words], &self.mask, key)
+    }
+
+    #[inline]
+    fn hash_words(words: &[u8], mask: &FlowKey, key: &FlowKey) -> u64 {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut h: u64 = 0;
+        for &i in words {
+            let i = i as usize;
+            h = (h.rotate_left(5) ^ (key.w[i] & mask.w[i])).wrapping_mul(K);
+        }
+        h ^ (h >> 29)
+    }
+
+    /// True when stored (masked) key `stored` equals `key & mask`.
+    #[inline]
+    fn eq(&self, stored: &FlowKey, key: &FlowKey) -> bool {
+        self.words[..self.n_words].iter().all(|&i| {
+            let i = i as usize;
+            stored.w[i] == key.w[i] & self.mask.w[i]
+        })
+    }
 }
 
 /// The per-thread megaflow classifier.
@@ -58,9 +112,8 @@ impl Dpcls {
             self.resort();
         }
         for st in self.subtables.iter_mut() {
-            let m = key.masked(&st.mask);
-            let h = m.hash64();
-            if let Some(f) = st.flows.find(h, |f| f.key == m) {
+            let h = st.hash(key);
+            if let Some(f) = st.flows.find(h, |f| st.eq(&f.key, key)) {
                 if !f.is_dead() {
                     st.hits += 1;
                     return Some(f);
@@ -91,19 +144,23 @@ impl Dpcls {
             None => {
                 let id = self.next_subtable_id;
                 self.next_subtable_id = self.next_subtable_id.wrapping_add(1);
-                self.subtables.push(Subtable {
-                    id,
-                    mask: flow.mask,
-                    flows: HashTable::new(),
-                    hits: 0,
-                });
+                self.subtables.push(Subtable::new(id, flow.mask));
                 self.subtables.len() - 1
             }
         };
         let st = &mut self.subtables[pos];
-        let h = flow.key.hash64();
+        let h = st.hash(&flow.key);
         let fid = flow.id;
-        match st.flows.entry(h, |f| f.key == flow.key, |f| f.key.hash64()) {
+        let st_id = st.id;
+        let Subtable {
+            flows,
+            words,
+            n_words,
+            mask,
+            ..
+        } = st;
+        let rehash = |f: &Arc<DpFlow>| Subtable::hash_words(&words[..*n_words], mask, &f.key);
+        match flows.entry(h, |f| f.key == flow.key, rehash) {
             Entry::Occupied(mut e) => {
                 let old = std::mem::replace(e.get_mut(), flow);
                 self.index.remove(&old.id);
@@ -113,7 +170,7 @@ impl Dpcls {
                 e.insert(flow);
             }
         }
-        self.index.insert(fid, (st.id, h));
+        self.index.insert(fid, (st_id, h));
         replaced
     }
 

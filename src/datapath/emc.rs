@@ -93,7 +93,7 @@ impl Emc {
                 x ^= x >> 17;
                 x ^= x << 5;
                 self.rng = x;
-                if x % n == 0 {
+                if x.is_multiple_of(n) {
                     self.insert(key, hash, flow);
                 }
             }

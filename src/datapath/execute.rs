@@ -20,8 +20,9 @@
 //! too. VLAN push/pop shift `csum_start` (and a GSO `hdr_len`) by the tag size.
 //!
 //! Not rewritten (translation never emits them, or they are not on the wire):
-//! metadata, in_port, dl_type, nw_frag, tcp_flags, ipv6_exthdr, tunnel id, PBB
-//! I-SID, and the ND target/link-layer-address options of ICMPv6 ND messages.
+//! metadata, in_port, dl_type, nw_frag, tcp_flags, ipv6_exthdr, tunnel id and PBB
+//! I-SID. ND rewrites (target, and `arp_sha`/`arp_tha` as the SLL/TLL options) only
+//! change options already present; none is added.
 //! A `vlan_tci` rewrite on an untagged frame is ignored (translation pushes a tag
 //! first); the key's CFI "present" bit is never written to the wire, where that bit
 //! is DEI.
@@ -402,6 +403,23 @@ fn set_field(pkt: &mut Packet, p: &Parsed, field: Field, value: u128, mask: u128
             let (old, new) = rewrite(d, at, 16, 0, value, mask);
             update_l4(d, &vnet, p, old, new, true);
         }
+        Field::NdTarget | Field::ArpSha | Field::ArpTha if v6 && p.nw_proto == ipproto::ICMPV6 => {
+            let at = match field {
+                Field::NdTarget if is_nd(d, o) => o.l4.map(|l4| (l4 + 8, 16)),
+                Field::ArpSha => o.nd_sll.map(|a| (a, 6)),
+                Field::ArpTha => o.nd_tll.map(|a| (a, 6)),
+                _ => None,
+            };
+            if let Some((at, n)) = at {
+                let m = if n == 16 {
+                    mask
+                } else {
+                    mask & 0xffff_ffff_ffff
+                };
+                let (old, new) = rewrite(d, at, n, 0, value, m);
+                update_l4(d, &vnet, p, old, new, false);
+            }
+        }
         Field::TpSrc | Field::TpDst if v4 || v6 => {
             let Some(l4) = o.l4 else { return };
             let src = field == Field::TpSrc;
@@ -430,6 +448,13 @@ fn set_field(pkt: &mut Packet, p: &Parsed, field: Field, value: u128, mask: u128
         }
         _ => {}
     }
+}
+
+/// True for an ICMPv6 neighbor solicitation/advertisement (whose target we may rewrite).
+fn is_nd(d: &[u8], o: &HeaderOffsets) -> bool {
+    o.l4.is_some_and(|l4| {
+        l4 + 24 <= o.l3_end.min(d.len()) && (d[l4] == 135 || d[l4] == 136) && d[l4 + 1] == 0
+    })
 }
 
 /// Recomputes the SCTP CRC32c over `d[l4..end]`.
@@ -710,6 +735,47 @@ mod tests {
     }
 
     #[test]
+    fn nd_target_and_lladdr_rewrites_keep_icmpv6_checksum() {
+        let mut na = vec![136u8, 0, 0, 0, 0x60, 0, 0, 0];
+        na.extend_from_slice(&[0x20, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
+        na.extend_from_slice(&[2, 1]);
+        na.extend_from_slice(&SRC);
+        let mut f = Vec::new();
+        f.extend_from_slice(&DST);
+        f.extend_from_slice(&SRC);
+        f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+        f.extend_from_slice(&(na.len() as u16).to_be_bytes());
+        f.extend_from_slice(&[58, 255]);
+        f.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        f.extend_from_slice(&[0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        let l4 = f.len();
+        f.extend_from_slice(&na);
+        let s = ones_sum(&f[l4..], ones_sum(&f[22..54], 0) + na.len() as u64 + 58);
+        let c = !fold(s);
+        f[l4 + 2..l4 + 4].copy_from_slice(&c.to_be_bytes());
+        assert!(checksums_ok(&f));
+        let c = run(
+            &f,
+            &[
+                set(Field::NdTarget, 0x2001_0000_0000_0000_0000_0000_0000_0042),
+                set(Field::ArpTha, 0x0200_0000_00aa),
+                set(Field::ArpSha, 0x0200_0000_00bb), // no SLL option: ignored
+                DpAction::Output(PortNo(2)),
+            ],
+        );
+        let g = &c.out[0].1;
+        assert!(checksums_ok(g));
+        assert_eq!(g.len(), f.len());
+        let k = extract(g, PortNo(1)).unwrap();
+        assert_eq!(
+            k.get(Field::NdTarget),
+            0x2001_0000_0000_0000_0000_0000_0000_0042
+        );
+        assert_eq!(k.get(Field::ArpTha), 0x0200_0000_00aa);
+        assert_eq!(k.get(Field::ArpSha), 0);
+    }
+
+    #[test]
     fn sctp_port_rewrite_recomputes_crc() {
         assert_eq!(crc32c(b"123456789"), 0xe306_9283);
         let mut f = udp4(&[0; 12]);
@@ -885,5 +951,68 @@ mod tests {
         assert_eq!(sink.out[0].1[15], 0x28);
         assert_eq!(sink.out[1].1[15], 0x30);
         assert!(checksums_ok(&sink.out[1].1));
+    }
+
+    fn arb_action() -> impl proptest::strategy::Strategy<Value = DpAction> {
+        use proptest::prelude::*;
+        let field = proptest::sample::select(Field::ALL.to_vec());
+        prop_oneof![
+            (field, any::<u128>(), any::<u128>())
+                .prop_map(|(field, value, mask)| DpAction::SetField { field, value, mask }),
+            (any::<u16>(), any::<u16>()).prop_map(|(tpid, tci)| DpAction::PushVlan { tpid, tci }),
+            Just(DpAction::PopVlan),
+            (0u32..4).prop_map(|p| DpAction::Output(PortNo(p))),
+            any::<u32>().prop_map(DpAction::Meter),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Execute ops carry controller-supplied bytes: nothing may panic.
+        #[test]
+        fn execute_never_panics(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..160),
+            prefix in proptest::sample::select(vec![0usize, 1, 2, 3]),
+            acts in proptest::collection::vec(arb_action(), 0..8),
+        ) {
+            let mut f = match prefix {
+                0 => Vec::new(),
+                1 => udp4(&[])[..34].to_vec(),
+                2 => tcp4()[..34].to_vec(),
+                _ => tcp6()[..54].to_vec(),
+            };
+            f.extend_from_slice(&bytes);
+            let mut pkt = Packet::from_bytes(&f, PortNo(1));
+            pkt.vnet.flags = VNET_F_NEEDS_CSUM;
+            let mut sink = Collect::default();
+            execute_actions(&mut pkt, &acts, &mut MeterTable::new(), 0, &mut sink);
+        }
+
+        /// Any combination of address/port/TOS/TTL rewrites keeps checksums valid.
+        #[test]
+        fn rewrites_keep_checksums(
+            which in 0usize..3,
+            src in proptest::prelude::any::<u128>(),
+            dst in proptest::prelude::any::<u128>(),
+            sport in proptest::prelude::any::<u16>(),
+            dport in proptest::prelude::any::<u16>(),
+            tos in proptest::prelude::any::<u8>(),
+            ttl in proptest::prelude::any::<u8>(),
+        ) {
+            let (f, s_field, d_field) = match which {
+                0 => (udp4(&[7; 13]), Field::NwSrc, Field::NwDst),
+                1 => (tcp4(), Field::NwSrc, Field::NwDst),
+                _ => (tcp6(), Field::Ipv6Src, Field::Ipv6Dst),
+            };
+            let c = run(&f, &[
+                set(s_field, src),
+                set(d_field, dst),
+                set(Field::TpSrc, sport as u128),
+                set(Field::TpDst, dport as u128),
+                set(Field::NwTos, tos as u128),
+                set(Field::NwTtl, ttl as u128),
+                DpAction::Output(PortNo(1)),
+            ]);
+            proptest::prop_assert!(checksums_ok(&c.out[0].1));
+        }
     }
 }

@@ -128,6 +128,10 @@ pub struct HeaderOffsets {
     /// End of the IP packet (IP total/payload length); the frame length otherwise.
     /// Ethernet padding lies beyond it and is not covered by checksums.
     pub l3_end: usize,
+    /// For ND messages: offset of the source link-layer address (option data).
+    pub nd_sll: Option<usize>,
+    /// For ND messages: offset of the target link-layer address (option data).
+    pub nd_tll: Option<usize>,
 }
 
 /// Extracts the flow key of `frame`, received on `in_port`.
@@ -499,7 +503,7 @@ fn parse_l4(
             key.set(Field::TpDst, code as u128);
             if (ty == 135 || ty == 136) && code == 0 {
                 need(end, off, 24, "icmpv6 nd")?;
-                parse_nd_options(frame, off, end, key);
+                parse_nd_options(frame, off, end, key, offs);
             }
         }
         _ => return Ok(()),
@@ -510,7 +514,13 @@ fn parse_l4(
 
 /// Fills the ND target and link-layer address options. Malformed options make the
 /// ND fields zero (as OVS does) without failing the whole frame.
-fn parse_nd_options(frame: &[u8], off: usize, end: usize, key: &mut FlowKey) {
+fn parse_nd_options(
+    frame: &[u8],
+    off: usize,
+    end: usize,
+    key: &mut FlowKey,
+    offs: &mut HeaderOffsets,
+) {
     key.set(Field::NdTarget, be128(frame, off + 8));
     let mut pos = off + 24;
     let mut sll = 0u64;
@@ -520,15 +530,24 @@ fn parse_nd_options(frame: &[u8], off: usize, end: usize, key: &mut FlowKey) {
         let olen = frame[pos + 1] as usize * 8;
         if olen == 0 || pos + olen > end {
             key.set(Field::NdTarget, 0);
+            offs.nd_sll = None;
+            offs.nd_tll = None;
             return;
         }
         if olen == 8 && (ty == 1 || ty == 2) {
             let slot = if ty == 1 { &mut sll } else { &mut tll };
             if *slot != 0 {
                 key.set(Field::NdTarget, 0);
+                offs.nd_sll = None;
+                offs.nd_tll = None;
                 return;
             }
             *slot = mac48(frame, pos + 2);
+            if ty == 1 {
+                offs.nd_sll = Some(pos + 2);
+            } else {
+                offs.nd_tll = Some(pos + 2);
+            }
         }
         pos += olen;
     }

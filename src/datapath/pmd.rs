@@ -216,7 +216,8 @@ pub struct PmdStats {
     pub emc_hits: AtomicU64,
     /// Megaflow classifier hits (after an EMC miss).
     pub megaflow_hits: AtomicU64,
-    /// Misses queued as upcalls.
+    /// Packets that missed both caches (each becomes an upcall, or is counted in
+    /// `lost` when the upcall queue is full).
     pub misses: AtomicU64,
     /// Upcalls (miss or action) dropped because the upcall queue was full.
     pub lost: AtomicU64,
@@ -247,7 +248,7 @@ pub struct PmdStatsSnapshot {
     pub emc_hits: u64,
     /// Megaflow hits.
     pub megaflow_hits: u64,
-    /// Misses queued.
+    /// Cache misses (upcalls queued or lost).
     pub misses: u64,
     /// Upcalls lost.
     pub lost: u64,
@@ -1091,6 +1092,11 @@ impl Pmd {
                     0
                 }
             };
+            if events[..n].iter().any(|ev| ev.u64 == WAKE_TOKEN) {
+                self.wake.drain();
+            }
+            // Checked every iteration (an atomic load when empty), so an op queued
+            // between the drain above and the next wait is never stranded.
             if let Flow::Exit = self.drain_ops() {
                 break;
             }
@@ -1118,7 +1124,6 @@ impl Pmd {
     }
 
     fn drain_ops(&mut self) -> Flow {
-        self.wake.drain();
         loop {
             match self.ops.try_recv() {
                 Ok(op) => {

@@ -326,3 +326,34 @@ fn zero_threads_is_an_error() {
     cfg.n_threads = 0;
     assert!(matches!(Datapath::start(cfg), Err(DpError::NoThreads)));
 }
+
+#[test]
+fn execute_userspace_reports_an_action_upcall() {
+    let mut r = rig(1, 1, 4);
+    let reason = UserspaceReason::Controller {
+        reason: 1,
+        max_len: 64,
+        table_id: 0,
+        cookie: 1,
+    };
+    let pkt = frame(9);
+    r.dp.execute(
+        pkt.clone(),
+        VnetHdr::default(),
+        PortNo::CONTROLLER,
+        vec![DpAction::Userspace(reason), DpAction::Output(PortNo(1))],
+    )
+    .unwrap();
+    let u = next_upcall(&mut r.up).expect("action upcall from execute");
+    assert_eq!(u.kind, UpcallKind::Action(reason));
+    assert_eq!(u.in_port, PortNo::CONTROLLER);
+    assert_eq!(u.packet, pkt);
+    assert_eq!(r.peers[0].recv_timeout(WAIT).unwrap(), pkt);
+    r.dp.shutdown();
+}
+
+#[test]
+fn handle_is_send_sync_and_clone() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Datapath>();
+}
