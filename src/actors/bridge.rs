@@ -925,7 +925,7 @@ impl Handler<BridgeQuery> for Bridge {
                 for f in self.shared.dp.flows() {
                     f.kill();
                 }
-                let _ = self.shared.dp.flush_flows();
+                self.shared.dp.flush_flows();
                 ready(Ok(format!("deleted {n} flows\n")))
             }
             Query::Trace(spec) => ready(crate::ofproto::trace::trace(&self.shared, &spec)),

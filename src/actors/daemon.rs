@@ -415,7 +415,7 @@ impl Daemon {
                 for f in b.shared.dp.flows() {
                     f.kill();
                 }
-                let _ = b.shared.dp.flush_flows();
+                b.shared.dp.flush_flows();
             }
             let dp = &self.cfg.datapath;
             let (mb, arb) = revalidator::start_one(

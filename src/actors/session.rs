@@ -483,7 +483,7 @@ impl OfSession {
                 | Message::MeterMod(_)
                 | Message::PacketOut(_)
         );
-        !session_only && !(modifies && self.is_slave())
+        !(session_only || (modifies && self.is_slave()))
     }
 
     /// Handles the version handshake. Returns false when the connection must close.

@@ -62,11 +62,8 @@ impl Commands {
     pub fn list(&self) -> String {
         let mut s = String::from("The available commands are:\n");
         for (name, c) in self.inner.borrow().iter() {
-            s.push_str(
-                &format!("  {:<24} {}\n", name, c.usage)
-                    .trim_end()
-                    .to_string(),
-            );
+            let line = format!("  {:<24} {}", name, c.usage);
+            s.push_str(line.trim_end());
             s.push('\n');
         }
         s
