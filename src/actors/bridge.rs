@@ -719,6 +719,7 @@ impl Handler<OfRequests> for Bridge {
                     ack: Some(tx),
                 })
             });
+            tracing::debug!(version, sent = ?sent, "barrier waits for revalidation");
             if sent == Some(true) {
                 Some(rx)
             } else {
@@ -730,7 +731,8 @@ impl Handler<OfRequests> for Bridge {
         Box::pin(
             async move {
                 if let Some(rx) = ack {
-                    let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+                    let r = tokio::time::timeout(Duration::from_secs(5), rx).await;
+                    tracing::debug!(acked = ?r.as_ref().map(|x| x.is_ok()), "barrier released");
                 }
                 out.into_iter()
                     .filter_map(|o| match o {

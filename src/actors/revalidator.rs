@@ -262,6 +262,7 @@ impl Revalidator {
                     }
                 }
                 Decision::Modify(a) => {
+                    tracing::debug!(flow = uk.flow.id, actions = ?a, "modify");
                     counts.modify += 1;
                     uk.flow.set_actions(a);
                     uk.xlate_seq = seq;
@@ -333,6 +334,11 @@ impl Revalidator {
         l.last_round_start = Some(l.round_started);
         l.round_counts = RoundCounts::default();
         l.in_round.append(&mut l.waiting);
+        tracing::debug!(
+            round = l.round,
+            acks = l.in_round.len(),
+            "revalidation round starts"
+        );
         let n_flows = self.shared.n_flows.load(Relaxed);
         l.max_flows = l.max_flows.max(n_flows);
         l.avg_flows = if l.round == 1 {
@@ -406,6 +412,12 @@ impl Revalidator {
                 coverage::inc(&c::revalidate_round);
                 l.last_counts = l.round_counts;
                 l.totals.add(&l.round_counts);
+                tracing::debug!(
+                    round = l.round,
+                    acks = l.in_round.len(),
+                    dur,
+                    "revalidation round done"
+                );
                 for w in l.in_round.drain(..) {
                     let _ = w.send(());
                 }

@@ -326,6 +326,12 @@ impl Host {
         sh(&format!(
             "ip link add {port} type veth peer name eth0 netns {ns}"
         ));
+        // No IPv6 chatter (router solicitations, MLD, DAD) from either end:
+        // tests count packets, and the root namespace's side adds its own.
+        let _ = sh_try(&format!("sysctl -qw net.ipv6.conf.{port}.disable_ipv6=1"));
+        let _ = sh_try(&format!(
+            "ip netns exec {ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.eth0.disable_ipv6=1"
+        ));
         sh(&format!(
             "ip netns exec {ns} ip link set eth0 address {mac}"
         ));
@@ -339,9 +345,6 @@ impl Host {
             ));
             let _ = sh_try(&format!("ethtool -K {port} tx off rx off >/dev/null 2>&1"));
         }
-        let _ = sh_try(&format!(
-            "ip netns exec {ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1"
-        ));
         Host { ns, port, ip, mac }
     }
 
