@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what rvswitchd's build, daemon and tests need on Debian 12 (run as root).
+# Idempotent: a second run only checks.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+need_apt=0
+for p in ovs-ofctl ovs-appctl ovs-testcontroller iperf3 ping ip ethtool python3 stdbuf tcpdump curl; do
+    command -v "$p" >/dev/null 2>&1 || need_apt=1
+done
+if [ "$need_apt" = 1 ]; then
+    apt-get update -qq
+    apt-get install -y -qq openvswitch-common openvswitch-testcontroller iperf3 iputils-ping \
+        iproute2 ethtool python3 python3-pip coreutils tcpdump curl >/dev/null
+    # The test controller package may start a service on 6653; the tests start
+    # the binary themselves.
+    (service openvswitch-testcontroller stop || systemctl stop openvswitch-testcontroller) >/dev/null 2>&1 || true
+fi
+mkdir -p /var/run/openvswitch   # ovs-ofctl monitor keeps its control socket there
+
+if ! python3 -c 'import os_ken, eventlet' >/dev/null 2>&1; then
+    python3 -m pip install -q os-ken eventlet 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages os-ken eventlet
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "rvswitchd needs a Rust toolchain (1.80 or newer): see https://rustup.rs" >&2
+    exit 1
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+    cargo install --locked cargo-nextest
+fi
