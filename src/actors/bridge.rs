@@ -39,12 +39,15 @@ use crate::types::{DatapathId, PortNo, TableId};
 use crate::util::coverage::{self, c};
 use crate::util::time::now_ms;
 use actix::prelude::{
-    Actor, ActorContext, Addr, AsyncContext, Context, Handler, ResponseActFuture, WrapFuture,
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, ResponseActFuture,
+    WrapFuture,
 };
 use arc_swap::ArcSwap;
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,6 +81,10 @@ pub struct BridgeShared {
     pub upcall_routes: ArcSwap<Vec<tokio::sync::mpsc::Sender<UpcallBatch>>>,
     /// Miss batches dropped because the chosen handler's queue was full.
     pub upcall_route_drops: AtomicU64,
+    /// Upcall batches between "tables read" and "flows installed or killed".
+    /// With no datapath flows and nothing installing, no megaflow can be
+    /// stale, so a barrier needs no revalidation round (bulk flow-mods stay fast).
+    pub installing: AtomicUsize,
 }
 
 impl BridgeShared {
@@ -181,6 +188,9 @@ pub struct Bridge {
     port_registry: crate::actors::port::PortRegistry,
     /// Last tables version the revalidators have been told about.
     told_version: u64,
+    /// Newest version a barrier has been answered for: no megaflow older
+    /// than it can forward any more.
+    acked_version: u64,
     stopping: bool,
 }
 
@@ -215,6 +225,7 @@ impl Bridge {
             extra_seq: AtomicU64::new(0),
             upcall_routes: ArcSwap::from_pointee(p.upcall_txs),
             upcall_route_drops: AtomicU64::new(0),
+            installing: AtomicUsize::new(0),
         });
         let meter = registry().meter(
             format!("bridge:{}", p.cfg.name),
@@ -234,6 +245,7 @@ impl Bridge {
             leader: p.leader,
             port_registry: p.port_registry,
             told_version: 0,
+            acked_version: 0,
             stopping: false,
         };
         Ok((b, shared))
@@ -708,7 +720,16 @@ impl Handler<OfRequests> for Bridge {
         }
         let has_barrier = out.iter().any(|o| matches!(o, Out::Barrier(_)));
         let version = self.publish();
-        let ack = if has_barrier {
+        // A barrier must wait for revalidation only if some megaflow could be
+        // stale: one exists, or an upcall is installing one right now (that
+        // handler re-checks the version after installing; see upcall.rs).
+        fence(SeqCst);
+        let may_be_stale = version > self.acked_version
+            && (self.shared.dp.n_flows() > 0 || self.shared.installing.load(SeqCst) > 0);
+        if has_barrier && !may_be_stale {
+            self.acked_version = self.acked_version.max(version);
+        }
+        let ack = if has_barrier && may_be_stale {
             // Consistency: answer the barrier only after a revalidation round
             // that started after this version was published has finished.
             let (tx, rx) = tokio::sync::oneshot::channel();
@@ -728,6 +749,7 @@ impl Handler<OfRequests> for Bridge {
         } else {
             None
         };
+        let waited = ack.is_some();
         Box::pin(
             async move {
                 if let Some(rx) = ack {
@@ -745,7 +767,13 @@ impl Handler<OfRequests> for Bridge {
                     })
                     .collect::<Vec<_>>()
             }
-            .into_actor(self),
+            .into_actor(self)
+            .map(move |replies, act, _| {
+                if waited {
+                    act.acked_version = act.acked_version.max(version);
+                }
+                replies
+            }),
         )
     }
 }

@@ -33,7 +33,7 @@ use crate::util::coverage::{self, c};
 use crate::util::time::now_ms;
 use actix::prelude::*;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{fence, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 
 /// Mailbox capacity of a handler.
@@ -65,6 +65,8 @@ pub struct HandlerCounters {
     pub packet_ins_dropped: AtomicU64,
     /// Datapath op queue full (flow put or execute refused).
     pub dp_busy: AtomicU64,
+    /// Flows killed right after install because the tables changed meanwhile.
+    pub raced: AtomicU64,
 }
 
 /// An upcall handler.
@@ -146,101 +148,138 @@ impl UpcallHandler {
         }
     }
 
-    /// Handles one batch; returns the new ukeys grouped by owning revalidator.
-    fn handle_batch(&mut self, bridge: u32, batch: UpcallBatch) -> Vec<Vec<Ukey>> {
+    /// Translates one batch. Returns what to install and execute, and the new
+    /// ukeys grouped by owning revalidator. Nothing is installed yet: ukeys
+    /// reach their owners first (see [`finish_batch`]).
+    fn prepare_batch(
+        &mut self,
+        br: &Arc<BridgeShared>,
+        batch: UpcallBatch,
+    ) -> (Vec<Prepared>, Vec<Vec<Ukey>>) {
         let n_rev = self.revalidators.len().max(1);
         let mut owned: Vec<Vec<Ukey>> = (0..n_rev).map(|_| Vec::new()).collect();
-        let Some(br) = self.bridges.get(&bridge).cloned() else {
-            return owned;
-        };
+        let mut prepared = Vec::with_capacity(batch.len());
         let now = now_ms();
         let mut installed_here: Vec<(FlowKey, FlowKey)> = Vec::new();
         for up in batch {
             coverage::inc(&c::upcall_handled);
             self.counters.upcalls.fetch_add(1, Relaxed);
-            match up.kind {
-                UpcallKind::Action(reason) => {
+            let UpcallKind::Miss = up.kind else {
+                if let UpcallKind::Action(reason) = up.kind {
                     self.counters.actions.fetch_add(1, Relaxed);
-                    self.packet_in(&br, &up.key, up.packet, reason);
+                    self.packet_in(br, &up.key, up.packet, reason);
                 }
-                UpcallKind::Miss => {
-                    self.counters.misses.fetch_add(1, Relaxed);
-                    let x = br.translate(
-                        &up.key,
-                        &XlateOptions {
-                            may_learn: true,
-                            now_ms: now,
-                            account: true,
-                            invalid_ttl_to_controller: false,
-                        },
-                    );
-                    let masked = up.key.masked(&x.wc);
-                    let n_flows = self.reval.n_flows.load(Relaxed);
-                    let limit = self.reval.flow_limit.load(Relaxed);
-                    let install = if x.slow != 0 {
-                        self.counters.slow_path.fetch_add(1, Relaxed);
-                        false
-                    } else if n_flows >= limit && limit > 0 {
-                        self.counters.over_limit.fetch_add(1, Relaxed);
-                        coverage::inc(&c::upcall_flow_limit);
-                        false
-                    } else if installed_here
-                        .iter()
-                        .any(|(k, m)| *k == masked && *m == x.wc)
-                    {
-                        self.counters.duplicates.fetch_add(1, Relaxed);
-                        coverage::inc(&c::upcall_duplicate);
-                        false
-                    } else {
-                        true
-                    };
-                    if install {
-                        let id = NEXT_FLOW_ID.fetch_add(1, Relaxed);
-                        let flow =
-                            Arc::new(DpFlow::new(id, &up.key, &x.wc, x.actions.clone(), now));
-                        if br.dp.put_flow(flow.clone()).is_ok() {
-                            installed_here.push((masked, x.wc));
-                            self.counters.installed.fetch_add(1, Relaxed);
-                            coverage::inc(&c::dp_flow_put);
-                            let rules: Vec<Arc<dyn RuleStats>> = x
-                                .rules
-                                .iter()
-                                .map(|r| r.clone() as Arc<dyn RuleStats>)
-                                .collect();
-                            // The executed packet below is credited to the rules now,
-                            // since the datapath flow did not count it.
-                            for r in &rules {
-                                r.add_stats(1, up.packet.len() as u64, now);
-                            }
-                            let owner = (id as usize) % n_rev;
-                            owned[owner].push(Ukey {
-                                ctx: br.clone(),
-                                flow,
-                                xlate_seq: x.version + br.mac.seq() + br.extra_seq.load(Relaxed),
-                                rules,
-                                pushed: FlowStatsSnapshot::default(),
-                            });
-                        } else {
-                            self.counters.dp_busy.fetch_add(1, Relaxed);
-                        }
-                    } else {
-                        for r in &x.rules {
-                            r.add_stats(1, up.packet.len() as u64, now);
-                        }
+                continue;
+            };
+            self.counters.misses.fetch_add(1, Relaxed);
+            let x = br.translate(
+                &up.key,
+                &XlateOptions {
+                    may_learn: true,
+                    now_ms: now,
+                    account: true,
+                    invalid_ttl_to_controller: false,
+                },
+            );
+            let masked = up.key.masked(&x.wc);
+            let n_flows = self.reval.n_flows.load(Relaxed);
+            let limit = self.reval.flow_limit.load(Relaxed);
+            let install = if x.slow != 0 {
+                self.counters.slow_path.fetch_add(1, Relaxed);
+                false
+            } else if n_flows >= limit && limit > 0 {
+                self.counters.over_limit.fetch_add(1, Relaxed);
+                coverage::inc(&c::upcall_flow_limit);
+                false
+            } else if installed_here
+                .iter()
+                .any(|(k, m)| *k == masked && *m == x.wc)
+            {
+                self.counters.duplicates.fetch_add(1, Relaxed);
+                coverage::inc(&c::upcall_duplicate);
+                false
+            } else {
+                true
+            };
+            // The packet being handled is credited to the rules now: the
+            // datapath flow did not count it.
+            for r in &x.rules {
+                r.add_stats(1, up.packet.len() as u64, now);
+            }
+            let mut flow_to_put = None;
+            if install {
+                let id = NEXT_FLOW_ID.fetch_add(1, Relaxed);
+                let flow = Arc::new(DpFlow::new(id, &up.key, &x.wc, x.actions.clone(), now));
+                installed_here.push((masked, x.wc));
+                let rules: Vec<Arc<dyn RuleStats>> = x
+                    .rules
+                    .iter()
+                    .map(|r| r.clone() as Arc<dyn RuleStats>)
+                    .collect();
+                owned[(id as usize) % n_rev].push(Ukey {
+                    ctx: br.clone(),
+                    flow: flow.clone(),
+                    xlate_seq: x.version + br.mac.seq() + br.extra_seq.load(Relaxed),
+                    rules,
+                    pushed: FlowStatsSnapshot::default(),
+                });
+                flow_to_put = Some((flow, x.version));
+            }
+            prepared.push(Prepared {
+                packet: up.packet,
+                vnet: up.vnet,
+                in_port: up.in_port,
+                actions: x.actions,
+                install: flow_to_put,
+            });
+        }
+        (prepared, owned)
+    }
+
+    /// Installs the prepared flows (their ukeys are owned by now), drops any
+    /// whose tables changed underneath the translation, and executes the
+    /// packets. Ends the batch's "installing" mark on the bridge.
+    fn finish_batch(&self, br: &BridgeShared, prepared: Vec<Prepared>) {
+        for p in prepared {
+            if let Some((flow, version)) = p.install {
+                if br.dp.put_flow(flow.clone()).is_ok() {
+                    self.counters.installed.fetch_add(1, Relaxed);
+                    coverage::inc(&c::dp_flow_put);
+                    // Consistency with barriers: if a new tables version was
+                    // published after this translation, the flow may be stale
+                    // and a barrier may already have been answered without
+                    // seeing it. Kill it; the next packet is translated afresh.
+                    fence(SeqCst);
+                    if br.snapshot.load().version != version {
+                        flow.kill();
+                        let _ = br.dp.del_flow(flow.id);
+                        self.counters.raced.fetch_add(1, Relaxed);
                     }
-                    if !x.actions.is_empty()
-                        && br
-                            .dp
-                            .execute(up.packet, up.vnet, up.in_port, x.actions)
-                            .is_err()
-                    {
-                        self.counters.dp_busy.fetch_add(1, Relaxed);
-                    }
+                } else {
+                    flow.kill();
+                    self.counters.dp_busy.fetch_add(1, Relaxed);
                 }
             }
+            if !p.actions.is_empty()
+                && br
+                    .dp
+                    .execute(p.packet, p.vnet, p.in_port, p.actions)
+                    .is_err()
+            {
+                self.counters.dp_busy.fetch_add(1, Relaxed);
+            }
         }
-        owned
+        br.installing.fetch_sub(1, SeqCst);
     }
+}
+
+/// A translated miss, waiting for its ukey to be owned before install.
+struct Prepared {
+    packet: Vec<u8>,
+    vnet: crate::datapath::packet::VnetHdr,
+    in_port: PortNo,
+    actions: crate::datapath::actions::DpActions,
+    install: Option<(Arc<DpFlow>, u64)>,
 }
 
 impl Actor for UpcallHandler {
@@ -262,7 +301,16 @@ pub struct TaggedBatch(pub u32, pub UpcallBatch);
 impl StreamHandler<TaggedBatch> for UpcallHandler {
     fn handle(&mut self, m: TaggedBatch, ctx: &mut Context<Self>) {
         let _g = self.meter.stream_item("UpcallBatch");
-        let owned = self.handle_batch(m.0, m.1);
+        let Some(br) = self.bridges.get(&m.0).cloned() else {
+            return;
+        };
+        // Mark the bridge as having an install in progress before reading its
+        // tables: a barrier that sees no flows and no install in progress may
+        // answer at once (see Bridge), and one that sees this mark waits for a
+        // revalidation round.
+        br.installing.fetch_add(1, SeqCst);
+        fence(SeqCst);
+        let (prepared, owned) = self.prepare_batch(&br, m.1);
         let revs = self.revalidators.clone();
         let hand_off: Vec<(Mailbox<Revalidator>, Vec<Ukey>)> = owned
             .into_iter()
@@ -271,18 +319,21 @@ impl StreamHandler<TaggedBatch> for UpcallHandler {
             .filter_map(|(i, v)| revs.get(i).cloned().map(|r| (r, v)))
             .collect();
         if hand_off.is_empty() {
+            self.finish_batch(&br, prepared);
             return;
         }
-        // Ukeys must reach their owner (an unowned flow would never expire):
-        // wait for mailbox space, which also slows this handler down when the
-        // revalidators fall behind — the upcall queue then absorbs or drops.
+        // Ukeys reach their owner before their flows enter the datapath, so a
+        // revalidation round that starts after a flow is installed always sees
+        // its ukey. Waiting here also slows this handler down when the
+        // revalidators fall behind; the upcall queue then absorbs or drops.
         ctx.wait(
             async move {
                 for (r, v) in hand_off {
                     let _ = r.ask(AdoptUkeys(v)).await;
                 }
             }
-            .into_actor(self),
+            .into_actor(self)
+            .map(move |_, act, _| act.finish_batch(&br, prepared)),
         );
     }
 
@@ -324,7 +375,7 @@ impl Handler<HandlerReport> for UpcallHandler {
         let _g = self.guard::<HandlerReport>();
         let c = &self.counters;
         format!(
-            "  handler {}: upcalls {} (misses {}, actions {}), installed {}, over-limit {}, duplicates {}, slow-path {}, packet-ins {} (dropped {}), datapath busy {}\n",
+            "  handler {}: upcalls {} (misses {}, actions {}), installed {}, over-limit {}, duplicates {}, slow-path {}, raced {}, packet-ins {} (dropped {}), datapath busy {}\n",
             self.id,
             c.upcalls.load(Relaxed),
             c.misses.load(Relaxed),
@@ -333,6 +384,7 @@ impl Handler<HandlerReport> for UpcallHandler {
             c.over_limit.load(Relaxed),
             c.duplicates.load(Relaxed),
             c.slow_path.load(Relaxed),
+            c.raced.load(Relaxed),
             c.packet_ins.load(Relaxed),
             c.packet_ins_dropped.load(Relaxed),
             c.dp_busy.load(Relaxed),
