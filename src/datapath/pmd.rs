@@ -47,7 +47,7 @@ use std::thread::JoinHandle;
 use tokio::sync::mpsc;
 
 /// Capacity of each poll thread's op channel.
-pub const OP_QUEUE_LEN: usize = 4096;
+pub const OP_QUEUE_LEN: usize = 65_536;
 /// Most upcalls in one [`UpcallBatch`].
 pub const UPCALL_BATCH_MAX: usize = 64;
 /// epoll timeout, i.e. the housekeeping period when idle.
@@ -507,7 +507,7 @@ impl Datapath {
         let t = &self.inner.threads[thread];
         match t.ops.try_send(op) {
             Ok(()) => {
-                t.wake.signal();
+                t.wake.signal_coalesced();
                 Ok(())
             }
             Err(TrySendError::Full(_)) => Err(DpError::OpQueueFull { thread }),
@@ -1095,6 +1095,9 @@ impl Pmd {
             if events[..n].iter().any(|ev| ev.u64 == WAKE_TOKEN) {
                 self.wake.drain();
             }
+            // Re-arm before draining: senders that find a signal outstanding
+            // rely on this drain to see their op.
+            self.wake.rearm();
             // Checked every iteration (an atomic load when empty), so an op queued
             // between the drain above and the next wait is never stranded.
             if let Flow::Exit = self.drain_ops() {

@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// A non-blocking eventfd used as a level-triggered "something is pending" flag.
 #[derive(Debug)]
-pub struct EventFd(OwnedFd);
+pub struct EventFd(OwnedFd, std::sync::atomic::AtomicBool);
 
 impl EventFd {
     /// Creates a non-blocking, close-on-exec eventfd with counter 0.
@@ -21,7 +21,26 @@ impl EventFd {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-        Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+        Ok(EventFd(
+            unsafe { OwnedFd::from_raw_fd(fd) },
+            std::sync::atomic::AtomicBool::new(false),
+        ))
+    }
+
+    /// Signals unless a signal is already outstanding: a burst of ops costs one
+    /// `write(2)` and one wakeup instead of one each. The waiter must call
+    /// [`EventFd::rearm`] *before* looking at the work the signals announce;
+    /// then a producer that sees a signal outstanding knows its work will be
+    /// seen by the consumer's next look.
+    pub fn signal_coalesced(&self) {
+        if !self.1.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.signal();
+        }
+    }
+
+    /// Clears the outstanding-signal mark (consumer side, before draining work).
+    pub fn rearm(&self) {
+        self.1.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Adds one to the counter, making the fd readable. Failure (counter
