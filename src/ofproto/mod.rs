@@ -433,6 +433,37 @@ impl Ofproto {
                 res.changed = res.modified > 0;
                 Ok(res)
             }
+            FlowModCommand::Delete
+                if mask.is_zero()
+                    && fm.cookie_mask == 0
+                    && fm.out_port == PortNo::ANY
+                    && fm.out_group == GroupId::ANY =>
+            {
+                // "Delete everything" (what `ovs-ofctl del-flows` sends): drop
+                // whole tables instead of removing rules one by one, which
+                // would path-copy the persistent classifier per rule.
+                let range = if fm.table_id == TableId::ALL {
+                    0..N_TABLES
+                } else {
+                    fm.table_id.0 as usize..fm.table_id.0 as usize + 1
+                };
+                let mut res = FlowModResult::default();
+                for i in range {
+                    if self.tables[i].is_empty() {
+                        continue;
+                    }
+                    let old = std::mem::take(&mut self.tables[i]);
+                    old.for_each(|_, _, _, r| res.removed.push(r.clone()));
+                }
+                for r in &res.removed {
+                    self.account(r, false);
+                }
+                res.changed = !res.removed.is_empty();
+                if res.changed {
+                    self.touch();
+                }
+                Ok(res)
+            }
             FlowModCommand::Delete | FlowModCommand::DeleteStrict => {
                 let strict = (fm.command == FlowModCommand::DeleteStrict).then_some(fm.priority);
                 let victims = self.select_rules(&RuleFilter {
