@@ -101,9 +101,10 @@ fn contract_config(o: &RunOpts) -> Result<Config, String> {
             })
             .collect(),
     });
-    cfg.validate("", "<command line>")
-        .map_err(|e| e.to_string())?;
-    Ok(cfg)
+    // RVSWITCHD__SECTION__KEY overrides apply here too (e.g. revalidator
+    // counts for benchmarks), through the same path as for a file.
+    let text = toml::to_string(&cfg).map_err(|e| e.to_string())?;
+    config::parse_str(&text, "<command line>", true).map_err(|e| e.to_string())
 }
 
 fn run(o: RunOpts) -> ExitCode {

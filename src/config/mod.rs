@@ -135,3 +135,49 @@ pub(crate) fn locate(text: &str, key: &str, value: &str, nth: usize) -> usize {
     }
     0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_apply_and_are_validated() {
+        // The only test that sets RVSWITCHD__ variables, so no other test
+        // sees them.
+        std::env::set_var("RVSWITCHD__DATAPATH__FLOW_LIMIT", "1234");
+        std::env::set_var("RVSWITCHD__DAEMON__LOG_LEVEL", "debug");
+        let c = parse_str("[datapath]\nflow_limit = 5\n", "t.toml", true).unwrap();
+        assert_eq!(c.datapath.flow_limit, 1234);
+        assert_eq!(c.daemon.log_level, "debug");
+        std::env::set_var("RVSWITCHD__DATAPATH__FLOW_LIMIT", "0");
+        let e = parse_str("", "t.toml", true).unwrap_err().to_string();
+        assert!(e.contains("datapath.flow_limit"), "{e}");
+        std::env::remove_var("RVSWITCHD__DATAPATH__FLOW_LIMIT");
+        std::env::remove_var("RVSWITCHD__DAEMON__LOG_LEVEL");
+        let c = parse_str("", "t.toml", true).unwrap();
+        assert_eq!(c.datapath.flow_limit, 200_000);
+    }
+
+    #[test]
+    fn diff_orders_deletes_before_adds_and_sees_changes() {
+        let a = parse_str(
+            "[[bridge]]\nname = \"a\"\n[[bridge.port]]\nname = \"p1\"\n[[bridge.port]]\nname = \"p2\"\n",
+            "a",
+            false,
+        )
+        .unwrap();
+        let b = parse_str(
+            "[[bridge]]\nname = \"a\"\nlisteners = [\"ptcp:6653\"]\n[[bridge.port]]\nname = \"p2\"\nvlan = 5\n[[bridge]]\nname = \"b\"\n[[bridge.port]]\nname = \"p1\"\n",
+            "b",
+            false,
+        )
+        .unwrap();
+        let d = ConfigDiff::between(&a, &b);
+        assert_eq!(d.bridges_added.len(), 1);
+        let bd = &d.bridges_changed[0];
+        assert_eq!(bd.ports_removed, vec!["p1".to_string()]);
+        assert_eq!(bd.ports_changed[0].vlan, Some(5));
+        assert!(bd.connections_changed);
+        assert!(ConfigDiff::between(&b, &b).is_empty());
+    }
+}
