@@ -11,7 +11,7 @@
 //!   super-frames (up to 64 KiB) and partial checksums cross the switch whole.
 //! - `PACKET_IGNORE_OUTGOING` (and a `PACKET_OUTGOING` check as a fallback):
 //!   we never see the frames we (or the host stack) transmit on the device.
-//! - `PACKET_QDISC_BYPASS`: transmit goes straight to the driver, as OVS does.
+//! - No `PACKET_QDISC_BYPASS`: it cannot software-segment GSO frames (see `open_socket`).
 //! - `PACKET_AUXDATA`: the kernel strips VLAN tags on receive into metadata;
 //!   we put them back into the frame so the datapath sees the wire format.
 //! - `PACKET_MR_PROMISC` membership: the port receives every frame, and the
@@ -86,8 +86,10 @@ fn open_socket(name: &str, ifindex: u32, receive: bool) -> Result<OwnedFd, Netde
     let one: libc::c_int = 1;
     setsockopt(b, libc::SOL_PACKET, libc::PACKET_VNET_HDR, &one)
         .map_err(|e| io_err("setsockopt(PACKET_VNET_HDR)", name, e))?;
-    // Older kernels lack it; the transmit path does not need it at all.
-    let _ = setsockopt(b, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &one);
+    // No PACKET_QDISC_BYPASS: its direct-transmit path drops any frame the
+    // kernel would have to segment or checksum in software (ENOBUFS), which is
+    // every GSO frame leaving by a port without TSO/checksum offload. veth's
+    // default qdisc is `noqueue`, so the normal path costs little more.
     sys::set_buf_size(b, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, SOCK_BUF_BYTES)
         .map_err(|e| io_err("setsockopt(SO_SNDBUF)", name, e))?;
     let protocol: u16 = if receive {
