@@ -432,7 +432,7 @@ fn gso_frames_leave_by_ports_without_offload() {
     assert!(ok, "iperf3 failed: {out}");
     let j: serde_json::Value = serde_json::from_str(&out).expect("iperf3 json");
     assert!(
-        j["end"]["sum_received"]["bytes"].as_f64().unwrap_or(0.0) >= 50e6,
+        j["end"]["sum_received"]["bytes"].as_f64().unwrap_or(0.0) >= 40e6,
         "{out}"
     );
     // No frame was refused on the way out.
