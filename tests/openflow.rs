@@ -374,3 +374,76 @@ fn packet_out_mod_port_and_monitor() {
     );
     assert!(!ok, "output to port 0 must be refused: {err}");
 }
+
+fn role_request(
+    s: &mut std::os::unix::net::UnixStream,
+    xid: u32,
+    role: u32,
+    generation: u64,
+) -> Vec<u8> {
+    let mut m = vec![4u8, 24, 0, 24];
+    m.extend_from_slice(&xid.to_be_bytes());
+    m.extend_from_slice(&role.to_be_bytes());
+    m.extend_from_slice(&[0; 4]);
+    m.extend_from_slice(&generation.to_be_bytes());
+    s.write_all(&m).expect("role request");
+    // Read until the reply (ROLE_REPLY = 25) or an ERROR (1) with our xid.
+    loop {
+        let mut h = [0u8; 8];
+        s.read_exact(&mut h).expect("reply header");
+        let len = u16::from_be_bytes([h[2], h[3]]) as usize;
+        let mut body = vec![0u8; len.saturating_sub(8)];
+        s.read_exact(&mut body).expect("reply body");
+        if u32::from_be_bytes([h[4], h[5], h[6], h[7]]) == xid && (h[1] == 25 || h[1] == 1) {
+            let mut all = h.to_vec();
+            all.extend_from_slice(&body);
+            return all;
+        }
+    }
+}
+
+#[test]
+fn controller_roles_elect_one_master() {
+    if !require(true, &["ovs-ofctl"]) {
+        return;
+    }
+    let (d, _br, _port) = switch();
+    let mut a = raw_session(&d);
+    let mut b = raw_session(&d);
+    std::thread::sleep(Duration::from_millis(200));
+    // a becomes master (role 2) with generation 10.
+    let r = role_request(&mut a, 100, 2, 10);
+    assert_eq!(r[1], 25, "expected ROLE_REPLY: {r:?}");
+    assert_eq!(u32::from_be_bytes([r[8], r[9], r[10], r[11]]), 2);
+    // b takes over as master with generation 11: a is demoted to slave.
+    let r = role_request(&mut b, 101, 2, 11);
+    assert_eq!(r[1], 25);
+    // A stale generation is refused: ROLE_REQUEST_FAILED / STALE.
+    let r = role_request(&mut a, 102, 2, 9);
+    assert_eq!(
+        (
+            r[1],
+            u16::from_be_bytes([r[8], r[9]]),
+            u16::from_be_bytes([r[10], r[11]])
+        ),
+        (1, 11, 0)
+    );
+    // a, now a slave, may not modify the tables: BAD_REQUEST / IS_SLAVE.
+    let r = role_request(&mut a, 103, 0, 0);
+    assert_eq!(
+        u32::from_be_bytes([r[8], r[9], r[10], r[11]]),
+        3,
+        "a should report SLAVE"
+    );
+    let mut fm = vec![0u8; 56];
+    fm[0] = 4;
+    fm[1] = 14;
+    fm[2..4].copy_from_slice(&56u16.to_be_bytes());
+    fm[4..8].copy_from_slice(&104u32.to_be_bytes());
+    fm[32..36].copy_from_slice(&0xffff_ffffu32.to_be_bytes());
+    fm[36..40].copy_from_slice(&0xffff_ffffu32.to_be_bytes());
+    fm[40..44].copy_from_slice(&0xffff_ffffu32.to_be_bytes());
+    fm[48..56].copy_from_slice(&[0, 1, 0, 4, 0, 0, 0, 0]);
+    a.write_all(&fm).expect("flow mod");
+    assert_eq!(read_error(&mut a), Some((1, 10)));
+}
