@@ -130,96 +130,36 @@ impl Connmgr {
     fn start_listener(&mut self, name: &str, ctx: &mut Context<Self>) {
         let me = ctx.address();
         let mk = SessionFactory::capture(self, ctx);
-        if let Some(rest) = name.strip_prefix("ptcp:") {
-            let (port, ip) = match rest.split_once(':') {
-                Some((p, ip)) => (p, ip.to_string()),
-                None => (rest, "0.0.0.0".to_string()),
-            };
-            let addr = format!("{ip}:{port}");
-            let std_l = match std::net::TcpListener::bind(&addr) {
-                Ok(l) => l,
-                Err(e) => {
-                    let msg = format!("{name}: cannot listen: {e}");
-                    tracing::error!("{msg}");
-                    self.meter.set_error(msg);
-                    return;
-                }
-            };
-            let _ = std_l.set_nonblocking(true);
-            let name2 = name.to_string();
-            let task = actix_rt::spawn(async move {
-                let l = match tokio::net::TcpListener::from_std(std_l) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!("{name2}: {e}");
-                        return;
-                    }
-                };
-                loop {
-                    match l.accept().await {
-                        Ok((s, peer)) => {
-                            let _ = s.set_nodelay(true);
-                            coverage::inc(&c::ofconn_accepted);
-                            let (r, w) = s.into_split();
-                            mk.start(&me, format!("tcp:{peer}"), Box::new(r), Box::new(w));
-                        }
-                        Err(e) => {
-                            tracing::warn!("{name2}: accept: {e}");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
-                    }
-                }
-            });
-            self.listeners.push(Listener {
-                name: name.to_string(),
-                task,
-                unix_path: None,
-            });
-        } else if let Some(path) = name.strip_prefix("punix:") {
-            let path = PathBuf::from(path);
-            if let Some(d) = path.parent() {
-                let _ = std::fs::create_dir_all(d);
+        let bound = PassiveListener::bind(name);
+        let (listener, unix_path) = match bound {
+            Ok(l) => l,
+            Err(e) => {
+                let msg = format!("{name}: cannot listen: {e}");
+                tracing::error!("{msg}");
+                self.meter.set_error(msg);
+                return;
             }
-            let _ = std::fs::remove_file(&path);
-            let std_l = match std::os::unix::net::UnixListener::bind(&path) {
-                Ok(l) => l,
-                Err(e) => {
-                    let msg = format!("{name}: cannot listen: {e}");
-                    tracing::error!("{msg}");
-                    self.meter.set_error(msg);
-                    return;
-                }
-            };
-            let _ = std_l.set_nonblocking(true);
-            let name2 = name.to_string();
-            let task = actix_rt::spawn(async move {
-                let l = match tokio::net::UnixListener::from_std(std_l) {
-                    Ok(l) => l,
+        };
+        let name2 = name.to_string();
+        let task = actix_rt::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((peer, r, w)) => {
+                        coverage::inc(&c::ofconn_accepted);
+                        mk.start(&me, peer.unwrap_or_else(|| name2.clone()), r, w);
+                    }
                     Err(e) => {
-                        tracing::error!("{name2}: {e}");
-                        return;
-                    }
-                };
-                loop {
-                    match l.accept().await {
-                        Ok((s, _)) => {
-                            coverage::inc(&c::ofconn_accepted);
-                            let (r, w) = s.into_split();
-                            mk.start(&me, name2.clone(), Box::new(r), Box::new(w));
-                        }
-                        Err(e) => {
-                            tracing::warn!("{name2}: accept: {e}");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
+                        tracing::warn!("{name2}: accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 }
-            });
-            self.listeners.push(Listener {
-                name: name.to_string(),
-                task,
-                unix_path: Some(path),
-            });
-        }
+            }
+        });
+        self.listeners.push(Listener {
+            name: name.to_string(),
+            task,
+            unix_path,
+        });
     }
 
     fn start_controller(&mut self, target: &str, cfg: &SetConnections, ctx: &mut Context<Self>) {
@@ -402,6 +342,65 @@ impl SessionFactory {
     ) {
         let p = self.params(me, peer, probe, true, Some(on_close));
         OfSession::new(p, r, w).start();
+    }
+}
+
+/// A bound `ptcp:` or `punix:` listener.
+enum PassiveListener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+impl PassiveListener {
+    /// Binds `ptcp:PORT[:IP]` (all addresses by default) or `punix:PATH` (a stale
+    /// socket file is replaced). Returns the Unix path to remove at close.
+    fn bind(name: &str) -> std::io::Result<(PassiveListener, Option<PathBuf>)> {
+        if let Some(rest) = name.strip_prefix("ptcp:") {
+            let (port, ip) = rest.split_once(':').unwrap_or((rest, "0.0.0.0"));
+            let l = std::net::TcpListener::bind(format!("{ip}:{port}"))?;
+            l.set_nonblocking(true)?;
+            Ok((
+                PassiveListener::Tcp(tokio::net::TcpListener::from_std(l)?),
+                None,
+            ))
+        } else if let Some(path) = name.strip_prefix("punix:") {
+            let path = PathBuf::from(path);
+            if let Some(d) = path.parent() {
+                let _ = std::fs::create_dir_all(d);
+            }
+            let _ = std::fs::remove_file(&path);
+            let l = std::os::unix::net::UnixListener::bind(&path)?;
+            l.set_nonblocking(true)?;
+            Ok((
+                PassiveListener::Unix(tokio::net::UnixListener::from_std(l)?),
+                Some(path),
+            ))
+        } else {
+            Err(std::io::Error::other("not a ptcp: or punix: address"))
+        }
+    }
+
+    /// Accepts one connection: its peer name (TCP only) and stream halves.
+    async fn accept(
+        &self,
+    ) -> std::io::Result<(
+        Option<String>,
+        Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+        Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+    )> {
+        match self {
+            PassiveListener::Tcp(l) => {
+                let (s, peer) = l.accept().await?;
+                let _ = s.set_nodelay(true);
+                let (r, w) = s.into_split();
+                Ok((Some(format!("tcp:{peer}")), Box::new(r), Box::new(w)))
+            }
+            PassiveListener::Unix(l) => {
+                let (s, _) = l.accept().await?;
+                let (r, w) = s.into_split();
+                Ok((None, Box::new(r), Box::new(w)))
+            }
+        }
     }
 }
 

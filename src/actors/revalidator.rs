@@ -502,17 +502,14 @@ impl Handler<BeginRound> for Revalidator {
     fn handle(&mut self, m: BeginRound, _: &mut Context<Self>) {
         let _g = self.guard::<BeginRound>();
         let counts = self.revalidate_share(&m);
-        let done = RevalidateDone {
-            round: m.round,
-            from: self.id,
-            counts,
-        };
-        // The answer to the leader may not be lost either; when we are the
-        // leader this lands in our own mailbox.
-        let leader = m.leader;
-        actix::spawn(async move {
-            let _ = leader.ask(done).await;
-        });
+        reply_to_leader(
+            m.leader,
+            RevalidateDone {
+                round: m.round,
+                from: self.id,
+                counts,
+            },
+        );
     }
 }
 
@@ -537,16 +534,15 @@ impl Handler<Sweep> for Revalidator {
     fn handle(&mut self, m: Sweep, _: &mut Context<Self>) {
         let _g = self.guard::<Sweep>();
         let swept = self.sweep();
-        let done = SweepDone {
-            round: m.round,
-            from: self.id,
-            swept,
-            n_ukeys: self.ukeys.len(),
-        };
-        let leader = m.leader;
-        actix::spawn(async move {
-            let _ = leader.ask(done).await;
-        });
+        reply_to_leader(
+            m.leader,
+            SweepDone {
+                round: m.round,
+                from: self.id,
+                swept,
+                n_ukeys: self.ukeys.len(),
+            },
+        );
     }
 }
 
@@ -711,6 +707,19 @@ impl Handler<ReportState> for Revalidator {
         let _g = self.guard::<ReportState>();
         MessageResult(self.report())
     }
+}
+
+/// Sends a round answer to the leader, waiting for mailbox space: round
+/// messages may not be lost. When we are the leader it lands in our own
+/// mailbox, after the current handler returns.
+fn reply_to_leader<M>(leader: Mailbox<Revalidator>, msg: M)
+where
+    M: Message<Result = ()> + MsgName + Send + 'static,
+    Revalidator: Handler<M>,
+{
+    actix::spawn(async move {
+        let _ = leader.ask(msg).await;
+    });
 }
 
 /// Starts `n` revalidators, each on its own Arbiter, and introduces them to
