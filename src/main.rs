@@ -134,7 +134,7 @@ fn run(o: RunOpts) -> ExitCode {
         }
     }
     if o.monitor {
-        if let Err(e) = process::monitor() {
+        if let Err(e) = process::monitor(&mut ready) {
             eprintln!("rvswitchd: {e}");
             return ExitCode::from(1);
         }

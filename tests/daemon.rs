@@ -325,3 +325,93 @@ fn exit_is_clean_and_detach_writes_a_pidfile() {
     assert!(wait_for(10, || !pidfile.exists()), "pidfile not removed");
     assert!(wait_for(10, || !sh_try(&format!("kill -0 {pid}")).0));
 }
+
+fn restarts_of(d: &Daemon, id: &str) -> u64 {
+    d.stats_json()["actors"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["id"] == id).cloned())
+        .and_then(|x| x["restarts"].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn dead_actors_are_detected_restarted_and_counted() {
+    if !require(true, &["ovs-appctl"]) {
+        return;
+    }
+    let br = format!("rvb{}", uniq());
+    let d = Daemon::start(&base(&br));
+    for id in ["revalidator:1", "handler:0"] {
+        d.appctl_ok(&["debug/stop-actor", id]);
+        assert!(
+            wait_for(10, || restarts_of(&d, id) >= 1),
+            "{id} not restarted: {}",
+            d.log_text()
+        );
+    }
+    assert!(
+        d.stats_json()["coverage"]["actor_restarted"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 2
+    );
+    // The restarted revalidators still run rounds.
+    d.reval_wait();
+    assert!(d.appctl_ok(&["upcall/show"]).contains("revalidator 1"));
+}
+
+#[test]
+fn the_monitor_restarts_a_crashed_daemon() {
+    if !require(true, &["ovs-appctl"]) {
+        return;
+    }
+    let br = format!("rvb{}", uniq());
+    let mut d = Daemon::start(&base(&br));
+    d.appctl_ok(&["exit"]);
+    assert!(wait_for(10, || !d.alive()));
+    let pidfile = d.dir.join("m.pid");
+    let (ok, _, err) = run(
+        env!("CARGO_BIN_EXE_rvswitchd"),
+        &[
+            "--config",
+            d.config.to_str().unwrap_or(""),
+            "--detach",
+            "--monitor",
+            "--pidfile",
+            pidfile.to_str().unwrap_or(""),
+            "--log-file",
+            d.log.to_str().unwrap_or(""),
+        ],
+    );
+    assert!(ok, "{err}");
+    let read_pid = || -> i32 {
+        std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(wait_for(10, || read_pid() > 0));
+    let first = read_pid();
+    // A crash signal: the monitor starts a new daemon.
+    // SIGABRT (a panic with panic=abort, a failed assert in C code); an
+    // externally sent SIGSEGV is absorbed by Rust's stack-overflow handler.
+    sh(&format!("kill -ABRT {first}"));
+    assert!(
+        wait_for(20, || read_pid() > 0
+            && read_pid() != first
+            && d.appctl(&["version"]).0),
+        "no restart after a crash; log:\n{}",
+        d.log_text()
+    );
+    let second = read_pid();
+    // A clean exit ends the monitor too.
+    d.appctl_ok(&["exit"]);
+    assert!(wait_for(10, || !sh_try(&format!("kill -0 {second}")).0));
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, ps) = sh_try("ps -eo args");
+    assert!(
+        !ps.lines()
+            .any(|l| l.contains("--monitor") && l.contains(d.config.to_str().unwrap_or("?"))),
+        "monitor left running"
+    );
+}

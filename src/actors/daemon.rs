@@ -732,6 +732,23 @@ impl Daemon {
                         .map_err(|e| e.to_string())?
                 })
             }
+            "debug/stop-actor" => {
+                // Stops a handler or revalidator as if it had died, so that the
+                // supervisor's detection and restart can be seen working.
+                let id = args.first().cloned().unwrap_or_default();
+                let idx = |p: &str| id.strip_prefix(p).and_then(|n| n.parse::<usize>().ok());
+                if let Some(i) = idx("revalidator:").filter(|i| *i < self.revalidators.len()) {
+                    self.revalidators[i].0.tell(rv::Exit { handover: None });
+                    ready(Ok(format!("stopping {id}\n")))
+                } else if let Some(i) = idx("handler:").filter(|i| *i < self.handlers.len()) {
+                    self.handlers[i]
+                        .mb
+                        .tell(crate::messages::upcall::StopHandler);
+                    ready(Ok(format!("stopping {id}\n")))
+                } else {
+                    ready(Err(format!("{id:?}: expected revalidator:N or handler:N")))
+                }
+            }
             other => ready(Err(format!("\"{other}\" is not a valid command"))),
         }
     }
@@ -763,6 +780,7 @@ pub const COMMANDS: &[(&str, &str, usize, usize)] = &[
     ("ofctl/show-connections", "[BRIDGE]", 0, 1),
     ("dpif-netdev/pmd-stats-show", "[BRIDGE]", 0, 1),
     ("bridge/show", "[BRIDGE]", 0, 1),
+    ("debug/stop-actor", "revalidator:N|handler:N", 1, 1),
 ];
 
 impl Actor for Daemon {

@@ -134,6 +134,8 @@ enum Phase {
 
 struct Leader {
     members: Vec<Mailbox<Revalidator>>,
+    /// The current round's start message, re-sent to replaced members.
+    current: Option<BeginRound>,
     member_ukeys: Vec<usize>,
     round: u64,
     phase: Phase,
@@ -177,6 +179,7 @@ impl Revalidator {
             shared.flow_limit.store(flow_limit, Relaxed);
             Leader {
                 members: Vec::new(),
+                current: None,
                 member_ukeys: Vec::new(),
                 round: 0,
                 phase: Phase::Idle,
@@ -378,6 +381,7 @@ impl Revalidator {
             now_ms: now_ms(),
             leader,
         };
+        l.current = Some(msg.clone());
         for m in l.members.clone() {
             let msg = msg.clone();
             // Round messages must not be lost: wait for mailbox space.
@@ -573,8 +577,50 @@ impl Handler<SetMembers> for Revalidator {
             let n = m.0.len();
             l.members = m.0;
             l.member_ukeys.resize(n, 0);
-            // Members that left are no longer waited for.
+            // Members that left are no longer waited for; members still
+            // pending (one may have been replaced after dying mid-round) are
+            // asked again, so the round cannot stall on a dead actor.
             l.pending.retain(|&p| p < n);
+            let resend: Vec<(Mailbox<Revalidator>, Phase)> = l
+                .pending
+                .iter()
+                .filter(|&&p| p != self.id)
+                .filter_map(|&p| l.members.get(p).cloned())
+                .map(|mb| {
+                    (
+                        mb,
+                        if l.phase == Phase::Sweeping {
+                            Phase::Sweeping
+                        } else {
+                            Phase::Revalidating
+                        },
+                    )
+                })
+                .collect();
+            let leader = l.members.first().cloned();
+            let (round, begin) = (l.round, l.current.clone());
+            if l.phase != Phase::Idle {
+                for (mb, phase) in resend {
+                    match (phase, &begin, &leader) {
+                        (Phase::Revalidating, Some(b), _) => {
+                            let b = b.clone();
+                            actix::spawn(async move {
+                                let _ = mb.ask(b).await;
+                            });
+                        }
+                        (Phase::Sweeping, _, Some(ld)) => {
+                            let sw = Sweep {
+                                round,
+                                leader: ld.clone(),
+                            };
+                            actix::spawn(async move {
+                                let _ = mb.ask(sw).await;
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+            }
         }
         self.finish_phase(ctx);
         self.maybe_start_round(ctx);

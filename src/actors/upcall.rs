@@ -361,6 +361,14 @@ impl Handler<DetachBridge> for UpcallHandler {
     }
 }
 
+impl Handler<StopHandler> for UpcallHandler {
+    type Result = ();
+    fn handle(&mut self, _: StopHandler, ctx: &mut Context<Self>) {
+        let _g = self.guard::<StopHandler>();
+        ctx.stop();
+    }
+}
+
 impl Handler<SetRevalidators> for UpcallHandler {
     type Result = ();
     fn handle(&mut self, m: SetRevalidators, _: &mut Context<Self>) {

@@ -88,7 +88,7 @@ fn redirect_stdio_to_devnull() {
 /// Runs a monitor loop in this process: forks a child that returns from this
 /// function to run the daemon; restarts it after a crash signal (at most once
 /// every 10 s after the first quick restart), exits when it exits normally.
-pub fn monitor() -> Result<(), String> {
+pub fn monitor(ready: &mut ReadyNotifier) -> Result<(), String> {
     let mut last_start: Option<Instant> = None;
     loop {
         if let Some(t) = last_start {
@@ -102,6 +102,9 @@ pub fn monitor() -> Result<(), String> {
         match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
             ForkResult::Child => return Ok(()),
             ForkResult::Parent { child } => loop {
+                // Only the daemon reports start-up; the monitor's copy of the
+                // pipe would keep a detaching parent waiting for EOF forever.
+                ready.fd = None;
                 match waitpid(child, None) {
                     Ok(WaitStatus::Exited(_, code)) => std::process::exit(code),
                     Ok(WaitStatus::Signaled(_, sig, _)) => {

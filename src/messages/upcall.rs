@@ -30,9 +30,21 @@ pub struct DetachBridge {
 #[rtype(result = "()")]
 pub struct SetRevalidators(pub Vec<Mailbox<Revalidator>>);
 
+/// `debug/stop-actor`: stop as if the actor had died (the supervisor's
+/// restart path is then exercised for real).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopHandler;
+
 /// Text for `upcall/show` about this handler.
 #[derive(Message)]
 #[rtype(result = "String")]
 pub struct HandlerReport;
 
-crate::msg_names!(AttachBridge, DetachBridge, SetRevalidators, HandlerReport);
+crate::msg_names!(
+    AttachBridge,
+    DetachBridge,
+    SetRevalidators,
+    HandlerReport,
+    StopHandler
+);
