@@ -550,6 +550,7 @@ impl Bridge {
                         for rule in &r.removed {
                             self.flow_removed(rule, RR_DELETE);
                         }
+                        drop_later(r.removed);
                     }
                     Err(e) => Self::error(out, xid, e, head),
                 }
@@ -1002,6 +1003,22 @@ impl Handler<BridgeQuery> for Bridge {
                 )
             }
         }
+    }
+}
+
+/// Frees a large batch of removed rules off the bridge thread (like OVS's
+/// RCU-postponed frees): a `del-flows` of 100k rules would otherwise spend
+/// most of its time in the allocator before the barrier reply goes out.
+fn drop_later(rules: Vec<Arc<Rule>>) {
+    if rules.len() < 4096 {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("rvs-free".into())
+        .spawn(move || drop(rules));
+    if let Err(e) = spawned {
+        // The rules were moved into the failed closure and are freed here.
+        tracing::debug!("freeing removed rules inline: {e}");
     }
 }
 

@@ -275,8 +275,7 @@ impl Ofproto {
     // ---- rule bookkeeping -------------------------------------------------------
 
     fn account(&mut self, rule: &Arc<Rule>, add: bool) {
-        let groups: Vec<GroupId> = rule.groups().collect();
-        for g in groups {
+        for g in rule.groups() {
             let c = self.group_refs.entry(g).or_insert(0);
             if add {
                 *c += 1;
