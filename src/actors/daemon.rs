@@ -808,22 +808,6 @@ impl Handler<Reload> for Daemon {
     }
 }
 
-impl Handler<ShowConfig> for Daemon {
-    type Result = String;
-    fn handle(&mut self, _: ShowConfig, _: &mut Context<Self>) -> String {
-        let _g = self.guard::<ShowConfig>();
-        toml::to_string_pretty(&self.cfg).unwrap_or_default()
-    }
-}
-
-impl Handler<HealthCheck> for Daemon {
-    type Result = ();
-    fn handle(&mut self, _: HealthCheck, _: &mut Context<Self>) {
-        let _g = self.guard::<HealthCheck>();
-        self.health();
-    }
-}
-
 impl Handler<Ctl> for Daemon {
     type Result = ResponseFuture<Result<String, String>>;
     fn handle(&mut self, m: Ctl, ctx: &mut Context<Self>) -> Self::Result {

@@ -183,35 +183,12 @@ impl Handler<LinkDeleted> for Port {
     }
 }
 
-impl Handler<RetryOpen> for Port {
-    type Result = ();
-    fn handle(&mut self, _: RetryOpen, _: &mut Context<Self>) {
-        let _g = self.guard::<RetryOpen>();
-        self.try_open();
-    }
-}
-
 impl Handler<StopPort> for Port {
     type Result = ();
     fn handle(&mut self, _: StopPort, ctx: &mut Context<Self>) {
         let _g = self.guard::<StopPort>();
         self.p.registry.lock().remove(&self.p.cfg.name);
         ctx.stop();
-    }
-}
-
-impl Handler<GetPortReport> for Port {
-    type Result = MessageResult<GetPortReport>;
-    fn handle(&mut self, _: GetPortReport, _: &mut Context<Self>) -> Self::Result {
-        let _g = self.guard::<GetPortReport>();
-        MessageResult(PortReport {
-            name: self.p.cfg.name.clone(),
-            ofport: self.p.port_no.0,
-            kind: format!("{:?}", self.p.cfg.kind).to_lowercase(),
-            attached: self.attached,
-            error: self.error.clone(),
-            link: self.link.clone(),
-        })
     }
 }
 

@@ -12,22 +12,12 @@ pub struct Reload {
     pub path: Option<PathBuf>,
 }
 
-/// The running config as TOML.
-#[derive(Message)]
-#[rtype(result = "String")]
-pub struct ShowConfig;
-
 /// Clean shutdown (`exit`, SIGTERM, SIGINT).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Shutdown;
 
-/// Periodic liveness check of supervised actors.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct HealthCheck;
-
-crate::msg_names!(Reload, ShowConfig, Shutdown, HealthCheck);
+crate::msg_names!(Reload, Shutdown);
 
 /// A control-socket command for the daemon to run (everything but
 /// `list-commands`). Replies with the text ovs-appctl prints.

@@ -156,6 +156,22 @@ struct RuleFilter {
     out_group: GroupId,
 }
 
+/// The ids a DELETE names: every key for the ALL wildcard, else the one id if
+/// it exists (deleting a missing group or meter is not an error).
+fn all_or_one<K: Copy + Eq + std::hash::Hash, V>(
+    map: &hashbrown::HashMap<K, V>,
+    id: K,
+    all: K,
+) -> Vec<K> {
+    if id == all {
+        map.keys().copied().collect()
+    } else if map.contains_key(&id) {
+        vec![id]
+    } else {
+        Vec::new()
+    }
+}
+
 fn cookie_matches(rule: Cookie, want: Cookie, mask: u64) -> bool {
     (rule.0 ^ want.0) & mask == 0
 }
@@ -600,13 +616,10 @@ impl Ofproto {
                 Ok(Vec::new())
             }
             GroupModCommand::Delete => {
-                let ids: Vec<GroupId> = if gm.group_id == GroupId::ALL {
-                    self.groups.keys().copied().collect()
-                } else if self.groups.contains_key(&gm.group_id) {
-                    vec![gm.group_id]
-                } else {
+                let ids = all_or_one(&*self.groups, gm.group_id, GroupId::ALL);
+                if ids.is_empty() {
                     return Ok(Vec::new());
-                };
+                }
                 let mut removed = Vec::new();
                 for id in ids {
                     if self.group_refs.get(&id).copied().unwrap_or(0) > 0 {
@@ -681,13 +694,10 @@ impl Ofproto {
                 Ok(Vec::new())
             }
             MeterModCommand::Delete => {
-                let ids: Vec<MeterId> = if mm.meter_id == MeterId::ALL {
-                    self.meters.keys().copied().collect()
-                } else if self.meters.contains_key(&mm.meter_id) {
-                    vec![mm.meter_id]
-                } else {
+                let ids = all_or_one(&*self.meters, mm.meter_id, MeterId::ALL);
+                if ids.is_empty() {
                     return Ok(Vec::new());
-                };
+                }
                 let mut removed = Vec::new();
                 for id in ids {
                     if self.meter_refs.get(&id).copied().unwrap_or(0) > 0 {

@@ -680,51 +680,37 @@ fn decode_mp_reply(t: u16, mut r: Reader<'_>) -> Result<MpReplyBody, OfpError> {
                 flow_count: r.u32()?,
             })
         }
-        M::TABLE => {
-            if !r.remaining().is_multiple_of(24) {
-                return Err(OfpError::BadLen);
-            }
-            let mut v = Vec::with_capacity(r.remaining() / 24);
-            while !r.is_empty() {
-                let table_id = TableId(r.u8()?);
-                r.skip(3)?;
-                v.push(TableStats {
-                    table_id,
-                    active_count: r.u32()?,
-                    lookup_count: r.u64()?,
-                    matched_count: r.u64()?,
-                });
-            }
-            MpReplyBody::Table(v)
-        }
-        M::PORT_STATS => {
-            if !r.remaining().is_multiple_of(112) {
-                return Err(OfpError::BadLen);
-            }
-            let mut v = Vec::with_capacity(r.remaining() / 112);
-            while !r.is_empty() {
-                let port_no = PortNo(r.u32()?);
-                r.skip(4)?;
-                v.push(PortStats {
-                    port_no,
-                    rx_packets: r.u64()?,
-                    tx_packets: r.u64()?,
-                    rx_bytes: r.u64()?,
-                    tx_bytes: r.u64()?,
-                    rx_dropped: r.u64()?,
-                    tx_dropped: r.u64()?,
-                    rx_errors: r.u64()?,
-                    tx_errors: r.u64()?,
-                    rx_frame_err: r.u64()?,
-                    rx_over_err: r.u64()?,
-                    rx_crc_err: r.u64()?,
-                    collisions: r.u64()?,
-                    duration_sec: r.u32()?,
-                    duration_nsec: r.u32()?,
-                });
-            }
-            MpReplyBody::PortStats(v)
-        }
+        M::TABLE => MpReplyBody::Table(r.fixed_entries(24, |r| {
+            let table_id = TableId(r.u8()?);
+            r.skip(3)?;
+            Ok(TableStats {
+                table_id,
+                active_count: r.u32()?,
+                lookup_count: r.u64()?,
+                matched_count: r.u64()?,
+            })
+        })?),
+        M::PORT_STATS => MpReplyBody::PortStats(r.fixed_entries(112, |r| {
+            let port_no = PortNo(r.u32()?);
+            r.skip(4)?;
+            Ok(PortStats {
+                port_no,
+                rx_packets: r.u64()?,
+                tx_packets: r.u64()?,
+                rx_bytes: r.u64()?,
+                tx_bytes: r.u64()?,
+                rx_dropped: r.u64()?,
+                tx_dropped: r.u64()?,
+                rx_errors: r.u64()?,
+                tx_errors: r.u64()?,
+                rx_frame_err: r.u64()?,
+                rx_over_err: r.u64()?,
+                rx_crc_err: r.u64()?,
+                collisions: r.u64()?,
+                duration_sec: r.u32()?,
+                duration_nsec: r.u32()?,
+            })
+        })?),
         M::QUEUE => need(&r, 0).map(|_| MpReplyBody::Queue)?,
         M::GROUP => {
             let mut v = Vec::new();
@@ -838,16 +824,7 @@ fn decode_mp_reply(t: u16, mut r: Reader<'_>) -> Result<MpReplyBody, OfpError> {
             })
         }
         M::TABLE_FEATURES => MpReplyBody::TableFeatures(decode_table_features_list(r)?),
-        M::PORT_DESC => {
-            if !r.remaining().is_multiple_of(64) {
-                return Err(OfpError::BadLen);
-            }
-            let mut v = Vec::with_capacity(r.remaining() / 64);
-            while !r.is_empty() {
-                v.push(decode_port(&mut r)?);
-            }
-            MpReplyBody::PortDesc(v)
-        }
+        M::PORT_DESC => MpReplyBody::PortDesc(r.fixed_entries(64, decode_port)?),
         // We never ask for experimenter statistics, so a reply to one is unexpected.
         M::EXPERIMENTER => return Err(OfpError::BadExperimenter),
         _ => return Err(OfpError::BadMultipart),
@@ -856,14 +833,7 @@ fn decode_mp_reply(t: u16, mut r: Reader<'_>) -> Result<MpReplyBody, OfpError> {
 
 /// `(packets, bytes)` counter pairs filling all of `r`.
 fn decode_counter_pairs(mut r: Reader<'_>) -> Result<Vec<(u64, u64)>, OfpError> {
-    if !r.remaining().is_multiple_of(16) {
-        return Err(OfpError::BadLen);
-    }
-    let mut v = Vec::with_capacity(r.remaining() / 16);
-    while !r.is_empty() {
-        v.push((r.u64()?, r.u64()?));
-    }
-    Ok(v)
+    r.fixed_entries(16, |r| Ok((r.u64()?, r.u64()?)))
 }
 
 fn decode_table_features_list(mut r: Reader<'_>) -> Result<Vec<TableFeatures>, OfpError> {

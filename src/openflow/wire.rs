@@ -35,6 +35,23 @@ impl<'a> Reader<'a> {
         self.remaining() == 0
     }
 
+    /// Decodes the rest as back-to-back entries of `size` bytes each (a
+    /// multipart body of fixed-size records); any other length is BAD_LEN.
+    pub(crate) fn fixed_entries<T>(
+        &mut self,
+        size: usize,
+        mut one: impl FnMut(&mut Reader<'a>) -> Result<T, OfpError>,
+    ) -> Result<Vec<T>, OfpError> {
+        if !self.remaining().is_multiple_of(size) {
+            return Err(OfpError::BadLen);
+        }
+        let mut v = Vec::with_capacity(self.remaining() / size);
+        while !self.is_empty() {
+            v.push(one(self)?);
+        }
+        Ok(v)
+    }
+
     /// The unconsumed bytes, without consuming them.
     pub(crate) fn rest(&self) -> &'a [u8] {
         &self.buf[self.pos..]
