@@ -441,3 +441,57 @@ fn gso_frames_leave_by_ports_without_offload() {
         assert!(line.contains("drop=0"), "transmit drops: {ports}");
     }
 }
+
+/// CPU ticks (user + system) used so far by the process's poll threads.
+fn pmd_ticks(pid: u32) -> u64 {
+    let mut total = 0;
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    for t in tasks.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("rvs-pmd") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        // Fields after the parenthesised name: state is field 3, utime 14, stime 15.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() > 12 {
+            total += f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
+        }
+    }
+    total
+}
+
+#[test]
+fn busy_polling_forwards_and_sleeps_when_traffic_stops() {
+    if !require(true, &["ovs-ofctl", "ping"]) {
+        return;
+    }
+    let tag = uniq();
+    let hs = hosts(&tag, 2);
+    let ports: Vec<&str> = hs.iter().map(|h| h.port.as_str()).collect();
+    let d = Daemon::start(&bridge_config(
+        &format!("rvb{tag}"),
+        &ports,
+        "",
+        "busy_poll_us = 200000",
+    ));
+    assert!(wait_for(10, || d
+        .ofctl_ok("dump-ports-desc", &[])
+        .matches("addr:")
+        .count()
+        >= 3));
+    assert!(hs[0].ping(&ip(2), 2), "{}", d.log_text());
+    let (ok, out) = hs[0].exec(&format!("ping -c 200 -i 0.005 -q {}", ip(2)));
+    assert!(ok && out.contains(" 0% packet loss"), "{out}");
+    // Traffic stopped: after the spin window the poll thread blocks again, so
+    // over the next two seconds it uses far less than a CPU (a thread that kept
+    // spinning would use about 200 ticks).
+    std::thread::sleep(Duration::from_millis(500));
+    let t0 = pmd_ticks(d.pid());
+    std::thread::sleep(Duration::from_secs(2));
+    let used = pmd_ticks(d.pid()) - t0;
+    assert!(used < 100, "poll thread kept spinning: {used} ticks in 2 s");
+}

@@ -168,6 +168,8 @@ pub struct BridgeParams {
     pub upcall_queue_batches: usize,
     /// Poll threads.
     pub n_pmd_threads: usize,
+    /// Poll threads spin this long after the last packet before sleeping (µs).
+    pub busy_poll_us: u64,
     /// The revalidator leader.
     pub leader: LeaderLink,
     /// Where Port actors register for link events.
@@ -211,6 +213,7 @@ impl Bridge {
             n_threads: p.n_pmd_threads.max(1),
             upcall_tx: up_tx,
             emc_insert_inv_prob: 1,
+            busy_poll_us: p.busy_poll_us,
         })
         .map_err(|e| format!("bridge {}: cannot start datapath: {e}", p.cfg.name))?;
         let (pin_tx, pin_rx) = tokio::sync::mpsc::channel(PACKET_IN_QUEUE);

@@ -213,6 +213,7 @@ impl Daemon {
             upcall_txs: txs,
             upcall_queue_batches: self.cfg.datapath.upcall_queue_batches,
             n_pmd_threads: self.cfg.datapath.n_pmd_threads,
+            busy_poll_us: self.cfg.datapath.busy_poll_us,
             leader: self.leader.clone(),
             port_registry: self.ports.clone(),
         })?;

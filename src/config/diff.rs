@@ -84,6 +84,16 @@ impl ConfigDiff {
         if old.daemon.stats_listen != new.daemon.stats_listen {
             d.needs_restart.push("daemon.stats_listen".into());
         }
+        // Poll-thread settings are fixed when a bridge's datapath starts.
+        if old.datapath.n_pmd_threads != new.datapath.n_pmd_threads {
+            d.needs_restart.push("datapath.n_pmd_threads".into());
+        }
+        if old.datapath.busy_poll_us != new.datapath.busy_poll_us {
+            d.needs_restart.push("datapath.busy_poll_us".into());
+        }
+        if old.datapath.upcall_queue_batches != new.datapath.upcall_queue_batches {
+            d.needs_restart.push("datapath.upcall_queue_batches".into());
+        }
         d
     }
 

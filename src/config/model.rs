@@ -60,6 +60,11 @@ pub struct DatapathConfig {
     pub n_pmd_threads: usize,
     /// Capacity, in batches, of each upcall queue.
     pub upcall_queue_batches: usize,
+    /// After the last received packet, a poll thread keeps polling without
+    /// sleeping for this many microseconds (0 = sleep at once). Waking a sleeping
+    /// thread costs tens of microseconds of latency on a VM; spinning trades a CPU
+    /// for latency while traffic flows, and returns to sleep when it stops.
+    pub busy_poll_us: u64,
 }
 
 impl Default for DatapathConfig {
@@ -71,6 +76,7 @@ impl Default for DatapathConfig {
             n_revalidator_threads: 0,
             n_pmd_threads: 1,
             upcall_queue_batches: 256,
+            busy_poll_us: 0,
         }
     }
 }
@@ -310,6 +316,7 @@ impl Config {
             64,
         )?;
         range("n_pmd_threads", d.n_pmd_threads as u64, 1, 64)?;
+        range("busy_poll_us", d.busy_poll_us, 0, 10_000_000)?;
         range(
             "upcall_queue_batches",
             d.upcall_queue_batches as u64,

@@ -98,6 +98,9 @@ pub struct DpConfig {
     pub upcall_tx: mpsc::Sender<UpcallBatch>,
     /// EMC inverse insertion probability: 0 never, 1 always, N about 1 in N.
     pub emc_insert_inv_prob: u32,
+    /// Keep polling without sleeping this long after the last received packet
+    /// (µs, 0 = never spin); see `DatapathConfig::busy_poll_us`.
+    pub busy_poll_us: u64,
 }
 
 impl DpConfig {
@@ -107,6 +110,7 @@ impl DpConfig {
             n_threads: 1,
             upcall_tx,
             emc_insert_inv_prob: 1,
+            busy_poll_us: 0,
         }
     }
 }
@@ -457,6 +461,7 @@ impl Datapath {
                 stats.clone(),
                 registry.clone(),
                 cfg.emc_insert_inv_prob,
+                std::time::Duration::from_micros(cfg.busy_poll_us),
             );
             let spawned = std::thread::Builder::new()
                 .name(format!("rvs-pmd-{idx}"))
@@ -1021,6 +1026,8 @@ fn is_gone(e: &NetdevError) -> bool {
 /// One poll thread's state.
 struct Pmd {
     idx: usize,
+    /// Spin (epoll with a zero timeout) this long after the last packet.
+    busy_poll: std::time::Duration,
     epoll: Epoll,
     wake: Arc<EventFd>,
     ops: Receiver<DpOp>,
@@ -1055,9 +1062,11 @@ impl Pmd {
         stats: Arc<PmdStats>,
         registry: Arc<Registry>,
         emc_insert_inv_prob: u32,
+        busy_poll: std::time::Duration,
     ) -> Pmd {
         Pmd {
             idx,
+            busy_poll,
             epoll,
             wake,
             ops,
@@ -1082,9 +1091,22 @@ impl Pmd {
         let mut next_hk = now_ms() + POLL_TIMEOUT_MS as u64;
         let mut next_slow_hk = now_ms() + 1000;
         tracing::debug!(thread = self.idx, "datapath poll thread started");
+        // Busy polling: while traffic flows (a packet within `busy_poll`), wait
+        // with a zero timeout, so the next packet finds the thread running
+        // instead of paying a wake-up.
+        let mut spin_until: Option<std::time::Instant> = None;
         loop {
             self.stats.iterations.fetch_add(1, Ordering::Relaxed);
-            let n = match self.epoll.wait(&mut events, POLL_TIMEOUT_MS) {
+            let timeout = match spin_until {
+                Some(t) if std::time::Instant::now() < t => {
+                    // Spinning must not starve the processes our traffic
+                    // goes to when they share this CPU.
+                    std::thread::yield_now();
+                    0
+                }
+                _ => POLL_TIMEOUT_MS,
+            };
+            let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::error!(thread = self.idx, error = %e, "epoll_wait failed");
@@ -1109,7 +1131,9 @@ impl Pmd {
                     continue;
                 }
                 if let Some(&i) = self.index.get(&(token as u32)) {
-                    self.poll_port(i);
+                    if self.poll_port(i) && !self.busy_poll.is_zero() {
+                        spin_until = Some(std::time::Instant::now() + self.busy_poll);
+                    }
                 }
             }
             let now = now_ms();
@@ -1274,20 +1298,23 @@ impl Pmd {
         self.ctr.publish(&self.stats);
     }
 
-    fn poll_port(&mut self, i: usize) {
+    /// Receives and processes one batch from port `i`; true when it had packets.
+    fn poll_port(&mut self, i: usize) -> bool {
         self.rx.clear();
         let port = &mut self.ports[i];
         let PortDev::Owned(dev) = &mut port.dev else {
-            return;
+            return false;
         };
         match dev.recv_batch(&mut self.rx) {
             Ok(0) => {
                 port.rx_errors_in_row = 0;
+                false
             }
             Ok(_) => {
                 port.rx_errors_in_row = 0;
                 let in_port = port.port_no;
                 self.process_rx(i, in_port);
+                true
             }
             Err(e) => {
                 port.stats.rx_errors.fetch_add(1, Ordering::Relaxed);
@@ -1307,6 +1334,7 @@ impl Pmd {
                         tracing::warn!(port = %port.port_no, error = %e, "repeated receive errors; polling paused");
                     }
                 }
+                false
             }
         }
     }

@@ -50,6 +50,7 @@ fn rig(n_threads: usize, n_ports: u32, upcall_cap: usize) -> Rig {
         n_threads,
         upcall_tx: tx,
         emc_insert_inv_prob: 1,
+        busy_poll_us: 0,
     })
     .unwrap();
     let mut peers = Vec::new();
