@@ -77,6 +77,29 @@ pub struct UpcallHandler {
     revalidators: Vec<Mailbox<Revalidator>>,
     reval: Arc<RevalShared>,
     counters: Arc<HandlerCounters>,
+    /// Masks of recently installed flows, most recent first: new flows share
+    /// them instead of each holding its own copy (see `DpFlow::mask`).
+    masks: Vec<Arc<FlowKey>>,
+}
+
+/// How many distinct recent masks a handler shares.
+const MASK_CACHE: usize = 16;
+
+/// A shared copy of `mask` from `cache` (moved to the front), or a new one.
+fn shared_mask(cache: &mut Vec<Arc<FlowKey>>, mask: &FlowKey) -> Arc<FlowKey> {
+    if let Some(i) = cache.iter().position(|m| **m == *mask) {
+        let m = cache[i].clone();
+        if i > 0 {
+            cache[..=i].rotate_right(1);
+        }
+        return m;
+    }
+    let m = Arc::new(*mask);
+    if cache.len() == MASK_CACHE {
+        cache.pop();
+    }
+    cache.insert(0, m.clone());
+    m
 }
 
 impl UpcallHandler {
@@ -94,6 +117,7 @@ impl UpcallHandler {
             revalidators: Vec::new(),
             reval,
             counters,
+            masks: Vec::new(),
         }
     }
 
@@ -209,7 +233,14 @@ impl UpcallHandler {
             let mut flow_to_put = None;
             if install {
                 let id = NEXT_FLOW_ID.fetch_add(1, Relaxed);
-                let flow = Arc::new(DpFlow::new(id, &up.key, &x.wc, x.actions.clone(), now));
+                let mask = shared_mask(&mut self.masks, &x.wc);
+                let flow = Arc::new(DpFlow::with_shared_mask(
+                    id,
+                    &up.key,
+                    mask,
+                    x.actions.clone(),
+                    now,
+                ));
                 installed_here.push((masked, x.wc));
                 let rules: Vec<Arc<dyn RuleStats>> = x
                     .rules
@@ -411,4 +442,39 @@ pub fn start_one(
     let meter = h.meter();
     let addr = UpcallHandler::start_in_arbiter(&arb.handle(), move |_| h);
     (Mailbox::new(addr, meter), arb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datapath::flow::Field;
+
+    fn mask(port: u128) -> FlowKey {
+        let mut m = FlowKey::default();
+        m.set(Field::InPort, port);
+        m
+    }
+
+    #[test]
+    fn equal_masks_share_one_copy_and_the_cache_is_bounded() {
+        let mut cache = Vec::new();
+        let a = shared_mask(&mut cache, &mask(1));
+        let b = shared_mask(&mut cache, &mask(1));
+        assert!(Arc::ptr_eq(&a, &b));
+        for i in 2..(MASK_CACHE as u128 + 10) {
+            let m = shared_mask(&mut cache, &mask(i));
+            assert_eq!(*m, mask(i));
+        }
+        assert_eq!(cache.len(), MASK_CACHE);
+        // The oldest fell out: asking again makes a new copy, equal in value.
+        let c = shared_mask(&mut cache, &mask(1));
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(*c, mask(1));
+        // A hit (mask 20 is still cached, not at the front) moves to the front.
+        let before = cache.iter().position(|m| **m == mask(20));
+        assert!(matches!(before, Some(i) if i > 0));
+        let hit = shared_mask(&mut cache, &mask(20));
+        assert!(Arc::ptr_eq(&cache[0], &hit));
+        assert_eq!(cache.len(), MASK_CACHE);
+    }
 }

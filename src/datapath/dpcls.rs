@@ -139,12 +139,12 @@ impl Dpcls {
     /// same id), which the caller should kill if it is a different flow.
     pub fn insert(&mut self, flow: Arc<DpFlow>) -> Option<Arc<DpFlow>> {
         let mut replaced = self.remove(flow.id);
-        let pos = match self.subtables.iter().position(|s| s.mask == flow.mask) {
+        let pos = match self.subtables.iter().position(|s| s.mask == *flow.mask) {
             Some(p) => p,
             None => {
                 let id = self.next_subtable_id;
                 self.next_subtable_id = self.next_subtable_id.wrapping_add(1);
-                self.subtables.push(Subtable::new(id, flow.mask));
+                self.subtables.push(Subtable::new(id, *flow.mask));
                 self.subtables.len() - 1
             }
         };

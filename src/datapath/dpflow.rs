@@ -74,8 +74,10 @@ pub struct DpFlow {
     pub id: u64,
     /// Masked key: `key == key.masked(&mask)` always holds.
     pub key: FlowKey,
-    /// Which bits of a packet key matter.
-    pub mask: FlowKey,
+    /// Which bits of a packet key matter. Shared: the flows an upcall handler
+    /// installs with an equal mask point at one copy (100k megaflows usually have
+    /// a handful of masks, and a key is 136 bytes).
+    pub mask: Arc<FlowKey>,
     /// What to do; replaced atomically on modify.
     pub actions: ArcSwap<DpActions>,
     /// Counters, written by the poll thread.
@@ -89,10 +91,21 @@ pub struct DpFlow {
 impl DpFlow {
     /// Builds a live flow; `key` is masked here so callers cannot break the invariant.
     pub fn new(id: u64, key: &FlowKey, mask: &FlowKey, actions: DpActions, now_ms: u64) -> DpFlow {
+        Self::with_shared_mask(id, key, Arc::new(*mask), actions, now_ms)
+    }
+
+    /// Like [`DpFlow::new`], with a mask the caller shares between flows.
+    pub fn with_shared_mask(
+        id: u64,
+        key: &FlowKey,
+        mask: Arc<FlowKey>,
+        actions: DpActions,
+        now_ms: u64,
+    ) -> DpFlow {
         DpFlow {
             id,
-            key: key.masked(mask),
-            mask: *mask,
+            key: key.masked(&mask),
+            mask,
             actions: ArcSwap::from_pointee(actions),
             stats: FlowStats::default(),
             dead: AtomicBool::new(false),
