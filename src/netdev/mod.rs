@@ -13,6 +13,7 @@ use crate::datapath::packet::PacketBatch;
 use std::os::fd::RawFd;
 
 pub mod netlink;
+pub mod ring;
 mod sys;
 pub mod system;
 pub mod tap;

@@ -14,6 +14,9 @@
 //! - No `PACKET_QDISC_BYPASS`: it cannot software-segment GSO frames (see `open_socket`).
 //! - `PACKET_AUXDATA`: the kernel strips VLAN tags on receive into metadata;
 //!   we put them back into the frame so the datapath sees the wire format.
+//! - A TPACKET_V2 receive ring ([`super::ring`]) when the kernel accepts one:
+//!   frames arrive without a system call, copied by the CPU that delivered
+//!   them. Frames too big for a ring slot come through `recvmmsg` as before.
 //! - `PACKET_MR_PROMISC` membership: the port receives every frame, and the
 //!   kernel undoes it when the socket closes.
 //! - The receive socket is created with protocol 0 and only bound to
@@ -21,6 +24,7 @@
 //!   other interfaces; the transmit socket stays bound with protocol 0, which
 //!   makes the kernel deliver nothing to it.
 
+use super::ring::RxRing;
 use super::sys::{self, errno, io_err, last_err, setsockopt};
 use super::vnet::{self, VNET_HDR_LEN};
 use super::{Netdev, NetdevError, NetdevTx, TxResult};
@@ -40,6 +44,9 @@ pub struct SystemNetdev {
     ifindex: u32,
     fd: OwnedFd,
     rx_errors: u64,
+    /// The receive ring, when the kernel accepted one (else every frame comes
+    /// through `recvmmsg`).
+    ring: Option<RxRing>,
 }
 
 /// A transmit-only socket on an existing interface, for another poll thread.
@@ -57,18 +64,24 @@ impl SystemNetdev {
     /// Opens `name` (which must already exist) for receive and transmit.
     pub fn open(name: &str) -> Result<SystemNetdev, NetdevError> {
         let ifindex = sys::ifindex(name)?;
-        let fd = open_socket(name, ifindex, true)?;
+        let (fd, ring) = open_socket(name, ifindex, true)?;
         Ok(SystemNetdev {
             name: name.to_string(),
             ifindex,
             fd,
             rx_errors: 0,
+            ring,
         })
     }
 }
 
-/// Creates and configures one AF_PACKET socket on `ifindex`.
-fn open_socket(name: &str, ifindex: u32, receive: bool) -> Result<OwnedFd, NetdevError> {
+/// Creates and configures one AF_PACKET socket on `ifindex`, with a receive
+/// ring when `receive` and the kernel allows it.
+fn open_socket(
+    name: &str,
+    ifindex: u32,
+    receive: bool,
+) -> Result<(OwnedFd, Option<RxRing>), NetdevError> {
     // SAFETY: plain socket(2) call; the result is checked before use.
     let raw = unsafe {
         libc::socket(
@@ -92,6 +105,7 @@ fn open_socket(name: &str, ifindex: u32, receive: bool) -> Result<OwnedFd, Netde
     // default qdisc is `noqueue`, so the normal path costs little more.
     sys::set_buf_size(b, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, SOCK_BUF_BYTES)
         .map_err(|e| io_err("setsockopt(SO_SNDBUF)", name, e))?;
+    let mut ring = None;
     let protocol: u16 = if receive {
         // Without IGNORE_OUTGOING (kernel < 4.20) the PACKET_OUTGOING check in
         // recv_batch drops our own frames instead.
@@ -108,6 +122,15 @@ fn open_socket(name: &str, ifindex: u32, receive: bool) -> Result<OwnedFd, Netde
         };
         setsockopt(b, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq)
             .map_err(|e| io_err("setsockopt(PACKET_ADD_MEMBERSHIP)", name, e))?;
+        // Before bind: the socket has queued nothing yet, so every frame
+        // that reaches the ordinary receive queue has a COPY slot in the ring.
+        ring = match RxRing::setup(&fd, name) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::info!(dev = name, error = %e, "no receive ring; using recvmmsg");
+                None
+            }
+        };
         libc::ETH_P_ALL as u16
     } else {
         0
@@ -128,7 +151,28 @@ fn open_socket(name: &str, ifindex: u32, receive: bool) -> Result<OwnedFd, Netde
     if r < 0 {
         return Err(last_err("bind(AF_PACKET)", name));
     }
-    Ok(fd)
+    Ok((fd, ring))
+}
+
+/// Finishes a received frame of `len` bytes already in `pkt`'s receive area:
+/// puts back the VLAN tag the kernel stripped and keeps the offload header.
+fn finish_rx(
+    pkt: &mut crate::datapath::packet::Packet,
+    len: usize,
+    mut hdr: crate::datapath::packet::VnetHdr,
+    vlan: Option<(u16, u16)>,
+) {
+    pkt.set_len(len);
+    if let Some((tpid, tci)) = vlan {
+        if pkt.push_front(4) {
+            let d = pkt.data_mut();
+            d.copy_within(4..16, 0);
+            d[12..14].copy_from_slice(&tpid.to_be_bytes());
+            d[14..16].copy_from_slice(&tci.to_be_bytes());
+            vnet::shift(&mut hdr, 4);
+        }
+    }
+    pkt.vnet = hdr;
 }
 
 /// Where the VLAN tag the kernel stripped on receive was, if any.
@@ -176,7 +220,96 @@ impl Netdev for SystemNetdev {
     }
 
     fn recv_batch(&mut self, batch: &mut PacketBatch) -> Result<usize, NetdevError> {
+        if self.ring.is_some() {
+            self.recv_ring(batch)
+        } else {
+            self.recv_mmsg(batch, BATCH_SIZE)
+        }
+    }
+
+    fn send_batch(&mut self, batch: &mut PacketBatch) -> Result<TxResult, NetdevError> {
+        send_batch_on(self.fd.as_raw_fd(), &self.name, batch)
+    }
+
+    fn rx_errors(&self) -> u64 {
+        self.rx_errors
+    }
+
+    fn open_tx(&self) -> Result<Box<dyn NetdevTx>, NetdevError> {
+        let (fd, _) = open_socket(&self.name, self.ifindex, false)?;
+        Ok(Box::new(SystemTx {
+            name: self.name.clone(),
+            fd,
+        }))
+    }
+}
+
+impl SystemNetdev {
+    /// Takes up to a batch of frames from the receive ring. A slot flagged
+    /// `TP_STATUS_COPY` stands for a frame too big for the ring, waiting whole
+    /// on the socket's queue: it is read there, in its turn.
+    fn recv_ring(&mut self, batch: &mut PacketBatch) -> Result<usize, NetdevError> {
         let want = (batch.capacity() - batch.len()).min(BATCH_SIZE);
+        let mut got = 0;
+        let mut seen = 0;
+        while got < want {
+            let Some(ring) = self.ring.as_mut() else {
+                break;
+            };
+            let Some(f) = ring.peek() else { break };
+            seen += 1;
+            if f.status & libc::TP_STATUS_COPY != 0 {
+                ring.release();
+                got += self.recv_mmsg(batch, 1)?;
+                continue;
+            }
+            let ok = f.valid
+                && f.data.len() == f.len
+                && f.before.len() >= VNET_HDR_LEN
+                && f.pkttype != libc::PACKET_OUTGOING;
+            if !ok {
+                if f.pkttype != libc::PACKET_OUTGOING {
+                    self.rx_errors += 1;
+                }
+                ring.release();
+                continue;
+            }
+            let mut vh = [0u8; VNET_HDR_LEN];
+            vh.copy_from_slice(&f.before[f.before.len() - VNET_HDR_LEN..]);
+            let hdr = vnet::parse(&vh);
+            let len = f.len;
+            let vlan = (f.status & libc::TP_STATUS_VLAN_VALID != 0).then(|| {
+                let tpid = if f.status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+                    f.vlan_tpid
+                } else {
+                    ETH_P_8021Q
+                };
+                (tpid, f.vlan_tci)
+            });
+            let Some(pkt) = batch.next_slot() else { break };
+            let area = pkt.rx_area();
+            if len > area.len() || vnet::validate(&hdr, len).is_err() {
+                batch.unclaim_last();
+                self.rx_errors += 1;
+                ring.release();
+                continue;
+            }
+            area[..len].copy_from_slice(f.data);
+            ring.release();
+            finish_rx(pkt, len, hdr, vlan);
+            got += 1;
+        }
+        if seen == 0 && want > 0 {
+            // Woken with an empty ring: drain whatever waits on the ordinary
+            // queue, so a level-triggered poll never spins on it.
+            return self.recv_mmsg(batch, want);
+        }
+        Ok(got)
+    }
+
+    /// Receives up to `max` frames from the socket's ordinary queue.
+    fn recv_mmsg(&mut self, batch: &mut PacketBatch, max: usize) -> Result<usize, NetdevError> {
+        let want = (batch.capacity() - batch.len()).min(BATCH_SIZE).min(max);
         if want == 0 {
             return Ok(0);
         }
@@ -273,7 +406,7 @@ impl Netdev for SystemNetdev {
                 continue;
             }
             let len = total - VNET_HDR_LEN;
-            let mut hdr = vnet::parse(&hdrs[i]);
+            let hdr = vnet::parse(&hdrs[i]);
             if vnet::validate(&hdr, len).is_err() {
                 self.rx_errors += 1;
                 continue;
@@ -282,40 +415,13 @@ impl Netdev for SystemNetdev {
             if kept != i {
                 batch.packets_mut().swap(base + kept, base + i);
             }
-            let pkt = &mut batch.packets_mut()[base + kept];
-            pkt.set_len(len);
-            if let Some((tpid, tci)) = vlan {
-                if pkt.push_front(4) {
-                    let d = pkt.data_mut();
-                    d.copy_within(4..16, 0);
-                    d[12..14].copy_from_slice(&tpid.to_be_bytes());
-                    d[14..16].copy_from_slice(&tci.to_be_bytes());
-                    vnet::shift(&mut hdr, 4);
-                }
-            }
-            pkt.vnet = hdr;
+            finish_rx(&mut batch.packets_mut()[base + kept], len, hdr, vlan);
             kept += 1;
         }
         for _ in kept..claimed {
             batch.unclaim_last();
         }
         Ok(kept)
-    }
-
-    fn send_batch(&mut self, batch: &mut PacketBatch) -> Result<TxResult, NetdevError> {
-        send_batch_on(self.fd.as_raw_fd(), &self.name, batch)
-    }
-
-    fn rx_errors(&self) -> u64 {
-        self.rx_errors
-    }
-
-    fn open_tx(&self) -> Result<Box<dyn NetdevTx>, NetdevError> {
-        let fd = open_socket(&self.name, self.ifindex, false)?;
-        Ok(Box::new(SystemTx {
-            name: self.name.clone(),
-            fd,
-        }))
     }
 }
 
