@@ -27,7 +27,7 @@ use crate::netdev::PortType;
 use crate::ofproto::mac_learning::MacLearning;
 use crate::ofproto::rule::{PortInfo, Rule, PC_PORT_DOWN, PS_LINK_DOWN, PS_LIVE};
 use crate::ofproto::xlate::{translate, translate_actions, XlateOptions, XlateOutput};
-use crate::ofproto::{Ofproto, TablesSnapshot, RR_DELETE};
+use crate::ofproto::{FlowStatsJob, Ofproto, TablesSnapshot, RR_DELETE};
 use crate::openflow::action::Action;
 use crate::openflow::error::OfpError;
 use crate::openflow::message::{
@@ -307,7 +307,7 @@ impl Bridge {
             hard_timeout: rule.hard_timeout,
             packet_count: p,
             byte_count: b,
-            match_: rule.match_.clone(),
+            match_: rule.match_(),
         })));
     }
 
@@ -413,7 +413,20 @@ impl Bridge {
         let now = now_ms();
         let body = match req.body {
             MpRequestBody::Desc => Ok(MpReplyBody::Desc(self.ofproto.desc())),
-            MpRequestBody::Flow(r) => self.ofproto.flow_stats(&r, now).map(MpReplyBody::Flow),
+            MpRequestBody::Flow(r) => {
+                match self.ofproto.flow_stats_rules(&r) {
+                    Ok(rules) => {
+                        out.extend(
+                            FlowStatsJob::new(xid, now, rules)
+                                .encode_all()
+                                .into_iter()
+                                .map(Out::Bytes),
+                        );
+                    }
+                    Err(e) => Self::error(out, xid, e, head),
+                }
+                return;
+            }
             MpRequestBody::Aggregate(r) => {
                 self.ofproto.aggregate_stats(&r).map(MpReplyBody::Aggregate)
             }
