@@ -105,7 +105,12 @@ pub trait ClassifierRule: HamtItem {
 /// Rules sharing one mask.
 #[derive(Clone, Debug)]
 pub struct Subtable<R> {
-    mask: Arc<FlowKey>,
+    /// The mask, inline: lookups read it for every probed subtable.
+    mask: FlowKey,
+    /// The same mask, shared with the rules (see [`Classifier::shared_mask`]).
+    mask_arc: Arc<FlowKey>,
+    /// Cached `prios.keys().next_back()` (0 when empty), read by every lookup.
+    max_prio: u16,
     /// Indices of the mask's non-zero words (the first `n`).
     idx: [u8; FLOW_WORDS],
     n: u8,
@@ -139,7 +144,9 @@ impl<R: ClassifierRule> Subtable<R> {
             }
         }
         Subtable {
-            mask: Arc::new(mask),
+            mask,
+            mask_arc: Arc::new(mask),
+            max_prio: 0,
             idx,
             n: n as u8,
             map: Hamt::default(),
@@ -154,8 +161,13 @@ impl<R: ClassifierRule> Subtable<R> {
     }
 
     /// Highest priority of any rule here (0 when empty).
+    #[inline]
     pub fn max_priority(&self) -> u16 {
-        self.prios.keys().next_back().copied().unwrap_or(0)
+        self.max_prio
+    }
+
+    fn update_max_priority(&mut self) {
+        self.max_prio = self.prios.keys().next_back().copied().unwrap_or(0);
     }
 
     #[inline]
@@ -230,7 +242,7 @@ impl<R: ClassifierRule> Classifier<R> {
     /// rule of a subtable can share one allocation for its mask.
     pub fn shared_mask(&self, mask: &FlowKey) -> Option<Arc<FlowKey>> {
         let pos = *self.index.get(mask)?;
-        Some(self.subtables[pos].mask.clone())
+        Some(self.subtables[pos].mask_arc.clone())
     }
 
     /// Finds the highest-priority rule matching `key`, OR-ing into `wc` every mask
@@ -312,6 +324,7 @@ impl<R: ClassifierRule> Classifier<R> {
         });
         if replaced.is_none() {
             *st.prios.entry(priority).or_insert(0) += 1;
+            st.update_max_priority();
             st.n_rules += 1;
             self.n_rules += 1;
             if was_empty || priority > old_max {
@@ -342,6 +355,7 @@ impl<R: ClassifierRule> Classifier<R> {
                 st.prios.remove(&priority);
             }
         }
+        st.update_max_priority();
         st.n_rules -= 1;
         let now_empty = st.n_rules == 0;
         let new_max = st.max_priority();
@@ -373,8 +387,8 @@ impl<R: ClassifierRule> Classifier<R> {
 
     fn swap(&mut self, a: usize, b: usize) {
         self.subtables.swap(a, b);
-        self.index.insert(*self.subtables[a].mask, a);
-        self.index.insert(*self.subtables[b].mask, b);
+        self.index.insert(self.subtables[a].mask, a);
+        self.index.insert(self.subtables[b].mask, b);
     }
 
     fn bubble_up(&mut self, mut pos: usize) {
@@ -397,7 +411,7 @@ impl<R: ClassifierRule> Classifier<R> {
     fn rebuild_index(&mut self) {
         self.index.clear();
         for (i, st) in self.subtables.iter().enumerate() {
-            self.index.insert(*st.mask, i);
+            self.index.insert(st.mask, i);
         }
     }
 
@@ -417,7 +431,7 @@ impl<R: ClassifierRule> Classifier<R> {
             if !mask.is_subset_of(&st.mask) {
                 continue;
             }
-            if *st.mask == *mask {
+            if st.mask == *mask {
                 let p = st.probe(&v);
                 st.bucket(p.words())
                     .iter()

@@ -42,7 +42,14 @@ pub fn hash_words(w: &[u64]) -> u64 {
     for &x in w {
         h = (h.rotate_left(5) ^ x).wrapping_mul(K);
     }
-    h ^ (h >> 29)
+    // Keys are short (2 words for `ip,nw_src,nw_dst`), so few multiply rounds
+    // spread the last word upwards only: finish with a full avalanche (the
+    // murmur3 finaliser) so the low bits the trie indexes by are well mixed.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 #[derive(Clone, Debug)]
