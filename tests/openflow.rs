@@ -473,7 +473,10 @@ fn large_flow_dump_is_streamed_in_order() {
     d.ofctl_ok("add-flows", &[file.to_str().unwrap_or("")]);
     let dump = d.ofctl_ok("dump-flows", &[]);
     assert_eq!(dump.matches("priority=100,ip,nw_src=10.0.").count(), n);
-    assert!(dump.contains("nw_src=10.0.11.183 actions=output:3"), "{dump}");
+    assert!(
+        dump.contains("nw_src=10.0.11.183 actions=output:3"),
+        "{dump}"
+    );
     let mut s = raw_session(&d);
     // FLOW_STATS (all tables, any port/group, empty match), ECHO, BARRIER.
     let mut req = vec![4u8, 18, 0, 56, 0, 0, 0, 0x21, 0, 1, 0, 0, 0, 0, 0, 0];

@@ -19,8 +19,9 @@
 //! a full 64-bit hash (the same key at several priorities, or a real collision)
 //! share a `Many` bucket. Nodes hold exactly-sized child arrays.
 //!
-//! Layout: each branch node has a 32-bit occupancy bitmap and a dense array of
-//! children, indexed by 5 bits of the key's 64-bit hash per level.
+//! Layout: each branch is a dense, exactly-sized array of children indexed by
+//! 5 bits of the key's 64-bit hash per level, with its 32-bit occupancy bitmap
+//! kept in the parent's slot (so a lookup does one dependent load per level).
 
 use std::sync::Arc;
 
@@ -58,36 +59,25 @@ enum Entry<R> {
     One(R),
     /// Two or more items with the same full hash, in the order the owner keeps.
     Many(Arc<Vec<R>>),
-    /// A sub-trie for the next 5 bits.
-    Node(Arc<Node<R>>),
-}
-
-#[derive(Clone, Debug)]
-struct Node<R> {
-    bitmap: u32,
-    children: Box<[Entry<R>]>,
-}
-
-impl<R> Default for Node<R> {
-    fn default() -> Self {
-        Node {
-            bitmap: 0,
-            children: Box::new([]),
-        }
-    }
+    /// A sub-trie for the next 5 bits: its occupancy bitmap and its children.
+    /// The bitmap lives here, next to the pointer, so descending one level is
+    /// one dependent load (the children array), not two.
+    Node(u32, Arc<[Entry<R>]>),
 }
 
 /// The persistent map. Cloning is O(1) (one `Arc` clone).
 #[derive(Clone, Debug)]
 pub struct Hamt<R> {
-    root: Arc<Node<R>>,
+    bitmap: u32,
+    root: Arc<[Entry<R>]>,
     len: usize,
 }
 
 impl<R> Default for Hamt<R> {
     fn default() -> Self {
         Hamt {
-            root: Arc::new(Node::default()),
+            bitmap: 0,
+            root: Arc::new([]),
             len: 0,
         }
     }
@@ -108,18 +98,21 @@ fn index_of(bitmap: u32, bit: u32) -> usize {
     (bitmap & ((1u32 << bit) - 1)).count_ones() as usize
 }
 
-fn insert_at<T>(b: &mut Box<[T]>, idx: usize, v: T) {
-    let mut vec = std::mem::take(b).into_vec();
-    vec.reserve_exact(1);
-    vec.insert(idx, v);
-    *b = vec.into_boxed_slice();
+/// `a` with `v` inserted at `idx` (a new, exactly-sized array).
+fn with_inserted<T: Clone>(a: &[T], idx: usize, v: T) -> Arc<[T]> {
+    let mut vec = Vec::with_capacity(a.len() + 1);
+    vec.extend_from_slice(&a[..idx]);
+    vec.push(v);
+    vec.extend_from_slice(&a[idx..]);
+    vec.into()
 }
 
-fn remove_at<T>(b: &mut Box<[T]>, idx: usize) -> T {
-    let mut vec = std::mem::take(b).into_vec();
-    let v = vec.remove(idx);
-    *b = vec.into_boxed_slice();
-    v
+/// `a` without the element at `idx`.
+fn without<T: Clone>(a: &[T], idx: usize) -> Arc<[T]> {
+    let mut vec = Vec::with_capacity(a.len().saturating_sub(1));
+    vec.extend_from_slice(&a[..idx]);
+    vec.extend_from_slice(&a[idx + 1..]);
+    vec.into()
 }
 
 impl<R: HamtItem> Entry<R> {
@@ -128,9 +121,16 @@ impl<R: HamtItem> Entry<R> {
         match self {
             Entry::One(r) => Some(hash_words(r.key_words())),
             Entry::Many(v) => v.first().map(|r| hash_words(r.key_words())),
-            Entry::Node(_) => None,
+            Entry::Node(..) => None,
         }
     }
+}
+
+/// What to do to a parent slot after recursing into its sub-trie.
+enum After<R> {
+    Keep,
+    Remove,
+    Replace(Entry<R>),
 }
 
 impl<R: HamtItem> Hamt<R> {
@@ -145,26 +145,25 @@ impl<R: HamtItem> Hamt<R> {
     }
 
     /// Every item stored at `hash` (callers hash once with [`hash_words`] and
-    /// filter by key: items of other keys with the same full hash may be
-    /// included). Allocation-free.
+    /// filter by key: items of other keys may be included). Allocation-free.
     #[inline]
     pub fn get(&self, hash: u64) -> &[R] {
-        let mut node: &Node<R> = &self.root;
+        let mut bitmap = self.bitmap;
+        let mut children: &[Entry<R>] = &self.root;
         let mut depth = 0;
         loop {
             let bit = slot(hash, depth);
-            if node.bitmap & (1 << bit) == 0 {
+            if bitmap & (1 << bit) == 0 {
                 return &[];
             }
-            match &node.children[index_of(node.bitmap, bit)] {
-                Entry::One(r) => {
-                    // A lone item may sit here for a different hash (it was
-                    // never split because nothing else needed the slot).
-                    return std::slice::from_ref(r);
-                }
+            match &children[index_of(bitmap, bit)] {
+                // A lone item may sit here for a different hash (it was never
+                // split because nothing else needed the slot).
+                Entry::One(r) => return std::slice::from_ref(r),
                 Entry::Many(v) => return v,
-                Entry::Node(n) => {
-                    node = n;
+                Entry::Node(b, c) => {
+                    bitmap = *b;
+                    children = c;
                     depth += 1;
                 }
             }
@@ -176,76 +175,78 @@ impl<R: HamtItem> Hamt<R> {
     /// result back (removing the slot when `f` leaves the list empty). Every item
     /// `f` leaves must have a key hashing to `hash`. Returns what `f` returns.
     pub fn update<T>(&mut self, hash: u64, f: impl FnOnce(&mut Vec<R>) -> T) -> T {
-        let (out, before, after) = Self::update_in(Arc::make_mut(&mut self.root), hash, 0, f);
+        let (out, before, after) = Self::update_in(&mut self.bitmap, &mut self.root, hash, 0, f);
         self.len = self.len + after - before;
         out
     }
 
     fn update_in<T>(
-        node: &mut Node<R>,
+        bitmap: &mut u32,
+        children: &mut Arc<[Entry<R>]>,
         hash: u64,
         depth: u32,
         f: impl FnOnce(&mut Vec<R>) -> T,
     ) -> (T, usize, usize) {
         let bit = slot(hash, depth);
-        let idx = index_of(node.bitmap, bit);
-        if node.bitmap & (1 << bit) == 0 {
+        let idx = index_of(*bitmap, bit);
+        if *bitmap & (1 << bit) == 0 {
             let mut items = Vec::new();
             let out = f(&mut items);
             let n = items.len();
             if let Some(e) = Self::entry_from(items) {
-                node.bitmap |= 1 << bit;
-                insert_at(&mut node.children, idx, e);
+                *children = with_inserted(children, idx, e);
+                *bitmap |= 1 << bit;
             }
             return (out, 0, n);
         }
+        let kids = Arc::make_mut(children);
         // An item entry for another hash: push it one level down first.
-        let other = match &node.children[idx] {
-            Entry::Node(_) => None,
+        let other = match &kids[idx] {
+            Entry::Node(..) => None,
             e => e.item_hash().filter(|&h| h != hash && depth * BITS < 64),
         };
         if let Some(oh) = other {
-            let old = std::mem::replace(&mut node.children[idx], Entry::Node(Arc::default()));
-            let sub = Node {
-                bitmap: 1 << slot(oh, depth + 1),
-                children: Box::new([old]),
-            };
-            node.children[idx] = Entry::Node(Arc::new(sub));
+            let old = kids[idx].clone();
+            kids[idx] = Entry::Node(1 << slot(oh, depth + 1), Arc::new([old]));
         }
-        match &mut node.children[idx] {
-            Entry::Node(n) => {
-                let n = Arc::make_mut(n);
-                let r = Self::update_in(n, hash, depth + 1, f);
-                if n.children.is_empty() {
-                    remove_at(&mut node.children, idx);
-                    node.bitmap &= !(1 << bit);
-                } else if n.children.len() == 1 && !matches!(n.children[0], Entry::Node(_)) {
-                    // Collapse a sub-node left with a single item entry.
-                    let only = remove_at(&mut n.children, 0);
-                    node.children[idx] = only;
-                }
-                r
+        let (res, after) = match &mut kids[idx] {
+            Entry::Node(b, c) => {
+                let r = Self::update_in(b, c, hash, depth + 1, f);
+                let after = if c.is_empty() {
+                    After::Remove
+                } else if c.len() == 1 && !matches!(c[0], Entry::Node(..)) {
+                    // Collapse a sub-trie left with a single item entry.
+                    After::Replace(c[0].clone())
+                } else {
+                    After::Keep
+                };
+                (r, after)
             }
-            slot_entry => {
-                let placeholder = Entry::Many(Arc::new(Vec::new()));
-                let mut items = match std::mem::replace(slot_entry, placeholder) {
-                    Entry::One(r) => vec![r],
-                    Entry::Many(v) => Arc::try_unwrap(v).unwrap_or_else(|a| (*a).clone()),
-                    Entry::Node(_) => unreachable!("matched above"),
+            e => {
+                let mut items = match e {
+                    Entry::One(r) => vec![r.clone()],
+                    Entry::Many(v) => v.to_vec(),
+                    Entry::Node(..) => unreachable!("matched above"),
                 };
                 let before = items.len();
                 let out = f(&mut items);
-                let after = items.len();
-                match Self::entry_from(items) {
-                    Some(e) => *slot_entry = e,
-                    None => {
-                        remove_at(&mut node.children, idx);
-                        node.bitmap &= !(1 << bit);
-                    }
-                }
-                (out, before, after)
+                let n = items.len();
+                let after = match Self::entry_from(items) {
+                    Some(new) => After::Replace(new),
+                    None => After::Remove,
+                };
+                ((out, before, n), after)
+            }
+        };
+        match after {
+            After::Keep => {}
+            After::Replace(e) => kids[idx] = e,
+            After::Remove => {
+                *children = without(children, idx);
+                *bitmap &= !(1 << bit);
             }
         }
+        res
     }
 
     fn entry_from(mut items: Vec<R>) -> Option<Entry<R>> {
@@ -262,12 +263,12 @@ impl<R: HamtItem> Hamt<R> {
     /// Calls `f` on every item (in hash order, which is arbitrary but stable for a
     /// given set of keys). Linear in the number of items.
     pub fn for_each(&self, mut f: impl FnMut(&R)) {
-        fn walk<R>(node: &Node<R>, f: &mut dyn FnMut(&R)) {
-            for c in node.children.iter() {
+        fn walk<R>(children: &[Entry<R>], f: &mut dyn FnMut(&R)) {
+            for c in children {
                 match c {
                     Entry::One(r) => f(r),
                     Entry::Many(v) => v.iter().for_each(&mut *f),
-                    Entry::Node(n) => walk(n, f),
+                    Entry::Node(_, c) => walk(c, f),
                 }
             }
         }
@@ -374,7 +375,8 @@ mod tests {
                 m.remove(i);
             }
             assert!(m.h.is_empty());
-            assert!(m.h.root.children.is_empty());
+            assert!(m.h.root.is_empty());
+            assert_eq!(m.h.bitmap, 0);
         }
     }
 
