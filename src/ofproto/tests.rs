@@ -1449,3 +1449,12 @@ mod prop {
         }
     }
 }
+
+/// The per-rule footprint is what bounds the switch's memory with 100k+ rules
+/// (see `rule.rs`): keep the struct and its classifier slot small.
+#[test]
+fn rule_footprint_stays_small() {
+    let rule = std::mem::size_of::<Rule>();
+    eprintln!("size_of::<Rule>() = {rule}");
+    assert!(rule <= 128, "Rule grew to {rule} bytes");
+}
