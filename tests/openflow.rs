@@ -447,3 +447,78 @@ fn controller_roles_elect_one_master() {
     a.write_all(&fm).expect("flow mod");
     assert_eq!(read_error(&mut a), Some((1, 10)));
 }
+
+/// A dump large enough to span many multipart messages is streamed, and the
+/// answers to requests sent after it in the same write (one the session answers
+/// itself, one the bridge answers) still come after its last part.
+#[test]
+fn large_flow_dump_is_streamed_in_order() {
+    if !require(true, &["ovs-ofctl"]) {
+        return;
+    }
+    let (d, _br, _port) = switch();
+    let n = 3000;
+    let file = d.dir.join("many.txt");
+    let flows: String = (0..n)
+        .map(|i| {
+            format!(
+                "priority=100,ip,nw_src=10.0.{}.{},actions=output:{}\n",
+                i / 256,
+                i % 256,
+                1 + i % 3
+            )
+        })
+        .collect();
+    std::fs::write(&file, flows).expect("write");
+    d.ofctl_ok("add-flows", &[file.to_str().unwrap_or("")]);
+    let dump = d.ofctl_ok("dump-flows", &[]);
+    assert_eq!(dump.matches("priority=100,ip,nw_src=10.0.").count(), n);
+    assert!(
+        dump.contains("nw_src=10.0.11.183 actions=output:3"),
+        "{dump}"
+    );
+    let mut s = raw_session(&d);
+    // FLOW_STATS (all tables, any port/group, empty match), ECHO, BARRIER.
+    let mut req = vec![4u8, 18, 0, 56, 0, 0, 0, 0x21, 0, 1, 0, 0, 0, 0, 0, 0];
+    req.extend_from_slice(&[0xff, 0, 0, 0]);
+    req.extend_from_slice(&[0xff; 8]);
+    req.extend_from_slice(&[0; 4 + 16]);
+    req.extend_from_slice(&[0, 1, 0, 4, 0, 0, 0, 0]);
+    req.extend_from_slice(&[4, 2, 0, 8, 0, 0, 0, 0x22]);
+    req.extend_from_slice(&[4, 20, 0, 8, 0, 0, 0, 0x23]);
+    s.write_all(&req).expect("send");
+    let mut parts = 0;
+    let mut entries = 0;
+    let mut last_seen = false;
+    let mut order = vec![];
+    while order.len() < 2 {
+        let mut h = [0u8; 8];
+        s.read_exact(&mut h).expect("header");
+        let len = u16::from_be_bytes([h[2], h[3]]) as usize;
+        let mut body = vec![0u8; len - 8];
+        s.read_exact(&mut body).expect("body");
+        let xid = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+        match (h[1], xid) {
+            (0, _) => continue, // HELLO
+            (19, 0x21) => {
+                assert!(!last_seen, "flow stats after the last part");
+                parts += 1;
+                last_seen = u16::from_be_bytes([body[2], body[3]]) & 1 == 0;
+                let mut off = 8;
+                while off < body.len() {
+                    entries += 1;
+                    off += u16::from_be_bytes([body[off], body[off + 1]]) as usize;
+                }
+            }
+            (3, 0x22) | (21, 0x23) => {
+                assert!(last_seen, "reply overtook the flow dump");
+                order.push(xid);
+            }
+            other => panic!("unexpected message {other:?}"),
+        }
+    }
+    assert_eq!(order, vec![0x22, 0x23]);
+    assert!(parts > 1, "{parts} parts");
+    let total = dump.lines().filter(|l| l.contains("priority=")).count();
+    assert_eq!(entries, total);
+}

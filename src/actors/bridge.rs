@@ -27,7 +27,7 @@ use crate::netdev::PortType;
 use crate::ofproto::mac_learning::MacLearning;
 use crate::ofproto::rule::{PortInfo, Rule, PC_PORT_DOWN, PS_LINK_DOWN, PS_LIVE};
 use crate::ofproto::xlate::{translate, translate_actions, XlateOptions, XlateOutput};
-use crate::ofproto::{Ofproto, TablesSnapshot, RR_DELETE};
+use crate::ofproto::{FlowStatsJob, Ofproto, TablesSnapshot, RR_DELETE};
 use crate::openflow::action::Action;
 use crate::openflow::error::OfpError;
 use crate::openflow::message::{
@@ -310,7 +310,7 @@ impl Bridge {
             hard_timeout: rule.hard_timeout,
             packet_count: p,
             byte_count: b,
-            match_: rule.match_.clone(),
+            match_: rule.match_(),
         })));
     }
 
@@ -416,7 +416,14 @@ impl Bridge {
         let now = now_ms();
         let body = match req.body {
             MpRequestBody::Desc => Ok(MpReplyBody::Desc(self.ofproto.desc())),
-            MpRequestBody::Flow(r) => self.ofproto.flow_stats(&r, now).map(MpReplyBody::Flow),
+            MpRequestBody::Flow(r) => {
+                match self.ofproto.flow_stats_rules(&r) {
+                    // Encoded by the session, off the bridge's critical path.
+                    Ok(rules) => out.push(Out::Job(FlowStatsJob::new(xid, now, rules))),
+                    Err(e) => Self::error(out, xid, e, head),
+                }
+                return;
+            }
             MpRequestBody::Aggregate(r) => {
                 self.ofproto.aggregate_stats(&r).map(MpReplyBody::Aggregate)
             }
@@ -553,7 +560,16 @@ impl Bridge {
                         for rule in &r.removed {
                             self.flow_removed(rule, RR_DELETE);
                         }
-                        drop_later(r.removed);
+                        if r.removed.len() >= DROP_LATER_MIN {
+                            // The previous snapshot holds the last references to
+                            // the removed tables' trie nodes: publish now and let
+                            // the freeing thread drop it with the rules.
+                            let old = self
+                                .ofproto
+                                .is_dirty()
+                                .then(|| self.shared.snapshot.swap(self.ofproto.publish()));
+                            drop_later(r.removed, old);
+                        }
                     }
                     Err(e) => Self::error(out, xid, e, head),
                 }
@@ -642,6 +658,7 @@ impl Bridge {
 /// One reply slot, in request order.
 enum Out {
     Bytes(Vec<u8>),
+    Job(FlowStatsJob),
     Barrier(u32),
 }
 
@@ -714,7 +731,7 @@ impl Actor for Bridge {
 }
 
 impl Handler<OfRequests> for Bridge {
-    type Result = ResponseActFuture<Self, Vec<Vec<u8>>>;
+    type Result = ResponseActFuture<Self, Vec<OfReply>>;
 
     fn handle(&mut self, m: OfRequests, _: &mut Context<Self>) -> Self::Result {
         let _g = self.guard::<OfRequests>();
@@ -762,12 +779,14 @@ impl Handler<OfRequests> for Bridge {
                 }
                 out.into_iter()
                     .filter_map(|o| match o {
-                        Out::Bytes(b) => Some(b),
+                        Out::Bytes(b) => Some(OfReply::Bytes(b)),
+                        Out::Job(j) => Some(OfReply::FlowStats(j)),
                         Out::Barrier(xid) => openflow::encode_to_vec(&OfpMsg {
                             xid,
                             body: Message::BarrierReply,
                         })
-                        .ok(),
+                        .ok()
+                        .map(OfReply::Bytes),
                     })
                     .collect::<Vec<_>>()
             }
@@ -1009,16 +1028,21 @@ impl Handler<BridgeQuery> for Bridge {
     }
 }
 
-/// Frees a large batch of removed rules off the bridge thread (like OVS's
-/// RCU-postponed frees): a `del-flows` of 100k rules would otherwise spend
-/// most of its time in the allocator before the barrier reply goes out.
-fn drop_later(rules: Vec<Arc<Rule>>) {
-    if rules.len() < 4096 {
-        return;
-    }
+/// Below this many removed rules, freeing inline is cheaper than a thread.
+const DROP_LATER_MIN: usize = 4096;
+
+/// Frees a large batch of removed rules, and the snapshot that was replaced
+/// when they were removed, off the bridge thread (like OVS's RCU-postponed
+/// frees): a `del-flows` of 100k rules would otherwise spend most of its time
+/// in the allocator before the barrier reply goes out.
+fn drop_later(rules: Vec<Arc<Rule>>, snapshot: Option<Arc<TablesSnapshot>>) {
     let spawned = std::thread::Builder::new()
         .name("rvs-free".into())
-        .spawn(move || drop(rules));
+        .spawn(move || {
+            // Tables first: the rules' last references are then ours.
+            drop(snapshot);
+            drop(rules);
+        });
     if let Err(e) = spawned {
         // The rules were moved into the failed closure and are freed here.
         tracing::debug!("freeing removed rules inline: {e}");

@@ -12,7 +12,7 @@
 //! Runs on its bridge's Arbiter.
 
 use crate::actors::metrics::{ActorMeter, MsgName};
-use crate::messages::bridge::OfRequests;
+use crate::messages::bridge::{OfReply, OfRequests};
 use crate::messages::connmgr::*;
 use crate::openflow::error::OfpError;
 use crate::openflow::message::{
@@ -26,6 +26,7 @@ use actix::prelude::{
     ResponseActFuture, WrapFuture,
 };
 use serde_json::json;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -580,7 +581,7 @@ impl Handler<Inbound> for OfSession {
         let conn = self.p.id;
         Box::pin(
             async move {
-                let mut results: Vec<Vec<Vec<u8>>> = Vec::with_capacity(batches.len());
+                let mut results: Vec<Vec<OfReply>> = Vec::with_capacity(batches.len());
                 for msgs in batches {
                     bmeter.enqueued(OfRequests::NAME);
                     let r = bridge.send(OfRequests { conn, msgs }).await;
@@ -590,27 +591,81 @@ impl Handler<Inbound> for OfSession {
             }
             .into_actor(self)
             .map(move |mut results, act, ctx| {
+                let mut items = VecDeque::new();
                 for step in steps {
                     match step {
                         Step::Bridge(i) => {
                             if let Some(replies) = results.get_mut(i) {
-                                for b in replies.drain(..) {
-                                    act.send_bytes(b);
-                                }
+                                items.extend(replies.drain(..).map(Item::Reply));
                             }
                         }
-                        Step::Local(xid, body, head) => {
-                            let _ = act.local(xid, body, &head, ctx);
-                        }
-                        Step::Error(xid, e, head) => act.send_error(xid, e, &head),
+                        other => items.push_back(Item::Step(other)),
                     }
                 }
-                if close {
-                    // Let the writer flush the error first.
-                    ctx.run_later(Duration::from_millis(50), |_, ctx| ctx.stop());
-                }
+                act.answer(items, close, ctx);
             }),
         )
+    }
+}
+
+/// One answer to write, in arrival order.
+enum Item {
+    /// From the Bridge.
+    Reply(OfReply),
+    /// A local message or decode error still to be answered.
+    Step(Step),
+}
+
+/// Encoded flow-stats messages handed to the writer per step of a streamed
+/// reply (then the writer gets to run: the peer parses while we encode).
+const STREAM_MSGS: usize = 2;
+
+impl OfSession {
+    /// Writes the answers in order. A flow-stats reply is streamed: the actor
+    /// waits (handling nothing else, so later answers cannot overtake it)
+    /// while the reply is encoded a few messages at a time, each handed to the
+    /// writer with backpressure; then the remaining answers follow.
+    fn answer(&mut self, mut items: VecDeque<Item>, close: bool, ctx: &mut Context<Self>) {
+        while let Some(item) = items.pop_front() {
+            match item {
+                Item::Reply(OfReply::Bytes(b)) => self.send_bytes(b),
+                Item::Reply(OfReply::FlowStats(mut job)) => {
+                    let tx = self.tx.clone();
+                    let counters = self.counters.clone();
+                    let stream = async move {
+                        loop {
+                            let msgs = job.next_chunk(STREAM_MSGS);
+                            if msgs.is_empty() {
+                                break;
+                            }
+                            for b in msgs {
+                                counters.tx_msgs.fetch_add(1, Relaxed);
+                                if tx.send(b).await.is_err() {
+                                    // The writer is gone (connection closed).
+                                    return;
+                                }
+                            }
+                            tokio::task::yield_now().await;
+                        }
+                    };
+                    ctx.wait(
+                        stream
+                            .into_actor(self)
+                            .map(move |_, act, ctx| act.answer(items, close, ctx)),
+                    );
+                    return;
+                }
+                Item::Step(Step::Local(xid, body, head)) => {
+                    let _ = self.local(xid, body, &head, ctx);
+                }
+                Item::Step(Step::Error(xid, e, head)) => self.send_error(xid, e, &head),
+                Item::Step(Step::Bridge(_)) => {}
+            }
+        }
+        if close {
+            // Let the writer flush the error first.
+            ctx.run_later(Duration::from_millis(50), |_, ctx| ctx.stop());
+        }
     }
 }
 

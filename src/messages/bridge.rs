@@ -1,14 +1,27 @@
 //! Inbox of the Bridge actor.
 
+use crate::ofproto::FlowStatsJob;
 use crate::openflow::message::OfpMsg;
 use actix::prelude::*;
 
+/// One answer to an [`OfRequests`] message.
+#[derive(Debug)]
+pub enum OfReply {
+    /// An encoded message.
+    Bytes(Vec<u8>),
+    /// A flow-stats reply still to be encoded: the session encodes it a few
+    /// 64 KB messages at a time while the first ones are being written, so a
+    /// dump of 100k rules neither holds the Bridge nor waits to be fully
+    /// encoded before the peer can start parsing.
+    FlowStats(FlowStatsJob),
+}
+
 /// Session → Bridge: OpenFlow requests that touch the switch (tables, ports,
 /// groups, meters, stats, packet-out, barrier), in arrival order. The reply is
-/// the encoded answers, in order; a barrier's reply is held until the
-/// revalidators have applied every change before it.
+/// the answers, in order; a barrier's reply is held until the revalidators
+/// have applied every change before it.
 #[derive(Message)]
-#[rtype(result = "Vec<Vec<u8>>")]
+#[rtype(result = "Vec<OfReply>")]
 pub struct OfRequests {
     /// Session id (for FLOW_REMOVED bookkeeping and logs).
     pub conn: u64,

@@ -8,6 +8,12 @@
 //! Megaflow correctness: every probed subtable's mask is OR-ed into the caller's
 //! wildcard mask, hit or miss, because the result depended on those bits.
 //!
+//! Compact keys: a subtable's map is keyed by the words of the masked value where
+//! its mask is non-zero ([`KeyWords`]; 2 of the 17 words for `ip,nw_src,nw_dst`),
+//! and the key is stored once, inside the rule ([`ClassifierRule`]). A lookup
+//! gathers and hashes only those words, on the stack: no allocation, and fewer
+//! words to hash than the full key.
+//!
 //! Sharing and cost model: subtables are held in `Arc`s and their maps are
 //! persistent ([`super::hamt::Hamt`]), so cloning a classifier (what publishing a
 //! snapshot does) costs O(number of subtables). A write after a clone copies the
@@ -19,25 +25,130 @@
 //! Ownership: the Bridge actor owns the working classifier; snapshots are read by
 //! other threads and never mutated.
 
-use super::hamt::Hamt;
+use super::hamt::{hash_words, Hamt, HamtItem};
 use crate::datapath::flow::{FlowKey, FLOW_WORDS};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Words a [`KeyWords`] holds without a heap allocation (covers in_port/dl_type,
+/// L2/L3/L4 words of typical rules).
+pub const INLINE_WORDS: usize = 4;
+
+/// A rule's match value, compacted: the words of `value & mask` where `mask` is
+/// non-zero, in word order. Which words they are is given by the mask, so a
+/// `KeyWords` means nothing without it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum KeyWords {
+    /// Up to [`INLINE_WORDS`] words, no allocation.
+    Inline {
+        /// Number of words used.
+        n: u8,
+        /// The words (unused ones zero).
+        w: [u64; INLINE_WORDS],
+    },
+    /// More words.
+    Heap(Box<[u64]>),
+}
+
+impl KeyWords {
+    /// Compacts `value` under `mask` (masking it).
+    pub fn new(value: &FlowKey, mask: &FlowKey) -> KeyWords {
+        let mut buf = [0u64; FLOW_WORDS];
+        let mut n = 0;
+        for i in 0..FLOW_WORDS {
+            if mask.w[i] != 0 {
+                buf[n] = value.w[i] & mask.w[i];
+                n += 1;
+            }
+        }
+        if n <= INLINE_WORDS {
+            let mut w = [0u64; INLINE_WORDS];
+            w[..n].copy_from_slice(&buf[..n]);
+            KeyWords::Inline { n: n as u8, w }
+        } else {
+            KeyWords::Heap(buf[..n].into())
+        }
+    }
+
+    /// The words.
+    #[inline]
+    pub fn as_slice(&self) -> &[u64] {
+        match self {
+            KeyWords::Inline { n, w } => &w[..*n as usize],
+            KeyWords::Heap(b) => b,
+        }
+    }
+
+    /// The full masked value again, given the mask it was compacted with.
+    pub fn expand(&self, mask: &FlowKey) -> FlowKey {
+        let mut out = FlowKey::default();
+        let mut words = self.as_slice().iter();
+        for i in 0..FLOW_WORDS {
+            if mask.w[i] != 0 {
+                out.w[i] = words.next().copied().unwrap_or(0);
+            }
+        }
+        out
+    }
+}
+
+/// What a classifier stores: a cheap handle to a rule that knows its own mask,
+/// compact value ([`HamtItem::key_words`], i.e. [`KeyWords::as_slice`] of its
+/// value under its mask) and priority.
+pub trait ClassifierRule: HamtItem {
+    /// The rule's mask.
+    fn mask(&self) -> &FlowKey;
+    /// The rule's priority.
+    fn priority(&self) -> u16;
+}
+
 /// Rules sharing one mask.
 #[derive(Clone, Debug)]
 pub struct Subtable<R> {
+    /// The mask, inline: lookups read it for every probed subtable.
     mask: FlowKey,
-    map: Hamt<Vec<(u16, R)>>,
+    /// The same mask, shared with the rules (see [`Classifier::shared_mask`]).
+    mask_arc: Arc<FlowKey>,
+    /// Cached `prios.keys().next_back()` (0 when empty), read by every lookup.
+    max_prio: u16,
+    /// Indices of the mask's non-zero words (the first `n`).
+    idx: [u8; FLOW_WORDS],
+    n: u8,
+    map: Hamt<R>,
     /// Number of rules at each priority, to keep `max_priority` exact on removal.
     prios: BTreeMap<u16, usize>,
     n_rules: usize,
 }
 
-impl<R: Clone> Subtable<R> {
+/// A compacted key on the stack.
+struct Probe {
+    buf: [u64; FLOW_WORDS],
+    n: usize,
+}
+
+impl Probe {
+    #[inline]
+    fn words(&self) -> &[u64] {
+        &self.buf[..self.n]
+    }
+}
+
+impl<R: ClassifierRule> Subtable<R> {
     fn new(mask: FlowKey) -> Self {
+        let mut idx = [0u8; FLOW_WORDS];
+        let mut n = 0;
+        for (i, &w) in mask.w.iter().enumerate() {
+            if w != 0 {
+                idx[n] = i as u8;
+                n += 1;
+            }
+        }
         Subtable {
             mask,
+            mask_arc: Arc::new(mask),
+            max_prio: 0,
+            idx,
+            n: n as u8,
             map: Hamt::default(),
             prios: BTreeMap::new(),
             n_rules: 0,
@@ -50,16 +161,39 @@ impl<R: Clone> Subtable<R> {
     }
 
     /// Highest priority of any rule here (0 when empty).
+    #[inline]
     pub fn max_priority(&self) -> u16 {
-        self.prios.keys().next_back().copied().unwrap_or(0)
+        self.max_prio
     }
 
-    fn for_each(&self, f: &mut dyn FnMut(&FlowKey, u16, &R)) {
-        self.map.for_each(|k, rules| {
-            for (p, r) in rules {
-                f(k, *p, r);
-            }
-        });
+    fn update_max_priority(&mut self) {
+        self.max_prio = self.prios.keys().next_back().copied().unwrap_or(0);
+    }
+
+    #[inline]
+    fn idx(&self) -> &[u8] {
+        &self.idx[..self.n as usize]
+    }
+
+    /// `key & mask`, compacted.
+    #[inline]
+    fn probe(&self, key: &FlowKey) -> Probe {
+        let mut p = Probe {
+            buf: [0; FLOW_WORDS],
+            n: self.n as usize,
+        };
+        for (j, &i) in self.idx().iter().enumerate() {
+            let i = i as usize;
+            p.buf[j] = key.w[i] & self.mask.w[i];
+        }
+        p
+    }
+
+    /// The rules stored at `k`'s hash, by descending priority (callers keep
+    /// those whose key is `k`).
+    #[inline]
+    fn bucket<'a>(&'a self, k: &[u64]) -> &'a [R] {
+        self.map.get(hash_words(k))
     }
 }
 
@@ -88,7 +222,7 @@ pub fn overlaps(v1: &FlowKey, m1: &FlowKey, v2: &FlowKey, m2: &FlowKey) -> bool 
     (0..FLOW_WORDS).all(|i| (v1.w[i] ^ v2.w[i]) & m1.w[i] & m2.w[i] == 0)
 }
 
-impl<R: Clone> Classifier<R> {
+impl<R: ClassifierRule> Classifier<R> {
     /// Number of rules.
     pub fn len(&self) -> usize {
         self.n_rules
@@ -104,8 +238,15 @@ impl<R: Clone> Classifier<R> {
         self.subtables.len()
     }
 
+    /// The classifier's own copy of `mask` when a subtable has it, so that every
+    /// rule of a subtable can share one allocation for its mask.
+    pub fn shared_mask(&self, mask: &FlowKey) -> Option<Arc<FlowKey>> {
+        let pos = *self.index.get(mask)?;
+        Some(self.subtables[pos].mask_arc.clone())
+    }
+
     /// Finds the highest-priority rule matching `key`, OR-ing into `wc` every mask
-    /// the answer depended on. Returns `(priority, rule)`.
+    /// the answer depended on. Returns `(priority, rule)`. Allocation-free.
     #[inline]
     pub fn lookup(&self, key: &FlowKey, wc: &mut FlowKey) -> Option<(u16, &R)> {
         let mut best: Option<(u16, &R)> = None;
@@ -119,12 +260,15 @@ impl<R: Clone> Classifier<R> {
             for i in 0..FLOW_WORDS {
                 wc.w[i] |= st.mask.w[i];
             }
-            let mk = key.masked(&st.mask);
-            if let Some(rules) = st.map.get(mk.hash64(), &mk) {
-                if let Some((p, r)) = rules.first() {
-                    if best.is_none_or(|(bp, _)| *p > bp) {
-                        best = Some((*p, r));
-                    }
+            let p = st.probe(key);
+            if let Some(r) = st
+                .bucket(p.words())
+                .iter()
+                .find(|r| r.key_words() == p.words())
+            {
+                let rp = r.priority();
+                if best.is_none_or(|(bp, _)| rp > bp) {
+                    best = Some((rp, r));
                 }
             }
         }
@@ -135,41 +279,52 @@ impl<R: Clone> Classifier<R> {
     pub fn find_exact(&self, value: &FlowKey, mask: &FlowKey, priority: u16) -> Option<&R> {
         let pos = *self.index.get(mask)?;
         let st = &self.subtables[pos];
-        let v = value.masked(mask);
-        let rules = st.map.get(v.hash64(), &v)?;
-        rules.iter().find(|(p, _)| *p == priority).map(|(_, r)| r)
+        let p = st.probe(value);
+        st.bucket(p.words())
+            .iter()
+            .find(|r| r.priority() == priority && r.key_words() == p.words())
     }
 
     /// Inserts a rule, replacing (and returning) one with the same match and priority.
-    pub fn insert(&mut self, value: &FlowKey, mask: &FlowKey, priority: u16, rule: R) -> Option<R> {
-        let v = value.masked(mask);
-        let pos = match self.index.get(mask) {
+    pub fn insert(&mut self, rule: R) -> Option<R> {
+        let mask = *rule.mask();
+        let priority = rule.priority();
+        let pos = match self.index.get(&mask) {
             Some(&p) => p,
             None => {
-                self.subtables.push(Arc::new(Subtable::new(*mask)));
+                self.subtables.push(Arc::new(Subtable::new(mask)));
                 let p = self.subtables.len() - 1;
-                self.index.insert(*mask, p);
+                self.index.insert(mask, p);
                 p
             }
         };
         let old_max = self.subtables[pos].max_priority();
         let was_empty = self.subtables[pos].n_rules == 0;
         let st = Arc::make_mut(&mut self.subtables[pos]);
-        let rules = st.map.entry_or_insert_with(v.hash64(), &v, Vec::new);
-        let at = rules.iter().position(|(p, _)| *p <= priority);
-        let replaced = match at {
-            Some(i) if rules[i].0 == priority => Some(std::mem::replace(&mut rules[i].1, rule)),
-            Some(i) => {
-                rules.insert(i, (priority, rule));
-                None
-            }
-            None => {
-                rules.push((priority, rule));
-                None
-            }
+        let mut key = Probe {
+            buf: [0; FLOW_WORDS],
+            n: rule.key_words().len(),
         };
+        key.buf[..key.n].copy_from_slice(rule.key_words());
+        debug_assert_eq!(key.n, st.n as usize, "rule key does not fit its mask");
+        let k = key.words();
+        let replaced = st.map.update(hash_words(k), |items| {
+            if let Some(i) = items
+                .iter()
+                .position(|r| r.priority() == priority && r.key_words() == k)
+            {
+                return Some(std::mem::replace(&mut items[i], rule));
+            }
+            let at = items
+                .iter()
+                .position(|r| r.priority() < priority)
+                .unwrap_or(items.len());
+            items.insert(at, rule);
+            None
+        });
         if replaced.is_none() {
             *st.prios.entry(priority).or_insert(0) += 1;
+            st.update_max_priority();
             st.n_rules += 1;
             self.n_rules += 1;
             if was_empty || priority > old_max {
@@ -181,31 +336,26 @@ impl<R: Clone> Classifier<R> {
 
     /// Removes the rule with exactly this match and priority.
     pub fn remove(&mut self, value: &FlowKey, mask: &FlowKey, priority: u16) -> Option<R> {
-        let pos = *self.index.get(mask)?;
-        let v = value.masked(mask);
-        let h = v.hash64();
         // Check presence first so that a miss copies nothing.
-        let present = self.subtables[pos]
-            .map
-            .get(h, &v)
-            .is_some_and(|rs| rs.iter().any(|(p, _)| *p == priority));
-        if !present {
-            return None;
-        }
+        self.find_exact(value, mask, priority)?;
+        let pos = *self.index.get(mask)?;
         let st = Arc::make_mut(&mut self.subtables[pos]);
+        let p = st.probe(value);
+        let k = p.words();
         let old_max = st.max_priority();
-        let rules = st.map.get_mut(h, &v)?;
-        let i = rules.iter().position(|(p, _)| *p == priority)?;
-        let (_, r) = rules.remove(i);
-        if rules.is_empty() {
-            st.map.remove(h, &v);
-        }
+        let r = st.map.update(hash_words(k), |items| {
+            let i = items
+                .iter()
+                .position(|r| r.priority() == priority && r.key_words() == k)?;
+            Some(items.remove(i))
+        })?;
         if let Some(c) = st.prios.get_mut(&priority) {
             *c -= 1;
             if *c == 0 {
                 st.prios.remove(&priority);
             }
         }
+        st.update_max_priority();
         st.n_rules -= 1;
         let now_empty = st.n_rules == 0;
         let new_max = st.max_priority();
@@ -219,19 +369,17 @@ impl<R: Clone> Classifier<R> {
         Some(r)
     }
 
-    /// Replaces the payload of an existing rule in place (same match and priority).
-    /// Returns the old payload, or gives `rule` back when there is no such rule.
-    pub fn replace(
-        &mut self,
-        value: &FlowKey,
-        mask: &FlowKey,
-        priority: u16,
-        rule: R,
-    ) -> Result<R, R> {
-        if self.find_exact(value, mask, priority).is_none() {
+    /// Replaces an existing rule in place (same match and priority as `rule`).
+    /// Returns the old one, or gives `rule` back when there is no such rule.
+    pub fn replace(&mut self, rule: R) -> Result<R, R> {
+        let value = rule_value(&rule);
+        if self
+            .find_exact(&value, rule.mask(), rule.priority())
+            .is_none()
+        {
             return Err(rule);
         }
-        match self.insert(value, mask, priority, rule) {
+        match self.insert(rule) {
             Some(old) => Ok(old),
             None => unreachable!("presence checked above"),
         }
@@ -267,39 +415,41 @@ impl<R: Clone> Classifier<R> {
         }
     }
 
-    /// Calls `f(value, mask, priority, rule)` for every rule. Linear.
-    pub fn for_each(&self, mut f: impl FnMut(&FlowKey, &FlowKey, u16, &R)) {
+    /// Calls `f` for every rule. Linear.
+    pub fn for_each(&self, mut f: impl FnMut(&R)) {
         for st in &self.subtables {
-            let m = st.mask;
-            st.for_each(&mut |k, p, r| f(k, &m, p, r));
+            st.map.for_each(&mut f);
         }
     }
 
     /// Calls `f` for every rule whose match is at least as specific as `(value, mask)`
     /// (OpenFlow non-strict modify/delete/stats semantics): the rule's mask covers
     /// `mask` and the rule's value agrees with `value` on `mask`.
-    pub fn for_each_subsumed(
-        &self,
-        value: &FlowKey,
-        mask: &FlowKey,
-        mut f: impl FnMut(&FlowKey, &FlowKey, u16, &R),
-    ) {
+    pub fn for_each_subsumed(&self, value: &FlowKey, mask: &FlowKey, mut f: impl FnMut(&R)) {
         let v = value.masked(mask);
         for st in &self.subtables {
             if !mask.is_subset_of(&st.mask) {
                 continue;
             }
-            let sm = st.mask;
             if st.mask == *mask {
-                if let Some(rules) = st.map.get(v.hash64(), &v) {
-                    for (p, r) in rules {
-                        f(&v, &sm, *p, r);
-                    }
-                }
+                let p = st.probe(&v);
+                st.bucket(p.words())
+                    .iter()
+                    .filter(|r| r.key_words() == p.words())
+                    .for_each(&mut f);
             } else {
-                st.for_each(&mut |k, p, r| {
-                    if k.masked(mask) == v {
-                        f(k, &sm, p, r);
+                // (position in the compact key, query mask word, query value word)
+                let checks: Vec<(usize, u64, u64)> = st
+                    .idx()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &i)| mask.w[i as usize] != 0)
+                    .map(|(j, &i)| (j, mask.w[i as usize], v.w[i as usize]))
+                    .collect();
+                st.map.for_each(|r| {
+                    let k = r.key_words();
+                    if checks.iter().all(|&(j, m, qv)| k[j] & m == qv) {
+                        f(r);
                     }
                 });
             }
@@ -317,17 +467,34 @@ impl<R: Clone> Classifier<R> {
             if st.mask.is_subset_of(mask) {
                 // Every rule here is at most as specific: only the rules at our value
                 // masked to the subtable's mask can overlap, and they all do.
-                let k = v.masked(&st.mask);
-                if let Some(rules) = st.map.get(k.hash64(), &k) {
-                    if rules.iter().any(|(p, _)| *p == priority) {
-                        return true;
-                    }
+                let p = st.probe(&v);
+                if st
+                    .bucket(p.words())
+                    .iter()
+                    .any(|r| r.priority() == priority && r.key_words() == p.words())
+                {
+                    return true;
                 }
             } else {
+                // (position in the compact key, common mask word, query value word)
+                let checks: Vec<(usize, u64, u64)> = st
+                    .idx()
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &i)| {
+                        (
+                            j,
+                            st.mask.w[i as usize] & mask.w[i as usize],
+                            v.w[i as usize],
+                        )
+                    })
+                    .filter(|&(_, m, _)| m != 0)
+                    .collect();
                 let mut found = false;
-                st.for_each(&mut |k, p, _| {
-                    if !found && p == priority && overlaps(k, &st.mask, &v, mask) {
-                        found = true;
+                st.map.for_each(|r| {
+                    if !found && r.priority() == priority {
+                        let k = r.key_words();
+                        found = checks.iter().all(|&(j, m, qv)| (k[j] ^ qv) & m == 0);
                     }
                 });
                 if found {
@@ -339,10 +506,55 @@ impl<R: Clone> Classifier<R> {
     }
 }
 
+/// The full masked value of a rule.
+pub fn rule_value<R: ClassifierRule>(r: &R) -> FlowKey {
+    let mut out = FlowKey::default();
+    let mut words = r.key_words().iter();
+    for i in 0..FLOW_WORDS {
+        if r.mask().w[i] != 0 {
+            out.w[i] = words.next().copied().unwrap_or(0);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::datapath::flow::Field;
+
+    /// A minimal rule for classifier tests.
+    #[derive(Clone, Debug, PartialEq)]
+    pub(crate) struct T {
+        pub mask: FlowKey,
+        pub key: KeyWords,
+        pub prio: u16,
+        pub id: u32,
+    }
+
+    impl HamtItem for T {
+        fn key_words(&self) -> &[u64] {
+            self.key.as_slice()
+        }
+    }
+
+    impl ClassifierRule for T {
+        fn mask(&self) -> &FlowKey {
+            &self.mask
+        }
+        fn priority(&self) -> u16 {
+            self.prio
+        }
+    }
+
+    pub(crate) fn t(v: &FlowKey, m: &FlowKey, prio: u16, id: u32) -> T {
+        T {
+            mask: *m,
+            key: KeyWords::new(v, m),
+            prio,
+            id,
+        }
+    }
 
     fn km(fields: &[(Field, u128, u128)]) -> (FlowKey, FlowKey) {
         let mut v = FlowKey::default();
@@ -354,55 +566,62 @@ mod tests {
         (v, m)
     }
 
+    fn id(x: Option<(u16, &T)>) -> Option<u32> {
+        x.map(|(_, r)| r.id)
+    }
+
     #[test]
     fn lookup_picks_highest_priority_and_records_wildcards() {
-        let mut c: Classifier<&'static str> = Classifier::default();
+        let mut c: Classifier<T> = Classifier::default();
         let (v1, m1) = km(&[(Field::NwSrc, 0x0a000001, 0xffffffff)]);
         let (v2, m2) = km(&[(Field::NwSrc, 0x0a000000, 0xffffff00)]);
         let (v3, m3) = km(&[]);
-        c.insert(&v1, &m1, 10, "host");
-        c.insert(&v2, &m2, 20, "net");
-        c.insert(&v3, &m3, 0, "miss");
+        c.insert(t(&v1, &m1, 10, 1));
+        c.insert(t(&v2, &m2, 20, 2));
+        c.insert(t(&v3, &m3, 0, 3));
         let mut k = FlowKey::default();
         k.set(Field::NwSrc, 0x0a000001);
         let mut wc = FlowKey::default();
-        assert_eq!(c.lookup(&k, &mut wc).map(|x| *x.1), Some("net"));
+        assert_eq!(id(c.lookup(&k, &mut wc)), Some(2));
         // Stopped after the /24 subtable (priority 20 beats max 10 of the /32 one).
         assert_eq!(wc.get(Field::NwSrc), 0xffffff00);
         k.set(Field::NwSrc, 0x0b000001);
         let mut wc = FlowKey::default();
-        assert_eq!(c.lookup(&k, &mut wc).map(|x| *x.1), Some("miss"));
+        assert_eq!(id(c.lookup(&k, &mut wc)), Some(3));
         assert_eq!(wc.get(Field::NwSrc), 0xffffffff);
         assert_eq!(c.len(), 3);
-        assert_eq!(c.remove(&v2, &m2, 20), Some("net"));
+        assert_eq!(c.remove(&v2, &m2, 20).map(|r| r.id), Some(2));
         assert_eq!(c.remove(&v2, &m2, 20), None);
         k.set(Field::NwSrc, 0x0a000001);
         let mut wc = FlowKey::default();
-        assert_eq!(c.lookup(&k, &mut wc).map(|x| *x.1), Some("host"));
+        assert_eq!(id(c.lookup(&k, &mut wc)), Some(1));
         assert_eq!(c.n_subtables(), 2);
+        // Rules of one subtable share its mask allocation.
+        assert!(c.shared_mask(&m1).is_some());
+        assert!(c.shared_mask(&m2).is_none());
     }
 
     #[test]
     fn same_key_different_priorities_and_replace() {
-        let mut c: Classifier<u32> = Classifier::default();
+        let mut c: Classifier<T> = Classifier::default();
         let (v, m) = km(&[(Field::TpDst, 80, 0xffff)]);
-        assert_eq!(c.insert(&v, &m, 5, 1), None);
-        assert_eq!(c.insert(&v, &m, 7, 2), None);
-        assert_eq!(c.insert(&v, &m, 7, 3), Some(2));
-        assert_eq!(c.find_exact(&v, &m, 5), Some(&1));
+        assert_eq!(c.insert(t(&v, &m, 5, 1)), None);
+        assert_eq!(c.insert(t(&v, &m, 7, 2)), None);
+        assert_eq!(c.insert(t(&v, &m, 7, 3)).map(|r| r.id), Some(2));
+        assert_eq!(c.find_exact(&v, &m, 5).map(|r| r.id), Some(1));
         assert_eq!(c.find_exact(&v, &m, 6), None);
         let mut k = FlowKey::default();
         k.set(Field::TpDst, 80);
         let mut wc = FlowKey::default();
-        assert_eq!(c.lookup(&k, &mut wc), Some((7, &3)));
-        assert_eq!(c.replace(&v, &m, 9, 4), Err(4));
-        assert_eq!(c.replace(&v, &m, 5, 4), Ok(1));
+        assert_eq!(c.lookup(&k, &mut wc).map(|(p, r)| (p, r.id)), Some((7, 3)));
+        assert_eq!(c.replace(t(&v, &m, 9, 4)).map_err(|r| r.id), Err(4));
+        assert_eq!(c.replace(t(&v, &m, 5, 4)).map(|r| r.id), Ok(1));
         assert_eq!(c.len(), 2);
     }
 
     #[test]
     fn subsumed_and_overlap_queries() {
-        let mut c: Classifier<u32> = Classifier::default();
+        let mut c: Classifier<T> = Classifier::default();
         let (va, ma) = km(&[
             (Field::DlType, 0x800, 0xffff),
             (Field::NwSrc, 1, 0xffffffff),
@@ -412,18 +631,16 @@ mod tests {
             (Field::NwSrc, 2, 0xffffffff),
         ]);
         let (vc, mc) = km(&[(Field::DlType, 0x806, 0xffff)]);
-        c.insert(&va, &ma, 100, 1);
-        c.insert(&vb, &mb, 100, 2);
-        c.insert(&vc, &mc, 100, 3);
+        c.insert(t(&va, &ma, 100, 1));
+        c.insert(t(&vb, &mb, 100, 2));
+        c.insert(t(&vc, &mc, 100, 3));
         let (vq, mq) = km(&[(Field::DlType, 0x800, 0xffff)]);
         let mut got = vec![];
-        c.for_each_subsumed(&vq, &mq, |_, _, _, r| got.push(*r));
+        c.for_each_subsumed(&vq, &mq, |r| got.push(r.id));
         got.sort();
         assert_eq!(got, vec![1, 2]);
         let mut all = vec![];
-        c.for_each_subsumed(&FlowKey::default(), &FlowKey::default(), |_, _, _, r| {
-            all.push(*r)
-        });
+        c.for_each_subsumed(&FlowKey::default(), &FlowKey::default(), |r| all.push(r.id));
         assert_eq!(all.len(), 3);
         assert!(c.has_overlap(&vq, &mq, 100));
         assert!(!c.has_overlap(&vq, &mq, 99));
@@ -441,10 +658,10 @@ mod tests {
 
     #[test]
     fn clones_are_independent() {
-        let mut c: Classifier<u32> = Classifier::default();
+        let mut c: Classifier<T> = Classifier::default();
         for i in 0..100u128 {
             let (v, m) = km(&[(Field::NwSrc, i, 0xffffffff)]);
-            c.insert(&v, &m, 1, i as u32);
+            c.insert(t(&v, &m, 1, i as u32));
         }
         let snap = c.clone();
         for i in 0..50u128 {
@@ -459,30 +676,63 @@ mod tests {
         assert!(snap.lookup(&k, &mut wc).is_some());
         assert!(c.lookup(&k, &mut wc).is_none());
     }
+
+    #[test]
+    fn key_words_round_trip_inline_and_heap() {
+        let (v, m) = km(&[(Field::NwSrc, 0x0a000001, 0xffffffff)]);
+        let k = KeyWords::new(&v, &m);
+        assert!(matches!(k, KeyWords::Inline { n: 1, .. }));
+        assert_eq!(k.expand(&m), v);
+        let (v, m) = km(&[
+            (Field::InPort, 3, 0xffffffff),
+            (Field::DlDst, 0x0200_0000_0001, 0xffff_ffff_ffff),
+            (Field::DlSrc, 0x0200_0000_0002, 0xffff_ffff_ffff),
+            (Field::NwSrc, 1, 0xffffffff),
+            (Field::TpDst, 80, 0xffff),
+            (Field::TunnelId, 9, u64::MAX as u128),
+        ]);
+        let k = KeyWords::new(&v, &m);
+        assert!(matches!(k, KeyWords::Heap(_)));
+        assert_eq!(k.as_slice().len(), 6);
+        assert_eq!(k.expand(&m), v);
+        let r = t(&v, &m, 1, 1);
+        assert_eq!(rule_value(&r), v);
+    }
 }
 
 #[cfg(test)]
 mod prop_tests {
+    use super::tests::{t, T};
     use super::*;
     use crate::datapath::flow::Field;
     use proptest::prelude::*;
 
-    const FIELDS: [Field; 3] = [Field::NwSrc, Field::TpDst, Field::InPort];
+    const FIELDS: [Field; 5] = [
+        Field::NwSrc,
+        Field::TpDst,
+        Field::InPort,
+        Field::DlSrc,
+        Field::TunnelId,
+    ];
 
     fn rule() -> impl Strategy<Value = (Vec<(u8, u8)>, u16)> {
-        (proptest::collection::vec((0u8..4, 0u8..4), 3), 0u16..1000)
+        (proptest::collection::vec((0u8..4, 0u8..4), 5), 0u16..1000)
     }
 
     proptest! {
         /// Lookup agrees with a brute-force scan, and the reported wildcards are
         /// enough: any key equal to the probe under them gets the same answer.
+        /// Strict lookups, subsumption and removal agree with the model too, and
+        /// each rule's compact key expands back to its value.
         #[test]
         fn lookup_matches_brute_force(
             rules in proptest::collection::vec(rule(), 0..40),
-            probes in proptest::collection::vec((0u8..4, 0u8..4, 0u8..4, any::<u64>()), 1..20),
+            probes in proptest::collection::vec(
+                (proptest::collection::vec(0u8..4, 5), any::<u64>()), 1..20),
+            removals in proptest::collection::vec(any::<prop::sample::Index>(), 0..10),
         ) {
-            let mut c: Classifier<usize> = Classifier::default();
-            let mut all: Vec<(FlowKey, FlowKey, u16, usize)> = vec![];
+            let mut c: Classifier<T> = Classifier::default();
+            let mut all: Vec<(FlowKey, FlowKey, u16, u32)> = vec![];
             for (i, (fs, prio)) in rules.iter().enumerate() {
                 let mut v = FlowKey::default();
                 let mut m = FlowKey::default();
@@ -493,30 +743,53 @@ mod prop_tests {
                 // Unique priority per (match) so the winner is well defined.
                 let prio = prio * 64 + i as u16;
                 if c.find_exact(&v, &m, prio).is_none() {
-                    c.insert(&v, &m, prio, i);
-                    all.push((v, m, prio, i));
+                    let r = t(&v, &m, prio, i as u32);
+                    prop_assert_eq!(rule_value(&r), v);
+                    prop_assert_eq!(r.key.expand(&m), v);
+                    c.insert(r);
+                    all.push((v, m, prio, i as u32));
                 }
             }
+            for ix in removals {
+                if all.is_empty() {
+                    break;
+                }
+                let (v, m, p, i) = all.remove(ix.index(all.len()));
+                prop_assert_eq!(c.remove(&v, &m, p).map(|r| r.id), Some(i));
+            }
             prop_assert_eq!(c.len(), all.len());
-            for (a, b, d, noise) in probes {
+            for (v, m, p, i) in &all {
+                prop_assert_eq!(c.find_exact(v, m, *p).map(|r| r.id), Some(*i));
+                let mut got = vec![];
+                c.for_each_subsumed(v, m, |r| got.push(r.id));
+                let mut want: Vec<u32> = all
+                    .iter()
+                    .filter(|(v2, m2, _, _)| m.is_subset_of(m2) && v2.masked(m) == *v)
+                    .map(|x| x.3)
+                    .collect();
+                got.sort();
+                want.sort();
+                prop_assert_eq!(got, want);
+            }
+            for (vals, noise) in probes {
                 let mut k = FlowKey::default();
-                k.set(Field::NwSrc, a as u128);
-                k.set(Field::TpDst, b as u128);
-                k.set(Field::InPort, d as u128);
+                for (f, &x) in FIELDS.iter().zip(vals.iter()) {
+                    k.set(*f, x as u128);
+                }
                 let want = all
                     .iter()
                     .filter(|(v, m, _, _)| k.matches(v, m))
                     .max_by_key(|(_, _, p, _)| *p)
                     .map(|(_, _, p, i)| (*p, *i));
                 let mut wc = FlowKey::default();
-                let got = c.lookup(&k, &mut wc).map(|(p, r)| (p, *r));
+                let got = c.lookup(&k, &mut wc).map(|(p, r)| (p, r.id));
                 prop_assert_eq!(got, want);
                 let mut k2 = k;
                 for i in 0..FLOW_WORDS {
                     k2.w[i] = (k.w[i] & wc.w[i]) | (noise.rotate_left(i as u32) & !wc.w[i]);
                 }
                 let mut wc2 = FlowKey::default();
-                prop_assert_eq!(c.lookup(&k2, &mut wc2).map(|(p, r)| (p, *r)), want);
+                prop_assert_eq!(c.lookup(&k2, &mut wc2).map(|(p, r)| (p, r.id)), want);
             }
         }
     }

@@ -1,4 +1,5 @@
-//! A persistent hash map from [`FlowKey`] to a value, with structural sharing.
+//! A persistent hash map from a short key (a slice of `u64` words) to items that
+//! carry their own key, with structural sharing.
 //!
 //! Why not a plain `hashbrown` map: the Bridge actor publishes immutable snapshots
 //! of its flow tables for the upcall handlers and revalidators, and keeps mutating
@@ -6,59 +7,77 @@
 //! copy the whole table (100k entries for a bulk load published every few dozen
 //! messages turns a linear load into a quadratic one). This hash array mapped trie
 //! shares every untouched node between the published and the working copy: a write
-//! after a publish copies only the path from the root to the changed leaf
+//! after a publish copies only the path from the root to the changed entry
 //! (at most `ceil(64 / 5)` nodes of at most 32 pointers each); a write with no
 //! publish in between copies nothing, because `Arc::make_mut` on a uniquely owned
 //! node mutates it in place.
 //!
-//! Layout: each branch node has a 32-bit occupancy bitmap and a dense vector of
-//! children, indexed by 5 bits of the key's 64-bit hash per level. Leaves hold every
-//! key with one full hash (so a 64-bit collision is handled by a short list).
+//! Memory: the map stores no key of its own. Items implement [`HamtItem`] and
+//! give their key (for flow rules, the rule's compact match value), so a key is
+//! stored once, in the item. The common case of one item per hash is a single
+//! pointer-sized slot in its parent node (no leaf allocation); only items sharing
+//! a full 64-bit hash (the same key at several priorities, or a real collision)
+//! share a `Many` bucket. Nodes hold exactly-sized child arrays.
+//!
+//! Layout: each branch is a dense, exactly-sized array of children indexed by
+//! 5 bits of the key's 64-bit hash per level, with its 32-bit occupancy bitmap
+//! kept in the parent's slot (so a lookup does one dependent load per level).
 
-use crate::datapath::flow::FlowKey;
 use std::sync::Arc;
 
 const BITS: u32 = 5;
 const FANOUT_MASK: u64 = (1 << BITS) - 1;
 
-#[derive(Clone, Debug)]
-struct Leaf<V> {
-    hash: u64,
-    entries: Vec<(FlowKey, V)>,
+/// Something stored in a [`Hamt`]: it knows its own key.
+pub trait HamtItem: Clone {
+    /// The key words (what [`hash_words`] hashes and lookups compare).
+    fn key_words(&self) -> &[u64];
 }
 
-#[derive(Clone, Debug)]
-enum Entry<V> {
-    Leaf(Arc<Leaf<V>>),
-    Node(Arc<Node<V>>),
-}
-
-#[derive(Clone, Debug)]
-struct Node<V> {
-    bitmap: u32,
-    children: Vec<Entry<V>>,
-}
-
-impl<V> Default for Node<V> {
-    fn default() -> Self {
-        Node {
-            bitmap: 0,
-            children: Vec::new(),
-        }
+/// The hash every user of a [`Hamt`] must use for its keys (FxHash-style
+/// multiply/rotate over the words): fast, not for anything adversarial.
+#[inline]
+pub fn hash_words(w: &[u64]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h: u64 = w.len() as u64;
+    for &x in w {
+        h = (h.rotate_left(5) ^ x).wrapping_mul(K);
     }
+    // Keys are short (2 words for `ip,nw_src,nw_dst`), so few multiply rounds
+    // spread the last word upwards only: finish with a full avalanche (the
+    // murmur3 finaliser) so the low bits the trie indexes by are well mixed.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+#[derive(Clone, Debug)]
+enum Entry<R> {
+    /// One item, alone at its hash.
+    One(R),
+    /// Two or more items with the same full hash, in the order the owner keeps.
+    Many(Arc<Vec<R>>),
+    /// A sub-trie for the next 5 bits: its occupancy bitmap and its children.
+    /// The bitmap lives here, next to the pointer, so descending one level is
+    /// one dependent load (the children array), not two.
+    Node(u32, Arc<[Entry<R>]>),
 }
 
 /// The persistent map. Cloning is O(1) (one `Arc` clone).
 #[derive(Clone, Debug)]
-pub struct Hamt<V> {
-    root: Arc<Node<V>>,
+pub struct Hamt<R> {
+    bitmap: u32,
+    root: Arc<[Entry<R>]>,
     len: usize,
 }
 
-impl<V> Default for Hamt<V> {
+impl<R> Default for Hamt<R> {
     fn default() -> Self {
         Hamt {
-            root: Arc::new(Node::default()),
+            bitmap: 0,
+            root: Arc::new([]),
             len: 0,
         }
     }
@@ -79,8 +98,43 @@ fn index_of(bitmap: u32, bit: u32) -> usize {
     (bitmap & ((1u32 << bit) - 1)).count_ones() as usize
 }
 
-impl<V: Clone> Hamt<V> {
-    /// Number of keys.
+/// `a` with `v` inserted at `idx` (a new, exactly-sized array).
+fn with_inserted<T: Clone>(a: &[T], idx: usize, v: T) -> Arc<[T]> {
+    let mut vec = Vec::with_capacity(a.len() + 1);
+    vec.extend_from_slice(&a[..idx]);
+    vec.push(v);
+    vec.extend_from_slice(&a[idx..]);
+    vec.into()
+}
+
+/// `a` without the element at `idx`.
+fn without<T: Clone>(a: &[T], idx: usize) -> Arc<[T]> {
+    let mut vec = Vec::with_capacity(a.len().saturating_sub(1));
+    vec.extend_from_slice(&a[..idx]);
+    vec.extend_from_slice(&a[idx + 1..]);
+    vec.into()
+}
+
+impl<R: HamtItem> Entry<R> {
+    /// The full hash of an item entry (recomputed from its key).
+    fn item_hash(&self) -> Option<u64> {
+        match self {
+            Entry::One(r) => Some(hash_words(r.key_words())),
+            Entry::Many(v) => v.first().map(|r| hash_words(r.key_words())),
+            Entry::Node(..) => None,
+        }
+    }
+}
+
+/// What to do to a parent slot after recursing into its sub-trie.
+enum After<R> {
+    Keep,
+    Remove,
+    Replace(Entry<R>),
+}
+
+impl<R: HamtItem> Hamt<R> {
+    /// Number of items.
     pub fn len(&self) -> usize {
         self.len
     }
@@ -90,165 +144,131 @@ impl<V: Clone> Hamt<V> {
         self.len == 0
     }
 
-    /// Looks up `key`, whose hash is `hash` (callers hash once and reuse it).
+    /// Every item stored at `hash` (callers hash once with [`hash_words`] and
+    /// filter by key: items of other keys may be included). Allocation-free.
     #[inline]
-    pub fn get(&self, hash: u64, key: &FlowKey) -> Option<&V> {
-        let mut node: &Node<V> = &self.root;
+    pub fn get(&self, hash: u64) -> &[R] {
+        let mut bitmap = self.bitmap;
+        let mut children: &[Entry<R>] = &self.root;
         let mut depth = 0;
         loop {
             let bit = slot(hash, depth);
-            if node.bitmap & (1 << bit) == 0 {
-                return None;
+            if bitmap & (1 << bit) == 0 {
+                return &[];
             }
-            match &node.children[index_of(node.bitmap, bit)] {
-                Entry::Leaf(leaf) => {
-                    if leaf.hash != hash {
-                        return None;
-                    }
-                    return leaf.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v);
-                }
-                Entry::Node(n) => {
-                    node = n;
+            match &children[index_of(bitmap, bit)] {
+                // A lone item may sit here for a different hash (it was never
+                // split because nothing else needed the slot).
+                Entry::One(r) => return std::slice::from_ref(r),
+                Entry::Many(v) => return v,
+                Entry::Node(b, c) => {
+                    bitmap = *b;
+                    children = c;
                     depth += 1;
                 }
             }
         }
     }
 
-    /// Returns a mutable reference to the value at `key`, inserting `default()` when
-    /// absent. Copies shared nodes on the way down (path copying).
-    pub fn entry_or_insert_with(
-        &mut self,
-        hash: u64,
-        key: &FlowKey,
-        default: impl FnOnce() -> V,
-    ) -> &mut V {
-        let (v, inserted) = Self::upsert(Arc::make_mut(&mut self.root), hash, key, 0, default);
-        if inserted {
-            self.len += 1;
-        }
-        v
-    }
-
-    fn upsert<'a>(
-        node: &'a mut Node<V>,
-        hash: u64,
-        key: &FlowKey,
-        depth: u32,
-        default: impl FnOnce() -> V,
-    ) -> (&'a mut V, bool) {
-        let bit = slot(hash, depth);
-        let idx = index_of(node.bitmap, bit);
-        if node.bitmap & (1 << bit) == 0 {
-            node.bitmap |= 1 << bit;
-            node.children.insert(
-                idx,
-                Entry::Leaf(Arc::new(Leaf {
-                    hash,
-                    entries: vec![(*key, default())],
-                })),
-            );
-            let Entry::Leaf(leaf) = &mut node.children[idx] else {
-                unreachable!("just inserted a leaf")
-            };
-            let leaf = Arc::make_mut(leaf);
-            return (&mut leaf.entries[0].1, true);
-        }
-        // Split a leaf with a different hash into a sub-node first.
-        let needs_split = matches!(&node.children[idx], Entry::Leaf(l) if l.hash != hash);
-        if needs_split {
-            let old = std::mem::replace(&mut node.children[idx], Entry::Node(Arc::default()));
-            let Entry::Leaf(old_leaf) = old else {
-                unreachable!("checked above")
-            };
-            let mut sub = Node::default();
-            let obit = slot(old_leaf.hash, depth + 1);
-            sub.bitmap = 1 << obit;
-            sub.children.push(Entry::Leaf(old_leaf));
-            node.children[idx] = Entry::Node(Arc::new(sub));
-        }
-        match &mut node.children[idx] {
-            Entry::Leaf(leaf) => {
-                let leaf = Arc::make_mut(leaf);
-                if let Some(pos) = leaf.entries.iter().position(|(k, _)| k == key) {
-                    (&mut leaf.entries[pos].1, false)
-                } else {
-                    leaf.entries.push((*key, default()));
-                    let last = leaf.entries.len() - 1;
-                    (&mut leaf.entries[last].1, true)
-                }
-            }
-            Entry::Node(n) => Self::upsert(Arc::make_mut(n), hash, key, depth + 1, default),
-        }
-    }
-
-    /// Returns a mutable reference to an existing value (copying shared nodes on the
-    /// path), or `None` without copying anything when the key is absent.
-    pub fn get_mut(&mut self, hash: u64, key: &FlowKey) -> Option<&mut V> {
-        self.get(hash, key)?;
-        Some(self.entry_or_insert_with(hash, key, || unreachable!("key is present")))
-    }
-
-    /// Removes `key`; returns its value.
-    pub fn remove(&mut self, hash: u64, key: &FlowKey) -> Option<V> {
-        self.get(hash, key)?;
-        let v = Self::remove_in(Arc::make_mut(&mut self.root), hash, key, 0);
-        if v.is_some() {
-            self.len -= 1;
-        }
-        v
-    }
-
-    fn remove_in(node: &mut Node<V>, hash: u64, key: &FlowKey, depth: u32) -> Option<V> {
-        let bit = slot(hash, depth);
-        if node.bitmap & (1 << bit) == 0 {
-            return None;
-        }
-        let idx = index_of(node.bitmap, bit);
-        let (out, now_empty) = match &mut node.children[idx] {
-            Entry::Leaf(leaf) => {
-                if leaf.hash != hash {
-                    return None;
-                }
-                let leaf = Arc::make_mut(leaf);
-                let pos = leaf.entries.iter().position(|(k, _)| k == key)?;
-                let (_, v) = leaf.entries.swap_remove(pos);
-                (Some(v), leaf.entries.is_empty())
-            }
-            Entry::Node(n) => {
-                let n = Arc::make_mut(n);
-                let v = Self::remove_in(n, hash, key, depth + 1);
-                // Collapse a sub-node left with a single leaf back into this level.
-                if n.children.len() == 1 && matches!(n.children[0], Entry::Leaf(_)) {
-                    let only = n.children.pop();
-                    if let Some(e) = only {
-                        node.children[idx] = e;
-                    }
-                    (v, false)
-                } else {
-                    (v, n.children.is_empty())
-                }
-            }
-        };
-        if now_empty {
-            node.children.remove(idx);
-            node.bitmap &= !(1 << bit);
-        }
+    /// Applies `f` to the list of items stored at `hash` (empty when none),
+    /// copying shared nodes on the way down (path copying), and stores the
+    /// result back (removing the slot when `f` leaves the list empty). Every item
+    /// `f` leaves must have a key hashing to `hash`. Returns what `f` returns.
+    pub fn update<T>(&mut self, hash: u64, f: impl FnOnce(&mut Vec<R>) -> T) -> T {
+        let (out, before, after) = Self::update_in(&mut self.bitmap, &mut self.root, hash, 0, f);
+        self.len = self.len + after - before;
         out
     }
 
-    /// Calls `f` on every entry (in hash order, which is arbitrary but stable for a
-    /// given set of keys). Linear in the number of entries.
-    pub fn for_each(&self, mut f: impl FnMut(&FlowKey, &V)) {
-        fn walk<V>(node: &Node<V>, f: &mut dyn FnMut(&FlowKey, &V)) {
-            for c in &node.children {
+    fn update_in<T>(
+        bitmap: &mut u32,
+        children: &mut Arc<[Entry<R>]>,
+        hash: u64,
+        depth: u32,
+        f: impl FnOnce(&mut Vec<R>) -> T,
+    ) -> (T, usize, usize) {
+        let bit = slot(hash, depth);
+        let idx = index_of(*bitmap, bit);
+        if *bitmap & (1 << bit) == 0 {
+            let mut items = Vec::new();
+            let out = f(&mut items);
+            let n = items.len();
+            if let Some(e) = Self::entry_from(items) {
+                *children = with_inserted(children, idx, e);
+                *bitmap |= 1 << bit;
+            }
+            return (out, 0, n);
+        }
+        let kids = Arc::make_mut(children);
+        // An item entry for another hash: push it one level down first.
+        let other = match &kids[idx] {
+            Entry::Node(..) => None,
+            e => e.item_hash().filter(|&h| h != hash && depth * BITS < 64),
+        };
+        if let Some(oh) = other {
+            let old = kids[idx].clone();
+            kids[idx] = Entry::Node(1 << slot(oh, depth + 1), Arc::new([old]));
+        }
+        let (res, after) = match &mut kids[idx] {
+            Entry::Node(b, c) => {
+                let r = Self::update_in(b, c, hash, depth + 1, f);
+                let after = if c.is_empty() {
+                    After::Remove
+                } else if c.len() == 1 && !matches!(c[0], Entry::Node(..)) {
+                    // Collapse a sub-trie left with a single item entry.
+                    After::Replace(c[0].clone())
+                } else {
+                    After::Keep
+                };
+                (r, after)
+            }
+            e => {
+                let mut items = match e {
+                    Entry::One(r) => vec![r.clone()],
+                    Entry::Many(v) => v.to_vec(),
+                    Entry::Node(..) => unreachable!("matched above"),
+                };
+                let before = items.len();
+                let out = f(&mut items);
+                let n = items.len();
+                let after = match Self::entry_from(items) {
+                    Some(new) => After::Replace(new),
+                    None => After::Remove,
+                };
+                ((out, before, n), after)
+            }
+        };
+        match after {
+            After::Keep => {}
+            After::Replace(e) => kids[idx] = e,
+            After::Remove => {
+                *children = without(children, idx);
+                *bitmap &= !(1 << bit);
+            }
+        }
+        res
+    }
+
+    fn entry_from(mut items: Vec<R>) -> Option<Entry<R>> {
+        match items.len() {
+            0 => None,
+            1 => items.pop().map(Entry::One),
+            _ => {
+                items.shrink_to_fit();
+                Some(Entry::Many(Arc::new(items)))
+            }
+        }
+    }
+
+    /// Calls `f` on every item (in hash order, which is arbitrary but stable for a
+    /// given set of keys). Linear in the number of items.
+    pub fn for_each(&self, mut f: impl FnMut(&R)) {
+        fn walk<R>(children: &[Entry<R>], f: &mut dyn FnMut(&R)) {
+            for c in children {
                 match c {
-                    Entry::Leaf(l) => {
-                        for (k, v) in &l.entries {
-                            f(k, v);
-                        }
-                    }
-                    Entry::Node(n) => walk(n, f),
+                    Entry::One(r) => f(r),
+                    Entry::Many(v) => v.iter().for_each(&mut *f),
+                    Entry::Node(_, c) => walk(c, f),
                 }
             }
         }
@@ -259,68 +279,131 @@ impl<V: Clone> Hamt<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datapath::flow::Field;
 
-    fn key(i: u64) -> FlowKey {
-        let mut k = FlowKey::default();
-        k.set(Field::NwSrc, i as u128);
-        k
+    #[derive(Clone, Debug, PartialEq)]
+    struct It {
+        k: [u64; 1],
+        v: u64,
+    }
+
+    impl HamtItem for It {
+        fn key_words(&self) -> &[u64] {
+            &self.k
+        }
+    }
+
+    /// A map over `Hamt` with an optional weak hash that forces deep splits and
+    /// full collisions.
+    struct M {
+        h: Hamt<It>,
+        weak: bool,
+    }
+
+    impl M {
+        fn hash(&self, k: u64) -> u64 {
+            if self.weak {
+                // Still consistent with `hash_words` for `Entry::item_hash`:
+                // weak mode stores keys whose hash we control through the key.
+                hash_words(&[k % 1000])
+            } else {
+                hash_words(&[k])
+            }
+        }
+        fn key(&self, k: u64) -> [u64; 1] {
+            if self.weak {
+                [k % 1000]
+            } else {
+                [k]
+            }
+        }
+        fn set(&mut self, k: u64, v: u64) {
+            let h = self.hash(k);
+            let key = self.key(k);
+            self.h.update(h, |items| {
+                items.retain(|it| it.v / 1_000_000 != k);
+                items.push(It {
+                    k: key,
+                    v: k * 1_000_000 + v,
+                });
+            });
+        }
+        fn get(&self, k: u64) -> Option<u64> {
+            let key = self.key(k);
+            self.h
+                .get(self.hash(k))
+                .iter()
+                .find(|it| it.k == key && it.v / 1_000_000 == k)
+                .map(|it| it.v % 1_000_000)
+        }
+        fn remove(&mut self, k: u64) -> bool {
+            let h = self.hash(k);
+            self.h.update(h, |items| {
+                let n = items.len();
+                items.retain(|it| it.v / 1_000_000 != k);
+                items.len() != n
+            })
+        }
     }
 
     #[test]
     fn insert_get_remove_many_with_forced_collisions() {
-        let mut h: Hamt<u64> = Hamt::default();
-        // Use a deliberately weak hash so that deep splits and full collisions happen.
-        let hh = |i: u64| i % 1000;
-        for i in 0..5000u64 {
-            *h.entry_or_insert_with(hh(i), &key(i), || 0) = i;
+        for weak in [false, true] {
+            let mut m = M {
+                h: Hamt::default(),
+                weak,
+            };
+            for i in 0..5000u64 {
+                m.set(i, i % 7);
+            }
+            assert_eq!(m.h.len(), 5000);
+            for i in 0..5000u64 {
+                assert_eq!(m.get(i), Some(i % 7));
+            }
+            assert_eq!(m.get(7000), None);
+            for i in (0..5000u64).step_by(2) {
+                assert!(m.remove(i));
+                assert!(!m.remove(i));
+            }
+            assert_eq!(m.h.len(), 2500);
+            for i in 0..5000u64 {
+                assert_eq!(m.get(i).is_some(), i % 2 == 1);
+            }
+            let mut n = 0;
+            m.h.for_each(|_| n += 1);
+            assert_eq!(n, 2500);
+            for i in 0..5000u64 {
+                m.remove(i);
+            }
+            assert!(m.h.is_empty());
+            assert!(m.h.root.is_empty());
+            assert_eq!(m.h.bitmap, 0);
         }
-        assert_eq!(h.len(), 5000);
-        for i in 0..5000u64 {
-            assert_eq!(h.get(hh(i), &key(i)), Some(&i));
-        }
-        assert_eq!(h.get(hh(7000), &key(7000)), None);
-        for i in (0..5000u64).step_by(2) {
-            assert_eq!(h.remove(hh(i), &key(i)), Some(i));
-        }
-        assert_eq!(h.len(), 2500);
-        for i in 0..5000u64 {
-            assert_eq!(h.get(hh(i), &key(i)).is_some(), i % 2 == 1);
-        }
-        let mut n = 0;
-        h.for_each(|_, _| n += 1);
-        assert_eq!(n, 2500);
     }
 
     #[test]
     fn snapshots_are_unaffected_by_later_writes() {
-        let mut h: Hamt<u64> = Hamt::default();
+        let mut m = M {
+            h: Hamt::default(),
+            weak: false,
+        };
         for i in 0..1000u64 {
-            let k = key(i);
-            *h.entry_or_insert_with(k.hash64(), &k, || 0) = i;
+            m.set(i, 1);
         }
-        let snap = h.clone();
+        let snap = M {
+            h: m.h.clone(),
+            weak: false,
+        };
         for i in 0..1000u64 {
-            let k = key(i);
             if i % 3 == 0 {
-                h.remove(k.hash64(), &k);
-            } else if let Some(v) = h.get_mut(k.hash64(), &k) {
-                *v += 1_000_000;
+                m.remove(i);
+            } else {
+                m.set(i, 2);
             }
         }
         for i in 0..1000u64 {
-            let k = key(i);
-            assert_eq!(snap.get(k.hash64(), &k), Some(&i));
-            let now = h.get(k.hash64(), &k).copied();
-            assert_eq!(
-                now,
-                if i % 3 == 0 {
-                    None
-                } else {
-                    Some(i + 1_000_000)
-                }
-            );
+            assert_eq!(snap.get(i), Some(1));
+            assert_eq!(m.get(i), if i % 3 == 0 { None } else { Some(2) });
         }
-        assert_eq!(snap.len(), 1000);
+        assert_eq!(snap.h.len(), 1000);
     }
 }

@@ -25,6 +25,7 @@ pub mod mac_learning;
 pub mod match_;
 pub mod rule;
 mod stats;
+pub use stats::FlowStatsJob;
 pub mod trace;
 mod validate;
 pub mod xlate;
@@ -43,7 +44,7 @@ use crate::openflow::oxm::Match;
 use crate::types::{Cookie, DatapathId, GroupId, MeterId, PortNo, TableId};
 use classifier::Classifier;
 use rule::PC_SUPPORTED;
-pub use rule::{Group, Meter, PortInfo, Rule, RuleCounters};
+pub use rule::{Group, Meter, PortInfo, Rule, RuleCounters, RuleParts};
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -140,6 +141,11 @@ pub struct Ofproto {
     dirty: bool,
     last: Option<Arc<TablesSnapshot>>,
     next_rule_id: u64,
+    /// Interned instruction lists: rules with equal instructions share one
+    /// allocation. Entries nobody else holds are swept when the pool doubles.
+    instr_pool: hashbrown::HashSet<Arc<[Instruction]>>,
+    /// Pool size after the last sweep.
+    instr_pool_swept: usize,
 }
 
 /// Which rules a modify/delete/stats request selects.
@@ -196,6 +202,8 @@ impl Ofproto {
             dirty: true,
             last: None,
             next_rule_id: 1,
+            instr_pool: hashbrown::HashSet::new(),
+            instr_pool_swept: 0,
         }
     }
 
@@ -290,6 +298,27 @@ impl Ofproto {
 
     // ---- rule bookkeeping -------------------------------------------------------
 
+    /// The shared copy of an instruction list (amortised O(1): the pool is swept
+    /// of lists no rule uses any more each time it doubles).
+    fn intern_instructions(&mut self, ins: &[Instruction]) -> Arc<[Instruction]> {
+        if let Some(a) = self.instr_pool.get(ins) {
+            return a.clone();
+        }
+        if self.instr_pool.len() >= 2 * self.instr_pool_swept.max(32) {
+            self.instr_pool.retain(|a| Arc::strong_count(a) > 1);
+            self.instr_pool_swept = self.instr_pool.len();
+        }
+        let a: Arc<[Instruction]> = ins.into();
+        self.instr_pool.insert(a.clone());
+        a
+    }
+
+    /// Number of distinct instruction lists in the intern pool (tests).
+    #[cfg(test)]
+    fn instr_pool_len(&self) -> usize {
+        self.instr_pool.len()
+    }
+
     fn account(&mut self, rule: &Arc<Rule>, add: bool) {
         for g in rule.groups() {
             let c = self.group_refs.entry(g).or_insert(0);
@@ -321,7 +350,7 @@ impl Ofproto {
         self.touch();
         self.account(&rule, true);
         let t = Arc::make_mut(&mut self.tables[rule.table_id.0 as usize]);
-        let old = t.insert(&rule.value, &rule.mask, rule.priority, rule.clone());
+        let old = t.insert(rule.clone());
         if let Some(o) = &old {
             self.account(o, false);
         }
@@ -330,7 +359,7 @@ impl Ofproto {
 
     fn uninstall(&mut self, rule: &Arc<Rule>) -> bool {
         let t = Arc::make_mut(&mut self.tables[rule.table_id.0 as usize]);
-        let removed = t.remove(&rule.value, &rule.mask, rule.priority);
+        let removed = t.remove(&rule.value(), rule.mask(), rule.priority);
         if let Some(r) = &removed {
             self.account(r, false);
             self.touch();
@@ -370,7 +399,7 @@ impl Ofproto {
                         }
                     }
                 }
-                None => t.for_each_subsumed(&value, &mask, |_, _, _, r| {
+                None => t.for_each_subsumed(&value, &mask, |r| {
                     if keep(r) {
                         out.push(r.clone());
                     }
@@ -421,27 +450,19 @@ impl Ofproto {
                     out_group: GroupId::ANY,
                 });
                 let mut res = FlowModResult::default();
+                let instructions = if victims.is_empty() {
+                    None
+                } else {
+                    Some(self.intern_instructions(&fm.instructions))
+                };
                 for old in victims {
                     let counters = if fm.flags & FF_RESET_COUNTS != 0 {
                         Arc::new(RuleCounters::default())
                     } else {
                         old.counters.clone()
                     };
-                    let new = Arc::new(Rule {
-                        id: old.id,
-                        table_id: old.table_id,
-                        priority: old.priority,
-                        match_: old.match_.clone(),
-                        value: old.value,
-                        mask: old.mask,
-                        cookie: old.cookie,
-                        idle_timeout: old.idle_timeout,
-                        hard_timeout: old.hard_timeout,
-                        flags: old.flags,
-                        instructions: fm.instructions.clone(),
-                        created_ms: old.created_ms,
-                        counters,
-                    });
+                    let Some(ins) = &instructions else { break };
+                    let new = Arc::new(old.with_instructions(ins.clone(), counters));
                     self.install(new);
                     res.modified += 1;
                 }
@@ -468,7 +489,7 @@ impl Ofproto {
                         continue;
                     }
                     let old = std::mem::take(&mut self.tables[i]);
-                    old.for_each(|_, _, _, r| res.removed.push(r.clone()));
+                    old.for_each(|r| res.removed.push(r.clone()));
                 }
                 for r in &res.removed {
                     self.account(r, false);
@@ -525,21 +546,25 @@ impl Ofproto {
                 (Arc::new(RuleCounters::default()), id)
             }
         };
-        let rule = Arc::new(Rule {
+        let mask = self.tables[fm.table_id.0 as usize]
+            .shared_mask(&mask)
+            .unwrap_or_else(|| Arc::new(mask));
+        let instructions = self.intern_instructions(&fm.instructions);
+        let rule = Arc::new(Rule::new(RuleParts {
             id,
             table_id: fm.table_id,
             priority: fm.priority,
-            match_: fm.match_.clone(),
-            value,
+            match_: &fm.match_,
+            value: &value,
             mask,
             cookie: fm.cookie,
             idle_timeout: fm.idle_timeout,
             hard_timeout: fm.hard_timeout,
             flags: fm.flags,
-            instructions: fm.instructions.clone(),
+            instructions,
             created_ms: now_ms,
             counters,
-        });
+        }));
         self.install(rule.clone());
         Ok(FlowModResult {
             removed: Vec::new(),
@@ -703,7 +728,7 @@ impl Ofproto {
                     if self.meter_refs.get(&id).copied().unwrap_or(0) > 0 {
                         let mut victims = Vec::new();
                         for t in &self.tables {
-                            t.for_each(|_, _, _, r| {
+                            t.for_each(|r| {
                                 if r.meter() == Some(id) {
                                     victims.push(r.clone());
                                 }

@@ -8,10 +8,13 @@
 //! builds a new `Rule` with new instructions) keeps counting into the same counters,
 //! including pushes from revalidators that still hold the old `Arc<Rule>`.
 
+use super::classifier::{ClassifierRule, KeyWords};
+use super::hamt::HamtItem;
 use crate::datapath::flow::FlowKey;
 use crate::openflow::action::{Action, Instruction};
 use crate::openflow::message::{Bucket, GroupType, MeterBand, FF_SEND_FLOW_REM};
 use crate::openflow::oxm::Match;
+use crate::openflow::{decode_oxms, encode_oxms};
 use crate::types::{Cookie, GroupId, MacAddr, MeterId, PortNo, TableId};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,37 +31,174 @@ pub struct RuleCounters {
 }
 
 /// One OpenFlow flow entry.
+///
+/// Memory layout (a switch may hold 100k+ of these): the match is kept as the
+/// OXM TLV bytes it encodes to (decoded on demand by [`Rule::match_`], copied
+/// as-is into flow stats), the mask is shared by every rule of its subtable
+/// (`Arc`), the masked value keeps only the words where the mask is non-zero
+/// ([`KeyWords`], inline for up to four words), and identical instruction lists
+/// share one `Arc<[Instruction]>` (interned by [`super::Ofproto`]).
 #[derive(Debug)]
 pub struct Rule {
     /// Unique id for the switch's lifetime (indexes the timeout list).
     pub id: u64,
-    /// Table the rule is in.
-    pub table_id: TableId,
-    /// Priority.
-    pub priority: u16,
-    /// The match as the controller sent it (echoed in dumps and FLOW_REMOVED).
-    pub match_: Match,
-    /// Match value (already masked).
-    pub value: FlowKey,
-    /// Match mask.
-    pub mask: FlowKey,
+    /// When the rule was added (ms); FLOW_MOD replacement keeps it only with counters.
+    pub created_ms: u64,
     /// Cookie.
     pub cookie: Cookie,
+    /// Statistics, shared with replacements that keep counters.
+    pub counters: Arc<RuleCounters>,
+    /// Instructions, validated at FLOW_MOD time (shared between equal lists).
+    pub instructions: Arc<[Instruction]>,
+    /// The match's OXM TLVs (no `ofp_match` header or padding).
+    oxm: Box<[u8]>,
+    /// Match mask.
+    mask: Arc<FlowKey>,
+    /// Match value, compacted under `mask`.
+    key: KeyWords,
+    /// Priority.
+    pub priority: u16,
     /// Idle timeout, seconds (0 = none).
     pub idle_timeout: u16,
     /// Hard timeout, seconds (0 = none).
     pub hard_timeout: u16,
     /// OFPFF_* flags.
     pub flags: u16,
-    /// Instructions, validated at FLOW_MOD time.
-    pub instructions: Vec<Instruction>,
-    /// When the rule was added (ms); FLOW_MOD replacement keeps it only with counters.
+    /// Table the rule is in.
+    pub table_id: TableId,
+}
+
+/// Everything a [`Rule`] is built from (a struct, because there are many parts).
+pub struct RuleParts<'a> {
+    /// See [`Rule::id`].
+    pub id: u64,
+    /// See [`Rule::table_id`].
+    pub table_id: TableId,
+    /// See [`Rule::priority`].
+    pub priority: u16,
+    /// The match as received (already validated and normalised).
+    pub match_: &'a Match,
+    /// The match value (masked or not; it is masked here).
+    pub value: &'a FlowKey,
+    /// The match mask, ideally shared with other rules (see
+    /// [`super::classifier::Classifier::shared_mask`]).
+    pub mask: Arc<FlowKey>,
+    /// See [`Rule::cookie`].
+    pub cookie: Cookie,
+    /// See [`Rule::idle_timeout`].
+    pub idle_timeout: u16,
+    /// See [`Rule::hard_timeout`].
+    pub hard_timeout: u16,
+    /// See [`Rule::flags`].
+    pub flags: u16,
+    /// See [`Rule::instructions`].
+    pub instructions: Arc<[Instruction]>,
+    /// See [`Rule::created_ms`].
     pub created_ms: u64,
-    /// Statistics, shared with replacements that keep counters.
+    /// See [`Rule::counters`].
     pub counters: Arc<RuleCounters>,
 }
 
+impl HamtItem for Arc<Rule> {
+    #[inline]
+    fn key_words(&self) -> &[u64] {
+        self.key.as_slice()
+    }
+}
+
+impl ClassifierRule for Arc<Rule> {
+    #[inline]
+    fn mask(&self) -> &FlowKey {
+        &self.mask
+    }
+    #[inline]
+    fn priority(&self) -> u16 {
+        self.priority
+    }
+}
+
 impl Rule {
+    /// Builds a rule.
+    pub fn new(p: RuleParts<'_>) -> Rule {
+        Rule {
+            id: p.id,
+            created_ms: p.created_ms,
+            cookie: p.cookie,
+            counters: p.counters,
+            instructions: p.instructions,
+            oxm: encode_oxms(p.match_).into_boxed_slice(),
+            key: KeyWords::new(p.value, &p.mask),
+            mask: p.mask,
+            priority: p.priority,
+            idle_timeout: p.idle_timeout,
+            hard_timeout: p.hard_timeout,
+            flags: p.flags,
+            table_id: p.table_id,
+        }
+    }
+
+    /// The same rule (match, priority, timeouts, cookie, creation time) with other
+    /// instructions and counters: what a FLOW_MOD MODIFY installs.
+    pub fn with_instructions(
+        &self,
+        instructions: Arc<[Instruction]>,
+        counters: Arc<RuleCounters>,
+    ) -> Rule {
+        Rule {
+            id: self.id,
+            created_ms: self.created_ms,
+            cookie: self.cookie,
+            counters,
+            instructions,
+            oxm: self.oxm.clone(),
+            mask: self.mask.clone(),
+            key: self.key.clone(),
+            priority: self.priority,
+            idle_timeout: self.idle_timeout,
+            hard_timeout: self.hard_timeout,
+            flags: self.flags,
+            table_id: self.table_id,
+        }
+    }
+
+    /// The match as the controller sent it (for FLOW_REMOVED and tests), decoded
+    /// from the stored OXM bytes.
+    pub fn match_(&self) -> Match {
+        match decode_oxms(&self.oxm) {
+            Ok(m) => m,
+            Err(e) => {
+                // We encoded these bytes ourselves from a validated match.
+                debug_assert!(false, "stored match does not decode: {e:?}");
+                Match::default()
+            }
+        }
+    }
+
+    /// The match's OXM TLVs as they go on the wire (flow stats copy them).
+    pub fn match_oxm(&self) -> &[u8] {
+        &self.oxm
+    }
+
+    /// Match mask.
+    pub fn mask(&self) -> &FlowKey {
+        &self.mask
+    }
+
+    /// The shared mask allocation.
+    pub fn mask_arc(&self) -> &Arc<FlowKey> {
+        &self.mask
+    }
+
+    /// Match value (masked).
+    pub fn value(&self) -> FlowKey {
+        self.key.expand(&self.mask)
+    }
+
+    /// The compact match value (words where the mask is non-zero).
+    pub fn key(&self) -> &KeyWords {
+        &self.key
+    }
+
     /// Adds datapath statistics (called by revalidators on any thread).
     #[inline]
     pub fn add_stats(&self, packets: u64, bytes: u64, used_ms: u64) {

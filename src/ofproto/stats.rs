@@ -4,7 +4,9 @@
 //! Features replies describe what translation really implements; when a feature is
 //! added to [`super::xlate`] or [`super::validate`], the lists here change with it.
 
+use super::rule::Rule;
 use super::{Ofproto, MAX_GROUPS, MAX_METERS, MAX_METER_BANDS, N_TABLES};
+use crate::openflow::codec::{FlowStatsRef, MultipartWriter};
 use crate::openflow::error::OfpError;
 use crate::openflow::message::{
     AggregateStats, DescStats, FlowStats, FlowStatsRequest, GroupDesc, GroupFeatures, GroupStats,
@@ -54,7 +56,7 @@ fn dur(created_ms: u64, now_ms: u64) -> (u32, u32) {
 }
 
 impl Ofproto {
-    fn stats_rules(&self, req: &FlowStatsRequest) -> Result<Vec<Arc<super::rule::Rule>>, OfpError> {
+    fn stats_rules(&self, req: &FlowStatsRequest) -> Result<Vec<Arc<Rule>>, OfpError> {
         if req.table_id != TableId::ALL && req.table_id.0 >= TableId::N_TABLES {
             return Err(OfpError::BadRequestTableId);
         }
@@ -69,6 +71,12 @@ impl Ofproto {
             out_port: req.out_port,
             out_group: req.out_group,
         }))
+    }
+
+    /// OFPMP_FLOW, to be encoded by a [`FlowStatsJob`]: the rules selected by
+    /// the request (non-strict match, cookie, out_port and out_group filters).
+    pub fn flow_stats_rules(&self, req: &FlowStatsRequest) -> Result<Vec<Arc<Rule>>, OfpError> {
+        self.stats_rules(req)
     }
 
     /// OFPMP_FLOW: every rule selected by the request (non-strict match, cookie,
@@ -95,8 +103,8 @@ impl Ofproto {
                     cookie: r.cookie,
                     packet_count: p,
                     byte_count: b,
-                    match_: r.match_.clone(),
-                    instructions: r.instructions.clone(),
+                    match_: r.match_(),
+                    instructions: r.instructions.to_vec(),
                 }
             })
             .collect())
@@ -333,6 +341,86 @@ impl Ofproto {
             sw_desc: env!("CARGO_PKG_VERSION").to_string(),
             serial_num: "None".to_string(),
             dp_desc: self.dp_desc.clone(),
+        }
+    }
+}
+
+/// An OFPMP_FLOW reply to be encoded: the selected rules (shared, so the
+/// Bridge is free as soon as it has picked them) and the request's time.
+/// Encoding reads each rule's counters when it gets to it and writes straight
+/// from the rule (match bytes copied, instructions encoded) into multipart
+/// messages of at most 64 KB, a few at a time, so a session can send the first
+/// messages while later ones are still being encoded.
+#[derive(Debug)]
+pub struct FlowStatsJob {
+    rules: std::vec::IntoIter<Arc<Rule>>,
+    now_ms: u64,
+    w: Option<MultipartWriter>,
+}
+
+impl FlowStatsJob {
+    /// A job answering request `xid` with `rules`, ages computed at `now_ms`.
+    pub fn new(xid: u32, now_ms: u64, rules: Vec<Arc<Rule>>) -> FlowStatsJob {
+        FlowStatsJob {
+            rules: rules.into_iter(),
+            now_ms,
+            w: Some(MultipartWriter::flow_stats(xid)),
+        }
+    }
+
+    /// Number of rules not yet encoded.
+    pub fn remaining(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Encodes until `min_msgs` messages are complete or every rule is done and
+    /// returns those messages; an empty vector means the job is finished. A rule
+    /// whose entry cannot fit in a message (impossible for a rule that came in
+    /// a FLOW_MOD, kept as a guard) is left out and logged.
+    pub fn next_chunk(&mut self, min_msgs: usize) -> Vec<Vec<u8>> {
+        let Some(w) = self.w.as_mut() else {
+            return Vec::new();
+        };
+        while w.n_ready() < min_msgs.max(1) {
+            let Some(r) = self.rules.next() else {
+                return self
+                    .w
+                    .take()
+                    .map(MultipartWriter::finish)
+                    .unwrap_or_default();
+            };
+            let (duration_sec, duration_nsec) = r.duration(self.now_ms);
+            let (packet_count, byte_count) = r.stats();
+            let e = FlowStatsRef {
+                table_id: r.table_id,
+                duration_sec,
+                duration_nsec,
+                priority: r.priority,
+                idle_timeout: r.idle_timeout,
+                hard_timeout: r.hard_timeout,
+                flags: r.flags,
+                cookie: r.cookie,
+                packet_count,
+                byte_count,
+                match_oxm: r.match_oxm(),
+                instructions: &r.instructions,
+            };
+            if let Err(err) = w.push_flow_stats(&e) {
+                tracing::warn!("flow stats: rule {} left out: {err}", r.id);
+            }
+        }
+        w.take_ready()
+    }
+
+    /// Every message at once.
+    pub fn encode_all(mut self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        loop {
+            let c = self.next_chunk(usize::MAX);
+            if c.is_empty() {
+                return out;
+            }
+            out.extend(c);
         }
     }
 }

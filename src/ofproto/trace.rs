@@ -183,7 +183,7 @@ pub fn trace(br: &BridgeShared, spec: &str) -> Result<String, String> {
         let _ = writeln!(s, " No match: table miss, packet dropped");
     }
     for r in &x.rules {
-        let m = crate::ofproto::match_::key_to_match(&r.value, &r.mask);
+        let m = crate::ofproto::match_::key_to_match(&r.value(), r.mask());
         let fields: Vec<String> = m
             .fields
             .iter()

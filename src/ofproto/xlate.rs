@@ -533,14 +533,14 @@ impl<'a> Ctx<'a> {
             self.rule = Some(rule.clone());
             let mut goto = None;
             // Spec order: meter, apply, clear, write, metadata, goto.
-            for ins in &rule.instructions {
+            for ins in rule.instructions.iter() {
                 if let Instruction::Meter(m) = ins {
                     if snap.meters.contains_key(m) {
                         self.emit(DpAction::Meter(m.0));
                     }
                 }
             }
-            for ins in &rule.instructions {
+            for ins in rule.instructions.iter() {
                 if let Instruction::ApplyActions(a) = ins {
                     self.do_actions(a);
                 }
@@ -548,14 +548,14 @@ impl<'a> Ctx<'a> {
             if self.stop {
                 return;
             }
-            for ins in &rule.instructions {
+            for ins in rule.instructions.iter() {
                 match ins {
                     Instruction::ClearActions => self.action_set = ActionSet::default(),
                     Instruction::GotoTable(t) => goto = Some(*t),
                     _ => {}
                 }
             }
-            for ins in &rule.instructions {
+            for ins in rule.instructions.iter() {
                 match ins {
                     Instruction::WriteActions(a) => self.action_set.write(a),
                     Instruction::WriteMetadata { value, mask } => {

@@ -14,13 +14,14 @@
 //!
 //! Everything here is pure and synchronous; the session actor owns the buffers.
 
+use super::action::Instruction;
 use super::action_codec::{
     decode_actions, decode_bands, decode_buckets, decode_instructions, encode_actions,
     encode_bands, encode_buckets, encode_instructions,
 };
 use super::error::OfpError;
 use super::framing::{header, our_versions, HEADER_LEN};
-use super::match_codec::{decode_match, encode_match};
+use super::match_codec::{decode_match, encode_match, encode_match_oxms};
 use super::message::*;
 use super::wire::{
     pad8, pad_to_8, patch_u16, put_string, put_u16, put_u32, put_u64, put_u8, put_zeros, Reader,
@@ -1629,4 +1630,111 @@ pub fn encode_multipart_reply_split(
     }
     out.append(&mut msgs);
     Ok(())
+}
+
+/// One flow-stats entry borrowed from wherever the switch keeps its rules, so a
+/// dump of 100k rules encodes straight from them (no per-rule [`FlowStats`]
+/// with cloned match and instructions). The match is given as its OXM TLVs
+/// ([`super::encode_oxms`]).
+#[derive(Clone, Copy, Debug)]
+pub struct FlowStatsRef<'a> {
+    /// Table.
+    pub table_id: TableId,
+    /// Age, seconds.
+    pub duration_sec: u32,
+    /// Age, nanoseconds part.
+    pub duration_nsec: u32,
+    /// Priority.
+    pub priority: u16,
+    /// Idle timeout.
+    pub idle_timeout: u16,
+    /// Hard timeout.
+    pub hard_timeout: u16,
+    /// OFPFF_* flags.
+    pub flags: u16,
+    /// Cookie.
+    pub cookie: Cookie,
+    /// Packets.
+    pub packet_count: u64,
+    /// Bytes.
+    pub byte_count: u64,
+    /// The match's OXM TLVs.
+    pub match_oxm: &'a [u8],
+    /// Instructions.
+    pub instructions: &'a [Instruction],
+}
+
+/// Builds a multipart reply of any length one entry at a time: finished
+/// messages (at most 65535 bytes, OFPMPF_REPLY_MORE set) can be taken and sent
+/// while later entries are still being encoded.
+#[derive(Debug)]
+pub struct MultipartWriter {
+    xid: u32,
+    mp_type: u16,
+    cur: Vec<u8>,
+    ready: Vec<Vec<u8>>,
+}
+
+impl MultipartWriter {
+    /// A writer for an OFPMP_FLOW reply.
+    pub fn flow_stats(xid: u32) -> MultipartWriter {
+        MultipartWriter {
+            xid,
+            mp_type: 1,
+            cur: start_mp_reply(xid, 1, MAX_MSG_LEN),
+            ready: Vec::new(),
+        }
+    }
+
+    /// Appends one flow-stats entry.
+    pub fn push_flow_stats(&mut self, f: &FlowStatsRef<'_>) -> Result<(), EncodeError> {
+        let before = self.cur.len();
+        let out = &mut self.cur;
+        put_u16(out, 0);
+        put_u8(out, f.table_id.0);
+        put_zeros(out, 1);
+        put_u32(out, f.duration_sec);
+        put_u32(out, f.duration_nsec);
+        put_u16(out, f.priority);
+        put_u16(out, f.idle_timeout);
+        put_u16(out, f.hard_timeout);
+        put_u16(out, f.flags);
+        put_zeros(out, 4);
+        put_u64(out, f.cookie.0);
+        put_u64(out, f.packet_count);
+        put_u64(out, f.byte_count);
+        encode_match_oxms(out, f.match_oxm);
+        encode_instructions(out, f.instructions);
+        let entry_len = out.len() - before;
+        if entry_len > u16::MAX as usize || MP_HEADER_LEN + entry_len > MAX_MSG_LEN {
+            out.truncate(before);
+            return Err(EncodeError::TooLong(MP_HEADER_LEN + entry_len));
+        }
+        patch_u16(out, before, entry_len as u16);
+        if self.cur.len() > MAX_MSG_LEN {
+            let mut next = start_mp_reply(self.xid, self.mp_type, MAX_MSG_LEN);
+            next.extend_from_slice(&self.cur[before..]);
+            self.cur.truncate(before);
+            seal_mp_reply(&mut self.cur, true);
+            self.ready.push(std::mem::replace(&mut self.cur, next));
+        }
+        Ok(())
+    }
+
+    /// Takes the messages finished so far (all full, REPLY_MORE set).
+    pub fn take_ready(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.ready)
+    }
+
+    /// Number of finished messages waiting in [`MultipartWriter::take_ready`].
+    pub fn n_ready(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// Seals the last message and returns every message not yet taken.
+    pub fn finish(mut self) -> Vec<Vec<u8>> {
+        seal_mp_reply(&mut self.cur, false);
+        self.ready.push(self.cur);
+        self.ready
+    }
 }

@@ -229,3 +229,34 @@ pub fn check_prerequisites(m: &Match) -> Result<(), OfpError> {
         Err(OfpError::BadPrereq)
     }
 }
+
+/// The OXM TLVs of a match, without the `ofp_match` header and padding: the
+/// compact form the flow table keeps a rule's match in (about 26 bytes for
+/// `ip,nw_src,nw_dst` instead of a `Vec` of 64-byte fields).
+pub fn encode_oxms(m: &Match) -> Vec<u8> {
+    let mut out = Vec::with_capacity(m.fields.iter().map(|f| 4 + 2 * f.id.wire_len()).sum());
+    for f in &m.fields {
+        encode_oxm(&mut out, f);
+    }
+    out
+}
+
+/// Parses TLVs produced by [`encode_oxms`] back into a match.
+pub fn decode_oxms(b: &[u8]) -> Result<Match, OfpError> {
+    let mut r = Reader::new(b, OfpError::BadMatchLen);
+    let mut fields = Vec::with_capacity(b.len() / 6);
+    while !r.is_empty() {
+        fields.push(decode_oxm(&mut r, &MATCH_ERRORS)?);
+    }
+    Ok(Match { fields })
+}
+
+/// Appends an `ofp_match` (header, the given TLVs, padding) whose TLVs are
+/// already encoded (by [`encode_oxms`]).
+pub(crate) fn encode_match_oxms(out: &mut Vec<u8>, oxms: &[u8]) {
+    let start = out.len();
+    put_u16(out, MATCH_TYPE_OXM);
+    put_u16(out, (4 + oxms.len()) as u16);
+    out.extend_from_slice(oxms);
+    pad_to_8(out, start);
+}

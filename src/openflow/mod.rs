@@ -28,4 +28,4 @@ pub use codec::{
     DecodeError, EncodeError,
 };
 pub use framing::{frame_len, header, negotiate, FrameError, Header, Incompatible};
-pub use match_codec::check_prerequisites;
+pub use match_codec::{check_prerequisites, decode_oxms, encode_oxms};
