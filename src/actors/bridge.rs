@@ -17,6 +17,7 @@ use crate::actors::revalidator::{FlowContext, Retranslated, Revalidator, RuleSta
 use crate::config::{BridgeConfig, FailMode, PortConfig};
 use crate::datapath::dpflow::DpFlow;
 use crate::datapath::flow::FlowKey;
+use crate::datapath::meter::now_ns;
 use crate::datapath::packet::VnetHdr;
 use crate::datapath::pmd::{Datapath, UpcallBatch};
 use crate::messages::bridge::*;
@@ -194,6 +195,10 @@ pub struct Bridge {
     /// than it can forward any more.
     acked_version: u64,
     stopping: bool,
+    /// Until when the bridge's thread keeps polling after an OpenFlow request
+    /// (see [`SpinWindow`]); shared with the spinning future.
+    /// Deadline in [`now_ns`] time; 0 = no spinner running.
+    spin_until: Arc<AtomicU64>,
 }
 
 impl Bridge {
@@ -250,6 +255,7 @@ impl Bridge {
             told_version: 0,
             acked_version: 0,
             stopping: false,
+            spin_until: Arc::new(AtomicU64::new(0)),
         };
         Ok((b, shared))
     }
@@ -730,11 +736,46 @@ impl Actor for Bridge {
     }
 }
 
+/// How long the bridge's thread keeps polling after an OpenFlow request.
+/// A controller or `ovs-ofctl add-flows` sends one flow-mod and one barrier at
+/// a time and waits for the reply: when the thread parks between requests,
+/// every round trip pays a wake-up (on a VM, an inter-processor interrupt and
+/// an exit, tens of microseconds) and a bulk load runs twice as slowly. Polling
+/// for a short while costs a little CPU only while requests keep coming.
+const SPIN_WINDOW: Duration = Duration::from_micros(300);
+
+/// Keeps the thread's runtime busy until the shared deadline passes: each
+/// `yield_now` lets the runtime poll its sockets (without blocking) before the
+/// task runs again, so the next request is picked up at once.
+async fn spin_window(until: Arc<AtomicU64>) {
+    while now_ns() < until.load(Relaxed) {
+        tokio::task::yield_now().await;
+    }
+    until.store(0, Relaxed);
+}
+
+impl Bridge {
+    /// Extends the polling window, starting a spinner when none runs. The
+    /// spinner is a task of its own, not an item of this actor's context, so
+    /// spinning does not re-poll the actor.
+    fn keep_warm(&mut self, _ctx: &mut Context<Self>) {
+        // Only this actor's thread touches the deadline (the spinner runs
+        // there too), so plain loads and stores are enough.
+        let running = self.spin_until.load(Relaxed) != 0;
+        self.spin_until
+            .store(now_ns() + SPIN_WINDOW.as_nanos() as u64, Relaxed);
+        if !running {
+            actix_rt::spawn(spin_window(self.spin_until.clone()));
+        }
+    }
+}
+
 impl Handler<OfRequests> for Bridge {
     type Result = ResponseActFuture<Self, Vec<OfReply>>;
 
-    fn handle(&mut self, m: OfRequests, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, m: OfRequests, ctx: &mut Context<Self>) -> Self::Result {
         let _g = self.guard::<OfRequests>();
+        self.keep_warm(ctx);
         let mut out = Vec::with_capacity(m.msgs.len());
         for (msg, head) in m.msgs {
             self.handle_of(msg, &head, &mut out);

@@ -146,6 +146,11 @@ struct Leader {
     max_idle_ms: u64,
     paused: bool,
     need_round: bool,
+    /// A deferred `maybe_start_round` is scheduled. At most one is: actix polls
+    /// every pending timer of an actor each time it wakes, so one timer per
+    /// TablesChanged (one per flow-mod in a bulk load) made each wake-up cost
+    /// hundreds of timer polls.
+    retry_armed: bool,
     last_round_start: Option<Instant>,
     waiting: Vec<oneshot::Sender<()>>,
     in_round: Vec<oneshot::Sender<()>>,
@@ -190,6 +195,7 @@ impl Revalidator {
                 max_idle_ms,
                 paused: false,
                 need_round: false,
+                retry_armed: false,
                 last_round_start: None,
                 waiting: Vec::new(),
                 in_round: Vec::new(),
@@ -346,7 +352,15 @@ impl Revalidator {
             let since = t.elapsed();
             if since < MIN_ROUND_GAP {
                 l.need_round = true;
-                ctx.run_later(MIN_ROUND_GAP - since, |a, ctx| a.maybe_start_round(ctx));
+                if !l.retry_armed {
+                    l.retry_armed = true;
+                    ctx.run_later(MIN_ROUND_GAP - since, |a, ctx| {
+                        if let Some(l) = a.leader.as_mut() {
+                            l.retry_armed = false;
+                        }
+                        a.maybe_start_round(ctx)
+                    });
+                }
                 return;
             }
         }
