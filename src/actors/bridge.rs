@@ -492,6 +492,7 @@ impl Bridge {
                     tx_dropped: s.tx_dropped,
                     rx_errors: s.rx_errors,
                     tx_errors: s.tx_errors,
+                    rx_over_err: s.rx_over_err,
                     duration_sec: 0,
                     duration_nsec: 0,
                     ..Default::default()

@@ -344,6 +344,9 @@ pub struct PortStats {
     pub rx_errors: AtomicU64,
     /// Errors the device itself counted (last value read from it).
     pub rx_dev_errors: AtomicU64,
+    /// Frames the kernel dropped because we did not read fast enough (last
+    /// cumulative value read from the device).
+    pub rx_overruns: AtomicU64,
     /// Packets sent.
     pub tx_packets: AtomicU64,
     /// Bytes sent.
@@ -361,10 +364,12 @@ pub struct PortStatsSnapshot {
     pub rx_packets: u64,
     /// Bytes received.
     pub rx_bytes: u64,
-    /// Received frames dropped.
+    /// Received frames dropped (unparseable, or overruns).
     pub rx_dropped: u64,
     /// Receive errors (failed calls plus device-counted errors).
     pub rx_errors: u64,
+    /// Frames lost to receive overruns (OpenFlow `rx_over_err`).
+    pub rx_over_err: u64,
     /// Packets sent.
     pub tx_packets: u64,
     /// Bytes sent.
@@ -382,8 +387,9 @@ impl PortStats {
         PortStatsSnapshot {
             rx_packets: r(&self.rx_packets),
             rx_bytes: r(&self.rx_bytes),
-            rx_dropped: r(&self.rx_dropped),
+            rx_dropped: r(&self.rx_dropped) + r(&self.rx_overruns),
             rx_errors: r(&self.rx_errors) + r(&self.rx_dev_errors),
+            rx_over_err: r(&self.rx_overruns),
             tx_packets: r(&self.tx_packets),
             tx_bytes: r(&self.tx_bytes),
             tx_dropped: r(&self.tx_dropped),
@@ -1418,10 +1424,15 @@ impl Pmd {
     fn housekeeping(&mut self, now: u64, slow: bool) {
         self.emc.sweep(1024);
         for p in &mut self.ports {
-            let PortDev::Owned(d) = &p.dev else { continue };
+            let PortDev::Owned(d) = &mut p.dev else {
+                continue;
+            };
             p.stats
                 .rx_dev_errors
                 .store(d.rx_errors(), Ordering::Relaxed);
+            p.stats
+                .rx_overruns
+                .store(d.rx_overruns(), Ordering::Relaxed);
             if let Some(at) = p.retry_at_ms {
                 if now >= at && !p.in_epoll {
                     match self.epoll.add(d.rx_fd(), p.port_no.0 as u64) {

@@ -99,6 +99,12 @@ pub trait Netdev: Send {
     fn send_batch(&mut self, batch: &mut PacketBatch) -> Result<TxResult, NetdevError>;
     /// Frames dropped on receive because they were malformed or truncated.
     fn rx_errors(&self) -> u64;
+    /// Frames the kernel dropped, cumulative, because the port's receive queue
+    /// (or ring) was full: the poll thread fell behind. Overload must be visible,
+    /// and the kernel is the only one who sees these frames.
+    fn rx_overruns(&mut self) -> u64 {
+        0
+    }
     /// Opens an extra transmit handle for another poll thread.
     fn open_tx(&self) -> Result<Box<dyn NetdevTx>, NetdevError>;
 }

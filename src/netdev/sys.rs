@@ -72,6 +72,33 @@ pub(crate) fn ifindex(name: &str) -> Result<u32, NetdevError> {
     Ok(idx)
 }
 
+/// Reads a socket option of plain-C type `T` (all-zero must be a valid `T`).
+pub(crate) fn getsockopt<T: Copy>(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    opt: libc::c_int,
+) -> io::Result<T> {
+    // SAFETY: callers use plain C structs, for which all-zero is valid.
+    let mut val: T = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: `val` has `len` writable bytes for the duration of the call and
+    // `fd` is an open socket borrowed from its owner.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            opt,
+            (&mut val as *mut T).cast::<libc::c_void>(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(val)
+    }
+}
+
 /// Sets a socket option whose value is a plain C struct or integer.
 pub(crate) fn setsockopt<T: Copy>(
     fd: BorrowedFd<'_>,

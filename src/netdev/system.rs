@@ -25,7 +25,7 @@
 //!   makes the kernel deliver nothing to it.
 
 use super::ring::RxRing;
-use super::sys::{self, errno, io_err, last_err, setsockopt};
+use super::sys::{self, errno, getsockopt, io_err, last_err, setsockopt};
 use super::vnet::{self, VNET_HDR_LEN};
 use super::{Netdev, NetdevError, NetdevTx, TxResult};
 use crate::datapath::packet::{PacketBatch, BATCH_SIZE};
@@ -44,6 +44,8 @@ pub struct SystemNetdev {
     ifindex: u32,
     fd: OwnedFd,
     rx_errors: u64,
+    /// Kernel drops read so far (`PACKET_STATISTICS` resets on each read).
+    overruns: u64,
     /// The receive ring, when the kernel accepted one (else every frame comes
     /// through `recvmmsg`).
     ring: Option<RxRing>,
@@ -70,6 +72,7 @@ impl SystemNetdev {
             ifindex,
             fd,
             rx_errors: 0,
+            overruns: 0,
             ring,
         })
     }
@@ -233,6 +236,17 @@ impl Netdev for SystemNetdev {
 
     fn rx_errors(&self) -> u64 {
         self.rx_errors
+    }
+
+    fn rx_overruns(&mut self) -> u64 {
+        if let Ok(st) = getsockopt::<libc::tpacket_stats>(
+            self.fd.as_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+        ) {
+            self.overruns += u64::from(st.tp_drops);
+        }
+        self.overruns
     }
 
     fn open_tx(&self) -> Result<Box<dyn NetdevTx>, NetdevError> {
