@@ -155,6 +155,12 @@ fn stats_endpoint_lists_every_actor_kind_and_counts_messages() {
     }
     assert!(samples > 20, "too few samples: {m}");
     assert!(m.contains("rvswitchd_actor_messages_handled_total"));
+    // Per-port counters, overruns included, for the bridge's internal port.
+    assert!(
+        m.lines()
+            .any(|l| l.contains("_ports_rx_over_err{") && l.contains("ports_key=")),
+        "no per-port overrun counter in /metrics"
+    );
 }
 
 #[test]

@@ -1174,6 +1174,19 @@ pub fn dp_stats_json(shared: &BridgeShared) -> serde_json::Value {
         }).collect::<Vec<_>>(),
         "ops_dropped": st.ops_dropped,
         "upcall_route_drops": shared.upcall_route_drops.load(Relaxed),
+        // Per port, so that overload at a port (frames the kernel dropped
+        // because the poll thread fell behind) shows where it happens.
+        "ports": shared.snapshot.load().ports.values().filter_map(|p| {
+            let s = shared.dp.port_stats(p.port_no)?;
+            Some(serde_json::json!({
+                "name": p.name, "port_no": p.port_no.0,
+                "rx_packets": s.rx_packets, "rx_bytes": s.rx_bytes,
+                "rx_dropped": s.rx_dropped, "rx_over_err": s.rx_over_err,
+                "rx_errors": s.rx_errors, "tx_packets": s.tx_packets,
+                "tx_bytes": s.tx_bytes, "tx_dropped": s.tx_dropped,
+                "tx_errors": s.tx_errors,
+            }))
+        }).collect::<Vec<_>>(),
     })
 }
 
