@@ -196,7 +196,7 @@ pub struct Bridge {
     acked_version: u64,
     stopping: bool,
     /// Until when the bridge's thread keeps polling after an OpenFlow request
-    /// (see [`SpinWindow`]); shared with the spinning future.
+    /// (see [`SPIN_WINDOW`]); shared with the spinning task.
     /// Deadline in [`now_ns`] time; 0 = no spinner running.
     spin_until: Arc<AtomicU64>,
 }
@@ -759,7 +759,7 @@ impl Bridge {
     /// Extends the polling window, starting a spinner when none runs. The
     /// spinner is a task of its own, not an item of this actor's context, so
     /// spinning does not re-poll the actor.
-    fn keep_warm(&mut self, _ctx: &mut Context<Self>) {
+    fn keep_warm(&mut self) {
         // Only this actor's thread touches the deadline (the spinner runs
         // there too), so plain loads and stores are enough.
         let running = self.spin_until.load(Relaxed) != 0;
@@ -774,9 +774,9 @@ impl Bridge {
 impl Handler<OfRequests> for Bridge {
     type Result = ResponseActFuture<Self, Vec<OfReply>>;
 
-    fn handle(&mut self, m: OfRequests, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, m: OfRequests, _: &mut Context<Self>) -> Self::Result {
         let _g = self.guard::<OfRequests>();
-        self.keep_warm(ctx);
+        self.keep_warm();
         let mut out = Vec::with_capacity(m.msgs.len());
         for (msg, head) in m.msgs {
             self.handle_of(msg, &head, &mut out);

@@ -41,14 +41,7 @@ struct Subtable {
 
 impl Subtable {
     fn new(id: u32, mask: FlowKey) -> Subtable {
-        let mut words = [0u8; FLOW_WORDS];
-        let mut n_words = 0;
-        for (i, &w) in mask.w.iter().enumerate() {
-            if w != 0 {
-                words[n_words] = i as u8;
-                n_words += 1;
-            }
-        }
+        let (words, n_words) = mask.nonzero_words();
         Subtable {
             id,
             mask,

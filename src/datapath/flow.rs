@@ -266,6 +266,21 @@ impl FlowKey {
         (0..FLOW_WORDS).all(|i| self.w[i] & mask.w[i] == value.w[i])
     }
 
+    /// Indices of the non-zero words, in order (the first `n` entries of the
+    /// array). Classifiers keyed by a mask mask, hash and compare only these:
+    /// a typical mask uses 2–4 of the 17 words.
+    pub fn nonzero_words(&self) -> ([u8; FLOW_WORDS], usize) {
+        let mut idx = [0u8; FLOW_WORDS];
+        let mut n = 0;
+        for (i, &w) in self.w.iter().enumerate() {
+            if w != 0 {
+                idx[n] = i as u8;
+                n += 1;
+            }
+        }
+        (idx, n)
+    }
+
     /// True when no bit is set (a mask that matches everything).
     pub fn is_zero(&self) -> bool {
         self.w.iter().all(|&x| x == 0)

@@ -32,6 +32,9 @@ pub const FRAME_SIZE: usize = 2048;
 pub const FRAME_NR: usize = 1024;
 /// Bytes per ring block (the kernel allocates the ring in blocks).
 const BLOCK_SIZE: usize = 1 << 16;
+/// Where a slot's `sockaddr_ll` starts: after the TPACKET_V2 header, aligned
+/// to TPACKET_ALIGNMENT (16).
+const SLL_OFFSET: usize = (std::mem::size_of::<libc::tpacket2_hdr>() + 15) & !15;
 
 /// One received slot, borrowed from the ring until [`RxRing::release`].
 pub struct RingFrame<'a> {
@@ -139,9 +142,8 @@ impl RxRing {
             Some(e) if e <= FRAME_SIZE => (mac, e, true),
             _ => (0, 0, false),
         };
-        let sll_off = (std::mem::size_of::<libc::tpacket2_hdr>() + 15) & !15;
         let pkttype = slot
-            .get(sll_off + std::mem::offset_of!(libc::sockaddr_ll, sll_pkttype))
+            .get(SLL_OFFSET + std::mem::offset_of!(libc::sockaddr_ll, sll_pkttype))
             .copied()
             .unwrap_or(0);
         Some(RingFrame {

@@ -81,15 +81,21 @@ impl KeyWords {
 
     /// The full masked value again, given the mask it was compacted with.
     pub fn expand(&self, mask: &FlowKey) -> FlowKey {
-        let mut out = FlowKey::default();
-        let mut words = self.as_slice().iter();
-        for i in 0..FLOW_WORDS {
-            if mask.w[i] != 0 {
-                out.w[i] = words.next().copied().unwrap_or(0);
-            }
-        }
-        out
+        expand_words(self.as_slice(), mask)
     }
+}
+
+/// The full masked value from compacted words (the words of `mask`'s
+/// non-zero positions, in order); missing words read as zero.
+fn expand_words(words: &[u64], mask: &FlowKey) -> FlowKey {
+    let mut out = FlowKey::default();
+    let mut words = words.iter();
+    for i in 0..FLOW_WORDS {
+        if mask.w[i] != 0 {
+            out.w[i] = words.next().copied().unwrap_or(0);
+        }
+    }
+    out
 }
 
 /// What a classifier stores: a cheap handle to a rule that knows its own mask,
@@ -135,14 +141,7 @@ impl Probe {
 
 impl<R: ClassifierRule> Subtable<R> {
     fn new(mask: FlowKey) -> Self {
-        let mut idx = [0u8; FLOW_WORDS];
-        let mut n = 0;
-        for (i, &w) in mask.w.iter().enumerate() {
-            if w != 0 {
-                idx[n] = i as u8;
-                n += 1;
-            }
-        }
+        let (idx, n) = mask.nonzero_words();
         Subtable {
             mask,
             mask_arc: Arc::new(mask),
@@ -508,14 +507,7 @@ impl<R: ClassifierRule> Classifier<R> {
 
 /// The full masked value of a rule.
 pub fn rule_value<R: ClassifierRule>(r: &R) -> FlowKey {
-    let mut out = FlowKey::default();
-    let mut words = r.key_words().iter();
-    for i in 0..FLOW_WORDS {
-        if r.mask().w[i] != 0 {
-            out.w[i] = words.next().copied().unwrap_or(0);
-        }
-    }
-    out
+    expand_words(r.key_words(), r.mask())
 }
 
 #[cfg(test)]

@@ -56,7 +56,10 @@ fn dur(created_ms: u64, now_ms: u64) -> (u32, u32) {
 }
 
 impl Ofproto {
-    fn stats_rules(&self, req: &FlowStatsRequest) -> Result<Vec<Arc<Rule>>, OfpError> {
+    /// OFPMP_FLOW and OFPMP_AGGREGATE: the rules selected by the request
+    /// (non-strict match, cookie, out_port and out_group filters); a flow dump
+    /// hands them to a [`FlowStatsJob`].
+    pub fn flow_stats_rules(&self, req: &FlowStatsRequest) -> Result<Vec<Arc<Rule>>, OfpError> {
         if req.table_id != TableId::ALL && req.table_id.0 >= TableId::N_TABLES {
             return Err(OfpError::BadRequestTableId);
         }
@@ -73,12 +76,6 @@ impl Ofproto {
         }))
     }
 
-    /// OFPMP_FLOW, to be encoded by a [`FlowStatsJob`]: the rules selected by
-    /// the request (non-strict match, cookie, out_port and out_group filters).
-    pub fn flow_stats_rules(&self, req: &FlowStatsRequest) -> Result<Vec<Arc<Rule>>, OfpError> {
-        self.stats_rules(req)
-    }
-
     /// OFPMP_FLOW: every rule selected by the request (non-strict match, cookie,
     /// out_port and out_group filters). Linear in the number of rules.
     pub fn flow_stats(
@@ -86,7 +83,7 @@ impl Ofproto {
         req: &FlowStatsRequest,
         now_ms: u64,
     ) -> Result<Vec<FlowStats>, OfpError> {
-        let rules = self.stats_rules(req)?;
+        let rules = self.flow_stats_rules(req)?;
         Ok(rules
             .iter()
             .map(|r| {
@@ -112,7 +109,7 @@ impl Ofproto {
 
     /// OFPMP_AGGREGATE.
     pub fn aggregate_stats(&self, req: &FlowStatsRequest) -> Result<AggregateStats, OfpError> {
-        let rules = self.stats_rules(req)?;
+        let rules = self.flow_stats_rules(req)?;
         let mut a = AggregateStats {
             packet_count: 0,
             byte_count: 0,

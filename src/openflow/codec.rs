@@ -1367,6 +1367,29 @@ fn encode_mp_reply_body(out: &mut Vec<u8>, b: &MpReplyBody) {
 }
 
 fn encode_flow_stats(out: &mut Vec<u8>, f: &FlowStats) {
+    let oxms = super::encode_oxms(&f.match_);
+    put_flow_stats(
+        out,
+        &FlowStatsRef {
+            table_id: f.table_id,
+            duration_sec: f.duration_sec,
+            duration_nsec: f.duration_nsec,
+            priority: f.priority,
+            idle_timeout: f.idle_timeout,
+            hard_timeout: f.hard_timeout,
+            flags: f.flags,
+            cookie: f.cookie,
+            packet_count: f.packet_count,
+            byte_count: f.byte_count,
+            match_oxm: &oxms,
+            instructions: &f.instructions,
+        },
+    );
+}
+
+/// One `ofp_flow_stats` entry; returns its length (its length field is
+/// only right when that fits 16 bits, which callers that can overflow check).
+fn put_flow_stats(out: &mut Vec<u8>, f: &FlowStatsRef<'_>) -> usize {
     let start = out.len();
     put_u16(out, 0);
     put_u8(out, f.table_id.0);
@@ -1381,10 +1404,11 @@ fn encode_flow_stats(out: &mut Vec<u8>, f: &FlowStats) {
     put_u64(out, f.cookie.0);
     put_u64(out, f.packet_count);
     put_u64(out, f.byte_count);
-    encode_match(out, &f.match_);
-    encode_instructions(out, &f.instructions);
+    encode_match_oxms(out, f.match_oxm);
+    encode_instructions(out, f.instructions);
     let len = out.len() - start;
     patch_u16(out, start, len as u16);
+    len
 }
 
 fn encode_table_stats(out: &mut Vec<u8>, t: &TableStats) {
@@ -1689,28 +1713,11 @@ impl MultipartWriter {
     /// Appends one flow-stats entry.
     pub fn push_flow_stats(&mut self, f: &FlowStatsRef<'_>) -> Result<(), EncodeError> {
         let before = self.cur.len();
-        let out = &mut self.cur;
-        put_u16(out, 0);
-        put_u8(out, f.table_id.0);
-        put_zeros(out, 1);
-        put_u32(out, f.duration_sec);
-        put_u32(out, f.duration_nsec);
-        put_u16(out, f.priority);
-        put_u16(out, f.idle_timeout);
-        put_u16(out, f.hard_timeout);
-        put_u16(out, f.flags);
-        put_zeros(out, 4);
-        put_u64(out, f.cookie.0);
-        put_u64(out, f.packet_count);
-        put_u64(out, f.byte_count);
-        encode_match_oxms(out, f.match_oxm);
-        encode_instructions(out, f.instructions);
-        let entry_len = out.len() - before;
+        let entry_len = put_flow_stats(&mut self.cur, f);
         if entry_len > u16::MAX as usize || MP_HEADER_LEN + entry_len > MAX_MSG_LEN {
-            out.truncate(before);
+            self.cur.truncate(before);
             return Err(EncodeError::TooLong(MP_HEADER_LEN + entry_len));
         }
-        patch_u16(out, before, entry_len as u16);
         if self.cur.len() > MAX_MSG_LEN {
             let mut next = start_mp_reply(self.xid, self.mp_type, MAX_MSG_LEN);
             next.extend_from_slice(&self.cur[before..]);

@@ -153,12 +153,19 @@ pub(crate) fn decode_match(r: &mut Reader<'_>) -> Result<Match, OfpError> {
 
 /// Append an `ofp_match` with its padding.
 pub(crate) fn encode_match(out: &mut Vec<u8>, m: &Match) {
+    put_match(out, |out| {
+        for f in &m.fields {
+            encode_oxm(out, f);
+        }
+    });
+}
+
+/// An `ofp_match` (header, the OXM TLVs `oxms` writes, padding to 8 bytes).
+fn put_match(out: &mut Vec<u8>, oxms: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
     put_u16(out, MATCH_TYPE_OXM);
     put_u16(out, 0);
-    for f in &m.fields {
-        encode_oxm(out, f);
-    }
+    oxms(out);
     let len = out.len() - start;
     patch_u16(out, start + 2, len as u16);
     pad_to_8(out, start);
@@ -254,9 +261,5 @@ pub fn decode_oxms(b: &[u8]) -> Result<Match, OfpError> {
 /// Appends an `ofp_match` (header, the given TLVs, padding) whose TLVs are
 /// already encoded (by [`encode_oxms`]).
 pub(crate) fn encode_match_oxms(out: &mut Vec<u8>, oxms: &[u8]) {
-    let start = out.len();
-    put_u16(out, MATCH_TYPE_OXM);
-    put_u16(out, (4 + oxms.len()) as u16);
-    out.extend_from_slice(oxms);
-    pad_to_8(out, start);
+    put_match(out, |out| out.extend_from_slice(oxms));
 }
