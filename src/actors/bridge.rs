@@ -32,10 +32,9 @@ use crate::ofproto::{FlowStatsJob, Ofproto, TablesSnapshot, RR_DELETE};
 use crate::openflow::action::Action;
 use crate::openflow::error::OfpError;
 use crate::openflow::message::{
-    FlowRemoved, Message, MeterBand, MeterModCommand, MpReplyBody, MpRequestBody, MultipartRequest,
-    OfpMsg, PacketOut, PortStats, PortStatus, MF_PKTPS, NO_BUFFER,
+    FlowRemoved, Message, MeterBand, MeterModCommand, MpReplyBody, MpRequestBody, MultipartReply,
+    MultipartRequest, OfpMsg, PacketOut, PortStats, PortStatus, MF_PKTPS, NO_BUFFER,
 };
-use crate::openflow::{self};
 use crate::types::{DatapathId, PortNo, TableId};
 use crate::util::coverage::{self, c};
 use crate::util::time::now_ms;
@@ -408,14 +407,15 @@ impl Bridge {
 
     fn error(out: &mut Vec<Out>, xid: u32, e: OfpError, head: &[u8]) {
         coverage::inc(&c::ofp_error_sent);
-        out.push(Out::Bytes(openflow::encode_error_reply(xid, e, head)));
+        out.push(Out::Reply(OfReply::Error {
+            xid,
+            error: e,
+            head: head.to_vec(),
+        }));
     }
 
     fn reply(out: &mut Vec<Out>, xid: u32, body: Message) {
-        match openflow::encode_to_vec(&OfpMsg { xid, body }) {
-            Ok(b) => out.push(Out::Bytes(b)),
-            Err(e) => tracing::warn!("cannot encode reply: {e}"),
-        }
+        out.push(Out::Reply(OfReply::Msg(OfpMsg { xid, body })));
     }
 
     fn multipart(&mut self, xid: u32, req: MultipartRequest, head: &[u8], out: &mut Vec<Out>) {
@@ -425,7 +425,9 @@ impl Bridge {
             MpRequestBody::Flow(r) => {
                 match self.ofproto.flow_stats_rules(&r) {
                     // Encoded by the session, off the bridge's critical path.
-                    Ok(rules) => out.push(Out::Job(FlowStatsJob::new(xid, now, rules))),
+                    Ok(rules) => out.push(Out::Reply(OfReply::FlowStats(FlowStatsJob::new(
+                        xid, now, rules,
+                    )))),
                     Err(e) => Self::error(out, xid, e, head),
                 }
                 return;
@@ -456,16 +458,11 @@ impl Bridge {
             MpRequestBody::Experimenter { .. } => Err(OfpError::BadExperimenter),
         };
         match body {
-            Ok(b) => {
-                let mut msgs = Vec::new();
-                match openflow::encode_multipart_reply_split(xid, &b, &mut msgs) {
-                    Ok(()) => out.extend(msgs.into_iter().map(Out::Bytes)),
-                    Err(e) => {
-                        tracing::warn!("multipart reply: {e}");
-                        Self::error(out, xid, OfpError::MultipartBufferOverflow, head);
-                    }
-                }
-            }
+            Ok(b) => Self::reply(
+                out,
+                xid,
+                Message::MultipartReply(MultipartReply { flags: 0, body: b }),
+            ),
             Err(e) => Self::error(out, xid, e, head),
         }
     }
@@ -664,8 +661,7 @@ impl Bridge {
 
 /// One reply slot, in request order.
 enum Out {
-    Bytes(Vec<u8>),
-    Job(FlowStatsJob),
+    Reply(OfReply),
     Barrier(u32),
 }
 
@@ -820,15 +816,12 @@ impl Handler<OfRequests> for Bridge {
                     tracing::debug!(acked = ?r.as_ref().map(|x| x.is_ok()), "barrier released");
                 }
                 out.into_iter()
-                    .filter_map(|o| match o {
-                        Out::Bytes(b) => Some(OfReply::Bytes(b)),
-                        Out::Job(j) => Some(OfReply::FlowStats(j)),
-                        Out::Barrier(xid) => openflow::encode_to_vec(&OfpMsg {
+                    .map(|o| match o {
+                        Out::Reply(r) => r,
+                        Out::Barrier(xid) => OfReply::Msg(OfpMsg {
                             xid,
                             body: Message::BarrierReply,
-                        })
-                        .ok()
-                        .map(OfReply::Bytes),
+                        }),
                     })
                     .collect::<Vec<_>>()
             }

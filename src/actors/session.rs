@@ -147,6 +147,22 @@ impl OfSession {
         }
     }
 
+    /// Encodes a bridge reply; a multipart reply may become several messages.
+    fn send_reply(&mut self, m: OfpMsg) {
+        if let Message::MultipartReply(mp) = &m.body {
+            let mut msgs = Vec::new();
+            match openflow::encode_multipart_reply_split(m.xid, &mp.body, &mut msgs) {
+                Ok(()) => msgs.into_iter().for_each(|b| self.send_bytes(b)),
+                Err(e) => {
+                    tracing::warn!("session {}: multipart reply: {e}", self.p.id);
+                    self.send_error(m.xid, OfpError::MultipartBufferOverflow, &[]);
+                }
+            }
+        } else {
+            self.send_msg(m.xid, m.body);
+        }
+    }
+
     fn send_bytes(&mut self, b: Vec<u8>) {
         self.counters.tx_msgs.fetch_add(1, Relaxed);
         // Replies and control messages are small and rare compared with the
@@ -584,7 +600,13 @@ impl Handler<Inbound> for OfSession {
                 let mut results: Vec<Vec<OfReply>> = Vec::with_capacity(batches.len());
                 for msgs in batches {
                     bmeter.enqueued(OfRequests::NAME);
-                    let r = bridge.send(OfRequests { conn, msgs }).await;
+                    let r = bridge
+                        .send(OfRequests {
+                            conn,
+                            version: openflow::Version::V1_3,
+                            msgs,
+                        })
+                        .await;
                     results.push(r.unwrap_or_default());
                 }
                 results
@@ -628,7 +650,10 @@ impl OfSession {
     fn answer(&mut self, mut items: VecDeque<Item>, close: bool, ctx: &mut Context<Self>) {
         while let Some(item) = items.pop_front() {
             match item {
-                Item::Reply(OfReply::Bytes(b)) => self.send_bytes(b),
+                Item::Reply(OfReply::Msg(m)) => self.send_reply(m),
+                Item::Reply(OfReply::Error { xid, error, head }) => {
+                    self.send_error(xid, error, &head)
+                }
                 Item::Reply(OfReply::FlowStats(mut job)) => {
                     let tx = self.tx.clone();
                     let counters = self.counters.clone();

@@ -1,14 +1,27 @@
 //! Inbox of the Bridge actor.
 
 use crate::ofproto::FlowStatsJob;
+use crate::openflow::error::OfpError;
 use crate::openflow::message::OfpMsg;
+use crate::openflow::Version;
 use actix::prelude::*;
 
-/// One answer to an [`OfRequests`] message.
+/// One answer to an [`OfRequests`] message. The bridge never encodes: the
+/// session encodes each answer in the version it negotiated (and splits
+/// multipart replies into messages of at most 64 KiB).
 #[derive(Debug)]
 pub enum OfReply {
-    /// An encoded message.
-    Bytes(Vec<u8>),
+    /// A reply message (MULTIPART_REPLY bodies of any size included).
+    Msg(OfpMsg),
+    /// An OFPT_ERROR answering the request with this xid.
+    Error {
+        /// The request's xid.
+        xid: u32,
+        /// What went wrong, as an OpenFlow type/code.
+        error: OfpError,
+        /// The request's first bytes, echoed in the error's data.
+        head: Vec<u8>,
+    },
     /// A flow-stats reply still to be encoded: the session encodes it a few
     /// 64 KB messages at a time while the first ones are being written, so a
     /// dump of 100k rules neither holds the Bridge nor waits to be fully
@@ -25,6 +38,9 @@ pub enum OfReply {
 pub struct OfRequests {
     /// Session id (for FLOW_REMOVED bookkeeping and logs).
     pub conn: u64,
+    /// The version the session negotiated (requests mean slightly different
+    /// things in different versions).
+    pub version: Version,
     /// The messages, each with its first 64 bytes for error replies.
     pub msgs: Vec<(OfpMsg, Vec<u8>)>,
 }

@@ -66,6 +66,35 @@ pub struct Incompatible {
     pub peer_version: u8,
 }
 
+/// An OpenFlow protocol version, as the first byte of every header carries it.
+/// Sessions negotiate one at HELLO and encode every message they send in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version(pub u8);
+
+impl Version {
+    /// OpenFlow 1.0 (wire 0x01).
+    pub const V1_0: Version = Version(0x01);
+    /// OpenFlow 1.1 (wire 0x02).
+    pub const V1_1: Version = Version(0x02);
+    /// OpenFlow 1.2 (wire 0x03).
+    pub const V1_2: Version = Version(0x03);
+    /// OpenFlow 1.3 (wire 0x04).
+    pub const V1_3: Version = Version(0x04);
+    /// OpenFlow 1.4 (wire 0x05).
+    pub const V1_4: Version = Version(0x05);
+    /// OpenFlow 1.5 (wire 0x06).
+    pub const V1_5: Version = Version(0x06);
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            1..=6 => write!(f, "OpenFlow 1.{}", self.0 - 1),
+            v => write!(f, "OpenFlow version {v:#04x}"),
+        }
+    }
+}
+
 /// Decide the session's version from the peer's HELLO (§6.3.1). With a version
 /// bitmap, the highest common version is used, so 0x04 if its bit is set; without
 /// one, the lower of the two header versions, which is 0x04 only if the peer's is

@@ -27,5 +27,5 @@ pub use codec::{
     decode, encode, encode_error_reply, encode_hello, encode_multipart_reply_split, encode_to_vec,
     DecodeError, EncodeError,
 };
-pub use framing::{frame_len, header, negotiate, FrameError, Header, Incompatible};
+pub use framing::{frame_len, header, negotiate, FrameError, Header, Incompatible, Version};
 pub use match_codec::{check_prerequisites, decode_oxms, encode_oxms};
