@@ -40,6 +40,12 @@ const READ_MAX: usize = 64 * 1024;
 /// the close) to be written before it drops the socket anyway.
 const LINGER: Duration = Duration::from_millis(500);
 
+/// A session whose output queue reached this many bytes returns the
+/// allocator's free memory to the kernel when it ends.
+const TRIM_AFTER: usize = 1 << 20;
+/// Delay before the trim (departures meanwhile share it).
+const TRIM_DELAY: Duration = Duration::from_millis(500);
+
 /// Boxed halves of a connected stream.
 pub type ReadHalf = Box<dyn AsyncRead + Unpin + Send>;
 /// See [`ReadHalf`].
@@ -87,6 +93,8 @@ pub struct OfSession {
     tasks: Vec<actix_rt::task::JoinHandle<()>>,
     timer: Option<(Instant, SpawnHandle)>,
     close_reason: Option<CloseReason>,
+    /// Largest output queue seen, bytes.
+    tx_peak: usize,
 }
 
 impl OfSession {
@@ -114,6 +122,7 @@ impl OfSession {
             tasks: Vec::new(),
             timer: None,
             close_reason: None,
+            tx_peak: 0,
         }
     }
 
@@ -128,6 +137,7 @@ impl OfSession {
 
     /// Carries out what the core asks for after every input.
     fn drive(&mut self, ctx: &mut Context<Self>) {
+        self.tx_peak = self.tx_peak.max(self.core.tx_queued());
         while let Some(seg) = self.core.poll_transmit() {
             if let Some(tx) = &self.to_writer {
                 if tx.send(seg).is_err() {
@@ -328,6 +338,25 @@ impl Actor for OfSession {
         if let Some(tx) = self.p.on_close.take() {
             let _ = tx.send(());
         }
+        if self.tx_peak >= TRIM_AFTER {
+            trim_heap_soon();
+        }
+    }
+}
+
+/// Gives freed queue memory back to the kernel shortly after a large
+/// session ends: departures within [`TRIM_DELAY`] share one trim, so a peer
+/// that connects, floods and leaves in a loop cannot make the daemon trim
+/// continuously.
+fn trim_heap_soon() {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    static SCHEDULED: AtomicBool = AtomicBool::new(false);
+    if !SCHEDULED.swap(true, Relaxed) {
+        actix::spawn(async {
+            tokio::time::sleep(TRIM_DELAY).await;
+            SCHEDULED.store(false, Relaxed);
+            crate::netdev::trim_heap();
+        });
     }
 }
 
