@@ -14,10 +14,11 @@
 //! [`configure`]; each new session takes the settings in force.
 
 pub mod reconnect;
+pub mod tls;
 
 use crate::actors::metrics::{ActorMeter, MsgName};
 use crate::actors::session::{OfSession, ReadHalf, SessionParams, WriteHalf};
-use crate::config::OpenflowConfig;
+use crate::config::{OpenflowConfig, SslConfig};
 use crate::messages::bridge::OfRequests;
 use crate::messages::connmgr::*;
 use crate::ofproto::ofconn::{CloseReason, ConnCounters, ConnCountersSnapshot, Settings};
@@ -50,19 +51,42 @@ static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 // Process-wide settings
 // ---------------------------------------------------------------------------
 
-fn settings_cell() -> &'static ArcSwap<OpenflowConfig> {
-    static S: OnceLock<ArcSwap<OpenflowConfig>> = OnceLock::new();
-    S.get_or_init(|| ArcSwap::from_pointee(OpenflowConfig::default()))
+/// The process-wide settings in force.
+#[derive(Default)]
+struct Published {
+    of: OpenflowConfig,
+    ssl: SslConfig,
 }
 
-/// Publishes the `[openflow]` settings. New connections use them; existing
-/// ones keep theirs. The daemon calls this at start and on every reload.
-pub fn configure(cfg: &OpenflowConfig) {
-    settings_cell().store(Arc::new(cfg.clone()));
+fn settings_cell() -> &'static ArcSwap<Published> {
+    static S: OnceLock<ArcSwap<Published>> = OnceLock::new();
+    S.get_or_init(|| ArcSwap::from_pointee(Published::default()))
+}
+
+/// Publishes the `[openflow]` and `[ssl]` settings. New connections use them;
+/// existing ones keep theirs. The daemon calls this at start and on every
+/// reload.
+pub fn configure(of: &OpenflowConfig, ssl: &SslConfig) {
+    settings_cell().store(Arc::new(Published {
+        of: of.clone(),
+        ssl: ssl.clone(),
+    }));
 }
 
 fn current() -> Arc<OpenflowConfig> {
-    settings_cell().load_full()
+    Arc::new(settings_cell().load().of.clone())
+}
+
+/// The `[ssl]` files, or why TLS cannot be used.
+fn tls_files() -> Result<tls::TlsFiles, String> {
+    match settings_cell().load().ssl.files() {
+        Some((private_key, certificate, ca_cert)) => Ok(tls::TlsFiles {
+            private_key,
+            certificate,
+            ca_cert,
+        }),
+        None => Err("[ssl] private_key, certificate and ca_cert are not configured".into()),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -94,6 +118,8 @@ crate::counter_set! {
         closed_by_peer,
         /// Connections closed on request (reload, eviction, shutdown).
         closed_requested,
+        /// TLS handshakes that failed (wrong CA, expired or missing certificate, plaintext peer).
+        tls_handshake_failed,
     }
 }
 
@@ -180,6 +206,20 @@ struct Listener {
     accepted: u64,
     refused: u64,
     evicted: u64,
+    tls: Arc<TlsListenerStats>,
+}
+
+/// What a `pssl:` listener's handshake tasks report.
+#[derive(Default)]
+struct TlsListenerStats {
+    /// Handshakes under way.
+    in_progress: AtomicU64,
+    /// Handshakes that failed.
+    failed: AtomicU64,
+    /// Connections refused because too many handshakes were under way.
+    refused: AtomicU64,
+    /// The latest failure.
+    last_error: Mutex<Option<String>>,
 }
 
 struct Controller {
@@ -303,10 +343,13 @@ impl Connmgr {
             }
         };
         let name2 = name.to_string();
+        let tls_stats = Arc::new(TlsListenerStats::default());
+        let tls2 = tls_stats.clone();
+        let stats = self.stats.clone();
         let task = actix_rt::spawn(async move {
             loop {
                 match listener.accept().await {
-                    Ok((peer, r, w)) => {
+                    Ok((peer, Incoming::Plain(r, w))) => {
                         coverage::inc(&c::ofconn_accepted);
                         let m = Opened {
                             origin: Origin::Listener(name2.clone()),
@@ -320,6 +363,18 @@ impl Connmgr {
                         if me.send(m).await.is_err() {
                             return;
                         }
+                    }
+                    Ok((peer, Incoming::Tls(stream))) => {
+                        coverage::inc(&c::ofconn_accepted);
+                        let peer = peer.unwrap_or_else(|| name2.clone());
+                        tls_handshake(
+                            stream,
+                            peer,
+                            name2.clone(),
+                            me.clone(),
+                            tls2.clone(),
+                            stats.clone(),
+                        );
                     }
                     Err(e) => {
                         // EMFILE/ENFILE included: the pending connection
@@ -337,6 +392,7 @@ impl Connmgr {
             accepted: 0,
             refused: 0,
             evicted: 0,
+            tls: tls_stats,
         });
     }
 
@@ -351,10 +407,11 @@ impl Connmgr {
         let probe = (cfg.probe_ms > 0).then(|| Duration::from_millis(cfg.probe_ms));
         let target2 = target.to_string();
         let fsm2 = fsm.clone();
+        let stats = self.stats.clone();
         let task = actix_rt::spawn(async move {
             loop {
                 fsm2.lock().connecting(now_ms());
-                let conn = connect(&target2).await;
+                let conn = connect(&target2, &stats).await;
                 let wait = match conn {
                     Ok((r, w)) => {
                         fsm2.lock().connected(now_ms());
@@ -563,10 +620,68 @@ impl Connmgr {
     }
 }
 
-/// A bound `ptcp:` or `punix:` listener.
+/// A bound `ptcp:`, `pssl:` or `punix:` listener.
 enum PassiveListener {
     Tcp(tokio::net::TcpListener),
+    Tls(tokio::net::TcpListener),
     Unix(tokio::net::UnixListener),
+}
+
+/// An accepted connection: ready, or still to do its TLS handshake.
+enum Incoming {
+    Plain(ReadHalf, WriteHalf),
+    Tls(tokio::net::TcpStream),
+}
+
+/// Runs a `pssl:` handshake off the accept loop, bounded by the HELLO
+/// timeout and by the listener's connection cap (handshakes under way
+/// count), then hands the connection to the Connmgr like any other.
+fn tls_handshake(
+    stream: tokio::net::TcpStream,
+    peer: String,
+    listener: String,
+    me: Addr<Connmgr>,
+    ls: Arc<TlsListenerStats>,
+    stats: Arc<OfStats>,
+) {
+    let of = current();
+    if ls.in_progress.load(Relaxed) >= of.max_connections_per_listener {
+        ls.refused.fetch_add(1, Relaxed);
+        stats.events.refused_listener_full.fetch_add(1, Relaxed);
+        return;
+    }
+    let fail = |ls: &TlsListenerStats, stats: &OfStats, listener: &str, peer: &str, e: String| {
+        tracing::warn!("{listener}: TLS handshake with {peer}: {e}");
+        ls.failed.fetch_add(1, Relaxed);
+        stats.events.tls_handshake_failed.fetch_add(1, Relaxed);
+        *ls.last_error.lock() = Some(e);
+    };
+    let acceptor = match tls_files().and_then(|f| tls::acceptor(&f)) {
+        Ok(a) => a,
+        Err(e) => return fail(&ls, &stats, &listener, &peer, e),
+    };
+    ls.in_progress.fetch_add(1, Relaxed);
+    let timeout = Duration::from_millis(of.hello_timeout_ms);
+    actix_rt::spawn(async move {
+        let r = tokio::time::timeout(timeout, acceptor.accept(stream)).await;
+        ls.in_progress.fetch_sub(1, Relaxed);
+        match r {
+            Ok(Ok(s)) => {
+                let (r, w) = tokio::io::split(s);
+                let m = Opened {
+                    origin: Origin::Listener(listener),
+                    peer,
+                    r: Box::new(r),
+                    w: Box::new(w),
+                    probe: None,
+                    on_close: None,
+                };
+                let _ = me.send(m).await;
+            }
+            Ok(Err(e)) => fail(&ls, &stats, &listener, &peer, e.to_string()),
+            Err(_) => fail(&ls, &stats, &listener, &peer, "handshake timed out".into()),
+        }
+    });
 }
 
 impl PassiveListener {
@@ -576,14 +691,20 @@ impl PassiveListener {
         name: &str,
         of: &OpenflowConfig,
     ) -> std::io::Result<(PassiveListener, Option<PathBuf>)> {
-        if let Some(rest) = name.strip_prefix("ptcp:") {
+        let tcp = |rest: &str| -> std::io::Result<tokio::net::TcpListener> {
             let (port, ip) = rest.split_once(':').unwrap_or((rest, "0.0.0.0"));
             let l = std::net::TcpListener::bind(format!("{ip}:{port}"))?;
             l.set_nonblocking(true)?;
-            Ok((
-                PassiveListener::Tcp(tokio::net::TcpListener::from_std(l)?),
-                None,
-            ))
+            tokio::net::TcpListener::from_std(l)
+        };
+        if let Some(rest) = name.strip_prefix("ptcp:") {
+            Ok((PassiveListener::Tcp(tcp(rest)?), None))
+        } else if let Some(rest) = name.strip_prefix("pssl:") {
+            // Refuse to listen without usable key and certificates.
+            tls_files()
+                .and_then(|f| tls::acceptor(&f))
+                .map_err(std::io::Error::other)?;
+            Ok((PassiveListener::Tls(tcp(rest)?), None))
         } else if let Some(path) = name.strip_prefix("punix:") {
             let path = PathBuf::from(path);
             let l = bind_unix(&path, of.unix_mode(), &of.unix_socket_group)?;
@@ -596,19 +717,27 @@ impl PassiveListener {
         }
     }
 
-    /// Accepts one connection: its peer name (TCP only) and stream halves.
-    async fn accept(&self) -> std::io::Result<(Option<String>, ReadHalf, WriteHalf)> {
+    /// Accepts one connection: its peer name (TCP only) and the stream.
+    async fn accept(&self) -> std::io::Result<(Option<String>, Incoming)> {
         match self {
             PassiveListener::Tcp(l) => {
                 let (s, peer) = l.accept().await?;
                 let _ = s.set_nodelay(true);
                 let (r, w) = s.into_split();
-                Ok((Some(format!("tcp:{peer}")), Box::new(r), Box::new(w)))
+                Ok((
+                    Some(format!("tcp:{peer}")),
+                    Incoming::Plain(Box::new(r), Box::new(w)),
+                ))
+            }
+            PassiveListener::Tls(l) => {
+                let (s, peer) = l.accept().await?;
+                let _ = s.set_nodelay(true);
+                Ok((Some(format!("ssl:{peer}")), Incoming::Tls(s)))
             }
             PassiveListener::Unix(l) => {
                 let (s, _) = l.accept().await?;
                 let (r, w) = s.into_split();
-                Ok((None, Box::new(r), Box::new(w)))
+                Ok((None, Incoming::Plain(Box::new(r), Box::new(w))))
             }
         }
     }
@@ -667,20 +796,44 @@ fn bind_unix(
     Ok(std::os::unix::net::UnixListener::from(fd))
 }
 
-/// Opens an active connection (`tcp:IP[:PORT]`, default port 6653; `unix:PATH`).
-async fn connect(target: &str) -> Result<(ReadHalf, WriteHalf), String> {
+/// The default OpenFlow port (IANA).
+const OFP_PORT: u16 = 6653;
+
+/// Opens an active connection (`tcp:IP[:PORT]` and `ssl:IP[:PORT]`, default
+/// port 6653; `unix:PATH`). A failed TLS handshake is counted.
+async fn connect(target: &str, stats: &OfStats) -> Result<(ReadHalf, WriteHalf), String> {
+    let tcp = |rest: &str| {
+        let addr = match rest.parse::<std::net::IpAddr>() {
+            Ok(ip) => std::net::SocketAddr::new(ip, OFP_PORT),
+            Err(_) => rest
+                .parse::<std::net::SocketAddr>()
+                .map_err(|e| format!("{target}: {e}"))?,
+        };
+        Ok::<std::net::SocketAddr, String>(addr)
+    };
     let fut = async {
         if let Some(rest) = target.strip_prefix("tcp:") {
-            let addr = if rest.parse::<std::net::IpAddr>().is_ok() {
-                format!("{rest}:6653")
-            } else {
-                rest.to_string()
-            };
-            let s = tokio::net::TcpStream::connect(&addr)
+            let s = tokio::net::TcpStream::connect(tcp(rest)?)
                 .await
                 .map_err(|e| e.to_string())?;
             let _ = s.set_nodelay(true);
             let (r, w) = s.into_split();
+            Ok::<(ReadHalf, WriteHalf), String>((Box::new(r), Box::new(w)))
+        } else if let Some(rest) = target.strip_prefix("ssl:") {
+            let addr = tcp(rest)?;
+            let connector = tls_files().and_then(|f| tls::connector(&f))?;
+            let s = tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = s.set_nodelay(true);
+            let s = connector
+                .connect(tls::server_name(addr.ip()), s)
+                .await
+                .map_err(|e| {
+                    stats.events.tls_handshake_failed.fetch_add(1, Relaxed);
+                    format!("TLS handshake: {e}")
+                })?;
+            let (r, w) = tokio::io::split(s);
             Ok::<(ReadHalf, WriteHalf), String>((Box::new(r), Box::new(w)))
         } else if let Some(path) = target.strip_prefix("unix:") {
             let s = tokio::net::UnixStream::connect(path)
@@ -895,8 +1048,11 @@ impl Handler<ConnmgrReport> for Connmgr {
                     "negotiated": mine().filter(|s| s.negotiated).count(),
                     "max_connections": cap,
                     "accepted": l.accepted,
-                    "refused_listener_full": l.refused,
+                    "refused_listener_full": l.refused + l.tls.refused.load(Relaxed),
                     "evicted_unnegotiated": l.evicted,
+                    "tls_handshakes_in_progress": l.tls.in_progress.load(Relaxed),
+                    "tls_handshake_failed": l.tls.failed.load(Relaxed),
+                    "tls_last_error": *l.tls.last_error.lock(),
                 })
             })
             .collect();

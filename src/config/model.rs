@@ -23,6 +23,9 @@ pub struct Config {
     /// `[openflow]`: limits and socket settings of every OpenFlow connection.
     #[serde(default)]
     pub openflow: OpenflowConfig,
+    /// `[ssl]`: key and certificates for `ssl:` controllers and `pssl:` listeners.
+    #[serde(default)]
+    pub ssl: SslConfig,
 }
 
 /// `[daemon]`.
@@ -214,9 +217,9 @@ impl BridgeConfig {
     }
 }
 
-/// Checks a `ptcp:PORT[:IP]` / `punix:PATH` listener address.
+/// Checks a `ptcp:PORT[:IP]` / `pssl:PORT[:IP]` / `punix:PATH` listener address.
 pub fn check_listener(s: &str) -> Result<(), String> {
-    if let Some(rest) = s.strip_prefix("ptcp:") {
+    if let Some(rest) = s.strip_prefix("ptcp:").or_else(|| s.strip_prefix("pssl:")) {
         let (port, ip) = match rest.split_once(':') {
             Some((p, ip)) => (p, Some(ip)),
             None => (rest, None),
@@ -234,13 +237,15 @@ pub fn check_listener(s: &str) -> Result<(), String> {
         }
         Ok(())
     } else {
-        Err(format!("{s:?}: a listener is ptcp:PORT[:IP] or punix:PATH"))
+        Err(format!(
+            "{s:?}: a listener is ptcp:PORT[:IP], pssl:PORT[:IP] or punix:PATH"
+        ))
     }
 }
 
-/// Checks a `tcp:IP[:PORT]` / `unix:PATH` controller address.
+/// Checks a `tcp:IP[:PORT]` / `ssl:IP[:PORT]` / `unix:PATH` controller address.
 pub fn check_controller(s: &str) -> Result<(), String> {
-    if let Some(rest) = s.strip_prefix("tcp:") {
+    if let Some(rest) = s.strip_prefix("tcp:").or_else(|| s.strip_prefix("ssl:")) {
         let (ip, port) = match rest.rsplit_once(':') {
             Some((ip, p)) => (ip, Some(p)),
             None => (rest, None),
@@ -258,7 +263,9 @@ pub fn check_controller(s: &str) -> Result<(), String> {
         }
         Ok(())
     } else {
-        Err(format!("{s:?}: a controller is tcp:IP[:PORT] or unix:PATH"))
+        Err(format!(
+            "{s:?}: a controller is tcp:IP[:PORT], ssl:IP[:PORT] or unix:PATH"
+        ))
     }
 }
 
@@ -330,6 +337,13 @@ impl Config {
         self.openflow
             .validate()
             .map_err(|(key, msg)| err(format!("openflow.{key}"), locate(text, key, "", 0), msg))?;
+        let uses_tls = self.bridge.iter().any(|b| {
+            b.listeners.iter().any(|l| l.starts_with("pssl:"))
+                || b.controllers.iter().any(|c| c.starts_with("ssl:"))
+        });
+        self.ssl
+            .validate(uses_tls)
+            .map_err(|(key, msg)| err(format!("ssl.{key}"), locate(text, key, "", 0), msg))?;
 
         let mut bridge_names = HashMap::new();
         let mut port_owner: HashMap<&str, &str> = HashMap::new();
@@ -602,5 +616,73 @@ mod openflow_tests {
             ..OpenflowConfig::default()
         };
         assert_eq!(small.validate().unwrap_err().0, "output_budget_bytes");
+    }
+}
+
+/// `[ssl]`: the files OVS's `set-ssl` takes, for `ssl:` controllers and
+/// `pssl:` listeners. Peers must present a certificate signed by `ca_cert`
+/// (mutual authentication); their names are not checked, the CA is the pin.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SslConfig {
+    /// PEM private key.
+    pub private_key: Option<PathBuf>,
+    /// PEM certificate presented to peers.
+    pub certificate: Option<PathBuf>,
+    /// PEM certificate of the CA that peers' certificates must chain to.
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl SslConfig {
+    /// The three files, when all are set.
+    pub fn files(&self) -> Option<(PathBuf, PathBuf, PathBuf)> {
+        Some((
+            self.private_key.clone()?,
+            self.certificate.clone()?,
+            self.ca_cert.clone()?,
+        ))
+    }
+
+    /// All three files or none; all three when a bridge uses TLS.
+    pub fn validate(&self, needed: bool) -> Result<(), (&'static str, String)> {
+        let set = [
+            ("private_key", self.private_key.is_some()),
+            ("certificate", self.certificate.is_some()),
+            ("ca_cert", self.ca_cert.is_some()),
+        ];
+        let missing: Vec<&str> = set.iter().filter(|(_, s)| !s).map(|(k, _)| *k).collect();
+        if missing.is_empty() || (missing.len() == set.len() && !needed) {
+            return Ok(());
+        }
+        let key = missing.first().copied().unwrap_or("private_key");
+        Err((
+            key,
+            format!(
+                "ssl: and pssl: connections need private_key, certificate and ca_cert; missing {}",
+                missing.join(", ")
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod ssl_tests {
+    use super::*;
+
+    #[test]
+    fn ssl_needs_all_three_files_when_used() {
+        assert!(SslConfig::default().validate(false).is_ok());
+        assert_eq!(
+            SslConfig::default().validate(true).unwrap_err().0,
+            "private_key"
+        );
+        let partial = SslConfig {
+            private_key: Some("k".into()),
+            ..SslConfig::default()
+        };
+        assert_eq!(partial.validate(false).unwrap_err().0, "certificate");
+        assert!(check_listener("pssl:6653:127.0.0.1").is_ok());
+        assert!(check_controller("ssl:127.0.0.1:6653").is_ok());
+        assert!(check_controller("ssl:nohost").is_err());
     }
 }
