@@ -587,6 +587,8 @@ impl Connmgr {
         settings.hello_timeout = Duration::from_millis(of.hello_timeout_ms);
         settings.tx_budget = usize::try_from(of.output_budget_bytes).unwrap_or(usize::MAX);
         settings.stuck_timeout = Duration::from_millis(of.stuck_timeout_ms);
+        settings.packet_in_limit = (of.controller_rate_limit > 0)
+            .then_some((of.controller_rate_limit, of.controller_burst_limit));
         let is_controller = matches!(m.origin, Origin::Controller(_));
         let p = SessionParams {
             id,

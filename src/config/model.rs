@@ -501,6 +501,13 @@ pub struct OpenflowConfig {
     /// Group (name or number) that owns `punix:` sockets, so that its members
     /// may connect when the mode allows; empty keeps root's group.
     pub unix_socket_group: String,
+    /// Most PACKET_INs per second sent on one connection (table misses and
+    /// other reasons limited separately), as OVS `controller_rate_limit`;
+    /// 0 = no limit. Packets over the limit are dropped and counted.
+    pub controller_rate_limit: u32,
+    /// PACKET_INs a connection may send at once before the rate applies
+    /// (OVS `controller_burst_limit`); 0 = a quarter of the rate.
+    pub controller_burst_limit: u32,
 }
 
 impl Default for OpenflowConfig {
@@ -512,6 +519,8 @@ impl Default for OpenflowConfig {
             max_connections_per_listener: 256,
             unix_socket_mode: None,
             unix_socket_group: String::new(),
+            controller_rate_limit: 0,
+            controller_burst_limit: 0,
         }
     }
 }
@@ -549,6 +558,23 @@ impl OpenflowConfig {
             1,
             65_536,
         )?;
+        // OVS's schema: rate at least 100, burst at least 25.
+        if self.controller_rate_limit != 0 {
+            range(
+                "controller_rate_limit",
+                self.controller_rate_limit.into(),
+                100,
+                10_000_000,
+            )?;
+        }
+        if self.controller_burst_limit != 0 {
+            range(
+                "controller_burst_limit",
+                self.controller_burst_limit.into(),
+                25,
+                10_000_000,
+            )?;
+        }
         if let Some(m) = &self.unix_socket_mode {
             let v = parse_mode(m).map_err(|e| ("unix_socket_mode", e))?;
             if v & 0o007 != 0 {

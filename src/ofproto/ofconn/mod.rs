@@ -118,6 +118,8 @@ crate::counter_set! {
         packet_ins,
         /// PACKET_INs dropped because the output queue was full.
         packet_ins_dropped,
+        /// PACKET_INs dropped by the rate limit (controller_rate_limit).
+        packet_ins_rate_limited,
         /// FLOW_REMOVED messages sent.
         flow_removed,
         /// FLOW_REMOVED messages dropped because the output queue was full.
@@ -153,6 +155,9 @@ pub struct Settings {
     /// A peer that drains nothing for this long while the queue is over
     /// budget is disconnected.
     pub stuck_timeout: Duration,
+    /// PACKET_IN rate limit: packets per second and burst (OVS
+    /// `controller_rate_limit`/`controller_burst_limit`); `None`: unlimited.
+    pub packet_in_limit: Option<(u32, u32)>,
 }
 
 /// Default output budget: 4 MiB (64 full-size messages).
@@ -171,6 +176,7 @@ impl Settings {
             hello_timeout: DEFAULT_HELLO_TIMEOUT,
             tx_budget: DEFAULT_TX_BUDGET,
             stuck_timeout: DEFAULT_STUCK_TIMEOUT,
+            packet_in_limit: None,
         }
     }
 }
@@ -352,6 +358,9 @@ pub struct OfConn {
     now: Instant,
     /// Whether input was open at the latest input.
     reading: bool,
+    /// PACKET_IN rate limiters, `[table miss, other reasons]`, as OVS
+    /// keeps one `pinsched` for misses and one for the rest.
+    pin_limit: Option<[TokenBucket; 2]>,
     /// The deadline the shell was last given.
     armed: Option<Instant>,
     /// A streamed reply has more to encode now.
@@ -389,6 +398,12 @@ impl OfConn {
             work_now: false,
             now,
             reading: true,
+            pin_limit: s.packet_in_limit.map(|(rate, burst)| {
+                [
+                    TokenBucket::new(rate, burst, now),
+                    TokenBucket::new(rate, burst, now),
+                ]
+            }),
             counters: Arc::new(ConnCounters::default()),
             s,
         };
@@ -601,11 +616,11 @@ impl OfConn {
     /// asynchronous configuration want it and it fits in the asynchronous
     /// half of the output budget; otherwise dropped and counted by kind.
     pub fn handle_async(&mut self, ev: &AsyncEvent, now: Instant) {
-        self.async_message(ev);
+        self.async_message(ev, now);
         self.settle(now);
     }
 
-    fn async_message(&mut self, ev: &AsyncEvent) {
+    fn async_message(&mut self, ev: &AsyncEvent, now: Instant) {
         let State::Up { enc } = &self.state else {
             return;
         };
@@ -615,6 +630,13 @@ impl OfConn {
         }
         let (body, sent, dropped) = match ev {
             AsyncEvent::PacketIn { pin, max_len } => {
+                if let Some(buckets) = self.pin_limit.as_mut() {
+                    let b = &mut buckets[usize::from(pin.reason != OFPR_NO_MATCH)];
+                    if !b.withdraw(now) {
+                        self.counters.packet_ins_rate_limited.fetch_add(1, Relaxed);
+                        return;
+                    }
+                }
                 let limit = if pin.reason == OFPR_NO_MATCH {
                     (*max_len).min(self.switch_cfg.miss_send_len)
                 } else {
@@ -1181,4 +1203,58 @@ pub struct ConnStatus {
     /// Counters.
     #[serde(flatten)]
     pub counters: ConnCountersSnapshot,
+}
+
+/// A token bucket (OVS `lib/token-bucket.c`): `rate` tokens per second,
+/// at most `burst` saved up; time is passed in. Counted in thousandths of a
+/// token so that rates below 1000/s refill every millisecond.
+#[derive(Debug)]
+struct TokenBucket {
+    /// Thousandths of a token added per millisecond (= tokens per second).
+    rate: u64,
+    /// Most thousandths of a token held.
+    depth: u64,
+    tokens: u64,
+    last: Instant,
+}
+
+/// Thousandths of a token per token.
+const MILLI: u64 = 1000;
+
+impl TokenBucket {
+    /// OVS `pinsched.c: adjust_limits()`: burst defaults to a quarter of the
+    /// rate, at least 1.
+    fn new(rate: u32, burst: u32, now: Instant) -> TokenBucket {
+        let rate = u64::from(rate.max(1));
+        let burst = if burst == 0 {
+            rate / 4
+        } else {
+            u64::from(burst)
+        }
+        .max(1);
+        TokenBucket {
+            rate,
+            depth: burst * MILLI,
+            tokens: burst * MILLI,
+            last: now,
+        }
+    }
+
+    /// Takes one token if there is one.
+    fn withdraw(&mut self, now: Instant) -> bool {
+        let ms = now.saturating_duration_since(self.last).as_millis();
+        if ms > 0 {
+            let add = u64::try_from(ms)
+                .unwrap_or(u64::MAX)
+                .saturating_mul(self.rate);
+            self.tokens = self.tokens.saturating_add(add).min(self.depth);
+            self.last = now;
+        }
+        if self.tokens >= MILLI {
+            self.tokens -= MILLI;
+            true
+        } else {
+            false
+        }
+    }
 }

@@ -809,3 +809,30 @@ fn memory_is_returned_when_buffers_empty_or_the_connection_closes() {
     assert!(p.c.tx_queued() >= in_flight);
     assert!(p.c.rx.capacity() == 0);
 }
+
+#[test]
+fn packet_ins_are_rate_limited_per_kind() {
+    let mut s = settings();
+    s.packet_in_limit = Some((100, 10));
+    let mut p = Peer::up(s);
+    for _ in 0..50 {
+        p.c.handle_async(&packet_in(0, 10), p.now);
+    }
+    // Another kind (action) has its own bucket.
+    p.c.handle_async(&packet_in(1, 10), p.now);
+    assert_eq!(p.take().len(), 11);
+    assert_eq!(p.c.counters().snapshot().packet_ins_rate_limited, 40);
+    // 100 ms later: 10 more table misses may go.
+    p.now += Duration::from_millis(100);
+    for _ in 0..20 {
+        p.c.handle_async(&packet_in(0, 10), p.now);
+    }
+    assert_eq!(p.take().len(), 10);
+    let snap = p.c.counters().snapshot();
+    assert_eq!((snap.packet_ins, snap.packet_ins_rate_limited), (21, 50));
+    // Port status is never rate limited.
+    for _ in 0..20 {
+        p.c.handle_async(&port_status(), p.now);
+    }
+    assert_eq!(p.take().len(), 20);
+}
