@@ -525,7 +525,7 @@ impl OfConn {
         if self.txq.ack(len) && self.last_progress.is_some() {
             self.last_progress = Some(now);
         }
-        self.pump(now);
+        self.pump();
         self.process();
         self.settle(now);
     }
@@ -562,7 +562,7 @@ impl OfConn {
                 }
             }
         }
-        self.pump(now);
+        self.pump();
         self.process();
         self.settle(now);
     }
@@ -883,7 +883,7 @@ impl OfConn {
 
     /// Encodes more of a streamed reply while the budget allows, then the
     /// replies that waited behind it.
-    fn pump(&mut self, _now: Instant) {
+    fn pump(&mut self) {
         if self.stream.is_none() && self.deferred.is_empty() {
             self.work_now = false;
             return;
