@@ -122,6 +122,7 @@ fn run(o: RunOpts) -> ExitCode {
     if let Some(u) = &o.unixctl {
         cfg.daemon.control_socket = u.clone();
     }
+    rvswitchd::actors::connmgr::configure(&cfg.openflow, &cfg.ssl);
     // Fork before any thread exists.
     let mut ready = process::ReadyNotifier::none();
     if o.detach {

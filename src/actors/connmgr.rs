@@ -1,46 +1,201 @@
-//! The connection manager of one bridge (seed 003's `connmgr`): passive
-//! listeners (`ptcp:`, `punix:`), active controller connections kept up by the
-//! reconnect state machine, controller roles, and fan-out of asynchronous
-//! messages (packet-in, port status, flow removed) to every session that wants
-//! them.
+//! The connection manager of one bridge (OVS `connmgr`): passive listeners
+//! (`ptcp:`, `punix:`), active controller connections kept up by the
+//! reconnect state machine, controller roles, per-listener connection caps,
+//! and fan-out of asynchronous messages (packet-in, port status, flow
+//! removed) to every session that wants them.
 //!
 //! Ownership: the Connmgr owns the listener and controller tasks and the table
-//! of sessions; each session owns its socket. Packet-ins arrive through a
-//! bounded channel (a slow controller loses packet-ins, counted, never memory).
-//! Runs on its bridge's Arbiter.
+//! of sessions, from the moment a connection is accepted or made (not only
+//! once it has negotiated), so that it can cap and evict; each session owns
+//! its socket. Packet-ins arrive through a bounded channel (a slow controller
+//! loses packet-ins, counted, never memory). Runs on its bridge's Arbiter.
+//!
+//! Settings shared by all bridges (`[openflow]`) are published with
+//! [`configure`]; each new session takes the settings in force.
 
 pub mod reconnect;
+pub mod tls;
 
 use crate::actors::metrics::{ActorMeter, MsgName};
-use crate::actors::session::{OfSession, SessionParams};
+use crate::actors::session::{OfSession, ReadHalf, SessionParams, WriteHalf};
+use crate::config::{OpenflowConfig, SslConfig};
 use crate::messages::bridge::OfRequests;
 use crate::messages::connmgr::*;
+use crate::ofproto::ofconn::{CloseReason, ConnCounters, ConnCountersSnapshot, Settings};
 use crate::openflow::error::OfpError;
 use crate::openflow::message::ControllerRole;
 use crate::types::DatapathId;
 use crate::util::coverage::{self, c};
 use crate::util::time::now_ms;
 use actix::prelude::*;
+use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use reconnect::Reconnect;
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 /// Mailbox capacity of a Connmgr.
 pub const MAILBOX: usize = 256;
 /// Capacity of the packet-in channel into the Connmgr.
 pub const PACKET_IN_QUEUE: usize = 1024;
+/// Listen backlog of `punix:` sockets.
+const UNIX_BACKLOG: i32 = 128;
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+// ---------------------------------------------------------------------------
+// Process-wide settings
+// ---------------------------------------------------------------------------
+
+/// The process-wide settings in force.
+#[derive(Default)]
+struct Published {
+    of: OpenflowConfig,
+    ssl: SslConfig,
+}
+
+fn settings_cell() -> &'static ArcSwap<Published> {
+    static S: OnceLock<ArcSwap<Published>> = OnceLock::new();
+    S.get_or_init(|| ArcSwap::from_pointee(Published::default()))
+}
+
+/// Publishes the `[openflow]` and `[ssl]` settings. New connections use them;
+/// existing ones keep theirs. The daemon calls this at start and on every
+/// reload.
+pub fn configure(of: &OpenflowConfig, ssl: &SslConfig) {
+    settings_cell().store(Arc::new(Published {
+        of: of.clone(),
+        ssl: ssl.clone(),
+    }));
+}
+
+fn current() -> Arc<OpenflowConfig> {
+    Arc::new(settings_cell().load().of.clone())
+}
+
+/// The `[ssl]` files, or why TLS cannot be used.
+fn tls_files() -> Result<tls::TlsFiles, String> {
+    match settings_cell().load().ssl.files() {
+        Some((private_key, certificate, ca_cert)) => Ok(tls::TlsFiles {
+            private_key,
+            certificate,
+            ca_cert,
+        }),
+        None => Err("[ssl] private_key, certificate and ca_cert are not configured".into()),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Counters
+// ---------------------------------------------------------------------------
+
+crate::counter_set! {
+    /// Connection-level events of one bridge.
+    pub struct ConnmgrCounters / ConnmgrCountersSnapshot {
+        /// Connections accepted on listeners.
+        accepted,
+        /// Connections refused because their listener was full of negotiated sessions.
+        refused_listener_full,
+        /// Connections closed to make room: the oldest that had not finished the handshake.
+        evicted_unnegotiated,
+        /// Connections closed because no HELLO came in time.
+        closed_hello_timeout,
+        /// Connections closed because the first message was not a HELLO.
+        closed_not_hello,
+        /// Connections closed because version negotiation failed.
+        closed_incompatible,
+        /// Connections closed because of a protocol error (bad version or framing).
+        closed_protocol,
+        /// Connections closed because the inactivity probe went unanswered.
+        closed_probe_timeout,
+        /// Connections closed because the peer stopped reading past the stuck timeout.
+        closed_stuck,
+        /// Connections closed by the peer or by a read/write error.
+        closed_by_peer,
+        /// Connections closed on request (reload, eviction, shutdown).
+        closed_requested,
+        /// TLS handshakes that failed (wrong CA, expired or missing certificate, plaintext peer).
+        tls_handshake_failed,
+    }
+}
+
+/// What the exporters read about one bridge's OpenFlow connections (atomics
+/// only; no message to any actor).
+pub struct OfStats {
+    bridge: String,
+    /// Connection events.
+    pub events: ConnmgrCounters,
+    /// Counters of sessions that have ended, summed.
+    pub departed: ConnCounters,
+    live: Mutex<Vec<(u64, Arc<ConnCounters>)>>,
+}
+
+impl OfStats {
+    /// Sum of every session's counters, past and present.
+    pub fn sessions(&self) -> ConnCountersSnapshot {
+        let mut s = self.departed.snapshot();
+        for (_, c) in self.live.lock().iter() {
+            s += c.snapshot();
+        }
+        s
+    }
+
+    /// Sessions open now.
+    pub fn open_sessions(&self) -> usize {
+        self.live.lock().len()
+    }
+}
+
+fn stats_registry() -> &'static Mutex<Vec<Weak<OfStats>>> {
+    static R: OnceLock<Mutex<Vec<Weak<OfStats>>>> = OnceLock::new();
+    R.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// Every bridge's OpenFlow connection counters, for `/stats` and `/metrics`:
+/// `{"BRIDGE": {"open_sessions", "events": {...}, "sessions": {...}}}`.
+/// Reads atomics only, so the HTTP thread may call it at any time.
+pub fn stats_json() -> serde_json::Value {
+    let mut reg = stats_registry().lock();
+    reg.retain(|w| w.strong_count() > 0);
+    let mut m = serde_json::Map::new();
+    for s in reg.iter().filter_map(Weak::upgrade) {
+        m.insert(
+            s.bridge.clone(),
+            json!({
+                "open_sessions": s.open_sessions(),
+                "events": s.events.snapshot(),
+                "sessions": s.sessions(),
+            }),
+        );
+    }
+    serde_json::Value::Object(m)
+}
+
+// ---------------------------------------------------------------------------
+// The actor
+// ---------------------------------------------------------------------------
+
+/// Where a connection came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Origin {
+    /// Accepted on the listener with this name.
+    Listener(String),
+    /// Made to the configured controller with this target.
+    Controller(String),
+}
 
 struct SessionEntry {
     addr: Addr<OfSession>,
     peer: String,
-    is_controller: bool,
+    origin: Origin,
+    /// Order of arrival (eviction picks the oldest).
+    seq: u64,
+    negotiated: bool,
+    closing: bool,
     role: ControllerRole,
 }
 
@@ -48,6 +203,23 @@ struct Listener {
     name: String,
     task: actix_rt::task::JoinHandle<()>,
     unix_path: Option<PathBuf>,
+    accepted: u64,
+    refused: u64,
+    evicted: u64,
+    tls: Arc<TlsListenerStats>,
+}
+
+/// What a `pssl:` listener's handshake tasks report.
+#[derive(Default)]
+struct TlsListenerStats {
+    /// Handshakes under way.
+    in_progress: AtomicU64,
+    /// Handshakes that failed.
+    failed: AtomicU64,
+    /// Connections refused because too many handshakes were under way.
+    refused: AtomicU64,
+    /// The latest failure.
+    last_error: Mutex<Option<String>>,
 }
 
 struct Controller {
@@ -83,12 +255,29 @@ pub struct Connmgr {
     listeners: Vec<Listener>,
     controllers: HashMap<String, Controller>,
     sessions: HashMap<u64, SessionEntry>,
+    next_seq: u64,
     generation_id: Option<u64>,
     packet_ins: Option<tokio::sync::mpsc::Receiver<AsyncEvent>>,
     fail_open: bool,
     controller_lost_since: Option<u64>,
     packet_ins_delivered: u64,
+    stats: Arc<OfStats>,
 }
+
+/// Listener/controller task → Connmgr: a connection is open; start its
+/// session (or refuse it when its listener is full).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Opened {
+    origin: Origin,
+    peer: String,
+    r: ReadHalf,
+    w: WriteHalf,
+    probe: Option<Duration>,
+    on_close: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+crate::msg_names!(Opened);
 
 impl Connmgr {
     /// A connection manager with no connections yet (send [`SetConnections`]).
@@ -99,6 +288,13 @@ impl Connmgr {
             Some(p.bridge_name.clone()),
             MAILBOX,
         );
+        let stats = Arc::new(OfStats {
+            bridge: p.bridge_name.clone(),
+            events: ConnmgrCounters::default(),
+            departed: ConnCounters::default(),
+            live: Mutex::new(Vec::new()),
+        });
+        stats_registry().lock().push(Arc::downgrade(&stats));
         Connmgr {
             bridge_name: p.bridge_name,
             dpid: p.dpid,
@@ -110,11 +306,13 @@ impl Connmgr {
             listeners: Vec::new(),
             controllers: HashMap::new(),
             sessions: HashMap::new(),
+            next_seq: 0,
             generation_id: None,
             packet_ins: Some(p.packet_ins),
             fail_open: false,
             controller_lost_since: Some(now_ms()),
             packet_ins_delivered: 0,
+            stats,
         }
     }
 
@@ -123,15 +321,19 @@ impl Connmgr {
         self.meter.clone()
     }
 
+    /// The counters the exporters read.
+    pub fn stats(&self) -> Arc<OfStats> {
+        self.stats.clone()
+    }
+
     fn guard<M: MsgName>(&self) -> crate::actors::metrics::HandleGuard {
         self.meter.handling(M::NAME)
     }
 
     fn start_listener(&mut self, name: &str, ctx: &mut Context<Self>) {
         let me = ctx.address();
-        let mk = SessionFactory::capture(self, ctx);
-        let bound = PassiveListener::bind(name);
-        let (listener, unix_path) = match bound {
+        let of = current();
+        let (listener, unix_path) = match PassiveListener::bind(name, &of) {
             Ok(l) => l,
             Err(e) => {
                 let msg = format!("{name}: cannot listen: {e}");
@@ -141,14 +343,42 @@ impl Connmgr {
             }
         };
         let name2 = name.to_string();
+        let tls_stats = Arc::new(TlsListenerStats::default());
+        let tls2 = tls_stats.clone();
+        let stats = self.stats.clone();
         let task = actix_rt::spawn(async move {
             loop {
                 match listener.accept().await {
-                    Ok((peer, r, w)) => {
+                    Ok((peer, Incoming::Plain(r, w))) => {
                         coverage::inc(&c::ofconn_accepted);
-                        mk.start(&me, peer.unwrap_or_else(|| name2.clone()), r, w);
+                        let m = Opened {
+                            origin: Origin::Listener(name2.clone()),
+                            peer: peer.unwrap_or_else(|| name2.clone()),
+                            r,
+                            w,
+                            probe: None,
+                            on_close: None,
+                        };
+                        // Waits for the Connmgr: accepting is paced by it.
+                        if me.send(m).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok((peer, Incoming::Tls(stream))) => {
+                        coverage::inc(&c::ofconn_accepted);
+                        let peer = peer.unwrap_or_else(|| name2.clone());
+                        tls_handshake(
+                            stream,
+                            peer,
+                            name2.clone(),
+                            me.clone(),
+                            tls2.clone(),
+                            stats.clone(),
+                        );
                     }
                     Err(e) => {
+                        // EMFILE/ENFILE included: the pending connection
+                        // stays in the backlog; try again shortly.
                         tracing::warn!("{name2}: accept: {e}");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
@@ -159,6 +389,10 @@ impl Connmgr {
             name: name.to_string(),
             task,
             unix_path,
+            accepted: 0,
+            refused: 0,
+            evicted: 0,
+            tls: tls_stats,
         });
     }
 
@@ -170,20 +404,30 @@ impl Connmgr {
             now_ms(),
         )));
         let me = ctx.address();
-        let mk = SessionFactory::capture(self, ctx);
         let probe = (cfg.probe_ms > 0).then(|| Duration::from_millis(cfg.probe_ms));
         let target2 = target.to_string();
         let fsm2 = fsm.clone();
+        let stats = self.stats.clone();
         let task = actix_rt::spawn(async move {
             loop {
                 fsm2.lock().connecting(now_ms());
-                let conn = connect(&target2).await;
+                let conn = connect(&target2, &stats).await;
                 let wait = match conn {
                     Ok((r, w)) => {
                         fsm2.lock().connected(now_ms());
                         coverage::inc(&c::ofconn_connected);
                         let (tx, rx) = tokio::sync::oneshot::channel();
-                        mk.start_controller(&me, target2.clone(), r, w, probe, tx);
+                        let m = Opened {
+                            origin: Origin::Controller(target2.clone()),
+                            peer: target2.clone(),
+                            r,
+                            w,
+                            probe,
+                            on_close: Some(tx),
+                        };
+                        if me.send(m).await.is_err() {
+                            return;
+                        }
                         let _ = rx.await;
                         fsm2.lock().disconnected("connection closed", now_ms())
                     }
@@ -220,8 +464,9 @@ impl Connmgr {
                 c.task.abort();
             }
             for s in self.sessions.values() {
-                if s.is_controller && s.peer == t {
-                    s.addr.do_send(Disconnect);
+                if s.origin == Origin::Controller(t.clone()) {
+                    s.addr
+                        .do_send(Disconnect("controller removed from the configuration"));
                 }
             }
         }
@@ -240,7 +485,9 @@ impl Connmgr {
     }
 
     fn controller_connected(&self) -> bool {
-        self.sessions.values().any(|s| s.is_controller)
+        self.sessions
+            .values()
+            .any(|s| s.negotiated && matches!(s.origin, Origin::Controller(_)))
     }
 
     /// Standalone bridges with controllers configured fall back to NORMAL when
@@ -268,109 +515,201 @@ impl Connmgr {
     }
 
     fn broadcast(&mut self, ev: AsyncEvent) {
-        for s in self.sessions.values() {
-            // Same-arbiter delivery; a full session mailbox drops (counted there).
+        for s in self
+            .sessions
+            .values()
+            .filter(|s| s.negotiated && !s.closing)
+        {
+            // Same-arbiter delivery; a full session mailbox drops (counted).
             if s.addr.try_send(Deliver(ev.clone())).is_err() {
                 coverage::inc(&c::packet_in_dropped);
             }
         }
     }
-}
 
-/// What a spawned listener or controller task needs to start sessions.
-#[derive(Clone)]
-struct SessionFactory {
-    bridge_name: String,
-    dpid: DatapathId,
-    bridge: Recipient<OfRequests>,
-    bridge_meter: Arc<ActorMeter>,
-}
-
-impl SessionFactory {
-    fn capture(c: &Connmgr, _: &Context<Connmgr>) -> SessionFactory {
-        SessionFactory {
-            bridge_name: c.bridge_name.clone(),
-            dpid: c.dpid,
-            bridge: c.bridge.clone(),
-            bridge_meter: c.bridge_meter.clone(),
+    /// Makes room on a full listener: closes its oldest connection that has
+    /// not finished the handshake. False when every connection has.
+    fn evict_for(&mut self, listener: &str) -> bool {
+        let victim = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| {
+                !s.negotiated && !s.closing && s.origin == Origin::Listener(listener.to_string())
+            })
+            .min_by_key(|(_, s)| s.seq)
+            .map(|(id, _)| *id);
+        let Some(id) = victim else { return false };
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.closing = true;
+            s.addr.do_send(Disconnect(
+                "evicted: listener full, oldest connection without a handshake",
+            ));
         }
+        true
     }
 
-    fn params(
-        &self,
-        me: &Addr<Connmgr>,
-        peer: String,
-        probe: Option<Duration>,
-        is_controller: bool,
-        on_close: Option<tokio::sync::oneshot::Sender<()>>,
-    ) -> SessionParams {
-        SessionParams {
-            id: NEXT_SESSION.fetch_add(1, Relaxed),
-            peer,
+    fn open(&mut self, m: Opened, ctx: &mut Context<Self>) {
+        let of = current();
+        if let Origin::Listener(name) = &m.origin {
+            let Some(li) = self.listeners.iter().position(|l| &l.name == name) else {
+                // The listener was removed meanwhile: drop the connection.
+                return;
+            };
+            self.stats.events.accepted.fetch_add(1, Relaxed);
+            self.listeners[li].accepted += 1;
+            let open = self
+                .sessions
+                .values()
+                .filter(|s| !s.closing && s.origin == m.origin)
+                .count() as u64;
+            if open >= of.max_connections_per_listener {
+                if self.evict_for(name) {
+                    self.stats.events.evicted_unnegotiated.fetch_add(1, Relaxed);
+                    self.listeners[li].evicted += 1;
+                } else {
+                    self.stats
+                        .events
+                        .refused_listener_full
+                        .fetch_add(1, Relaxed);
+                    self.listeners[li].refused += 1;
+                    tracing::warn!(
+                        "{name}: {open} negotiated connections, the most allowed: refusing {}",
+                        m.peer
+                    );
+                    return;
+                }
+            }
+        }
+        let id = NEXT_SESSION.fetch_add(1, Relaxed);
+        let me = ctx.address();
+        let mut settings = Settings::new(self.dpid);
+        settings.probe_interval = m.probe;
+        settings.hello_timeout = Duration::from_millis(of.hello_timeout_ms);
+        settings.tx_budget = usize::try_from(of.output_budget_bytes).unwrap_or(usize::MAX);
+        settings.stuck_timeout = Duration::from_millis(of.stuck_timeout_ms);
+        settings.packet_in_limit = (of.controller_rate_limit > 0)
+            .then_some((of.controller_rate_limit, of.controller_burst_limit));
+        let is_controller = matches!(m.origin, Origin::Controller(_));
+        let p = SessionParams {
+            id,
+            peer: m.peer.clone(),
             bridge_name: self.bridge_name.clone(),
-            dpid: self.dpid,
+            settings,
             bridge: self.bridge.clone(),
             bridge_meter: self.bridge_meter.clone(),
-            connmgr: me.clone().recipient(),
+            connmgr_up: me.clone().recipient(),
             connmgr_down: me.clone().recipient(),
-            connmgr_role: me.clone().recipient(),
-            probe,
+            connmgr_role: me.recipient(),
             is_controller,
-            on_close,
-        }
-    }
-
-    fn start(
-        &self,
-        me: &Addr<Connmgr>,
-        peer: String,
-        r: Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-        w: Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
-    ) {
-        let p = self.params(me, peer, None, false, None);
-        OfSession::new(p, r, w).start();
-    }
-
-    fn start_controller(
-        &self,
-        me: &Addr<Connmgr>,
-        peer: String,
-        r: Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-        w: Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
-        probe: Option<Duration>,
-        on_close: tokio::sync::oneshot::Sender<()>,
-    ) {
-        let p = self.params(me, peer, probe, true, Some(on_close));
-        OfSession::new(p, r, w).start();
+            on_close: m.on_close,
+        };
+        let session = OfSession::new(p, m.r, m.w);
+        self.stats.live.lock().push((id, session.counters()));
+        let addr = session.start();
+        self.next_seq += 1;
+        self.sessions.insert(
+            id,
+            SessionEntry {
+                addr,
+                peer: m.peer,
+                origin: m.origin,
+                seq: self.next_seq,
+                negotiated: false,
+                closing: false,
+                role: ControllerRole::Equal,
+            },
+        );
     }
 }
 
-/// A bound `ptcp:` or `punix:` listener.
+/// A bound `ptcp:`, `pssl:` or `punix:` listener.
 enum PassiveListener {
     Tcp(tokio::net::TcpListener),
+    Tls(tokio::net::TcpListener),
     Unix(tokio::net::UnixListener),
+}
+
+/// An accepted connection: ready, or still to do its TLS handshake.
+enum Incoming {
+    Plain(ReadHalf, WriteHalf),
+    Tls(tokio::net::TcpStream),
+}
+
+/// Runs a `pssl:` handshake off the accept loop, bounded by the HELLO
+/// timeout and by the listener's connection cap (handshakes under way
+/// count), then hands the connection to the Connmgr like any other.
+fn tls_handshake(
+    stream: tokio::net::TcpStream,
+    peer: String,
+    listener: String,
+    me: Addr<Connmgr>,
+    ls: Arc<TlsListenerStats>,
+    stats: Arc<OfStats>,
+) {
+    let of = current();
+    if ls.in_progress.load(Relaxed) >= of.max_connections_per_listener {
+        ls.refused.fetch_add(1, Relaxed);
+        stats.events.refused_listener_full.fetch_add(1, Relaxed);
+        return;
+    }
+    let fail = |ls: &TlsListenerStats, stats: &OfStats, listener: &str, peer: &str, e: String| {
+        tracing::warn!("{listener}: TLS handshake with {peer}: {e}");
+        ls.failed.fetch_add(1, Relaxed);
+        stats.events.tls_handshake_failed.fetch_add(1, Relaxed);
+        *ls.last_error.lock() = Some(e);
+    };
+    let acceptor = match tls_files().and_then(|f| tls::acceptor(&f)) {
+        Ok(a) => a,
+        Err(e) => return fail(&ls, &stats, &listener, &peer, e),
+    };
+    ls.in_progress.fetch_add(1, Relaxed);
+    let timeout = Duration::from_millis(of.hello_timeout_ms);
+    actix_rt::spawn(async move {
+        let r = tokio::time::timeout(timeout, acceptor.accept(stream)).await;
+        ls.in_progress.fetch_sub(1, Relaxed);
+        match r {
+            Ok(Ok(s)) => {
+                let (r, w) = tokio::io::split(s);
+                let m = Opened {
+                    origin: Origin::Listener(listener),
+                    peer,
+                    r: Box::new(r),
+                    w: Box::new(w),
+                    probe: None,
+                    on_close: None,
+                };
+                let _ = me.send(m).await;
+            }
+            Ok(Err(e)) => fail(&ls, &stats, &listener, &peer, e.to_string()),
+            Err(_) => fail(&ls, &stats, &listener, &peer, "handshake timed out".into()),
+        }
+    });
 }
 
 impl PassiveListener {
     /// Binds `ptcp:PORT[:IP]` (all addresses by default) or `punix:PATH` (a stale
     /// socket file is replaced). Returns the Unix path to remove at close.
-    fn bind(name: &str) -> std::io::Result<(PassiveListener, Option<PathBuf>)> {
-        if let Some(rest) = name.strip_prefix("ptcp:") {
+    fn bind(
+        name: &str,
+        of: &OpenflowConfig,
+    ) -> std::io::Result<(PassiveListener, Option<PathBuf>)> {
+        let tcp = |rest: &str| -> std::io::Result<tokio::net::TcpListener> {
             let (port, ip) = rest.split_once(':').unwrap_or((rest, "0.0.0.0"));
             let l = std::net::TcpListener::bind(format!("{ip}:{port}"))?;
             l.set_nonblocking(true)?;
-            Ok((
-                PassiveListener::Tcp(tokio::net::TcpListener::from_std(l)?),
-                None,
-            ))
+            tokio::net::TcpListener::from_std(l)
+        };
+        if let Some(rest) = name.strip_prefix("ptcp:") {
+            Ok((PassiveListener::Tcp(tcp(rest)?), None))
+        } else if let Some(rest) = name.strip_prefix("pssl:") {
+            // Refuse to listen without usable key and certificates.
+            tls_files()
+                .and_then(|f| tls::acceptor(&f))
+                .map_err(std::io::Error::other)?;
+            Ok((PassiveListener::Tls(tcp(rest)?), None))
         } else if let Some(path) = name.strip_prefix("punix:") {
             let path = PathBuf::from(path);
-            if let Some(d) = path.parent() {
-                let _ = std::fs::create_dir_all(d);
-            }
-            let _ = std::fs::remove_file(&path);
-            let l = std::os::unix::net::UnixListener::bind(&path)?;
-            l.set_nonblocking(true)?;
+            let l = bind_unix(&path, of.unix_mode(), &of.unix_socket_group)?;
             Ok((
                 PassiveListener::Unix(tokio::net::UnixListener::from_std(l)?),
                 Some(path),
@@ -380,56 +719,130 @@ impl PassiveListener {
         }
     }
 
-    /// Accepts one connection: its peer name (TCP only) and stream halves.
-    async fn accept(
-        &self,
-    ) -> std::io::Result<(
-        Option<String>,
-        Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-        Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
-    )> {
+    /// Accepts one connection: its peer name (TCP only) and the stream.
+    async fn accept(&self) -> std::io::Result<(Option<String>, Incoming)> {
         match self {
             PassiveListener::Tcp(l) => {
                 let (s, peer) = l.accept().await?;
                 let _ = s.set_nodelay(true);
                 let (r, w) = s.into_split();
-                Ok((Some(format!("tcp:{peer}")), Box::new(r), Box::new(w)))
+                Ok((
+                    Some(format!("tcp:{peer}")),
+                    Incoming::Plain(Box::new(r), Box::new(w)),
+                ))
+            }
+            PassiveListener::Tls(l) => {
+                let (s, peer) = l.accept().await?;
+                let _ = s.set_nodelay(true);
+                Ok((Some(format!("ssl:{peer}")), Incoming::Tls(s)))
             }
             PassiveListener::Unix(l) => {
                 let (s, _) = l.accept().await?;
                 let (r, w) = s.into_split();
-                Ok((None, Box::new(r), Box::new(w)))
+                Ok((None, Incoming::Plain(Box::new(r), Box::new(w))))
             }
         }
     }
 }
 
-type Halves = (
-    Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-    Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
-);
+/// Resolves a group name or number.
+fn resolve_group(g: &str) -> std::io::Result<Option<nix::unistd::Gid>> {
+    if g.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(n) = g.parse::<u32>() {
+        return Ok(Some(nix::unistd::Gid::from_raw(n)));
+    }
+    match nix::unistd::Group::from_name(g) {
+        Ok(Some(gr)) => Ok(Some(gr.gid)),
+        Ok(None) => Err(std::io::Error::other(format!("no group named {g:?}"))),
+        Err(e) => Err(std::io::Error::from(e)),
+    }
+}
 
-/// Opens an active connection (`tcp:IP[:PORT]`, default port 6653; `unix:PATH`).
-async fn connect(target: &str) -> Result<Halves, String> {
+/// Binds a Unix listening socket whose file has exactly `mode` (and `group`),
+/// never the umask's idea of it, and never briefly more open than that: the
+/// socket's own inode is made mode 0 before `bind` (Linux creates the file
+/// with the socket inode's mode less the umask, `af_unix.c: unix_bind()`),
+/// the owner and mode are set on the file, and only then does it `listen`
+/// (before that a `connect` is refused).
+fn bind_unix(
+    path: &std::path::Path,
+    mode: u32,
+    group: &str,
+) -> std::io::Result<std::os::unix::net::UnixListener> {
+    use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+    use nix::sys::stat::{fchmod, Mode};
+    use std::os::unix::fs::PermissionsExt;
+    let gid = resolve_group(group)?;
+    if let Some(d) = path.parent() {
+        let _ = std::fs::create_dir_all(d);
+    }
+    let _ = std::fs::remove_file(path);
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
+    fchmod(&fd, Mode::empty())?;
+    socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &UnixAddr::new(path)?)?;
+    if gid.is_some() {
+        nix::unistd::chown(path, None, gid)?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    socket::listen(
+        &fd,
+        Backlog::new(UNIX_BACKLOG).map_err(std::io::Error::from)?,
+    )?;
+    Ok(std::os::unix::net::UnixListener::from(fd))
+}
+
+/// The default OpenFlow port (IANA).
+const OFP_PORT: u16 = 6653;
+
+/// Opens an active connection (`tcp:IP[:PORT]` and `ssl:IP[:PORT]`, default
+/// port 6653; `unix:PATH`). A failed TLS handshake is counted.
+async fn connect(target: &str, stats: &OfStats) -> Result<(ReadHalf, WriteHalf), String> {
+    let tcp = |rest: &str| {
+        let addr = match rest.parse::<std::net::IpAddr>() {
+            Ok(ip) => std::net::SocketAddr::new(ip, OFP_PORT),
+            Err(_) => rest
+                .parse::<std::net::SocketAddr>()
+                .map_err(|e| format!("{target}: {e}"))?,
+        };
+        Ok::<std::net::SocketAddr, String>(addr)
+    };
     let fut = async {
         if let Some(rest) = target.strip_prefix("tcp:") {
-            let addr = if rest.parse::<std::net::IpAddr>().is_ok() {
-                format!("{rest}:6653")
-            } else {
-                rest.to_string()
-            };
-            let s = tokio::net::TcpStream::connect(&addr)
+            let s = tokio::net::TcpStream::connect(tcp(rest)?)
                 .await
                 .map_err(|e| e.to_string())?;
             let _ = s.set_nodelay(true);
             let (r, w) = s.into_split();
-            Ok::<Halves, String>((Box::new(r), Box::new(w)))
+            Ok::<(ReadHalf, WriteHalf), String>((Box::new(r), Box::new(w)))
+        } else if let Some(rest) = target.strip_prefix("ssl:") {
+            let addr = tcp(rest)?;
+            let connector = tls_files().and_then(|f| tls::connector(&f))?;
+            let s = tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = s.set_nodelay(true);
+            let s = connector
+                .connect(tls::server_name(addr.ip()), s)
+                .await
+                .map_err(|e| {
+                    stats.events.tls_handshake_failed.fetch_add(1, Relaxed);
+                    format!("TLS handshake: {e}")
+                })?;
+            let (r, w) = tokio::io::split(s);
+            Ok::<(ReadHalf, WriteHalf), String>((Box::new(r), Box::new(w)))
         } else if let Some(path) = target.strip_prefix("unix:") {
             let s = tokio::net::UnixStream::connect(path)
                 .await
                 .map_err(|e| e.to_string())?;
             let (r, w) = s.into_split();
-            Ok::<Halves, String>((Box::new(r), Box::new(w)))
+            Ok::<(ReadHalf, WriteHalf), String>((Box::new(r), Box::new(w)))
         } else {
             Err(format!("{target}: unsupported controller address"))
         }
@@ -464,7 +877,7 @@ impl Actor for Connmgr {
             c.task.abort();
         }
         for s in self.sessions.values() {
-            s.addr.do_send(Disconnect);
+            s.addr.do_send(Disconnect("bridge deleted"));
         }
     }
 }
@@ -484,6 +897,14 @@ impl StreamHandler<AsyncEvent> for Connmgr {
     }
 
     fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl Handler<Opened> for Connmgr {
+    type Result = ();
+    fn handle(&mut self, m: Opened, ctx: &mut Context<Self>) {
+        let _g = self.guard::<Opened>();
+        self.open(m, ctx);
+    }
 }
 
 impl Handler<SetConnections> for Connmgr {
@@ -506,16 +927,15 @@ impl Handler<SessionUp> for Connmgr {
     type Result = ();
     fn handle(&mut self, m: SessionUp, _: &mut Context<Self>) {
         let _g = self.guard::<SessionUp>();
-        tracing::info!("bridge {}: {} connected", self.bridge_name, m.peer);
-        self.sessions.insert(
-            m.id,
-            SessionEntry {
-                addr: m.addr,
-                peer: m.peer,
-                is_controller: m.is_controller,
-                role: ControllerRole::Equal,
-            },
-        );
+        if let Some(s) = self.sessions.get_mut(&m.id) {
+            s.negotiated = true;
+            tracing::info!(
+                "bridge {}: {} connected ({})",
+                self.bridge_name,
+                s.peer,
+                m.version
+            );
+        }
         self.check_fail_open();
     }
 }
@@ -524,9 +944,35 @@ impl Handler<SessionDown> for Connmgr {
     type Result = ();
     fn handle(&mut self, m: SessionDown, _: &mut Context<Self>) {
         let _g = self.guard::<SessionDown>();
+        let ev = &self.stats.events;
+        let counter = match m.reason {
+            CloseReason::HelloTimeout => &ev.closed_hello_timeout,
+            CloseReason::NotHello => &ev.closed_not_hello,
+            CloseReason::Incompatible => &ev.closed_incompatible,
+            CloseReason::Protocol => &ev.closed_protocol,
+            CloseReason::ProbeTimeout => &ev.closed_probe_timeout,
+            CloseReason::Stuck => &ev.closed_stuck,
+            CloseReason::PeerClosed | CloseReason::ReadError(_) => &ev.closed_by_peer,
+            CloseReason::Requested(_) => &ev.closed_requested,
+        };
+        counter.fetch_add(1, Relaxed);
+        {
+            let mut live = self.stats.live.lock();
+            if let Some(i) = live.iter().position(|(id, _)| *id == m.id) {
+                let (_, c) = live.swap_remove(i);
+                self.stats.departed.add_from(&c.snapshot());
+            }
+        }
         if let Some(s) = self.sessions.remove(&m.id) {
-            tracing::info!("bridge {}: {} disconnected", self.bridge_name, s.peer);
-            if s.is_controller && !self.controller_connected() {
+            if s.negotiated {
+                tracing::info!(
+                    "bridge {}: {} disconnected ({})",
+                    self.bridge_name,
+                    s.peer,
+                    m.reason
+                );
+            }
+            if matches!(s.origin, Origin::Controller(_)) && !self.controller_connected() {
                 self.controller_lost_since = Some(now_ms());
             }
         }
@@ -591,10 +1037,32 @@ impl Handler<ConnmgrReport> for Connmgr {
             .values()
             .map(|c| serde_json::to_value(&*c.fsm.lock()).unwrap_or_default())
             .collect();
-        let listeners: Vec<String> = self.listeners.iter().map(|l| l.name.clone()).collect();
+        let cap = current().max_connections_per_listener;
+        let listeners: Vec<serde_json::Value> = self
+            .listeners
+            .iter()
+            .map(|l| {
+                let origin = Origin::Listener(l.name.clone());
+                let mine = || self.sessions.values().filter(|s| s.origin == origin);
+                json!({
+                    "name": l.name,
+                    "connections": mine().count(),
+                    "negotiated": mine().filter(|s| s.negotiated).count(),
+                    "max_connections": cap,
+                    "accepted": l.accepted,
+                    "refused_listener_full": l.refused + l.tls.refused.load(Relaxed),
+                    "evicted_unnegotiated": l.evicted,
+                    "tls_handshakes_in_progress": l.tls.in_progress.load(Relaxed),
+                    "tls_handshake_failed": l.tls.failed.load(Relaxed),
+                    "tls_last_error": *l.tls.last_error.lock(),
+                })
+            })
+            .collect();
         let bridge = self.bridge_name.clone();
         let fail_open = self.fail_open;
         let delivered = self.packet_ins_delivered;
+        let events = self.stats.events.snapshot();
+        let totals = self.stats.sessions();
         Box::pin(async move {
             let mut sess = Vec::new();
             for s in sessions {
@@ -609,6 +1077,8 @@ impl Handler<ConnmgrReport> for Connmgr {
                 "sessions": sess,
                 "fail_open": fail_open,
                 "packet_ins_fanned_out": delivered,
+                "events": events,
+                "session_totals": totals,
             })
         })
     }

@@ -20,6 +20,12 @@ pub struct Config {
     /// `[[bridge]]`: the switches.
     #[serde(default)]
     pub bridge: Vec<BridgeConfig>,
+    /// `[openflow]`: limits and socket settings of every OpenFlow connection.
+    #[serde(default)]
+    pub openflow: OpenflowConfig,
+    /// `[ssl]`: key and certificates for `ssl:` controllers and `pssl:` listeners.
+    #[serde(default)]
+    pub ssl: SslConfig,
 }
 
 /// `[daemon]`.
@@ -211,9 +217,9 @@ impl BridgeConfig {
     }
 }
 
-/// Checks a `ptcp:PORT[:IP]` / `punix:PATH` listener address.
+/// Checks a `ptcp:PORT[:IP]` / `pssl:PORT[:IP]` / `punix:PATH` listener address.
 pub fn check_listener(s: &str) -> Result<(), String> {
-    if let Some(rest) = s.strip_prefix("ptcp:") {
+    if let Some(rest) = s.strip_prefix("ptcp:").or_else(|| s.strip_prefix("pssl:")) {
         let (port, ip) = match rest.split_once(':') {
             Some((p, ip)) => (p, Some(ip)),
             None => (rest, None),
@@ -231,13 +237,15 @@ pub fn check_listener(s: &str) -> Result<(), String> {
         }
         Ok(())
     } else {
-        Err(format!("{s:?}: a listener is ptcp:PORT[:IP] or punix:PATH"))
+        Err(format!(
+            "{s:?}: a listener is ptcp:PORT[:IP], pssl:PORT[:IP] or punix:PATH"
+        ))
     }
 }
 
-/// Checks a `tcp:IP[:PORT]` / `unix:PATH` controller address.
+/// Checks a `tcp:IP[:PORT]` / `ssl:IP[:PORT]` / `unix:PATH` controller address.
 pub fn check_controller(s: &str) -> Result<(), String> {
-    if let Some(rest) = s.strip_prefix("tcp:") {
+    if let Some(rest) = s.strip_prefix("tcp:").or_else(|| s.strip_prefix("ssl:")) {
         let (ip, port) = match rest.rsplit_once(':') {
             Some((ip, p)) => (ip, Some(p)),
             None => (rest, None),
@@ -255,7 +263,9 @@ pub fn check_controller(s: &str) -> Result<(), String> {
         }
         Ok(())
     } else {
-        Err(format!("{s:?}: a controller is tcp:IP[:PORT] or unix:PATH"))
+        Err(format!(
+            "{s:?}: a controller is tcp:IP[:PORT], ssl:IP[:PORT] or unix:PATH"
+        ))
     }
 }
 
@@ -323,6 +333,17 @@ impl Config {
             1,
             65_536,
         )?;
+
+        self.openflow
+            .validate()
+            .map_err(|(key, msg)| err(format!("openflow.{key}"), locate(text, key, "", 0), msg))?;
+        let uses_tls = self.bridge.iter().any(|b| {
+            b.listeners.iter().any(|l| l.starts_with("pssl:"))
+                || b.controllers.iter().any(|c| c.starts_with("ssl:"))
+        });
+        self.ssl
+            .validate(uses_tls)
+            .map_err(|(key, msg)| err(format!("ssl.{key}"), locate(text, key, "", 0), msg))?;
 
         let mut bridge_names = HashMap::new();
         let mut port_owner: HashMap<&str, &str> = HashMap::new();
@@ -451,5 +472,243 @@ impl Config {
     /// The bridge with this name.
     pub fn bridge(&self, name: &str) -> Option<&BridgeConfig> {
         self.bridge.iter().find(|b| b.name == name)
+    }
+}
+
+/// `[openflow]`: bounds and socket settings shared by every OpenFlow
+/// connection of every bridge (what a hostile or stuck peer may cost).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpenflowConfig {
+    /// Bytes a connection may have queued for sending (replies, asynchronous
+    /// messages, streamed flow stats). At the budget the connection stops
+    /// reading from its peer until the queue drains; asynchronous messages
+    /// beyond half of it are dropped (counted per kind).
+    pub output_budget_bytes: u64,
+    /// A peer whose queue stays over budget without draining for this long
+    /// is disconnected (counted).
+    pub stuck_timeout_ms: u64,
+    /// A connection that has not sent its HELLO after this long is closed.
+    pub hello_timeout_ms: u64,
+    /// Most connections one listener keeps open. When a new one arrives at
+    /// the cap, the oldest connection that has not finished its handshake is
+    /// closed to make room; if every one has, the new one is refused.
+    pub max_connections_per_listener: u64,
+    /// Permission bits of `punix:` sockets, in octal (`"0600"`). Default:
+    /// `0600` (root only), or `0660` when `unix_socket_group` is set. Never
+    /// the umask.
+    pub unix_socket_mode: Option<String>,
+    /// Group (name or number) that owns `punix:` sockets, so that its members
+    /// may connect when the mode allows; empty keeps root's group.
+    pub unix_socket_group: String,
+    /// Most PACKET_INs per second sent on one connection (table misses and
+    /// other reasons limited separately), as OVS `controller_rate_limit`;
+    /// 0 = no limit. Packets over the limit are dropped and counted.
+    pub controller_rate_limit: u32,
+    /// PACKET_INs a connection may send at once before the rate applies
+    /// (OVS `controller_burst_limit`); 0 = a quarter of the rate.
+    pub controller_burst_limit: u32,
+}
+
+impl Default for OpenflowConfig {
+    fn default() -> Self {
+        OpenflowConfig {
+            output_budget_bytes: 4 << 20,
+            stuck_timeout_ms: 30_000,
+            hello_timeout_ms: 10_000,
+            max_connections_per_listener: 256,
+            unix_socket_mode: None,
+            unix_socket_group: String::new(),
+            controller_rate_limit: 0,
+            controller_burst_limit: 0,
+        }
+    }
+}
+
+impl OpenflowConfig {
+    /// The `punix:` socket mode in force.
+    pub fn unix_mode(&self) -> u32 {
+        match self.unix_socket_mode.as_deref().map(parse_mode) {
+            Some(Ok(m)) => m,
+            _ if self.unix_socket_group.is_empty() => 0o600,
+            _ => 0o660,
+        }
+    }
+
+    /// Range and syntax checks; `Err((key, message))`.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let range = |key: &'static str, v: u64, lo: u64, hi: u64| {
+            if v < lo || v > hi {
+                Err((key, format!("{v} is out of range {lo}..={hi}")))
+            } else {
+                Ok(())
+            }
+        };
+        range(
+            "output_budget_bytes",
+            self.output_budget_bytes,
+            64 << 10,
+            1 << 30,
+        )?;
+        range("stuck_timeout_ms", self.stuck_timeout_ms, 100, 3_600_000)?;
+        range("hello_timeout_ms", self.hello_timeout_ms, 100, 600_000)?;
+        range(
+            "max_connections_per_listener",
+            self.max_connections_per_listener,
+            1,
+            65_536,
+        )?;
+        // OVS's schema: rate at least 100, burst at least 25.
+        if self.controller_rate_limit != 0 {
+            range(
+                "controller_rate_limit",
+                self.controller_rate_limit.into(),
+                100,
+                10_000_000,
+            )?;
+        }
+        if self.controller_burst_limit != 0 {
+            range(
+                "controller_burst_limit",
+                self.controller_burst_limit.into(),
+                25,
+                10_000_000,
+            )?;
+        }
+        if let Some(m) = &self.unix_socket_mode {
+            let v = parse_mode(m).map_err(|e| ("unix_socket_mode", e))?;
+            if v & 0o007 != 0 {
+                return Err((
+                    "unix_socket_mode",
+                    format!("{m:?} lets every local user program the switch; use at most 0770"),
+                ));
+            }
+        }
+        let g = &self.unix_socket_group;
+        if !g.is_empty()
+            && !g
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err((
+                "unix_socket_group",
+                format!("{g:?} is not a group name or number"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Parses an octal permission string such as `"0660"`.
+fn parse_mode(s: &str) -> Result<u32, String> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    match u32::from_str_radix(digits, 8) {
+        Ok(v) if v <= 0o777 && !digits.is_empty() => Ok(v),
+        _ => Err(format!("{s:?} is not an octal mode such as \"0660\"")),
+    }
+}
+
+#[cfg(test)]
+mod openflow_tests {
+    use super::*;
+
+    #[test]
+    fn openflow_defaults_modes_and_ranges() {
+        let c = OpenflowConfig::default();
+        assert_eq!(c.unix_mode(), 0o600);
+        assert!(c.validate().is_ok());
+        let g = OpenflowConfig {
+            unix_socket_group: "rvswitchd".into(),
+            ..OpenflowConfig::default()
+        };
+        assert_eq!(g.unix_mode(), 0o660);
+        let m = OpenflowConfig {
+            unix_socket_mode: Some("0640".into()),
+            ..g.clone()
+        };
+        assert_eq!(m.unix_mode(), 0o640);
+        let world = OpenflowConfig {
+            unix_socket_mode: Some("0666".into()),
+            ..OpenflowConfig::default()
+        };
+        assert_eq!(world.validate().unwrap_err().0, "unix_socket_mode");
+        let bad = OpenflowConfig {
+            unix_socket_mode: Some("rw".into()),
+            ..OpenflowConfig::default()
+        };
+        assert!(bad.validate().is_err());
+        let small = OpenflowConfig {
+            output_budget_bytes: 10,
+            ..OpenflowConfig::default()
+        };
+        assert_eq!(small.validate().unwrap_err().0, "output_budget_bytes");
+    }
+}
+
+/// `[ssl]`: the files OVS's `set-ssl` takes, for `ssl:` controllers and
+/// `pssl:` listeners. Peers must present a certificate signed by `ca_cert`
+/// (mutual authentication); their names are not checked, the CA is the pin.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SslConfig {
+    /// PEM private key.
+    pub private_key: Option<PathBuf>,
+    /// PEM certificate presented to peers.
+    pub certificate: Option<PathBuf>,
+    /// PEM certificate of the CA that peers' certificates must chain to.
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl SslConfig {
+    /// The three files, when all are set.
+    pub fn files(&self) -> Option<(PathBuf, PathBuf, PathBuf)> {
+        Some((
+            self.private_key.clone()?,
+            self.certificate.clone()?,
+            self.ca_cert.clone()?,
+        ))
+    }
+
+    /// All three files or none; all three when a bridge uses TLS.
+    pub fn validate(&self, needed: bool) -> Result<(), (&'static str, String)> {
+        let set = [
+            ("private_key", self.private_key.is_some()),
+            ("certificate", self.certificate.is_some()),
+            ("ca_cert", self.ca_cert.is_some()),
+        ];
+        let missing: Vec<&str> = set.iter().filter(|(_, s)| !s).map(|(k, _)| *k).collect();
+        if missing.is_empty() || (missing.len() == set.len() && !needed) {
+            return Ok(());
+        }
+        let key = missing.first().copied().unwrap_or("private_key");
+        Err((
+            key,
+            format!(
+                "ssl: and pssl: connections need private_key, certificate and ca_cert; missing {}",
+                missing.join(", ")
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod ssl_tests {
+    use super::*;
+
+    #[test]
+    fn ssl_needs_all_three_files_when_used() {
+        assert!(SslConfig::default().validate(false).is_ok());
+        assert_eq!(
+            SslConfig::default().validate(true).unwrap_err().0,
+            "private_key"
+        );
+        let partial = SslConfig {
+            private_key: Some("k".into()),
+            ..SslConfig::default()
+        };
+        assert_eq!(partial.validate(false).unwrap_err().0, "certificate");
+        assert!(check_listener("pssl:6653:127.0.0.1").is_ok());
+        assert!(check_controller("ssl:127.0.0.1:6653").is_ok());
+        assert!(check_controller("ssl:nohost").is_err());
     }
 }

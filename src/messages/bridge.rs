@@ -1,33 +1,12 @@
 //! Inbox of the Bridge actor.
 
-use crate::ofproto::FlowStatsJob;
-use crate::openflow::error::OfpError;
 use crate::openflow::message::OfpMsg;
 use crate::openflow::Version;
 use actix::prelude::*;
 
-/// One answer to an [`OfRequests`] message. The bridge never encodes: the
-/// session encodes each answer in the version it negotiated (and splits
-/// multipart replies into messages of at most 64 KiB).
-#[derive(Debug)]
-pub enum OfReply {
-    /// A reply message (MULTIPART_REPLY bodies of any size included).
-    Msg(OfpMsg),
-    /// An OFPT_ERROR answering the request with this xid.
-    Error {
-        /// The request's xid.
-        xid: u32,
-        /// What went wrong, as an OpenFlow type/code.
-        error: OfpError,
-        /// The request's first bytes, echoed in the error's data.
-        head: Vec<u8>,
-    },
-    /// A flow-stats reply still to be encoded: the session encodes it a few
-    /// 64 KB messages at a time while the first ones are being written, so a
-    /// dump of 100k rules neither holds the Bridge nor waits to be fully
-    /// encoded before the peer can start parsing.
-    FlowStats(FlowStatsJob),
-}
+/// One answer to an [`OfRequests`] message (defined with the connection core
+/// that encodes it).
+pub use crate::ofproto::ofconn::OfReply;
 
 /// Session → Bridge: OpenFlow requests that touch the switch (tables, ports,
 /// groups, meters, stats, packet-out, barrier), in arrival order. The reply is

@@ -1,9 +1,12 @@
 //! Inboxes of the Connmgr actor and its OfSession actors.
 
-use crate::actors::session::OfSession;
-use crate::openflow::message::{ControllerRole, FlowRemoved, OfpMsg, PacketIn, PortStatus};
+use crate::openflow::message::ControllerRole;
+use crate::openflow::Version;
 use actix::prelude::*;
-use std::sync::Arc;
+
+/// An asynchronous message for controllers, before per-connection filtering
+/// (defined with the connection core that filters it).
+pub use crate::ofproto::ofconn::AsyncEvent;
 
 /// Which listeners and controllers the bridge has (start and reload).
 #[derive(Message, Clone)]
@@ -21,22 +24,6 @@ pub struct SetConnections {
     pub standalone: bool,
 }
 
-/// An asynchronous message for controllers, before per-connection filtering.
-#[derive(Clone, Debug)]
-pub enum AsyncEvent {
-    /// A packet for the controller.
-    PacketIn {
-        /// The message, with the whole packet.
-        pin: Arc<PacketIn>,
-        /// Truncation asked for by the action (0xffff = whole packet).
-        max_len: u16,
-    },
-    /// A port appeared, changed or went away.
-    PortStatus(Arc<PortStatus>),
-    /// A rule was removed.
-    FlowRemoved(Arc<FlowRemoved>),
-}
-
 /// Bridge → Connmgr: port status and flow-removed events (not flood-prone;
 /// packet-ins come through a bounded channel instead).
 #[derive(Message)]
@@ -48,18 +35,15 @@ pub struct Notify(pub AsyncEvent);
 #[rtype(result = "()")]
 pub struct Deliver(pub AsyncEvent);
 
-/// Session → Connmgr: the session finished its handshake.
+/// Session → Connmgr: the session finished its handshake. The Connmgr
+/// created the session and already has its address.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SessionUp {
     /// Session id.
     pub id: u64,
-    /// Its address.
-    pub addr: Addr<OfSession>,
-    /// Peer name for display.
-    pub peer: String,
-    /// True for connections we made to a configured controller.
-    pub is_controller: bool,
+    /// The negotiated version.
+    pub version: Version,
 }
 
 /// Session → Connmgr: the session ended.
@@ -68,6 +52,8 @@ pub struct SessionUp {
 pub struct SessionDown {
     /// Session id.
     pub id: u64,
+    /// Why (for the per-bridge close counters and the log).
+    pub reason: crate::ofproto::ofconn::CloseReason,
 }
 
 /// Session → Connmgr: a ROLE_REQUEST; the Connmgr owns the generation id and
@@ -98,28 +84,34 @@ pub struct SessionReport;
 #[rtype(result = "serde_json::Value")]
 pub struct ConnmgrReport;
 
-/// Reader task → session: frames that arrived (decoded or not), in order.
+/// Reader task → session: bytes from the peer. The answer says whether the
+/// reader may go on reading (false: wait until told, backpressure).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Inbound(pub Vec<u8>);
+
+/// Reader task → session: the peer closed (`None`) or reading failed.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Inbound(pub Vec<InFrame>);
+pub struct ReadEnded(pub Option<String>);
 
-/// One frame from the peer.
-pub struct InFrame {
-    /// Decode result.
-    pub msg: Result<OfpMsg, crate::openflow::DecodeError>,
-    /// The first 64 bytes, echoed in OFPT_ERROR replies.
-    pub head: Vec<u8>,
-}
-
-/// Reader task → session: the peer closed or the stream failed.
+/// Writer task → session: a segment of this many bytes was written.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Closed(pub String);
+pub struct Written(pub usize);
 
-/// Connmgr → session: go away (reload removed the listener or controller).
+/// Writer task → session: the writer stopped (flushed and shut down, or
+/// failed with this error).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Disconnect;
+pub struct WriterEnded(pub Option<String>);
+
+/// Connmgr → session: go away (reload removed the listener or controller,
+/// or the listener is full and this connection is the oldest one that has
+/// not finished its handshake).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Disconnect(pub &'static str);
 
 /// Connmgr → Bridge: controllers are all lost (fail-open) or back.
 #[derive(Message)]
@@ -137,7 +129,9 @@ crate::msg_names!(
     SessionReport,
     ConnmgrReport,
     Inbound,
-    Closed,
+    ReadEnded,
+    Written,
+    WriterEnded,
     Disconnect,
     FailOpen
 );

@@ -15,6 +15,7 @@ use std::os::fd::RawFd;
 pub mod netlink;
 pub mod ring;
 mod sys;
+pub use sys::trim_heap;
 pub mod system;
 pub mod tap;
 pub mod vnet;

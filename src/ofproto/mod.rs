@@ -23,6 +23,7 @@ pub mod classifier;
 pub mod hamt;
 pub mod mac_learning;
 pub mod match_;
+pub mod ofconn;
 pub mod rule;
 mod stats;
 pub use stats::FlowStatsJob;
