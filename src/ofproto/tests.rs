@@ -15,6 +15,7 @@ use crate::openflow::message::{
 };
 use crate::openflow::oxm::{Match, OxmField, OxmId};
 use crate::types::{Cookie, DatapathId, GroupId, MacAddr, MeterId, PortNo, TableId};
+use std::sync::atomic::Ordering;
 
 fn mac(n: u8) -> MacAddr {
     MacAddr([2, 0, 0, 0, 0, n])
@@ -469,7 +470,16 @@ fn group_mod_codes_liveness_and_delete_removes_flows() {
         4,
         vec![bucket(0, vec![Action::Group(GroupId(4))])],
     );
-    assert_eq!(o.group_mod(&selfloop, 0).err(), Some(OfpError::BadOutGroup));
+    // A group naming itself is a loop (OFPGMFC_LOOP), even on ADD where the
+    // group does not exist yet.
+    assert_eq!(o.group_mod(&selfloop, 0).err(), Some(OfpError::GroupLoop));
+    let missing = gm(
+        GroupModCommand::Add,
+        GroupType::All,
+        4,
+        vec![bucket(0, vec![Action::Group(GroupId(77))])],
+    );
+    assert_eq!(o.group_mod(&missing, 0).err(), Some(OfpError::BadOutGroup));
 
     let mut f = add(
         0,
@@ -1457,4 +1467,474 @@ fn rule_footprint_stays_small() {
     let rule = std::mem::size_of::<Rule>();
     eprintln!("size_of::<Rule>() = {rule}");
     assert!(rule <= 128, "Rule grew to {rule} bytes");
+}
+
+// ---- translation budgets and the group graph -----------------------------------------
+
+fn add_group(o: &mut Ofproto, t: GroupType, id: u32, buckets: Vec<Bucket>) -> Result<(), OfpError> {
+    o.group_mod(&gm(GroupModCommand::Add, t, id, buckets), 0)
+        .map(|_| ())
+}
+
+/// `n` ALL groups, `n` the top: group `i` has two buckets, each sending to
+/// group `i - 1` (`fanout` times), and group 1 runs `leaf` — the graph of
+/// issue 9 whose paths double at every level.
+fn group_bomb_with(o: &mut Ofproto, n: u32, fanout: usize, leaf: Vec<Action>) {
+    add_group(o, GroupType::All, 1, vec![bucket(0, leaf)]).unwrap();
+    for i in 2..=n {
+        let b = bucket(0, vec![Action::Group(GroupId(i - 1)); fanout]);
+        add_group(o, GroupType::All, i, vec![b.clone(), b]).unwrap();
+    }
+}
+
+/// [`group_bomb_with`] whose leaves output to port 2.
+fn group_bomb(o: &mut Ofproto, n: u32, fanout: usize) {
+    group_bomb_with(o, n, fanout, vec![out(2)]);
+}
+
+fn packet_out_group(o: &mut Ofproto, g: u32) -> XlateOutput {
+    let snap = o.publish();
+    translate_actions(
+        &snap,
+        &MacLearning::default(),
+        &key(1),
+        &[Action::Group(GroupId(g))],
+        &XlateOptions::default(),
+    )
+}
+
+#[test]
+fn budget_group_bomb_stops_at_the_bucket_budget() {
+    use super::xlate::{Budget, MAX_BUCKETS, MAX_DEPTH, MAX_DP_ACTIONS, MAX_OUTPUTS, MAX_STEPS};
+    let mut o = switch(3);
+    let before = crate::util::coverage::c::xlate_too_many_buckets.load(Ordering::Relaxed);
+    group_bomb(&mut o, 32, 2);
+    let x = packet_out_group(&mut o, 32);
+    // 2^31 leaves would be 2^31 outputs; the translation stops early and drops.
+    assert!(x.actions.is_empty(), "{} actions", x.actions.len());
+    assert!(x.budget.is_some(), "{:?}", x.work);
+    assert_eq!(x.slow, 0);
+    // The work done is bounded by the budgets, whatever was hit first.
+    assert!(x.work.buckets <= MAX_BUCKETS);
+    assert!(x.work.steps <= MAX_STEPS);
+    assert!(x.work.outputs <= MAX_OUTPUTS);
+    assert!(x.work.max_depth <= MAX_DEPTH);
+    assert!(x.groups.len() as u32 <= MAX_BUCKETS);
+    // Outputs come first here (one per leaf), then buckets.
+    assert_eq!(x.budget, Some(Budget::Outputs));
+    let total = x.work.buckets + x.work.steps + x.work.outputs + x.work.lookups;
+    assert!(
+        total < MAX_BUCKETS + MAX_STEPS + MAX_OUTPUTS + MAX_DP_ACTIONS as u32,
+        "{:?}",
+        x.work
+    );
+    assert!(
+        crate::util::coverage::c::xlate_too_many_outputs.load(Ordering::Relaxed) > 0
+            || crate::util::coverage::c::xlate_too_many_buckets.load(Ordering::Relaxed) > before
+    );
+
+    // Leaves that output nothing: the bucket budget is what stops it.
+    let mut o = switch(3);
+    group_bomb_with(&mut o, 32, 2, vec![]);
+    let x = packet_out_group(&mut o, 32);
+    assert_eq!(x.budget, Some(Budget::Buckets));
+    assert_eq!(x.work.buckets, MAX_BUCKETS);
+    assert!(x.work.steps <= MAX_STEPS);
+    assert!(x.groups.len() as u32 <= MAX_BUCKETS);
+    assert!(crate::util::coverage::c::xlate_too_many_buckets.load(Ordering::Relaxed) > before);
+}
+
+#[test]
+fn budget_hit_on_a_miss_installs_a_drop_with_the_mask_read_so_far() {
+    use super::xlate::Budget;
+    let mut o = switch(3);
+    group_bomb(&mut o, 20, 2);
+    o.flow_mod(
+        &add(
+            0,
+            1,
+            ip_src(0x0a000001),
+            apply(vec![Action::Group(GroupId(20))]),
+        ),
+        0,
+    )
+    .unwrap();
+    let ml = MacLearning::default();
+    let x = xl(&mut o, &ml, &key(1));
+    assert!(x.budget.is_some());
+    assert!(x.actions.is_empty());
+    assert_eq!(x.slow, 0);
+    // The drop depends on nw_src (the rule's match), which the mask covers.
+    assert_eq!(x.wc.get(Field::NwSrc), 0xffff_ffff);
+    // A well-behaved rule next to it is unaffected.
+    let mut k = key(1);
+    k.set(Field::NwSrc, 0x0a000009);
+    o.flow_mod(&add(0, 0, Match::default(), apply(vec![out(2)])), 0)
+        .unwrap();
+    let x = xl(&mut o, &ml, &k);
+    assert_eq!(x.budget, None);
+    assert_eq!(x.actions, vec![DpAction::Output(PortNo(2))]);
+    let _ = Budget::ALL;
+}
+
+#[test]
+fn budget_table_lookups_and_depth_via_packet_out_table() {
+    use super::xlate::{Budget, MAX_RESUBMITS};
+    // Every table sends to the next; the last one outputs. A PACKET_OUT that
+    // outputs to TABLE many times pays one pipeline run each.
+    let mut o = switch(3);
+    for t in 0..(TableId::N_TABLES - 1) {
+        let ins = vec![Instruction::GotoTable(TableId(t + 1))];
+        o.flow_mod(&add(t, 0, Match::default(), ins), 0).unwrap();
+    }
+    let snap = o.publish();
+    let table = Action::Output {
+        port: PortNo::TABLE,
+        max_len: 0,
+    };
+    let x = translate_actions(
+        &snap,
+        &MacLearning::default(),
+        &key(1),
+        &vec![table; 64],
+        &XlateOptions::default(),
+    );
+    assert_eq!(x.budget, Some(Budget::Resubmits));
+    assert_eq!(x.work.lookups, MAX_RESUBMITS);
+    assert!(x.rules.len() as u32 <= MAX_RESUBMITS);
+    assert!(x.actions.is_empty());
+}
+
+#[test]
+fn budget_datapath_actions_and_steps() {
+    use super::xlate::{Budget, MAX_STEPS};
+    let mut o = switch(3);
+    // One rule with 1024 rewrite+output pairs per table over 8 tables: the
+    // emitted actions run out first.
+    let mut acts = Vec::new();
+    for i in 0..512u128 {
+        acts.push(Action::SetField(OxmField::exact(OxmId::EthDst, i + 1)));
+        acts.push(out(2));
+    }
+    for t in 0..8u8 {
+        let mut ins = vec![Instruction::ApplyActions(acts.clone())];
+        if t < 7 {
+            ins.push(Instruction::GotoTable(TableId(t + 1)));
+        }
+        o.flow_mod(&add(t, 0, Match::default(), ins), 0).unwrap();
+    }
+    let ml = MacLearning::default();
+    let x = xl(&mut o, &ml, &key(1));
+    assert!(matches!(
+        x.budget,
+        Some(Budget::Actions) | Some(Budget::Outputs)
+    ));
+    assert!(x.actions.is_empty());
+
+    // Rewrites only (nothing emitted): the interpreted-action budget stops it.
+    let mut o = switch(3);
+    let acts: Vec<Action> = (0..1024u128)
+        .map(|i| Action::SetField(OxmField::exact(OxmId::EthDst, i)))
+        .collect();
+    for t in 0..60u8 {
+        let ins = vec![
+            Instruction::ApplyActions(acts.clone()),
+            Instruction::GotoTable(TableId(t + 1)),
+        ];
+        o.flow_mod(&add(t, 0, Match::default(), ins), 0).unwrap();
+    }
+    let x = xl(&mut o, &ml, &key(1));
+    assert_eq!(x.budget, Some(Budget::Steps));
+    assert_eq!(x.work.steps, MAX_STEPS);
+}
+
+/// A fast-failover chain where every group has two buckets watching the next
+/// group, and the last group is dead: without memoisation that is 2^n
+/// liveness evaluations per packet.
+#[test]
+fn budget_watch_group_liveness_is_memoised() {
+    let mut o = switch(3);
+    let mut p1 = o.port(PortNo(1)).unwrap().clone();
+    p1.state |= PS_LINK_DOWN;
+    o.update_port(p1);
+    o.group_mod(
+        &gm(
+            GroupModCommand::Add,
+            GroupType::FastFailover,
+            1,
+            vec![bucket(1, vec![out(1)])],
+        ),
+        0,
+    )
+    .unwrap();
+    for i in 2..=30 {
+        let mut b = bucket(0, vec![out(3)]);
+        b.watch_group = GroupId(i - 1);
+        o.group_mod(
+            &gm(
+                GroupModCommand::Add,
+                GroupType::FastFailover,
+                i,
+                vec![b.clone(), b],
+            ),
+            0,
+        )
+        .unwrap();
+    }
+    let x = packet_out_group(&mut o, 30);
+    assert_eq!(x.budget, None);
+    assert!(x.actions.is_empty(), "every bucket is dead");
+    // Each group evaluated once, each bucket checked at most once more.
+    assert!(x.work.liveness <= 2 * 30 + 1, "{:?}", x.work);
+}
+
+#[test]
+fn group_graph_refuses_loops_and_deep_chains_in_linear_work() {
+    use super::validate::{GraphCheck, MAX_GROUP_CHAIN};
+    let mut o = switch(3);
+    // The bomb graph itself is fine (32 groups chain, the limit).
+    group_bomb(&mut o, MAX_GROUP_CHAIN, 2);
+    // One more on top is too deep.
+    let b = bucket(0, vec![Action::Group(GroupId(MAX_GROUP_CHAIN)); 2]);
+    let top = gm(
+        GroupModCommand::Add,
+        GroupType::All,
+        MAX_GROUP_CHAIN + 1,
+        vec![b.clone(), b],
+    );
+    assert_eq!(
+        o.group_mod(&top, 0).err(),
+        Some(OfpError::ChainingUnsupported)
+    );
+    // Making the bottom group point at the top closes a loop.
+    let looped = gm(
+        GroupModCommand::Modify,
+        GroupType::All,
+        1,
+        vec![bucket(0, vec![Action::Group(GroupId(MAX_GROUP_CHAIN))])],
+    );
+    assert_eq!(o.group_mod(&looped, 0).err(), Some(OfpError::GroupLoop));
+    // Lengthening the bottom of the chain from below is too deep as well: the
+    // referrers above it count.
+    o.group_mod(
+        &gm(
+            GroupModCommand::Add,
+            GroupType::All,
+            100,
+            vec![bucket(0, vec![out(1)])],
+        ),
+        0,
+    )
+    .unwrap();
+    let longer = gm(
+        GroupModCommand::Modify,
+        GroupType::All,
+        1,
+        vec![bucket(0, vec![Action::Group(GroupId(100))])],
+    );
+    assert_eq!(
+        o.group_mod(&longer, 0).err(),
+        Some(OfpError::ChainingUnsupported)
+    );
+    // A watch_group loop is a loop too.
+    let mut w = bucket(0, vec![out(1)]);
+    w.watch_group = GroupId(MAX_GROUP_CHAIN);
+    let ff = gm(GroupModCommand::Modify, GroupType::FastFailover, 1, vec![w]);
+    assert_eq!(o.group_mod(&ff, 0).err(), Some(OfpError::GroupLoop));
+
+    // The check visits each group at most twice (once below, once above),
+    // although the graph has 2^31 paths.
+    let mut c = GraphCheck::new(&o.groups, &o.group_parents, GroupId(500));
+    c.check(&[GroupId(MAX_GROUP_CHAIN - 1)]).unwrap();
+    assert!(c.visits <= 2 * MAX_GROUP_CHAIN + 2, "{}", c.visits);
+    let mut c = GraphCheck::new(&o.groups, &o.group_parents, GroupId(1));
+    assert_eq!(c.check(&[GroupId(100)]), Err(OfpError::ChainingUnsupported));
+    assert!(c.visits <= 2 * MAX_GROUP_CHAIN + 2, "{}", c.visits);
+
+    // Deleting a group leaves references to it dangling; re-adding it is
+    // checked against its referrers.
+    o.group_mod(&gm(GroupModCommand::Delete, GroupType::All, 1, vec![]), 0)
+        .unwrap();
+    assert_eq!(
+        o.group_mod(
+            &gm(
+                GroupModCommand::Add,
+                GroupType::All,
+                1,
+                vec![bucket(0, vec![Action::Group(GroupId(100))])]
+            ),
+            0
+        )
+        .err(),
+        Some(OfpError::ChainingUnsupported)
+    );
+    add_group(&mut o, GroupType::All, 1, vec![bucket(0, vec![out(2)])]).unwrap();
+}
+
+mod budget_prop {
+    use super::*;
+    use crate::ofproto::validate::MAX_GROUP_CHAIN;
+    use crate::ofproto::xlate::{
+        MAX_BUCKETS, MAX_DEPTH, MAX_DP_ACTIONS, MAX_LIVENESS_CHECKS, MAX_OUTPUTS, MAX_RESUBMITS,
+        MAX_STEPS,
+    };
+    use proptest::prelude::*;
+
+    /// One generated group: id, type, and per bucket (watch group, group refs,
+    /// whether it outputs).
+    type GroupSpec = (u32, u8, Vec<(Option<u32>, Vec<u32>, bool)>);
+
+    const N_IDS: u32 = 80;
+    /// Ids of the second generated chain start above this.
+    const CHAIN2: u32 = 40;
+
+    fn group_spec() -> impl Strategy<Value = GroupSpec> {
+        (
+            1..=N_IDS,
+            0u8..4,
+            proptest::collection::vec(
+                (
+                    proptest::option::of(1..=N_IDS),
+                    proptest::collection::vec(1..=N_IDS, 0..3),
+                    any::<bool>(),
+                ),
+                1..4,
+            ),
+        )
+    }
+
+    fn to_mod(spec: &GroupSpec, modify: bool) -> GroupMod {
+        let (id, ty, buckets) = spec;
+        let group_type = match ty {
+            0 => GroupType::All,
+            1 => GroupType::Select,
+            2 => GroupType::Indirect,
+            _ => GroupType::FastFailover,
+        };
+        let buckets = buckets
+            .iter()
+            .take(if group_type == GroupType::Indirect {
+                1
+            } else {
+                3
+            })
+            .map(|(watch, refs, output)| {
+                let mut actions: Vec<Action> =
+                    refs.iter().map(|g| Action::Group(GroupId(*g))).collect();
+                if *output {
+                    actions.push(out(2));
+                }
+                Bucket {
+                    weight: (group_type == GroupType::Select) as u16,
+                    watch_port: if group_type == GroupType::FastFailover && watch.is_none() {
+                        PortNo(1)
+                    } else {
+                        PortNo::ANY
+                    },
+                    watch_group: match (group_type, watch) {
+                        (GroupType::FastFailover | GroupType::Select, Some(w)) => GroupId(*w),
+                        _ => GroupId::ANY,
+                    },
+                    actions,
+                }
+            })
+            .collect();
+        gm(
+            if modify {
+                GroupModCommand::Modify
+            } else {
+                GroupModCommand::Add
+            },
+            group_type,
+            *id,
+            buckets,
+        )
+    }
+
+    /// Longest chain of groups, computed independently of `GraphCheck` by
+    /// relaxation; `None` when the graph has a cycle.
+    fn longest_chain(o: &Ofproto) -> Option<u32> {
+        let mut h: std::collections::HashMap<GroupId, u32> =
+            o.groups.keys().map(|g| (*g, 1)).collect();
+        for _ in 0..=o.groups.len() + 1 {
+            let mut changed = false;
+            for (id, g) in o.groups.iter() {
+                let best = validate::group_children(&g.buckets)
+                    .iter()
+                    .map(|c| h.get(c).copied().unwrap_or(0))
+                    .max()
+                    .unwrap_or(0)
+                    + 1;
+                if h[id] != best {
+                    h.insert(*id, best);
+                    changed = true;
+                }
+            }
+            if !changed {
+                return Some(h.values().copied().max().unwrap_or(0));
+            }
+        }
+        None
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        /// Whatever GROUP_MODs a peer sends, the accepted graph stays acyclic
+        /// and within MAX_GROUP_CHAIN; and translating any packet through any
+        /// of the groups stays within every budget.
+        #[test]
+        fn group_graphs_stay_bounded(
+            adds in proptest::collection::vec(group_spec(), 1..80),
+            mods in proptest::collection::vec(group_spec(), 0..40),
+            chain in 0u32..CHAIN2,
+            chain2 in 1u32..CHAIN2,
+        ) {
+            let mut o = switch(3);
+            // Two long chains first, then splice the bottom of the first onto
+            // the top of the second, so depth limits are exercised from above
+            // and from below.
+            for (base, len) in [(0, chain), (CHAIN2, chain2)] {
+                for i in base + 1..=base + len {
+                    let refs = if i > base + 1 { vec![i - 1, i - 1] } else { vec![] };
+                    let spec: GroupSpec = (i, 0, vec![(None, refs.clone(), true), (None, refs, false)]);
+                    let _ = o.group_mod(&to_mod(&spec, false), 0);
+                }
+            }
+            let splice: GroupSpec = (1, 0, vec![(None, vec![CHAIN2 + chain2.min(MAX_GROUP_CHAIN)], false)]);
+            let _ = o.group_mod(&to_mod(&splice, true), 0);
+            for s in &adds {
+                let _ = o.group_mod(&to_mod(s, false), 0);
+            }
+            for s in &mods {
+                let _ = o.group_mod(&to_mod(s, true), 0);
+            }
+            let longest = longest_chain(&o);
+            prop_assert!(longest.is_some(), "accepted graph has a cycle");
+            prop_assert!(longest.unwrap_or(0) <= MAX_GROUP_CHAIN);
+            let snap = o.publish();
+            let ml = MacLearning::default();
+            for g in snap.groups.keys() {
+                let x = translate_actions(
+                    &snap,
+                    &ml,
+                    &key(1),
+                    &[Action::Group(*g)],
+                    &XlateOptions::default(),
+                );
+                let w = x.work;
+                prop_assert!(w.buckets <= MAX_BUCKETS && w.steps <= MAX_STEPS);
+                prop_assert!(w.outputs <= MAX_OUTPUTS && w.lookups <= MAX_RESUBMITS);
+                prop_assert!(w.liveness <= MAX_LIVENESS_CHECKS && w.max_depth <= MAX_DEPTH);
+                prop_assert!(x.actions.len() <= MAX_DP_ACTIONS);
+                prop_assert!(x.groups.len() as u32 <= MAX_BUCKETS);
+                if x.budget.is_some() {
+                    prop_assert!(x.actions.is_empty());
+                    prop_assert_eq!(x.slow, 0);
+                } else {
+                    // A valid graph that fits the budgets nests within MAX_DEPTH.
+                    prop_assert!(w.max_depth <= MAX_GROUP_CHAIN + 1);
+                }
+            }
+        }
+    }
 }

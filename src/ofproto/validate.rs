@@ -10,7 +10,7 @@ use super::Ofproto;
 use crate::datapath::flow::{Field, FlowKey, VLAN_CFI};
 use crate::openflow::action::{Action, Instruction};
 use crate::openflow::error::OfpError;
-use crate::openflow::message::{GroupMod, GroupType};
+use crate::openflow::message::{Bucket, GroupMod, GroupType};
 use crate::openflow::oxm::{OxmField, OxmId};
 use crate::types::{GroupId, PortNo, TableId};
 
@@ -198,7 +198,8 @@ impl Ofproto {
         Ok(())
     }
 
-    /// Validates a GROUP_MOD ADD/MODIFY body.
+    /// Validates a GROUP_MOD ADD/MODIFY body, including the group graph it
+    /// would make (see [`GraphCheck`]).
     pub(super) fn validate_group(&self, gm: &GroupMod) -> Result<(), OfpError> {
         match gm.group_type {
             GroupType::Indirect if gm.buckets.len() != 1 => return Err(OfpError::BadBucket),
@@ -207,12 +208,14 @@ impl Ofproto {
                     if b.watch_port == PortNo::ANY && b.watch_group == GroupId::ANY {
                         return Err(OfpError::BadWatch);
                     }
-                    if b.watch_group == gm.group_id {
-                        return Err(OfpError::GroupLoop);
-                    }
                 }
             }
             _ => {}
+        }
+        let children = group_children(&gm.buckets);
+        if children.contains(&gm.group_id) {
+            crate::util::coverage::inc(&crate::util::coverage::c::group_mod_loop);
+            return Err(OfpError::GroupLoop);
         }
         let lenient = Ctx {
             dl_type: None,
@@ -222,27 +225,173 @@ impl Ofproto {
         };
         for b in &gm.buckets {
             self.validate_actions(&b.actions, &mut lenient.clone())?;
-            for a in &b.actions {
-                if let Action::Group(g) = a {
-                    if *g == gm.group_id || self.group_reaches(*g, gm.group_id, 0) {
-                        return Err(OfpError::GroupLoop);
-                    }
-                }
+        }
+        let mut check = GraphCheck::new(&self.groups, &self.group_parents, gm.group_id);
+        check.check(&children).inspect_err(|e| {
+            use crate::util::coverage::{c, inc};
+            match e {
+                OfpError::GroupLoop => inc(&c::group_mod_loop),
+                _ => inc(&c::group_mod_too_deep),
             }
+        })
+    }
+}
+
+// ---- the group graph ----------------------------------------------------------------
+
+/// Longest chain of groups, linked by group actions or `watch_group`, that
+/// GROUP_MOD accepts. Half of [`super::xlate::MAX_DEPTH`], so that any
+/// accepted chain translates fully, even below a PACKET_OUT's `TABLE` resubmit.
+/// OVS accepts any chain and lets translation fail at `MAX_DEPTH`; refusing it
+/// up front tells the controller instead of dropping its packets later.
+pub const MAX_GROUP_CHAIN: u32 = 32;
+
+/// Reverse edges of the group graph: for each group id (existing or not:
+/// a deleted group may still be named by others), the groups whose buckets
+/// refer to it.
+pub(super) type GroupParents = hashbrown::HashMap<GroupId, hashbrown::HashSet<GroupId>>;
+
+/// The groups a bucket list refers to, through group actions and
+/// `watch_group`, each once.
+pub(super) fn group_children(buckets: &[Bucket]) -> Vec<GroupId> {
+    let mut out: Vec<GroupId> = Vec::new();
+    let mut add = |g: GroupId| {
+        if g != GroupId::ANY && !out.contains(&g) {
+            out.push(g);
+        }
+    };
+    for b in buckets {
+        add(b.watch_group);
+        for a in &b.actions {
+            if let Action::Group(g) = a {
+                add(*g);
+            }
+        }
+    }
+    out
+}
+
+/// Adds (`add`) or removes one group's references to the reverse edges.
+pub(super) fn link_children(
+    parents: &mut GroupParents,
+    group: GroupId,
+    buckets: &[Bucket],
+    add: bool,
+) {
+    for child in group_children(buckets) {
+        if add {
+            parents.entry(child).or_default().insert(group);
+        } else if let Some(ps) = parents.get_mut(&child) {
+            ps.remove(&group);
+            if ps.is_empty() {
+                parents.remove(&child);
+            }
+        }
+    }
+}
+
+/// Checks that giving group `target` the references `children` keeps the
+/// group graph acyclic and its chains at most [`MAX_GROUP_CHAIN`] long.
+///
+/// Linear in the size of the graph around `target`: a memoised DFS computes
+/// the height of every group below the new children (each visited once) and
+/// the longest path of referrers above `target` (each visited once), instead
+/// of following every path (which is exponential in a graph where each group
+/// names the next one twice). Recursion is at most [`MAX_GROUP_CHAIN`] + 1
+/// deep, because the graph already installed respects the bound.
+pub struct GraphCheck<'a> {
+    groups: &'a super::GroupMap,
+    parents: &'a GroupParents,
+    target: GroupId,
+    height: hashbrown::HashMap<GroupId, u32>,
+    above: hashbrown::HashMap<GroupId, u32>,
+    /// Groups visited (the work done; tests check it is linear).
+    pub visits: u32,
+}
+
+impl<'a> GraphCheck<'a> {
+    /// A check for changing `target`'s references.
+    pub(super) fn new(
+        groups: &'a super::GroupMap,
+        parents: &'a GroupParents,
+        target: GroupId,
+    ) -> Self {
+        GraphCheck {
+            groups,
+            parents,
+            target,
+            height: hashbrown::HashMap::new(),
+            above: hashbrown::HashMap::new(),
+            visits: 0,
+        }
+    }
+
+    /// `GroupLoop` when `target` would reach itself, `ChainingUnsupported` when
+    /// a chain through it would be longer than [`MAX_GROUP_CHAIN`].
+    pub(super) fn check(&mut self, children: &[GroupId]) -> Result<(), OfpError> {
+        let mut below = 0;
+        for &c in children {
+            below = below.max(self.height_of(c, 1)?);
+        }
+        let above = self.above_of(self.target, 0)?;
+        if above + 1 + below > MAX_GROUP_CHAIN {
+            return Err(OfpError::ChainingUnsupported);
         }
         Ok(())
     }
 
-    /// True when group `from` can reach group `target` through group actions.
-    fn group_reaches(&self, from: GroupId, target: GroupId, depth: u32) -> bool {
-        if depth > 32 {
-            return true;
+    /// Groups in the longest chain starting at `g` (0 for a missing group).
+    fn height_of(&mut self, g: GroupId, depth: u32) -> Result<u32, OfpError> {
+        if g == self.target {
+            return Err(OfpError::GroupLoop);
         }
-        let Some(g) = self.groups.get(&from) else {
-            return false;
+        if let Some(&h) = self.height.get(&g) {
+            return Ok(h);
+        }
+        if depth > MAX_GROUP_CHAIN {
+            return Err(OfpError::ChainingUnsupported);
+        }
+        self.visits += 1;
+        let groups = self.groups;
+        let Some(grp) = groups.get(&g) else {
+            return Ok(0);
         };
-        g.buckets.iter().flat_map(|b| b.actions.iter()).any(|a| {
-            matches!(a, Action::Group(n) if *n == target || self.group_reaches(*n, target, depth + 1))
-        })
+        let mut h = 0;
+        for b in &grp.buckets {
+            for c in b.actions.iter().filter_map(|a| match a {
+                Action::Group(c) => Some(*c),
+                _ => None,
+            }) {
+                h = h.max(self.height_of(c, depth + 1)?);
+            }
+            if b.watch_group != GroupId::ANY {
+                h = h.max(self.height_of(b.watch_group, depth + 1)?);
+            }
+        }
+        self.height.insert(g, h + 1);
+        Ok(h + 1)
+    }
+
+    /// Groups in the longest chain of referrers ending just above `g`.
+    fn above_of(&mut self, g: GroupId, depth: u32) -> Result<u32, OfpError> {
+        if let Some(&a) = self.above.get(&g) {
+            return Ok(a);
+        }
+        if depth > MAX_GROUP_CHAIN {
+            return Err(OfpError::ChainingUnsupported);
+        }
+        self.visits += 1;
+        let parents = self.parents;
+        let mut a = 0;
+        if let Some(ps) = parents.get(&g) {
+            for &p in ps.iter() {
+                // A referrer that no longer exists is no chain.
+                if p != self.target && self.groups.contains_key(&p) {
+                    a = a.max(1 + self.above_of(p, depth + 1)?);
+                }
+            }
+        }
+        self.above.insert(g, a);
+        Ok(a)
     }
 }

@@ -23,19 +23,142 @@ use super::TablesSnapshot;
 use crate::datapath::actions::{DpAction, DpActions, UserspaceReason};
 use crate::datapath::flow::{Field, FlowKey, FLOW_WORDS, VLAN_CFI};
 use crate::openflow::action::{Action, Instruction, CML_NO_BUFFER};
-use crate::openflow::message::GroupType;
+use crate::openflow::message::{Bucket, GroupType};
 use crate::openflow::oxm::{OxmField, OxmId};
 use crate::types::{GroupId, MacAddr, PortNo, TableId};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Most datapath actions one translation may produce; beyond this the packet is
-/// dropped (a pathological flood through groups, say).
+// ---- budgets ---------------------------------------------------------------------
+//
+// A translation is work a peer can ask for (one PACKET_OUT, one miss), so every
+// kind of work it does is bounded, like `ofproto-dpif-xlate.c`'s
+// `xlate_resubmit_resource_check()`. Exceeding any budget ends the translation
+// with *no* actions (a drop, which the upcall path installs as a drop megaflow
+// under the mask read so far: the outcome depends only on those bits), counts
+// it in a coverage counter and logs it, rate-limited. The values bound the worst
+// case to a few milliseconds of one handler thread (see the `budget_*` tests
+// in `ofproto/tests.rs` and the `group_bomb` bench), while no valid pipeline
+// comes near them: GROUP_MOD refuses group chains deeper than
+// [`super::validate::MAX_GROUP_CHAIN`], and goto only goes forward.
+
+/// Deepest nesting of groups and PACKET_OUT `TABLE` resubmits (OVS `MAX_DEPTH`).
+/// `goto_table` does not nest: tables only go forward, so they cannot recurse.
+pub const MAX_DEPTH: u32 = 64;
+/// Most table lookups in one translation, whether nested or not (OVS
+/// `MAX_RESUBMITS`, which is `MAX_DEPTH * MAX_DEPTH`).
+pub const MAX_RESUBMITS: u32 = MAX_DEPTH * MAX_DEPTH;
+/// Most group buckets executed in one translation (each group entered also
+/// counts one): what stops a fan-out of ALL groups from walking 2^n paths.
+/// OVS has no such budget and relies on its 64 kB action-size limit, which a
+/// graph whose leaves output nothing never reaches.
+pub const MAX_BUCKETS: u32 = 4096;
+/// Most OpenFlow actions interpreted in one translation (4096 lookups of rules
+/// with 1024 actions each would otherwise be 4M steps).
+pub const MAX_STEPS: u32 = 32 * 1024;
+/// Most datapath actions one translation may produce (OVS stops at 64 kB of
+/// netlink actions, about this many of ours).
 pub const MAX_DP_ACTIONS: usize = 4096;
-/// Deepest group chaining followed.
-pub const MAX_GROUP_DEPTH: u32 = 32;
-/// Most table lookups (including packet-out TABLE resubmits) per translation.
-pub const MAX_LOOKUPS: u32 = 1024;
+/// Most packet copies (outputs and controller sends) one translation makes.
+pub const MAX_OUTPUTS: u32 = 1024;
+/// Most bucket liveness checks (fast-failover and select groups, following
+/// `watch_group` chains) per translation; results are memoised per group, so
+/// this is only reached by graphs with very many buckets.
+pub const MAX_LIVENESS_CHECKS: u32 = 4096;
+
+/// Which budget a translation exhausted (see the `MAX_*` constants).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Budget {
+    /// [`MAX_DEPTH`] (OVS `XLATE_RECURSION_TOO_DEEP`).
+    Depth,
+    /// [`MAX_RESUBMITS`] (OVS `XLATE_TOO_MANY_RESUBMITS`).
+    Resubmits,
+    /// [`MAX_BUCKETS`].
+    Buckets,
+    /// [`MAX_STEPS`].
+    Steps,
+    /// [`MAX_DP_ACTIONS`] (OVS: "resubmits yielded over 64 kB of actions").
+    Actions,
+    /// [`MAX_OUTPUTS`].
+    Outputs,
+    /// [`MAX_LIVENESS_CHECKS`].
+    Liveness,
+}
+
+impl Budget {
+    /// Every budget.
+    pub const ALL: [Budget; 7] = [
+        Budget::Depth,
+        Budget::Resubmits,
+        Budget::Buckets,
+        Budget::Steps,
+        Budget::Actions,
+        Budget::Outputs,
+        Budget::Liveness,
+    ];
+
+    /// Short name, for logs and `ofproto/trace`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Budget::Depth => "depth",
+            Budget::Resubmits => "table lookups",
+            Budget::Buckets => "group buckets",
+            Budget::Steps => "actions interpreted",
+            Budget::Actions => "datapath actions",
+            Budget::Outputs => "outputs",
+            Budget::Liveness => "liveness checks",
+        }
+    }
+
+    /// The limit.
+    pub const fn limit(self) -> u32 {
+        match self {
+            Budget::Depth => MAX_DEPTH,
+            Budget::Resubmits => MAX_RESUBMITS,
+            Budget::Buckets => MAX_BUCKETS,
+            Budget::Steps => MAX_STEPS,
+            Budget::Actions => MAX_DP_ACTIONS as u32,
+            Budget::Outputs => MAX_OUTPUTS,
+            Budget::Liveness => MAX_LIVENESS_CHECKS,
+        }
+    }
+
+    fn coverage(self) -> &'static std::sync::atomic::AtomicU64 {
+        use crate::util::coverage::c;
+        match self {
+            Budget::Depth => &c::xlate_too_deep,
+            Budget::Resubmits => &c::xlate_too_many_resubmits,
+            Budget::Buckets => &c::xlate_too_many_buckets,
+            Budget::Steps => &c::xlate_too_many_steps,
+            Budget::Actions => &c::xlate_too_many_actions,
+            Budget::Outputs => &c::xlate_too_many_outputs,
+            Budget::Liveness => &c::xlate_too_many_liveness_checks,
+        }
+    }
+}
+
+/// The work one translation did, each compared against its budget.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XlateWork {
+    /// Table lookups ([`MAX_RESUBMITS`]).
+    pub lookups: u32,
+    /// Groups entered plus buckets executed ([`MAX_BUCKETS`]).
+    pub buckets: u32,
+    /// OpenFlow actions interpreted ([`MAX_STEPS`]).
+    pub steps: u32,
+    /// Outputs and controller sends ([`MAX_OUTPUTS`]).
+    pub outputs: u32,
+    /// Bucket liveness checks ([`MAX_LIVENESS_CHECKS`]).
+    pub liveness: u32,
+    /// Deepest nesting reached ([`MAX_DEPTH`]).
+    pub max_depth: u32,
+}
+
+/// Shortest interval between two "budget exceeded" log lines, ms.
+const BUDGET_LOG_INTERVAL_MS: u64 = 1000;
+/// When the last such line was logged, and how many were suppressed since.
+static BUDGET_LOG_LAST_MS: AtomicU64 = AtomicU64::new(0);
+static BUDGET_LOG_SUPPRESSED: AtomicU64 = AtomicU64::new(0);
 
 /// `XlateOutput::slow` bit: the actions send packets to the controller.
 pub const SLOW_CONTROLLER: u32 = 1;
@@ -88,6 +211,11 @@ pub struct XlateOutput {
     /// MAC learning sequence observed, if NORMAL consulted the MAC table; the
     /// result may change when [`MacLearning::seq`] moves past it.
     pub ml_seq: Option<u64>,
+    /// The budget this translation exhausted, if any: then `actions` is empty
+    /// (drop) and `slow` is 0, so the caller installs a drop megaflow.
+    pub budget: Option<Budget>,
+    /// The work done (bounded by the budgets).
+    pub work: XlateWork,
 }
 
 /// Fields committed by value with `SetField` (VLAN is handled apart).
@@ -161,8 +289,11 @@ struct Ctx<'a> {
     action_set: ActionSet,
     table_id: u8,
     rule: Option<Arc<Rule>>,
-    lookups: u32,
-    group_depth: u32,
+    /// Current nesting of groups and TABLE resubmits.
+    depth: u32,
+    /// Liveness of groups already evaluated by this translation (fast-failover
+    /// and select groups, `watch_group` chains): each group is evaluated once.
+    live: hashbrown::HashMap<GroupId, bool>,
     stop: bool,
 }
 
@@ -191,8 +322,8 @@ impl<'a> Ctx<'a> {
             action_set: ActionSet::default(),
             table_id: 0,
             rule: None,
-            lookups: 0,
-            group_depth: 0,
+            depth: 0,
+            live: hashbrown::HashMap::new(),
             stop: false,
         }
     }
@@ -218,10 +349,61 @@ impl<'a> Ctx<'a> {
         PortNo(self.read(Field::InPort) as u32)
     }
 
+    /// Ends the translation because budget `b` ran out (the first one wins).
+    fn exhaust(&mut self, b: Budget) {
+        if self.out.budget.is_none() {
+            self.out.budget = Some(b);
+        }
+        self.stop = true;
+    }
+
+    /// Counts one unit of `b`'s work; false (and the translation ends) when the
+    /// budget is already spent.
+    fn charge(&mut self, b: Budget) -> bool {
+        if self.out.budget.is_some() {
+            return false;
+        }
+        let w = &mut self.out.work;
+        let used = match b {
+            Budget::Resubmits => &mut w.lookups,
+            Budget::Buckets => &mut w.buckets,
+            Budget::Steps => &mut w.steps,
+            Budget::Outputs => &mut w.outputs,
+            Budget::Liveness => &mut w.liveness,
+            Budget::Depth | Budget::Actions => return true,
+        };
+        if *used >= b.limit() {
+            self.exhaust(b);
+            return false;
+        }
+        *used += 1;
+        true
+    }
+
+    /// Enters one nesting level (group, TABLE resubmit); false when too deep.
+    fn enter(&mut self) -> bool {
+        if self.out.budget.is_some() {
+            return false;
+        }
+        if self.depth >= MAX_DEPTH {
+            self.exhaust(Budget::Depth);
+            return false;
+        }
+        self.depth += 1;
+        self.out.work.max_depth = self.out.work.max_depth.max(self.depth);
+        true
+    }
+
+    fn leave(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
+    }
+
     fn emit(&mut self, a: DpAction) {
+        if self.out.budget.is_some() {
+            return;
+        }
         if self.out.actions.len() >= MAX_DP_ACTIONS {
-            self.out.actions.clear();
-            self.stop = true;
+            self.exhaust(Budget::Actions);
             return;
         }
         self.out.actions.push(a);
@@ -309,6 +491,9 @@ impl<'a> Ctx<'a> {
             Some(r) => (r.table_id.0, r.cookie.0),
             None => (self.table_id, u64::MAX),
         };
+        if !self.charge(Budget::Outputs) {
+            return;
+        }
         self.commit();
         self.emit(DpAction::Userspace(UserspaceReason::Controller {
             reason,
@@ -327,6 +512,9 @@ impl<'a> Ctx<'a> {
     }
 
     fn output_raw(&mut self, p: PortNo) {
+        if !self.charge(Budget::Outputs) {
+            return;
+        }
         self.commit();
         self.emit(DpAction::Output(p));
     }
@@ -340,9 +528,15 @@ impl<'a> Ctx<'a> {
                 }
             }
             PortNo::TABLE => {
+                if !self.enter() {
+                    return;
+                }
                 let saved = std::mem::take(&mut self.action_set);
+                let saved_rule = self.rule.clone();
                 self.pipeline(0);
                 self.action_set = saved;
+                self.rule = saved_rule;
+                self.leave();
             }
             PortNo::NORMAL => self.normal(),
             PortNo::FLOOD | PortNo::ALL => {
@@ -456,7 +650,7 @@ impl<'a> Ctx<'a> {
 
     fn do_actions(&mut self, actions: &[Action]) {
         for a in actions {
-            if self.stop {
+            if self.stop || !self.charge(Budget::Steps) {
                 return;
             }
             match a {
@@ -503,10 +697,9 @@ impl<'a> Ctx<'a> {
     fn pipeline(&mut self, start: u8) {
         let mut table = start;
         loop {
-            if self.stop || self.lookups >= MAX_LOOKUPS {
+            if self.stop || !self.charge(Budget::Resubmits) {
                 return;
             }
-            self.lookups += 1;
             self.table_id = table;
             let snap = self.snap;
             let Some(cls) = snap.tables.get(table as usize) else {
@@ -580,22 +773,53 @@ impl<'a> Ctx<'a> {
         self.snap.ports.get(&p).is_some_and(|i| i.is_live())
     }
 
-    fn bucket_live(&self, b: &crate::openflow::message::Bucket, depth: u32) -> bool {
+    /// Whether a bucket may be used: its watched port or group is live
+    /// (OF1.3.5 §5.6.1); select buckets of weight 0 never are (as OVS
+    /// `bucket_is_alive()`).
+    fn bucket_live(&mut self, g: &Group, b: &Bucket) -> bool {
+        if g.group_type == GroupType::Select && b.weight == 0 {
+            return false;
+        }
         if b.watch_port == PortNo::ANY && b.watch_group == GroupId::ANY {
             return true;
         }
-        (b.watch_port != PortNo::ANY && self.port_live(b.watch_port))
-            || (b.watch_group != GroupId::ANY && self.group_live(b.watch_group, depth + 1))
-    }
-
-    fn group_live(&self, g: GroupId, depth: u32) -> bool {
-        if depth > MAX_GROUP_DEPTH {
+        if !self.charge(Budget::Liveness) {
             return false;
         }
-        self.snap
-            .groups
-            .get(&g)
-            .is_some_and(|g| g.buckets.iter().any(|b| self.bucket_live(b, depth)))
+        (b.watch_port != PortNo::ANY && self.port_live(b.watch_port))
+            || (b.watch_group != GroupId::ANY && self.group_live(b.watch_group))
+    }
+
+    /// Whether a group has a live bucket. Memoised per translation, so a
+    /// `watch_group` graph costs one evaluation per group, not one per path
+    /// (OVS's `group_is_alive()` recursion is exponential in such a graph).
+    /// A group being evaluated counts as dead if reached again (a cycle;
+    /// GROUP_MOD refuses those anyway).
+    fn group_live(&mut self, id: GroupId) -> bool {
+        if let Some(&l) = self.live.get(&id) {
+            return l;
+        }
+        let snap = self.snap;
+        let Some(g) = snap.groups.get(&id) else {
+            return false;
+        };
+        if !self.enter() {
+            return false;
+        }
+        self.live.insert(id, false);
+        let mut l = false;
+        for b in &g.buckets {
+            if self.bucket_live(g, b) {
+                l = true;
+                break;
+            }
+            if self.out.budget.is_some() {
+                break;
+            }
+        }
+        self.leave();
+        self.live.insert(id, l);
+        l
     }
 
     fn select_hash(&mut self) -> u64 {
@@ -631,29 +855,45 @@ impl<'a> Ctx<'a> {
         h ^ (h >> 31)
     }
 
+    /// Runs a bucket on a copy of the packet (OF1.3.5 §5.6.1: each bucket
+    /// works on its own clone), so its rewrites do not leak into later buckets
+    /// or the actions after the group. A bucket that ends early (TTL expired)
+    /// ends only itself, as in OVS `xlate_group_bucket()`; an exhausted budget
+    /// ends everything.
     fn run_bucket(&mut self, actions: &[Action]) {
-        let saved = (self.flow, self.written, self.rule.clone());
+        if !self.charge(Budget::Buckets) {
+            return;
+        }
+        let saved = (self.flow, self.written, self.rule.clone(), self.stop);
         self.do_actions(actions);
         self.flow = saved.0;
         self.written = saved.1;
         self.rule = saved.2;
+        if self.out.budget.is_none() {
+            self.stop = saved.3;
+        }
+    }
+
+    fn hit(&mut self, g: &Arc<Group>, bucket: Option<usize>) {
+        self.out.groups.push(GroupHit {
+            group: g.clone(),
+            bucket,
+        });
     }
 
     fn group(&mut self, id: GroupId) {
-        if self.group_depth >= MAX_GROUP_DEPTH {
-            return;
-        }
         let snap = self.snap;
         let Some(g) = snap.groups.get(&id) else {
             return;
         };
-        self.group_depth += 1;
+        // Entering a group costs one bucket unit, so the hit list stays bounded
+        // even for groups without buckets.
+        if !self.charge(Budget::Buckets) || !self.enter() {
+            return;
+        }
         match g.group_type {
             GroupType::All => {
-                self.out.groups.push(GroupHit {
-                    group: g.clone(),
-                    bucket: None,
-                });
+                self.hit(g, None);
                 for b in &g.buckets {
                     if self.stop {
                         break;
@@ -663,53 +903,61 @@ impl<'a> Ctx<'a> {
             }
             GroupType::Indirect => {
                 if let Some(b) = g.buckets.first() {
-                    self.out.groups.push(GroupHit {
-                        group: g.clone(),
-                        bucket: Some(0),
-                    });
+                    self.hit(g, Some(0));
                     self.run_bucket(&b.actions);
                 }
             }
             GroupType::FastFailover => {
-                if let Some(i) = g.buckets.iter().position(|b| self.bucket_live(b, 0)) {
-                    self.out.groups.push(GroupHit {
-                        group: g.clone(),
-                        bucket: Some(i),
-                    });
+                let mut chosen = None;
+                for (i, b) in g.buckets.iter().enumerate() {
+                    if self.bucket_live(g, b) {
+                        chosen = Some(i);
+                        break;
+                    }
+                }
+                if let Some(i) = chosen {
+                    self.hit(g, Some(i));
                     self.run_bucket(&g.buckets[i].actions);
                 }
             }
             GroupType::Select => {
-                let live: Vec<usize> = (0..g.buckets.len())
-                    .filter(|&i| self.bucket_live(&g.buckets[i], 0))
-                    .collect();
-                let total: u64 = live.iter().map(|&i| g.buckets[i].weight as u64).sum();
-                if !live.is_empty() {
-                    let h = self.select_hash();
-                    let chosen = if total == 0 {
-                        live[(h % live.len() as u64) as usize]
-                    } else {
-                        let mut x = h % total;
-                        let mut pick = live[0];
-                        for &i in &live {
-                            let w = g.buckets[i].weight as u64;
-                            if x < w {
-                                pick = i;
-                                break;
-                            }
-                            x -= w;
-                        }
-                        pick
-                    };
-                    self.out.groups.push(GroupHit {
-                        group: g.clone(),
-                        bucket: Some(chosen),
-                    });
-                    self.run_bucket(&g.buckets[chosen].actions);
+                if let Some(i) = self.select_bucket(g) {
+                    self.hit(g, Some(i));
+                    self.run_bucket(&g.buckets[i].actions);
                 }
             }
         }
-        self.group_depth -= 1;
+        self.leave();
+    }
+
+    /// Picks a live bucket of a select group by weight, from a hash of the
+    /// packet's addresses (see [`Ctx::select_hash`]).
+    fn select_bucket(&mut self, g: &Group) -> Option<usize> {
+        let mut total: u64 = 0;
+        let mut n_live = 0usize;
+        // Two passes over the buckets instead of a list of live ones: nothing
+        // to allocate, and liveness is memoised so the second pass is cheap.
+        for b in &g.buckets {
+            if self.bucket_live(g, b) {
+                total += b.weight as u64;
+                n_live += 1;
+            }
+        }
+        if n_live == 0 || total == 0 {
+            return None;
+        }
+        let mut x = self.select_hash() % total;
+        for (i, b) in g.buckets.iter().enumerate() {
+            if !self.bucket_live(g, b) {
+                continue;
+            }
+            let w = b.weight as u64;
+            if x < w {
+                return Some(i);
+            }
+            x -= w;
+        }
+        None
     }
 
     // ---- NORMAL -------------------------------------------------------------------
@@ -798,10 +1046,16 @@ impl<'a> Ctx<'a> {
     }
 
     fn finish(mut self) -> XlateOutput {
-        if self.stop && self.out.actions.len() >= MAX_DP_ACTIONS {
-            self.out.actions.clear();
-        }
         drop(self.ml_guard.take());
+        if let Some(b) = self.out.budget {
+            // Half a translation is not a translation: drop the packet. The
+            // mask so far covers every bit that led here, so a drop megaflow
+            // under it is correct (and stops the next packet costing as much).
+            self.out.actions.clear();
+            self.out.slow = 0;
+            crate::util::coverage::inc(b.coverage());
+            log_budget(b, &self.flow, self.opts.now_ms);
+        }
         self.out
     }
 
@@ -813,6 +1067,32 @@ impl<'a> Ctx<'a> {
             .get(&ip)
             .is_none_or(|i| i.config & PC_NO_RECV == 0)
     }
+}
+
+/// Logs an exhausted budget, at most once per [`BUDGET_LOG_INTERVAL_MS`]
+/// (a peer that triggers it on every packet must not flood the log).
+fn log_budget(b: Budget, flow: &FlowKey, now_ms: u64) {
+    let last = BUDGET_LOG_LAST_MS.load(Ordering::Relaxed);
+    // 0 = never logged (the clock may start at 0).
+    if (last != 0 && now_ms < last.saturating_add(BUDGET_LOG_INTERVAL_MS))
+        || BUDGET_LOG_LAST_MS
+            .compare_exchange(last, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        BUDGET_LOG_SUPPRESSED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let suppressed = BUDGET_LOG_SUPPRESSED.swap(0, Ordering::Relaxed);
+    tracing::warn!(
+        budget = b.name(),
+        limit = b.limit(),
+        in_port = flow.in_port(),
+        dl_type = format_args!("{:#06x}", flow.dl_type()),
+        suppressed,
+        "translation exceeded its {} budget ({}): packet dropped",
+        b.name(),
+        b.limit()
+    );
 }
 
 /// Translates a packet with key `flow` through the pipeline, starting at table 0.
