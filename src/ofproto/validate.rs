@@ -42,11 +42,42 @@ impl Ctx {
         matches!(self.dl_type, Some(eth_type::IPV4) | Some(eth_type::IPV6))
     }
 
+    fn is_mpls(&self) -> bool {
+        matches!(
+            self.dl_type,
+            Some(eth_type::MPLS) | Some(eth_type::MPLS_MCAST)
+        )
+    }
+
+    /// An action that needs the packet to be of some kind: true when the
+    /// match (or the actions before) guarantees it.
+    fn requires(&self, ok: bool) -> Result<(), OfpError> {
+        if self.lenient || ok {
+            Ok(())
+        } else {
+            Err(OfpError::MatchInconsistent)
+        }
+    }
+
     fn has(&self, dl: &[u16], proto: Option<u8>) -> bool {
         self.lenient
             || (self.dl_type.is_some_and(|t| dl.contains(&t))
                 && proto.is_none_or(|p| self.nw_proto == Some(p)))
     }
+}
+
+/// Fields no set-field may write (see [`set_field_ok`] for why).
+const READ_ONLY: [OxmId; 5] = [
+    OxmId::InPhyPort,
+    OxmId::EthType,
+    OxmId::IpProto,
+    OxmId::Ipv6Exthdr,
+    OxmId::MplsBos,
+];
+
+/// Whether set-field may write this field at all (table features report it).
+pub(super) fn set_field_writable(id: OxmId) -> bool {
+    !READ_ONLY.contains(&id)
 }
 
 /// Whether a set-field of this OXM is allowed by the context (prerequisites).
@@ -63,8 +94,23 @@ fn set_field_ok(f: &OxmField, ctx: &Ctx) -> Result<(), OfpError> {
     if f.value & !super::match_::oxm_full_mask(f.id) != 0 {
         return Err(OfpError::BadSetArgument);
     }
+    // The key keeps the low byte of the ARP opcode (as a match does, which
+    // refuses larger values with BAD_VALUE): a larger value could not be
+    // written whole, so it is refused rather than cut.
+    if f.id == ArpOp && f.value > 0xff {
+        return Err(OfpError::BadSetArgument);
+    }
+    // Read-only, as in OVS: the types change how every later header is read
+    // without changing those headers (push/pop actions do that), BoS is the
+    // label stack's structure, IN_PHY_PORT and IPV6_EXTHDR are not packet
+    // bytes (OF1.3.5 §7.2.5 lets a switch refuse a set-field type with
+    // OFPBAC_BAD_SET_TYPE).
+    if !set_field_writable(f.id) {
+        return Err(OfpError::BadSetType);
+    }
     let ok = match f.id {
-        InPhyPort | EthType | IpProto | Ipv6Exthdr | PbbIsid => return Err(OfpError::BadSetType),
+        InPhyPort | EthType | IpProto | Ipv6Exthdr | MplsBos => false,
+        PbbIsid => ctx.has(&[eth_type::PBB], None),
         InPort | Metadata | EthDst | EthSrc | TunnelId => true,
         VlanVid | VlanPcp => ctx.lenient || ctx.vlan,
         IpDscp | IpEcn => ctx.has(IP, None),
@@ -78,7 +124,7 @@ fn set_field_ok(f: &OxmField, ctx: &Ctx) -> Result<(), OfpError> {
         }
         ArpOp | ArpSpa | ArpTpa | ArpSha | ArpTha => ctx.has(ARP, None),
         Ipv6Src | Ipv6Dst | Ipv6Flabel => ctx.has(V6, None),
-        MplsLabel | MplsTc | MplsBos => ctx.has(MPLS, None),
+        MplsLabel | MplsTc => ctx.has(MPLS, None),
     };
     if ok {
         Ok(())
@@ -132,21 +178,46 @@ impl Ofproto {
                     // The inner tag, if any, is unknown.
                     ctx.vlan = false;
                 }
-                Action::SetNwTtl(_) | Action::DecNwTtl => {
-                    if !ctx.lenient && !ctx.is_ip() {
-                        return Err(OfpError::MatchInconsistent);
-                    }
-                }
+                Action::SetNwTtl(_) | Action::DecNwTtl => ctx.requires(ctx.is_ip())?,
                 Action::SetQueue(_) => {}
                 Action::Experimenter { .. } => return Err(OfpError::BadActionExperimenter),
+                // The MPLS TTL actions need an MPLS packet; the copy-TTL ones
+                // are implemented between MPLS entries and between an entry
+                // and the IP header under it, so they need MPLS too.
                 Action::CopyTtlOut
                 | Action::CopyTtlIn
                 | Action::SetMplsTtl(_)
-                | Action::DecMplsTtl
-                | Action::PushMpls(_)
-                | Action::PopMpls(_)
-                | Action::PushPbb(_)
-                | Action::PopPbb => return Err(OfpError::BadActionType),
+                | Action::DecMplsTtl => ctx.requires(ctx.is_mpls())?,
+                // OF1.3.5 §A.2.5: the ethertype of a pushed MPLS header is
+                // 0x8847 or 0x8848, of a pushed PBB header 0x88e7.
+                Action::PushMpls(t) => {
+                    if *t != eth_type::MPLS && *t != eth_type::MPLS_MCAST {
+                        return Err(OfpError::BadActionArgument);
+                    }
+                    ctx.requires(ctx.dl_type != Some(eth_type::PBB))?;
+                    ctx.dl_type = Some(*t);
+                }
+                Action::PopMpls(t) => {
+                    ctx.requires(ctx.is_mpls())?;
+                    // What lies under the label is not in the match.
+                    ctx.dl_type = Some(*t);
+                    ctx.nw_proto = None;
+                }
+                Action::PushPbb(t) => {
+                    if *t != eth_type::PBB {
+                        return Err(OfpError::BadActionArgument);
+                    }
+                    ctx.requires(ctx.dl_type != Some(eth_type::PBB))?;
+                    ctx.dl_type = Some(eth_type::PBB);
+                    ctx.vlan = false;
+                }
+                Action::PopPbb => {
+                    ctx.requires(ctx.dl_type == Some(eth_type::PBB))?;
+                    // The customer frame is not in the match.
+                    ctx.dl_type = None;
+                    ctx.nw_proto = None;
+                    ctx.vlan = false;
+                }
             }
         }
         Ok(())
@@ -201,8 +272,14 @@ impl Ofproto {
     /// Validates a GROUP_MOD ADD/MODIFY body, including the group graph it
     /// would make (see [`GraphCheck`]).
     pub(super) fn validate_group(&self, gm: &GroupMod) -> Result<(), OfpError> {
+        // OF1.3.5 §5.6.1: an indirect group has exactly one bucket, and only
+        // select buckets have weights; OVS `ofputil_check_group_mod()` answers
+        // both with OFPGMFC_INVALID_GROUP.
+        if gm.group_type != GroupType::Select && gm.buckets.iter().any(|b| b.weight != 0) {
+            return Err(OfpError::InvalidGroup);
+        }
         match gm.group_type {
-            GroupType::Indirect if gm.buckets.len() != 1 => return Err(OfpError::BadBucket),
+            GroupType::Indirect if gm.buckets.len() != 1 => return Err(OfpError::InvalidGroup),
             GroupType::FastFailover => {
                 for b in &gm.buckets {
                     if b.watch_port == PortNo::ANY && b.watch_group == GroupId::ANY {

@@ -21,7 +21,9 @@ use super::match_::{eth_type, ip_proto, oxm_location};
 use super::rule::{Group, Rule, PC_NO_FLOOD, PC_NO_FWD, PC_NO_PACKET_IN, PC_NO_RECV};
 use super::TablesSnapshot;
 use crate::datapath::actions::{DpAction, DpActions, UserspaceReason};
-use crate::datapath::flow::{Field, FlowKey, FLOW_WORDS, VLAN_CFI};
+use crate::datapath::flow::{
+    Field, FlowKey, FLOW_WORDS, MAX_MPLS_LABELS, MPLS_BOS, MPLS_LSES, MPLS_TTL_MASK, VLAN_CFI,
+};
 use crate::openflow::action::{Action, Instruction, CML_NO_BUFFER};
 use crate::openflow::message::{Bucket, GroupType};
 use crate::openflow::oxm::{OxmField, OxmId};
@@ -214,12 +216,19 @@ pub struct XlateOutput {
     /// The budget this translation exhausted, if any: then `actions` is empty
     /// (drop) and `slow` is 0, so the caller installs a drop megaflow.
     pub budget: Option<Budget>,
+    /// Why the packet could not be translated, if so: then, too, `actions`
+    /// is empty and `slow` is 0.
+    pub error: Option<XlateError>,
     /// The work done (bounded by the budgets).
     pub work: XlateWork,
 }
 
-/// Fields committed by value with `SetField` (VLAN is handled apart).
-const COMMIT_FIELDS: [Field; 15] = [
+/// Fields committed by value with `SetField` (VLAN is handled apart). Every
+/// packet field a `set_field` may write is here (see the `set_field_audit`
+/// test); the pipeline-only fields (metadata, in_port, tunnel id) and the
+/// encapsulation bookkeeping fields (`MplsInner`, `PbbC*`, only written
+/// together with the push/pop that makes them true) are not.
+const COMMIT_FIELDS: [Field; 19] = [
     Field::DlDst,
     Field::DlSrc,
     Field::NwProto,
@@ -233,17 +242,72 @@ const COMMIT_FIELDS: [Field; 15] = [
     Field::Ipv6Dst,
     Field::Ipv6Label,
     Field::MplsLse,
+    Field::MplsLse1,
+    Field::MplsLse2,
     Field::ArpSha,
     Field::ArpTha,
+    Field::NdTarget,
+    Field::PbbIsid,
 ];
+
+/// The fields that describe the L3/L4 headers; they become unknown (zero) when
+/// a `pop_mpls` names a payload type other than the one the key holds.
+const L3_FIELDS: [Field; 16] = [
+    Field::NwProto,
+    Field::NwTos,
+    Field::NwTtl,
+    Field::NwFrag,
+    Field::NwSrc,
+    Field::NwDst,
+    Field::TpSrc,
+    Field::TpDst,
+    Field::TcpFlags,
+    Field::Ipv6Exthdr,
+    Field::Ipv6Src,
+    Field::Ipv6Dst,
+    Field::Ipv6Label,
+    Field::ArpSha,
+    Field::ArpTha,
+    Field::NdTarget,
+];
+
+/// MPLS label of the first entry pushed onto an IPv6 packet: IPv6 explicit
+/// null (RFC 3032 §2.1), as OVS `flow_push_mpls()`; IPv4 explicit null is 0.
+const MPLS_IPV6_EXPLICIT_NULL: u32 = 2;
+/// TTL of the first entry pushed onto a packet without an IP TTL (OVS).
+const MPLS_DEFAULT_TTL: u32 = 64;
+
+/// A translation that cannot be carried out for the packet at hand (not a
+/// budget: a property of the packet). The packet is dropped, as OVS does with
+/// `XLATE_TOO_MANY_MPLS_LABELS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XlateError {
+    /// A `push_mpls` onto [`MAX_MPLS_LABELS`] labels, or a `pop_mpls` that would
+    /// uncover a fourth entry the key does not hold.
+    TooManyMplsLabels,
+    /// `push_pbb` onto a PBB frame, or `push_mpls` onto one (the key describes
+    /// one backbone header, not two).
+    NestedEncapsulation,
+}
 const TCI_BITS: u128 = 0xefff;
 
+/// The action set (OF1.3.5 §5.10), executed in the spec's order: copy TTL
+/// inwards, pops, push-MPLS, push-PBB, push-VLAN, copy TTL outwards, TTL
+/// decrements, TTL sets and set-fields, group or output.
 #[derive(Clone, Debug, Default)]
 struct ActionSet {
+    copy_ttl_in: bool,
     pop_vlan: bool,
+    pop_mpls: Option<u16>,
+    pop_pbb: bool,
+    push_mpls: Option<u16>,
+    push_pbb: Option<u16>,
     push_vlan: Option<u16>,
+    copy_ttl_out: bool,
     dec_ttl: bool,
+    dec_mpls_ttl: bool,
     set_ttl: Option<u8>,
+    set_mpls_ttl: Option<u8>,
     set_fields: Vec<OxmField>,
     group: Option<GroupId>,
     output: Option<(PortNo, u16)>,
@@ -266,7 +330,15 @@ impl ActionSet {
                 Action::PopVlan => self.pop_vlan = true,
                 Action::DecNwTtl => self.dec_ttl = true,
                 Action::SetNwTtl(t) => self.set_ttl = Some(*t),
-                _ => {}
+                Action::CopyTtlIn => self.copy_ttl_in = true,
+                Action::CopyTtlOut => self.copy_ttl_out = true,
+                Action::PopMpls(t) => self.pop_mpls = Some(*t),
+                Action::PushMpls(t) => self.push_mpls = Some(*t),
+                Action::PopPbb => self.pop_pbb = true,
+                Action::PushPbb(t) => self.push_pbb = Some(*t),
+                Action::DecMplsTtl => self.dec_mpls_ttl = true,
+                Action::SetMplsTtl(t) => self.set_mpls_ttl = Some(*t),
+                Action::SetQueue(_) | Action::Experimenter { .. } => {}
             }
         }
     }
@@ -648,6 +720,239 @@ impl<'a> Ctx<'a> {
         self.write(Field::NwTtl, ttl - 1, 0xff);
     }
 
+    // ---- MPLS and PBB ---------------------------------------------------------------
+
+    /// Ends the translation with a drop (see [`XlateError`]).
+    fn fail(&mut self, e: XlateError) {
+        if self.out.error.is_none() {
+            self.out.error = Some(e);
+        }
+        self.stop = true;
+    }
+
+    /// Reads only `mask` bits of a field (un-wildcarding just those).
+    fn read_bits(&mut self, f: Field, mask: u128) -> u128 {
+        let unwritten = mask & !self.written.get(f);
+        if unwritten != 0 {
+            self.out.wc.or_bits(f, unwritten);
+        }
+        self.flow.get(f) & mask
+    }
+
+    fn is_mpls(&mut self) -> bool {
+        let t = self.read(Field::DlType) as u16;
+        t == eth_type::MPLS || t == eth_type::MPLS_MCAST
+    }
+
+    /// Entries in the MPLS label stack the key holds: up to the first with
+    /// BoS, or [`MAX_MPLS_LABELS`] (as OVS `flow_count_mpls_labels()`, which
+    /// also looks only at the BoS bits).
+    fn mpls_count(&mut self) -> usize {
+        if !self.is_mpls() {
+            return 0;
+        }
+        for (i, f) in MPLS_LSES.iter().enumerate() {
+            if self.read_bits(*f, MPLS_BOS as u128) != 0 {
+                return i + 1;
+            }
+        }
+        MAX_MPLS_LABELS
+    }
+
+    /// Whether the payload under a single-entry label stack is IP (what the
+    /// copy-TTL actions need).
+    fn mpls_inner_is_ip(&mut self) -> bool {
+        let t = self.read(Field::MplsInner) as u16;
+        t == eth_type::IPV4 || t == eth_type::IPV6
+    }
+
+    /// OFPAT_PUSH_MPLS (OF1.3.5 §5.12): a new outermost entry; the first one
+    /// gets TTL from the IP TTL (64 without one, as OVS), TC 0 and label 0
+    /// (2 for IPv6, RFC 3032 explicit null, as OVS); later ones copy the
+    /// outer entry with BoS clear. The L3/L4 fields stay: they describe the
+    /// payload, which [`Field::MplsInner`] names.
+    fn push_mpls(&mut self, ethertype: u16) {
+        let dl = self.read(Field::DlType) as u16;
+        if dl == eth_type::PBB {
+            return self.fail(XlateError::NestedEncapsulation);
+        }
+        let n = self.mpls_count();
+        if n >= MAX_MPLS_LABELS {
+            return self.fail(XlateError::TooManyMplsLabels);
+        }
+        self.commit();
+        let lse = if n == 0 {
+            let ip = dl == eth_type::IPV4 || dl == eth_type::IPV6;
+            let ttl = if ip {
+                match self.read(Field::NwTtl) as u32 {
+                    0 => MPLS_DEFAULT_TTL,
+                    t => t,
+                }
+            } else {
+                MPLS_DEFAULT_TTL
+            };
+            let label = if dl == eth_type::IPV6 {
+                MPLS_IPV6_EXPLICIT_NULL
+            } else {
+                0
+            };
+            (label << 12) | MPLS_BOS | ttl
+        } else {
+            (self.read(Field::MplsLse) as u32) & !MPLS_BOS
+        };
+        self.emit(DpAction::PushMpls { ethertype, lse });
+        if n == 0 {
+            self.write(Field::MplsInner, dl as u128, 0xffff);
+            self.write(Field::MplsLse1, 0, u32::MAX as u128);
+            self.write(Field::MplsLse2, 0, u32::MAX as u128);
+        } else {
+            let l0 = self.read(Field::MplsLse);
+            let l1 = self.read(Field::MplsLse1);
+            self.write(Field::MplsLse2, l1, u32::MAX as u128);
+            self.write(Field::MplsLse1, l0, u32::MAX as u128);
+        }
+        self.write(Field::MplsLse, lse as u128, u32::MAX as u128);
+        self.write(Field::DlType, ethertype as u128, 0xffff);
+        self.sync_base();
+    }
+
+    /// OFPAT_POP_MPLS: removes the outermost entry; `ethertype` is what
+    /// follows. Popping the bottom entry uncovers the payload: when its type
+    /// is the one the key holds, the L3/L4 fields go on describing it (so the
+    /// pipeline can match them); otherwise they are unknown and read as zero.
+    fn pop_mpls(&mut self, ethertype: u16) {
+        let n = self.mpls_count();
+        if n == 0 {
+            return;
+        }
+        if n == MAX_MPLS_LABELS && self.read_bits(Field::MplsLse2, MPLS_BOS as u128) == 0 {
+            return self.fail(XlateError::TooManyMplsLabels);
+        }
+        self.commit();
+        self.emit(DpAction::PopMpls { ethertype });
+        let full = u32::MAX as u128;
+        if n == 1 {
+            let inner = self.read(Field::MplsInner) as u16;
+            if inner != ethertype {
+                for f in L3_FIELDS {
+                    self.write(f, 0, f.full_mask());
+                }
+            }
+            self.write(Field::MplsInner, 0, 0xffff);
+            self.write(Field::MplsLse, 0, full);
+        } else {
+            let l1 = self.read(Field::MplsLse1);
+            let l2 = self.read(Field::MplsLse2);
+            self.write(Field::MplsLse, l1, full);
+            self.write(Field::MplsLse1, l2, full);
+        }
+        self.write(Field::MplsLse2, 0, full);
+        self.write(Field::DlType, ethertype as u128, 0xffff);
+        self.sync_base();
+    }
+
+    fn set_mpls_ttl(&mut self, ttl: u8) {
+        if self.is_mpls() {
+            self.write(Field::MplsLse, ttl as u128, MPLS_TTL_MASK as u128);
+        }
+    }
+
+    /// OFPAT_DEC_MPLS_TTL: like `dec_nw_ttl`, an expiring TTL sends the packet
+    /// to the controller (if it asked for INVALID_TTL) and drops it.
+    fn dec_mpls_ttl(&mut self) {
+        if !self.is_mpls() {
+            return;
+        }
+        let ttl = self.read_bits(Field::MplsLse, MPLS_TTL_MASK as u128);
+        if ttl <= 1 {
+            if self.opts.invalid_ttl_to_controller {
+                self.controller(OFPR_INVALID_TTL, CML_NO_BUFFER);
+            }
+            self.stop = true;
+            return;
+        }
+        self.write(Field::MplsLse, ttl - 1, MPLS_TTL_MASK as u128);
+    }
+
+    /// OFPAT_COPY_TTL_OUT: from the next-to-outermost header to the outermost
+    /// (second MPLS entry, or the IP header under a single entry).
+    fn copy_ttl_out(&mut self) {
+        let n = self.mpls_count();
+        let ttl_mask = MPLS_TTL_MASK as u128;
+        let ttl = if n >= 2 {
+            self.read_bits(Field::MplsLse1, ttl_mask)
+        } else if n == 1 && self.mpls_inner_is_ip() {
+            self.read(Field::NwTtl)
+        } else {
+            return;
+        };
+        self.write(Field::MplsLse, ttl, ttl_mask);
+    }
+
+    /// OFPAT_COPY_TTL_IN: from the outermost header to the next-to-outermost.
+    fn copy_ttl_in(&mut self) {
+        let n = self.mpls_count();
+        if n == 0 {
+            return;
+        }
+        let ttl_mask = MPLS_TTL_MASK as u128;
+        let ttl = self.read_bits(Field::MplsLse, ttl_mask);
+        if n >= 2 {
+            self.write(Field::MplsLse1, ttl, ttl_mask);
+        } else if self.mpls_inner_is_ip() {
+            self.write(Field::NwTtl, ttl, 0xff);
+        }
+    }
+
+    /// OFPAT_PUSH_PBB (802.1ah): the frame becomes the customer frame of a new
+    /// backbone header whose addresses are copies of the customer ones (a
+    /// set-field changes them), with no backbone tag and an I-TAG whose I-PCP
+    /// is the VLAN PCP (OF1.3.5 §5.12) and I-SID 0.
+    fn push_pbb(&mut self) {
+        let dl = self.read(Field::DlType);
+        if dl as u16 == eth_type::PBB {
+            return self.fail(XlateError::NestedEncapsulation);
+        }
+        self.commit();
+        let tci = self.read(Field::VlanTci) as u32;
+        let pcp = if tci & VLAN_CFI as u32 != 0 {
+            tci >> 13
+        } else {
+            0
+        };
+        self.emit(DpAction::PushPbb { itci: pcp << 29 });
+        let (dst, src) = (self.read(Field::DlDst), self.read(Field::DlSrc));
+        self.write(Field::PbbCDst, dst, Field::PbbCDst.full_mask());
+        self.write(Field::PbbCSrc, src, Field::PbbCSrc.full_mask());
+        self.write(Field::PbbCTci, tci as u128, 0xffff);
+        self.write(Field::PbbCType, dl, 0xffff);
+        self.write(Field::PbbIsid, 0, Field::PbbIsid.full_mask());
+        self.write(Field::VlanTci, 0, 0xffff);
+        self.write(Field::DlType, eth_type::PBB as u128, 0xffff);
+        self.sync_base();
+    }
+
+    /// OFPAT_POP_PBB: the customer frame becomes the frame.
+    fn pop_pbb(&mut self) {
+        if self.read(Field::DlType) as u16 != eth_type::PBB {
+            return;
+        }
+        self.commit();
+        self.emit(DpAction::PopPbb);
+        for (to, from) in [
+            (Field::DlDst, Field::PbbCDst),
+            (Field::DlSrc, Field::PbbCSrc),
+            (Field::VlanTci, Field::PbbCTci),
+            (Field::DlType, Field::PbbCType),
+        ] {
+            let v = self.read(from);
+            self.write(to, v, to.full_mask());
+            self.write(from, 0, from.full_mask());
+        }
+        self.write(Field::PbbIsid, 0, Field::PbbIsid.full_mask());
+        self.sync_base();
+    }
+
     fn do_actions(&mut self, actions: &[Action]) {
         for a in actions {
             if self.stop || !self.charge(Budget::Steps) {
@@ -661,28 +966,61 @@ impl<'a> Ctx<'a> {
                 Action::PopVlan => self.pop_vlan(),
                 Action::SetNwTtl(t) => self.set_ttl(*t),
                 Action::DecNwTtl => self.dec_ttl(),
-                // No queues in this datapath; everything else is refused at FLOW_MOD.
-                _ => {}
+                Action::PushMpls(t) => self.push_mpls(*t),
+                Action::PopMpls(t) => self.pop_mpls(*t),
+                Action::SetMplsTtl(t) => self.set_mpls_ttl(*t),
+                Action::DecMplsTtl => self.dec_mpls_ttl(),
+                Action::CopyTtlIn => self.copy_ttl_in(),
+                Action::CopyTtlOut => self.copy_ttl_out(),
+                Action::PushPbb(_) => self.push_pbb(),
+                Action::PopPbb => self.pop_pbb(),
+                // No queues in this datapath; experimenter actions are refused
+                // at FLOW_MOD.
+                Action::SetQueue(_) | Action::Experimenter { .. } => {}
             }
         }
     }
 
     fn execute_action_set(&mut self) {
         let set = std::mem::take(&mut self.action_set);
+        if set.copy_ttl_in {
+            self.copy_ttl_in();
+        }
         if set.pop_vlan {
             self.pop_vlan();
+        }
+        if let Some(t) = set.pop_mpls {
+            self.pop_mpls(t);
+        }
+        if set.pop_pbb {
+            self.pop_pbb();
+        }
+        if let Some(t) = set.push_mpls {
+            self.push_mpls(t);
+        }
+        if set.push_pbb.is_some() {
+            self.push_pbb();
         }
         if let Some(t) = set.push_vlan {
             self.push_vlan(t);
         }
+        if set.copy_ttl_out {
+            self.copy_ttl_out();
+        }
         if set.dec_ttl {
             self.dec_ttl();
+        }
+        if set.dec_mpls_ttl && !self.stop {
+            self.dec_mpls_ttl();
         }
         if self.stop {
             return;
         }
         if let Some(t) = set.set_ttl {
             self.set_ttl(t);
+        }
+        if let Some(t) = set.set_mpls_ttl {
+            self.set_mpls_ttl(t);
         }
         for f in &set.set_fields {
             self.set_field(f);
@@ -822,6 +1160,13 @@ impl<'a> Ctx<'a> {
         l
     }
 
+    /// The hash a select group picks its bucket by. It covers every address
+    /// the packet has — Ethernet addresses and VLAN id always, then IP
+    /// addresses, protocol and L4 ports, or ARP addresses, or the top MPLS
+    /// label — so that traffic differing only in MAC (or ARP) addresses is
+    /// spread too (OVS hashes only L3/L4 and sends all L2-only traffic to one
+    /// bucket). Every field hashed is un-wildcarded: the megaflow pins what
+    /// the choice depended on.
     fn select_hash(&mut self) -> u64 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         let mut mix = |v: u128| {
@@ -829,20 +1174,34 @@ impl<'a> Ctx<'a> {
                 h = (h ^ x).wrapping_mul(0x0100_0000_01b3).rotate_left(23);
             }
         };
+        mix(self.read(Field::DlSrc));
+        mix(self.read(Field::DlDst));
+        mix(self.read_bits(Field::VlanTci, 0x1fff));
         let t = self.read(Field::DlType) as u16;
         mix(t as u128);
-        let l4 = if t == eth_type::IPV4 {
-            mix(self.read(Field::NwSrc));
-            mix(self.read(Field::NwDst));
-            true
-        } else if t == eth_type::IPV6 {
-            mix(self.read(Field::Ipv6Src));
-            mix(self.read(Field::Ipv6Dst));
-            true
-        } else {
-            mix(self.read(Field::DlSrc));
-            mix(self.read(Field::DlDst));
-            false
+        let l4 = match t {
+            eth_type::IPV4 => {
+                mix(self.read(Field::NwSrc));
+                mix(self.read(Field::NwDst));
+                true
+            }
+            eth_type::IPV6 => {
+                mix(self.read(Field::Ipv6Src));
+                mix(self.read(Field::Ipv6Dst));
+                true
+            }
+            eth_type::ARP | eth_type::RARP => {
+                mix(self.read(Field::NwSrc));
+                mix(self.read(Field::NwDst));
+                mix(self.read(Field::ArpSha));
+                mix(self.read(Field::ArpTha));
+                false
+            }
+            eth_type::MPLS | eth_type::MPLS_MCAST => {
+                mix(self.read_bits(Field::MplsLse, 0xffff_f000));
+                false
+            }
+            _ => false,
         };
         if l4 {
             let p = self.read(Field::NwProto) as u8;
@@ -852,7 +1211,11 @@ impl<'a> Ctx<'a> {
                 mix(self.read(Field::TpDst));
             }
         }
-        h ^ (h >> 31)
+        // Final avalanche (splitmix64) so that `% total` sees well-mixed bits.
+        let mut z = h;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
 
     /// Runs a bucket on a copy of the packet (OF1.3.5 §5.6.1: each bucket
@@ -1047,6 +1410,16 @@ impl<'a> Ctx<'a> {
 
     fn finish(mut self) -> XlateOutput {
         drop(self.ml_guard.take());
+        if let Some(e) = self.out.error {
+            self.out.actions.clear();
+            self.out.slow = 0;
+            crate::util::coverage::inc(match e {
+                XlateError::TooManyMplsLabels => {
+                    &crate::util::coverage::c::xlate_mpls_too_many_labels
+                }
+                XlateError::NestedEncapsulation => &crate::util::coverage::c::xlate_nested_encap,
+            });
+        }
         if let Some(b) = self.out.budget {
             // Half a translation is not a translation: drop the packet. The
             // mask so far covers every bit that led here, so a drop megaflow
