@@ -2777,3 +2777,30 @@ fn select_group_spreads_l2_and_arp_traffic_by_weight() {
     let n = count(&mut o, arp);
     assert!(n[0] > 50 && n[1] > 200, "{n:?}");
 }
+
+#[test]
+fn packet_out_actions_are_validated_like_flow_actions() {
+    let o = switch(2);
+    let k = key(1); // IPv4/TCP
+    let table = Action::Output {
+        port: PortNo::TABLE,
+        max_len: 0,
+    };
+    assert_eq!(o.validate_packet_out(&k, &[table, out(2)]), Ok(()));
+    assert_eq!(
+        o.validate_packet_out(&k, &[Action::Group(GroupId(9))]),
+        Err(OfpError::BadOutGroup)
+    );
+    assert_eq!(
+        o.validate_packet_out(&k, &[Action::PopMpls(0x0800)]),
+        Err(OfpError::MatchInconsistent)
+    );
+    assert_eq!(
+        o.validate_packet_out(&k, &[Action::SetField(OxmField::exact(OxmId::TcpDst, 9))]),
+        Ok(())
+    );
+    assert_eq!(
+        o.validate_packet_out(&k, &[Action::SetField(OxmField::exact(OxmId::UdpDst, 9))]),
+        Err(OfpError::MatchInconsistent)
+    );
+}

@@ -25,6 +25,8 @@ struct Ctx {
     vlan: bool,
     /// Group buckets are checked without a match: skip prerequisite checks.
     lenient: bool,
+    /// A PACKET_OUT's actions: output to TABLE is allowed (OF1.3.5 §7.3.7).
+    packet_out: bool,
 }
 
 impl Ctx {
@@ -35,6 +37,7 @@ impl Ctx {
             nw_proto: exact(Field::NwProto).then(|| value.get(Field::NwProto) as u8),
             vlan: mask.vlan_tci() & VLAN_CFI != 0 && value.vlan_tci() & VLAN_CFI != 0,
             lenient: false,
+            packet_out: false,
         }
     }
 
@@ -156,7 +159,7 @@ impl Ofproto {
         for a in actions {
             match a {
                 Action::Output { port, .. } => {
-                    if !output_port_ok(*port) {
+                    if !output_port_ok(*port) && !(ctx.packet_out && *port == PortNo::TABLE) {
                         return Err(OfpError::BadOutPort);
                     }
                 }
@@ -221,6 +224,21 @@ impl Ofproto {
             }
         }
         Ok(())
+    }
+
+    /// Validates a PACKET_OUT's actions against the packet itself (its key
+    /// plays the match's part for prerequisites): the same rules as a
+    /// FLOW_MOD's apply-actions, plus output to TABLE. For the PACKET_OUT
+    /// handler, so that what the controller sends is refused with the same
+    /// codes as in a flow (OVS `ofproto_packet_out_init()` checks the same way).
+    pub fn validate_packet_out(&self, key: &FlowKey, actions: &[Action]) -> Result<(), OfpError> {
+        let mut exact = FlowKey::default();
+        exact.set_exact(Field::DlType);
+        exact.set_exact(Field::NwProto);
+        exact.set_exact(Field::VlanTci);
+        let mut ctx = Ctx::from_match(&key.masked(&exact), &exact);
+        ctx.packet_out = true;
+        self.validate_actions(actions, &mut ctx)
     }
 
     /// Validates a FLOW_MOD's instructions for a rule in `table` with this match.
@@ -299,6 +317,7 @@ impl Ofproto {
             nw_proto: None,
             vlan: true,
             lenient: true,
+            packet_out: false,
         };
         for b in &gm.buckets {
             self.validate_actions(&b.actions, &mut lenient.clone())?;
