@@ -159,7 +159,8 @@ impl Ofproto {
         for a in actions {
             match a {
                 Action::Output { port, .. } => {
-                    if !output_port_ok(*port) && !(ctx.packet_out && *port == PortNo::TABLE) {
+                    let table_ok = ctx.packet_out && *port == PortNo::TABLE;
+                    if !(output_port_ok(*port) || table_ok) {
                         return Err(OfpError::BadOutPort);
                     }
                 }
