@@ -2743,6 +2743,13 @@ fn select_group_spreads_l2_and_arp_traffic_by_weight() {
             }
             assert_eq!(x.wc.get(Field::DlSrc), Field::DlSrc.full_mask());
             assert_eq!(x.wc.get(Field::DlDst), Field::DlDst.full_mask());
+            // Megaflow: any key that agrees on the mask picks the same bucket.
+            let mut k2 = k;
+            for (i, w) in k2.w.iter_mut().enumerate() {
+                *w = (k.w[i] & x.wc.w[i])
+                    | (0x9e37_79b9_7f4a_7c15u64.rotate_left(i as u32) & !x.wc.w[i]);
+            }
+            assert_eq!(xl(o, &ml, &k2).actions, x.actions, "{k:?} / {:?}", x.wc);
         }
         n
     };
