@@ -2,11 +2,18 @@
 //! produce datapath actions plus the wildcard mask of every packet bit the result
 //! depended on (the megaflow mask).
 //!
-//! Runs on upcall handler and revalidator threads, reading an immutable
-//! [`TablesSnapshot`]. Its only side effects are MAC learning (when
-//! [`XlateOptions::may_learn`]) and table lookup counters (when
-//! [`XlateOptions::account`]); otherwise it is a pure function of (snapshot, MAC
-//! table, key), which is what lets revalidators re-translate and compare.
+//! Runs on upcall handler and revalidator threads (and on the Bridge actor for
+//! PACKET_OUT), reading an immutable [`TablesSnapshot`]. Its only side effects
+//! are MAC learning (when [`XlateOptions::may_learn`]), table lookup counters
+//! (when [`XlateOptions::account`]) and, when a budget runs out, a coverage
+//! counter and a rate-limited log line; otherwise it is a pure function of
+//! (snapshot, MAC table, key), which is what lets revalidators re-translate
+//! and compare.
+//!
+//! Every translation is bounded (see the budgets below), and MPLS/PBB
+//! push/pop are followed in the working key: the key carries the payload
+//! under MPLS and the PBB customer frame (see `datapath::extract`), so a pop
+//! followed by matches on the inner headers needs no recirculation.
 //!
 //! Wildcards: the working key tracks which bits were *written* by actions. Reading
 //! a field (classifier lookup, NORMAL, TTL, select hashing) un-wildcards only the
