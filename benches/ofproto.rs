@@ -4,10 +4,13 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use rvswitchd::datapath::flow::{Field, FlowKey};
 use rvswitchd::ofproto::mac_learning::MacLearning;
-use rvswitchd::ofproto::xlate::{translate, XlateOptions};
+use rvswitchd::ofproto::xlate::{translate, translate_actions, XlateOptions};
 use rvswitchd::ofproto::{FlowStatsJob, Ofproto, PortInfo};
 use rvswitchd::openflow::action::{Action, Instruction};
-use rvswitchd::openflow::message::{FlowMod, FlowModCommand, FlowStatsRequest, NO_BUFFER};
+use rvswitchd::openflow::message::{
+    Bucket, FlowMod, FlowModCommand, FlowStatsRequest, GroupMod, GroupModCommand, GroupType,
+    NO_BUFFER,
+};
 use rvswitchd::openflow::oxm::{Match, OxmField, OxmId};
 use rvswitchd::types::{Cookie, DatapathId, GroupId, MacAddr, PortNo, TableId};
 use std::hint::black_box;
@@ -180,6 +183,81 @@ fn benches(c: &mut Criterion) {
     c.bench_function("ofproto/translate_1000_rules", |b| {
         b.iter(|| black_box(translate(&snap, &ml, black_box(&k), &opts).actions.len()))
     });
+
+    // Issue 9's attack: 32 ALL groups, each with two buckets sending to the
+    // next one twice, under one PACKET_OUT. Translation stops at a budget; this
+    // measures the worst case a peer can make one translation cost.
+    let mut o = group_bomb(true);
+    let snap = o.publish();
+    let po = [Action::Group(GroupId(32))];
+    c.bench_function("ofproto/translate_group_bomb_32", |b| {
+        b.iter(|| {
+            let x = translate_actions(&snap, &ml, black_box(&k), &po, &opts);
+            assert!(x.budget.is_some());
+            black_box(x.work.buckets)
+        })
+    });
+    // The same graph with leaves that output nothing: the bucket budget.
+    let mut o2 = group_bomb(false);
+    let snap2 = o2.publish();
+    c.bench_function("ofproto/translate_group_bomb_32_silent", |b| {
+        b.iter(|| {
+            let x = translate_actions(&snap2, &ml, black_box(&k), &po, &opts);
+            assert!(x.budget.is_some());
+            black_box(x.work.buckets)
+        })
+    });
+    // Validating a group on top of the graph (the GROUP_MOD cost): added once,
+    // then modified to the same buckets, which checks the whole chain again.
+    let mut top = GroupMod {
+        command: GroupModCommand::Add,
+        group_type: GroupType::All,
+        group_id: GroupId(1000),
+        buckets: vec![Bucket {
+            weight: 0,
+            watch_port: PortNo::ANY,
+            watch_group: GroupId::ANY,
+            actions: vec![Action::Group(GroupId(31)); 2],
+        }],
+    };
+    o.group_mod(&top, 0).expect("top group");
+    top.command = GroupModCommand::Modify;
+    c.bench_function("ofproto/group_mod_on_group_bomb_32", |b| {
+        b.iter(|| black_box(o.group_mod(&top, 0).is_ok()))
+    });
+}
+
+/// The 32-level ALL-group graph; leaves output to port 2 when `output`.
+fn group_bomb(output: bool) -> Ofproto {
+    let mut o = switch();
+    let leaf = if output {
+        vec![Action::Output {
+            port: PortNo(2),
+            max_len: 0,
+        }]
+    } else {
+        vec![]
+    };
+    let bucket = |actions: Vec<Action>| Bucket {
+        weight: 0,
+        watch_port: PortNo::ANY,
+        watch_group: GroupId::ANY,
+        actions,
+    };
+    let mut gm = GroupMod {
+        command: GroupModCommand::Add,
+        group_type: GroupType::All,
+        group_id: GroupId(1),
+        buckets: vec![bucket(leaf)],
+    };
+    o.group_mod(&gm, 0).expect("leaf group");
+    for i in 2..=32u32 {
+        let b = bucket(vec![Action::Group(GroupId(i - 1)); 2]);
+        gm.group_id = GroupId(i);
+        gm.buckets = vec![b.clone(), b];
+        o.group_mod(&gm, 0).expect("group");
+    }
+    o
 }
 
 criterion_group!(ofproto_benches, benches);

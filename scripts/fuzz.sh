@@ -5,6 +5,12 @@
 #
 #   scripts/fuzz.sh [SECONDS]        # default 60 per target
 #
+# Targets (every fuzz/fuzz_targets/*.rs, each a [[bin]] in fuzz/Cargo.toml):
+#   decode        OpenFlow decoder round trip
+#   packet        vnet header check and flow extraction
+#   group_graph   GROUP_MOD sequences: the group graph stays acyclic and bounded
+#   xlate_budget  random group/flow graphs + a packet: translation stays in budget
+#
 # Corpora are kept in fuzz/corpus/<target> (not committed); a crash leaves
 # its input in the current directory and makes this script fail.
 set -euo pipefail

@@ -5,13 +5,17 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 need_apt=0
-for p in ovs-ofctl ovs-appctl ovs-testcontroller ovs-pki openssl prlimit iperf3 ping ip ethtool python3 stdbuf tcpdump curl; do
+for p in ovs-ofctl ovs-appctl ovs-testcontroller ovs-pki openssl prlimit iperf3 ping ip ethtool \
+    python3 stdbuf tcpdump curl tshark; do
     command -v "$p" >/dev/null 2>&1 || need_apt=1
 done
+# tests/conformance.rs builds frames with scapy under the system python.
+/usr/bin/python3 -c 'import scapy.all' >/dev/null 2>&1 || need_apt=1
 if [ "$need_apt" = 1 ]; then
     apt-get update -qq
     apt-get install -y -qq openvswitch-common openvswitch-testcontroller iperf3 iputils-ping \
-        iproute2 ethtool python3 python3-pip coreutils tcpdump curl openssl util-linux >/dev/null
+        iproute2 ethtool python3 python3-pip coreutils tcpdump curl openssl util-linux \
+        tshark python3-scapy >/dev/null
     # The test controller package may start a service on 6653; the tests start
     # the binary themselves.
     (service openvswitch-testcontroller stop || systemctl stop openvswitch-testcontroller) >/dev/null 2>&1 || true

@@ -48,6 +48,31 @@ pub enum DpAction {
     },
     /// Remove the outermost VLAN tag.
     PopVlan,
+    /// Push an MPLS label stack entry after the L2 header (and its tags) and
+    /// set the ethertype before it to `ethertype` (0x8847 or 0x8848).
+    PushMpls {
+        /// The new ethertype.
+        ethertype: u16,
+        /// The entry: label(20) | tc(3) | bos(1) | ttl(8).
+        lse: u32,
+    },
+    /// Remove the outermost MPLS label stack entry and set the ethertype before
+    /// it to `ethertype`.
+    PopMpls {
+        /// The ethertype of what follows.
+        ethertype: u16,
+    },
+    /// Encapsulate the frame in a PBB (802.1ah) header: the current addresses
+    /// become the customer ones (and are copied as backbone ones), followed by
+    /// an I-TAG with this TCI (OF1.3.5 §5.12: I-PCP from the VLAN PCP, I-SID
+    /// from an outer PBB header, if any).
+    PushPbb {
+        /// I-PCP(3) | I-DEI(1) | UCA(1) | res(3) | I-SID(24).
+        itci: u32,
+    },
+    /// Remove the backbone addresses, tags and I-TAG of a PBB frame, leaving
+    /// the customer frame.
+    PopPbb,
     /// Send the packet to the slow path (userspace) with this reason.
     Userspace(UserspaceReason),
     /// Pass through a meter; the packet may be dropped or remarked.
@@ -82,6 +107,17 @@ pub fn format_actions(actions: &[DpAction]) -> String {
                 )
             }
             DpAction::PopVlan => "pop_vlan".to_string(),
+            DpAction::PushMpls { ethertype, lse } => format!(
+                "push_mpls(label={},tc={},ttl={},bos={},eth_type={:#x})",
+                lse >> 12,
+                (lse >> 9) & 7,
+                lse & 0xff,
+                (lse >> 8) & 1,
+                ethertype
+            ),
+            DpAction::PopMpls { ethertype } => format!("pop_mpls(eth_type={ethertype:#x})"),
+            DpAction::PushPbb { itci } => format!("push_pbb(isid={:#x})", itci & 0xff_ffff),
+            DpAction::PopPbb => "pop_pbb".to_string(),
             DpAction::Userspace(UserspaceReason::Controller {
                 reason, max_len, ..
             }) => {

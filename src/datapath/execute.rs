@@ -20,8 +20,17 @@
 //! too. VLAN push/pop shift `csum_start` (and a GSO `hdr_len`) by the tag size.
 //!
 //! Not rewritten (translation never emits them, or they are not on the wire):
-//! metadata, in_port, dl_type, nw_frag, tcp_flags, ipv6_exthdr, tunnel id and PBB
-//! I-SID. ND rewrites (target, and `arp_sha`/`arp_tha` as the SLL/TLL options) only
+//! metadata, in_port, dl_type, nw_frag, tcp_flags, ipv6_exthdr, tunnel id, and
+//! the encapsulation bookkeeping fields (`MplsInner`, `PbbC*`), which change
+//! only with the push/pop actions. MPLS entries beyond the top are rewritten
+//! only where the stack has them; the PBB I-SID in place in the I-TAG.
+//!
+//! Encapsulations: `PushMpls`/`PopMpls` insert/remove a 4-byte label entry
+//! just after the ethertype field (after any VLAN tags) and set that
+//! ethertype; `PushPbb` inserts 18 bytes after the MAC addresses (I-TAG
+//! ethertype and TCI, then the customer addresses), `PopPbb` removes
+//! everything before the customer addresses. For MPLS and PBB frames, L3/L4
+//! rewrites go to the encapsulated headers (the parse reports their offsets). ND rewrites (target, and `arp_sha`/`arp_tha` as the SLL/TLL options) only
 //! change options already present; none is added.
 //! A `vlan_tci` rewrite on an untagged frame is ignored (translation pushes a tag
 //! first); the key's CFI "present" bit is never written to the wire, where that bit
@@ -34,7 +43,7 @@
 use super::actions::{DpAction, UserspaceReason};
 use super::extract::{
     extract_with_offsets, ipproto, HeaderOffsets, ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6,
-    ETH_TYPE_QINQ, ETH_TYPE_RARP, ETH_TYPE_VLAN,
+    ETH_TYPE_QINQ, ETH_TYPE_RARP, ETH_TYPE_VLAN, PBB_ISID_MASK,
 };
 use super::flow::Field;
 use super::meter::{remark_dscp, MeterTable, MeterVerdict};
@@ -67,6 +76,9 @@ pub struct ExecOutcome {
 
 #[derive(Clone, Copy)]
 struct Parsed {
+    /// The type of the L3 header the offsets point at: the frame's ethertype,
+    /// or for MPLS and PBB frames that of the encapsulated payload
+    /// ([`super::flow::FlowKey::l3_type`]), so rewrites reach inner headers.
     dl_type: u16,
     nw_proto: u8,
     offs: HeaderOffsets,
@@ -75,7 +87,7 @@ struct Parsed {
 fn parse(pkt: &Packet) -> Option<Parsed> {
     let (k, offs) = extract_with_offsets(pkt.data(), pkt.in_port).ok()?;
     Some(Parsed {
-        dl_type: k.dl_type(),
+        dl_type: k.l3_type(),
         nw_proto: k.nw_proto(),
         offs,
     })
@@ -115,6 +127,41 @@ pub fn execute_actions<S: ExecSink + ?Sized>(
             DpAction::PopVlan => {
                 pop_vlan(pkt);
                 parsed = None;
+            }
+            DpAction::PushMpls { ethertype, lse } => {
+                let at = parsed
+                    .get_or_insert_with(|| parse(pkt))
+                    .map(|p| p.offs.eth_type + 2);
+                parsed = None;
+                if !at.is_some_and(|at| push_mpls(pkt, at, *ethertype, *lse)) {
+                    out.push_failed = true;
+                    return out;
+                }
+            }
+            DpAction::PopMpls { ethertype } => {
+                let at = parsed
+                    .get_or_insert_with(|| parse(pkt))
+                    .and_then(|p| p.offs.mpls);
+                parsed = None;
+                if let Some(at) = at {
+                    pop_mpls(pkt, at, *ethertype);
+                }
+            }
+            DpAction::PushPbb { itci } => {
+                parsed = None;
+                if !push_pbb(pkt, *itci) {
+                    out.push_failed = true;
+                    return out;
+                }
+            }
+            DpAction::PopPbb => {
+                let at = parsed
+                    .get_or_insert_with(|| parse(pkt))
+                    .and_then(|p| p.offs.pbb);
+                parsed = None;
+                if let Some(at) = at {
+                    pop_pbb(pkt, at + PBB_ITAG_TCI_LEN);
+                }
             }
             DpAction::Userspace(reason) => sink.userspace(pkt, *reason),
             DpAction::Meter(id) => match meters.apply(*id, pkt.len(), now_ns) {
@@ -175,6 +222,79 @@ pub fn pop_vlan(pkt: &mut Packet) -> bool {
     pkt.pull_front(4);
     shift_vnet(&mut pkt.vnet, -4);
     true
+}
+
+/// Bytes of an MPLS label stack entry.
+const MPLS_LSE_LEN: usize = 4;
+/// Bytes of a PBB I-TAG TCI (after its ethertype).
+const PBB_ITAG_TCI_LEN: usize = 4;
+/// Bytes `push_pbb` inserts after the MAC addresses: ethertype, I-TAG TCI and
+/// the customer addresses.
+const PBB_PUSH_LEN: usize = 2 + PBB_ITAG_TCI_LEN + 12;
+
+/// Inserts an MPLS label stack entry at `at` (just after the ethertype field)
+/// and sets that ethertype. False when headroom is exhausted.
+pub fn push_mpls(pkt: &mut Packet, at: usize, ethertype: u16, lse: u32) -> bool {
+    if at < 14 || at > pkt.len() || !pkt.push_front(MPLS_LSE_LEN) {
+        return false;
+    }
+    let d = pkt.data_mut();
+    d.copy_within(MPLS_LSE_LEN..MPLS_LSE_LEN + at, 0);
+    d[at - 2..at].copy_from_slice(&ethertype.to_be_bytes());
+    d[at..at + MPLS_LSE_LEN].copy_from_slice(&lse.to_be_bytes());
+    shift_vnet(&mut pkt.vnet, MPLS_LSE_LEN as i32);
+    true
+}
+
+/// Removes the label stack entry at `at` and sets the ethertype before it.
+pub fn pop_mpls(pkt: &mut Packet, at: usize, ethertype: u16) -> bool {
+    if at < 14 || at + MPLS_LSE_LEN > pkt.len() {
+        return false;
+    }
+    let d = pkt.data_mut();
+    d.copy_within(0..at, MPLS_LSE_LEN);
+    pkt.pull_front(MPLS_LSE_LEN);
+    let d = pkt.data_mut();
+    d[at - 2..at].copy_from_slice(&ethertype.to_be_bytes());
+    shift_vnet(&mut pkt.vnet, -(MPLS_LSE_LEN as i32));
+    true
+}
+
+/// Encapsulates the frame in PBB: `DA SA 88e7 I-TCI DA SA <rest from byte 12>`.
+pub fn push_pbb(pkt: &mut Packet, itci: u32) -> bool {
+    if pkt.len() < 14 || !pkt.push_front(PBB_PUSH_LEN) {
+        return false;
+    }
+    let d = pkt.data_mut();
+    d.copy_within(PBB_PUSH_LEN..PBB_PUSH_LEN + 12, 0);
+    d[12..14].copy_from_slice(&super::flow::ETH_TYPE_PBB.to_be_bytes());
+    d[14..18].copy_from_slice(&itci.to_be_bytes());
+    d.copy_within(0..12, 18);
+    shift_vnet(&mut pkt.vnet, PBB_PUSH_LEN as i32);
+    true
+}
+
+/// Removes everything before the customer frame, which starts at `customer`.
+pub fn pop_pbb(pkt: &mut Packet, customer: usize) -> bool {
+    if customer + 14 > pkt.len() {
+        return false;
+    }
+    pkt.pull_front(customer);
+    shift_vnet(&mut pkt.vnet, -(customer as i32));
+    true
+}
+
+/// Offset of the `i`-th (0 = outermost) label stack entry of the stack at
+/// `top`, when the stack has that many entries.
+fn mpls_lse_at(d: &[u8], top: usize, i: usize) -> Option<usize> {
+    for j in 0..i {
+        let at = top + j * MPLS_LSE_LEN;
+        if at + MPLS_LSE_LEN > d.len() || be32(d, at) & super::flow::MPLS_BOS != 0 {
+            return None;
+        }
+    }
+    let at = top + i * MPLS_LSE_LEN;
+    (at + MPLS_LSE_LEN <= d.len()).then_some(at)
 }
 
 fn shift_vnet(v: &mut VnetHdr, by: i32) {
@@ -338,9 +458,19 @@ fn set_field(pkt: &mut Packet, p: &Parsed, field: Field, value: u128, mask: u128
                 rewrite(d, v + 2, 2, 0, value, mask & 0xefff);
             }
         }
-        Field::MplsLse => {
-            if let Some(m) = o.mpls {
-                rewrite(d, m, 4, 0, value, mask);
+        Field::MplsLse | Field::MplsLse1 | Field::MplsLse2 => {
+            let i = match field {
+                Field::MplsLse => 0,
+                Field::MplsLse1 => 1,
+                _ => 2,
+            };
+            if let Some(at) = o.mpls.and_then(|m| mpls_lse_at(d, m, i)) {
+                rewrite(d, at, 4, 0, value, mask & 0xffff_ffff);
+            }
+        }
+        Field::PbbIsid => {
+            if let Some(at) = o.pbb {
+                rewrite(d, at, 4, 0, value, mask & PBB_ISID_MASK as u128);
             }
         }
         Field::NwSrc | Field::NwDst | Field::NwProto if arp => {
@@ -773,6 +903,20 @@ mod tests {
         );
         assert_eq!(k.get(Field::ArpTha), 0x0200_0000_00aa);
         assert_eq!(k.get(Field::ArpSha), 0);
+    }
+
+    /// CRC32c against published vectors: the CRC catalogue's check value and
+    /// the iSCSI test patterns of RFC 3720 §B.4 (the CRC SCTP uses, RFC 4960
+    /// appendix B).
+    #[test]
+    fn crc32c_matches_known_vectors() {
+        assert_eq!(crc32c(b"123456789"), 0xe306_9283);
+        assert_eq!(crc32c(&[0u8; 32]), 0x8a91_36aa);
+        assert_eq!(crc32c(&[0xffu8; 32]), 0x62a8_ab43);
+        let up: Vec<u8> = (0..32u8).collect();
+        assert_eq!(crc32c(&up), 0x46dd_794e);
+        let down: Vec<u8> = (0..32u8).rev().collect();
+        assert_eq!(crc32c(&down), 0x113f_db5c);
     }
 
     #[test]

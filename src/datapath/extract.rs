@@ -14,9 +14,25 @@
 //! - The *outer* VLAN tag sets `vlan_tci` (PCP | [`VLAN_CFI`] | VID; the wire DEI
 //!   bit is not kept); inner tags are skipped and `dl_type` is the type after all
 //!   tags.
+//! - MPLS: up to [`MAX_MPLS_LABELS`] label stack entries are kept (as OVS
+//!   `FLOW_MAX_MPLS_LABELS`). MPLS carries no payload type, so when the bottom
+//!   label is among them, the payload is parsed as IPv4 or IPv6 if its version
+//!   nibble says so, into the ordinary L3/L4 fields, and [`Field::MplsInner`]
+//!   records which. That is what lets a pipeline pop the label and go on
+//!   matching the inner headers within one translation (OVS recirculates the
+//!   packet instead: our datapath has no recirculation, and the key already
+//!   holds what a second pass would extract). A payload that does not parse
+//!   leaves the L3/L4 fields zero and does not make the frame invalid.
+//! - PBB (802.1ah, ethertype 0x88e7): the outer (backbone) addresses and tag are
+//!   the L2 fields, the I-TAG gives [`Field::PbbIsid`], the customer frame's
+//!   addresses, outer tag and type go to the `PbbC*` fields, and its payload is
+//!   parsed into the L3/L4 (or MPLS) fields the same lenient way, so `pop_pbb`
+//!   can hand the customer frame to the rest of the pipeline.
 //! - Fields that do not apply stay zero (the [`FlowKey`] invariant).
 
-use super::flow::{Field, FlowKey, FRAG_ANY, FRAG_LATER, VLAN_CFI};
+use super::flow::{
+    Field, FlowKey, FRAG_ANY, FRAG_LATER, MAX_MPLS_LABELS, MPLS_BOS, MPLS_LSES, VLAN_CFI,
+};
 use crate::types::PortNo;
 
 /// `dl_type` given to 802.2 (non-Ethernet-II) frames, as OVS does.
@@ -35,10 +51,7 @@ pub const ETH_TYPE_VLAN: u16 = 0x8100;
 pub const ETH_TYPE_QINQ: u16 = 0x88a8;
 /// IPv6 ethertype.
 pub const ETH_TYPE_IPV6: u16 = 0x86dd;
-/// MPLS unicast.
-pub const ETH_TYPE_MPLS: u16 = 0x8847;
-/// MPLS multicast.
-pub const ETH_TYPE_MPLS_MCAST: u16 = 0x8848;
+pub use super::flow::{ETH_TYPE_MPLS, ETH_TYPE_MPLS_MCAST, ETH_TYPE_PBB};
 
 /// IP protocol numbers the extractor understands.
 pub mod ipproto {
@@ -119,8 +132,15 @@ pub enum ExtractError {
 pub struct HeaderOffsets {
     /// Offset of the outer VLAN tag's TPID, when tagged.
     pub vlan: Option<usize>,
+    /// Offset of the ethertype field that announces the L3 (or MPLS, or PBB)
+    /// header: 12 for an untagged frame, after the tags otherwise (the SNAP
+    /// type for 802.2 SNAP frames); 0 when the frame is shorter.
+    pub eth_type: usize,
     /// Offset of the top MPLS label stack entry, for MPLS frames.
     pub mpls: Option<usize>,
+    /// Offset of the PBB I-TAG TCI (after its ethertype), for PBB frames; the
+    /// customer frame starts 4 bytes later.
+    pub pbb: Option<usize>,
     /// Start of the ARP/IPv4/IPv6 header, when one was parsed.
     pub l3: Option<usize>,
     /// Start of the TCP/UDP/SCTP/ICMP header, when one was parsed.
@@ -236,20 +256,125 @@ fn parse(
         off += 8;
     }
     key.set(Field::DlType, ty as u128);
+    offs.eth_type = off - 2;
+    if ty == ETH_TYPE_PBB {
+        parse_pbb(frame, off, key, offs)
+    } else {
+        parse_payload(frame, ty, off, key, offs)
+    }
+}
 
+/// Parses what an ethertype announces at `off`.
+fn parse_payload(
+    frame: &[u8],
+    ty: u16,
+    off: usize,
+    key: &mut FlowKey,
+    offs: &mut HeaderOffsets,
+) -> Result<(), ExtractError> {
     match ty {
         ETH_TYPE_IPV4 => parse_ipv4(frame, off, key, offs),
         ETH_TYPE_IPV6 => parse_ipv6(frame, off, key, offs),
         ETH_TYPE_ARP | ETH_TYPE_RARP => parse_arp(frame, off, key, offs),
-        ETH_TYPE_MPLS | ETH_TYPE_MPLS_MCAST => {
-            need(len, off, 4, "mpls")?;
-            offs.mpls = Some(off);
-            key.set(Field::MplsLse, be32(frame, off) as u128);
-            Ok(())
-        }
+        ETH_TYPE_MPLS | ETH_TYPE_MPLS_MCAST => parse_mpls(frame, off, key, offs),
         _ => Ok(()),
     }
 }
+
+/// Parses an encapsulated payload whose type is a guess (under MPLS) or that
+/// belongs to another frame (PBB's customer frame): a payload that does not
+/// parse leaves the key and offsets as they were and the frame valid.
+fn parse_inner(
+    frame: &[u8],
+    ty: u16,
+    off: usize,
+    key: &mut FlowKey,
+    offs: &mut HeaderOffsets,
+) -> bool {
+    let (mut k, mut o) = (*key, *offs);
+    if parse_payload(frame, ty, off, &mut k, &mut o).is_ok() {
+        (*key, *offs) = (k, o);
+        true
+    } else {
+        false
+    }
+}
+
+/// The MPLS label stack at `off`: up to [`MAX_MPLS_LABELS`] entries, then the
+/// payload under the bottom label, parsed by its IP version nibble.
+fn parse_mpls(
+    frame: &[u8],
+    off: usize,
+    key: &mut FlowKey,
+    offs: &mut HeaderOffsets,
+) -> Result<(), ExtractError> {
+    let len = frame.len();
+    need(len, off, 4, "mpls")?;
+    offs.mpls = Some(off);
+    let mut pos = off;
+    for (i, f) in MPLS_LSES.iter().enumerate() {
+        if i > 0 && pos + 4 > len {
+            // A stack cut short by the frame end: keep what there is (OVS
+            // `parse_mpls()` does the same).
+            return Ok(());
+        }
+        let lse = be32(frame, pos);
+        key.set(*f, lse as u128);
+        pos += 4;
+        if lse & MPLS_BOS != 0 {
+            let inner = match frame.get(pos).map(|b| b >> 4) {
+                Some(4) => ETH_TYPE_IPV4,
+                Some(6) => ETH_TYPE_IPV6,
+                _ => return Ok(()),
+            };
+            if parse_inner(frame, inner, pos, key, offs) {
+                key.set(Field::MplsInner, inner as u128);
+            }
+            return Ok(());
+        }
+    }
+    debug_assert_eq!(pos, off + 4 * MAX_MPLS_LABELS);
+    Ok(())
+}
+
+/// A PBB frame's I-TAG at `off` and the customer frame after it.
+fn parse_pbb(
+    frame: &[u8],
+    off: usize,
+    key: &mut FlowKey,
+    offs: &mut HeaderOffsets,
+) -> Result<(), ExtractError> {
+    let len = frame.len();
+    // I-TAG TCI (4), C-DA, C-SA (12), customer type (2).
+    need(len, off, 18, "pbb")?;
+    offs.pbb = Some(off);
+    key.set(Field::PbbIsid, (be32(frame, off) & PBB_ISID_MASK) as u128);
+    key.set(Field::PbbCDst, mac48(frame, off + 4) as u128);
+    key.set(Field::PbbCSrc, mac48(frame, off + 10) as u128);
+    let mut ty = be16(frame, off + 16);
+    let mut pos = off + 18;
+    let mut tagged = false;
+    while ty == ETH_TYPE_VLAN || ty == ETH_TYPE_QINQ {
+        need(len, pos, 4, "pbb customer vlan")?;
+        if !tagged {
+            let tci = be16(frame, pos);
+            key.set(Field::PbbCTci, ((tci & !VLAN_CFI) | VLAN_CFI) as u128);
+            tagged = true;
+        }
+        ty = be16(frame, pos + 2);
+        pos += 4;
+    }
+    if ty < ETH_TYPE_MIN {
+        key.set(Field::PbbCType, ETH_TYPE_NONE as u128);
+        return Ok(());
+    }
+    key.set(Field::PbbCType, ty as u128);
+    parse_inner(frame, ty, pos, key, offs);
+    Ok(())
+}
+
+/// I-SID bits of a PBB I-TAG TCI.
+pub const PBB_ISID_MASK: u32 = 0x00ff_ffff;
 
 fn parse_arp(
     frame: &[u8],
@@ -968,6 +1093,81 @@ mod tests {
         let k = extract(&m, PortNo(1)).unwrap();
         assert_eq!(k.get(Field::MplsLse), 0x0001_4140);
         assert!(extract(&m[..16], PortNo(1)).is_err());
+    }
+
+    /// `n` MPLS entries (label 16+i, TTL 9, BoS on the last when `bos`) over `payload`.
+    fn mpls_frame(n: usize, bos: bool, payload: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&DST);
+        m.extend_from_slice(&SRC);
+        m.extend_from_slice(&[0x88, 0x47]);
+        for i in 0..n {
+            let b = if bos && i + 1 == n { 0x100 } else { 0 };
+            m.extend_from_slice(&((((16 + i) as u32) << 12) | b | 9).to_be_bytes());
+        }
+        m.extend_from_slice(payload);
+        m
+    }
+
+    #[test]
+    fn mpls_stacks_and_their_payload() {
+        let ip = udp4();
+        // Three entries, IPv4 below: all entries and the inner L3/L4 fields.
+        let f = mpls_frame(3, true, &ip[14..]);
+        let (k, o) = extract_with_offsets(&f, PortNo(1)).unwrap();
+        assert_eq!(k.dl_type(), ETH_TYPE_MPLS);
+        assert_eq!(k.get(Field::MplsLse), (16 << 12) | 9);
+        assert_eq!(k.get(Field::MplsLse1), (17 << 12) | 9);
+        assert_eq!(k.get(Field::MplsLse2), (18 << 12) | 0x100 | 9);
+        assert_eq!(k.get(Field::MplsInner), ETH_TYPE_IPV4 as u128);
+        assert_eq!(k.l3_type(), ETH_TYPE_IPV4);
+        assert_eq!(k.get(Field::TpDst), 53);
+        assert_eq!((o.eth_type, o.mpls, o.l3), (12, Some(14), Some(26)));
+        // Four entries: the key holds three and nothing of the payload.
+        let f = mpls_frame(4, true, &ip[14..]);
+        let k = extract(&f, PortNo(1)).unwrap();
+        assert_eq!(k.get(Field::MplsLse2), (18 << 12) | 9);
+        assert_eq!(k.get(Field::MplsInner), 0);
+        assert_eq!(k.get(Field::NwSrc), 0);
+        // A payload that is not IP, or IP that does not parse: L2.5 only, and
+        // the frame stays valid.
+        let k = extract(&mpls_frame(1, true, &[0x12; 30]), PortNo(1)).unwrap();
+        assert_eq!((k.get(Field::MplsInner), k.nw_proto()), (0, 0));
+        let k = extract(&mpls_frame(1, true, &ip[14..30]), PortNo(1)).unwrap();
+        assert_eq!((k.get(Field::MplsInner), k.get(Field::NwSrc)), (0, 0));
+        // A stack that runs off the end keeps what there is.
+        let k = extract(&mpls_frame(2, false, &[]), PortNo(1)).unwrap();
+        assert_eq!(k.get(Field::MplsLse1), (17 << 12) | 9);
+        assert!(extract(&mpls_frame(0, false, &[1, 2]), PortNo(1)).is_err());
+    }
+
+    #[test]
+    fn pbb_backbone_and_customer_frame() {
+        let ip = udp4();
+        let mut f = vec![0x0e, 0, 0, 0, 0, 2, 0x0e, 0, 0, 0, 0, 1];
+        // Backbone tag, I-TAG (I-SID 0xabcdef), customer frame with a C-tag.
+        f.extend_from_slice(&[0x88, 0xa8, 0x00, 0x07, 0x88, 0xe7, 0x00, 0xab, 0xcd, 0xef]);
+        f.extend_from_slice(&ip[..12]);
+        f.extend_from_slice(&[0x81, 0x00, 0x20, 0x05]);
+        f.extend_from_slice(&ip[12..]);
+        let (k, o) = extract_with_offsets(&f, PortNo(1)).unwrap();
+        assert_eq!(k.dl_type(), ETH_TYPE_PBB);
+        assert_eq!(k.vlan_tci(), VLAN_CFI | 7);
+        assert_eq!(k.get(Field::PbbIsid), 0xabcdef);
+        assert_eq!(
+            k.get(Field::PbbCDst) as u64,
+            crate::types::MacAddr(DST).to_u64()
+        );
+        assert_eq!(
+            k.get(Field::PbbCSrc) as u64,
+            crate::types::MacAddr(SRC).to_u64()
+        );
+        assert_eq!(k.get(Field::PbbCTci), (0x2000 | VLAN_CFI | 5) as u128);
+        assert_eq!(k.get(Field::PbbCType), ETH_TYPE_IPV4 as u128);
+        assert_eq!(k.l3_type(), ETH_TYPE_IPV4);
+        assert_eq!(k.get(Field::TpDst), 53);
+        assert_eq!(o.pbb, Some(18));
+        assert!(extract(&f[..30], PortNo(1)).is_err());
     }
 
     #[test]

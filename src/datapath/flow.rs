@@ -13,13 +13,29 @@
 
 use crate::types::MacAddr;
 
+/// MPLS unicast ethertype.
+pub const ETH_TYPE_MPLS: u16 = 0x8847;
+/// MPLS multicast ethertype.
+pub const ETH_TYPE_MPLS_MCAST: u16 = 0x8848;
+/// 802.1ah PBB (I-TAG) ethertype.
+pub const ETH_TYPE_PBB: u16 = 0x88e7;
+
 /// Number of 64-bit words in a [`FlowKey`].
-pub const FLOW_WORDS: usize = 17;
+pub const FLOW_WORDS: usize = 20;
 
 /// `nw_frag` bit: the packet is a fragment (first or later).
 pub const FRAG_ANY: u8 = 1;
 /// `nw_frag` bit: the packet is a fragment other than the first.
 pub const FRAG_LATER: u8 = 2;
+
+/// Most MPLS label stack entries the key holds (as OVS `FLOW_MAX_MPLS_LABELS`).
+pub const MAX_MPLS_LABELS: usize = 3;
+/// Bottom-of-stack bit of an MPLS label stack entry.
+pub const MPLS_BOS: u32 = 1 << 8;
+/// TTL bits of an MPLS label stack entry.
+pub const MPLS_TTL_MASK: u32 = 0xff;
+/// The three MPLS label stack entries, outermost first.
+pub const MPLS_LSES: [Field; MAX_MPLS_LABELS] = [Field::MplsLse, Field::MplsLse1, Field::MplsLse2];
 
 /// `vlan_tci` bit meaning "a VLAN header is present" (the CFI/DEI bit position,
 /// as OVS uses it; OpenFlow's OFPVID_PRESENT maps onto it).
@@ -76,6 +92,15 @@ pub enum Field {
     Ipv6Label,
     /// Top MPLS label stack entry: label(20) | tc(3) | bos(1) | ttl(8).
     MplsLse,
+    /// Second MPLS label stack entry (0 when the top one is the bottom).
+    MplsLse1,
+    /// Third MPLS label stack entry.
+    MplsLse2,
+    /// For MPLS frames: the ethertype of what follows the bottom label, as far
+    /// as it is known (0x0800/0x86dd from the IP version nibble at extraction,
+    /// or the ethertype a `push_mpls` covered), 0 when unknown. The L3/L4
+    /// fields describe that payload.
+    MplsInner,
     /// ARP SHA, or ND source link-layer address.
     ArpSha,
     /// ARP THA, or ND target link-layer address.
@@ -86,11 +111,20 @@ pub enum Field {
     TunnelId,
     /// PBB I-SID (24 bits).
     PbbIsid,
+    /// For PBB (802.1ah) frames: the customer frame's destination (C-DA).
+    PbbCDst,
+    /// For PBB frames: the customer frame's source (C-SA).
+    PbbCSrc,
+    /// For PBB frames: the customer frame's outer VLAN TCI, as [`Field::VlanTci`].
+    PbbCTci,
+    /// For PBB frames: the customer frame's ethertype after its tags. The
+    /// L3/L4 (and MPLS) fields describe the customer frame.
+    PbbCType,
 }
 
 impl Field {
     /// All fields, in layout order.
-    pub const ALL: [Field; 25] = [
+    pub const ALL: [Field; 32] = [
         Field::Metadata,
         Field::InPort,
         Field::DlType,
@@ -111,11 +145,18 @@ impl Field {
         Field::Ipv6Dst,
         Field::Ipv6Label,
         Field::MplsLse,
+        Field::MplsLse1,
+        Field::MplsLse2,
+        Field::MplsInner,
         Field::ArpSha,
         Field::ArpTha,
         Field::NdTarget,
         Field::TunnelId,
         Field::PbbIsid,
+        Field::PbbCDst,
+        Field::PbbCSrc,
+        Field::PbbCTci,
+        Field::PbbCType,
     ];
 
     /// `(word, bit shift, width in bits)`. Fields of 128 bits take two words,
@@ -147,6 +188,13 @@ impl Field {
             Field::NdTarget => (13, 0, 128),
             Field::TunnelId => (15, 0, 64),
             Field::PbbIsid => (16, 0, 32),
+            Field::MplsLse1 => (16, 32, 32),
+            Field::MplsLse2 => (17, 0, 32),
+            Field::MplsInner => (17, 32, 16),
+            Field::PbbCType => (17, 48, 16),
+            Field::PbbCDst => (18, 0, 48),
+            Field::PbbCTci => (18, 48, 16),
+            Field::PbbCSrc => (19, 0, 48),
         }
     }
 
@@ -193,6 +241,13 @@ impl Field {
             Field::NdTarget => "nd_target",
             Field::TunnelId => "tun_id",
             Field::PbbIsid => "pbb_isid",
+            Field::MplsLse1 => "mpls_lse1",
+            Field::MplsLse2 => "mpls_lse2",
+            Field::MplsInner => "mpls_inner",
+            Field::PbbCDst => "pbb_c_dst",
+            Field::PbbCSrc => "pbb_c_src",
+            Field::PbbCTci => "pbb_c_tci",
+            Field::PbbCType => "pbb_c_type",
         }
     }
 }
@@ -334,6 +389,21 @@ impl FlowKey {
     #[inline]
     pub fn nw_proto(&self) -> u8 {
         self.get(Field::NwProto) as u8
+    }
+
+    /// The ethertype the L3/L4 fields describe: `dl_type`, or for a PBB frame
+    /// its customer frame's type, and for an MPLS frame (or customer frame)
+    /// the type of the payload under the bottom label ([`Field::MplsInner`]).
+    #[inline]
+    pub fn l3_type(&self) -> u16 {
+        let mut t = self.dl_type();
+        if t == ETH_TYPE_PBB {
+            t = self.get(Field::PbbCType) as u16;
+        }
+        if t == ETH_TYPE_MPLS || t == ETH_TYPE_MPLS_MCAST {
+            t = self.get(Field::MplsInner) as u16;
+        }
+        t
     }
 }
 

@@ -83,7 +83,24 @@ pub fn format_match(k: &FlowKey, m: &FlowKey) -> String {
     if m.get(Field::DlType) != 0 {
         let _ = write!(s, ",eth_type({:#06x})", k.get(Field::DlType));
     }
-    let dl_type = k.get(Field::DlType) as u16;
+    let mut pbb = Vec::new();
+    field(&mut pbb, "isid", k, m, Field::PbbIsid, hex);
+    field(&mut pbb, "c_dst", k, m, Field::PbbCDst, mac);
+    field(&mut pbb, "c_src", k, m, Field::PbbCSrc, mac);
+    field(&mut pbb, "c_tci", k, m, Field::PbbCTci, hex);
+    field(&mut pbb, "c_type", k, m, Field::PbbCType, hex);
+    group(&mut s, "pbb", pbb);
+    // OVS prints `mpls(label=..,tc=..,ttl=..,bos=..)` for one entry and
+    // `mpls(lse0=..,lse1=..)` for a stack; we always print the stack form,
+    // plus the payload type the L3 fields below describe.
+    let mut mpls = Vec::new();
+    field(&mut mpls, "lse0", k, m, Field::MplsLse, hex);
+    field(&mut mpls, "lse1", k, m, Field::MplsLse1, hex);
+    field(&mut mpls, "lse2", k, m, Field::MplsLse2, hex);
+    field(&mut mpls, "inner", k, m, Field::MplsInner, hex);
+    group(&mut s, "mpls", mpls);
+    // For MPLS and PBB frames the L3/L4 fields are those of the payload.
+    let dl_type = k.l3_type();
     let proto = k.get(Field::NwProto) as u8;
     let frag = |parts: &mut Vec<String>| {
         if m.get(Field::NwFrag) != 0 {
@@ -218,6 +235,41 @@ mod tests {
         assert_eq!(
             s,
             "recirc_id(0),in_port(2),eth_type(0x0800),ipv4(src=10.253.0.0/255.255.255.0,proto=17,frag=no),udp(src=31919,dst=9), packets:0, bytes:0, used:never, actions:3"
+        );
+    }
+
+    #[test]
+    fn formats_mpls_stacks_and_their_payload() {
+        let mut k = FlowKey::default();
+        k.set(Field::DlType, 0x8847);
+        k.set(Field::MplsLse, 0x0006_4140);
+        k.set(Field::MplsInner, 0x0800);
+        k.set(Field::NwDst, 0x0a00_0002);
+        let mut m = FlowKey::default();
+        for f in [
+            Field::DlType,
+            Field::MplsLse,
+            Field::MplsInner,
+            Field::NwDst,
+        ] {
+            m.set_exact(f);
+        }
+        assert_eq!(
+            format_match(&k, &m),
+            "recirc_id(0),eth_type(0x8847),mpls(lse0=0x64140,inner=0x800),ipv4(dst=10.0.0.2)"
+        );
+        let acts = [
+            DpAction::PushMpls {
+                ethertype: 0x8847,
+                lse: (100 << 12) | 0x100 | 64,
+            },
+            DpAction::PopMpls { ethertype: 0x0800 },
+            DpAction::PushPbb { itci: 0x123 },
+            DpAction::PopPbb,
+        ];
+        assert_eq!(
+            format_actions(&acts),
+            "push_mpls(label=100,tc=0,ttl=64,bos=1,eth_type=0x8847),pop_mpls(eth_type=0x800),push_pbb(isid=0x123),pop_pbb"
         );
     }
 }

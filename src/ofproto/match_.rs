@@ -22,6 +22,8 @@ pub mod eth_type {
     pub const IPV4: u16 = 0x0800;
     /// ARP.
     pub const ARP: u16 = 0x0806;
+    /// Reverse ARP (same layout as ARP).
+    pub const RARP: u16 = 0x8035;
     /// IPv6.
     pub const IPV6: u16 = 0x86dd;
     /// MPLS unicast.

@@ -49,6 +49,7 @@ pub use rule::{Group, Meter, PortInfo, Rule, RuleCounters, RuleParts};
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+pub use validate::MAX_GROUP_CHAIN;
 
 /// OFPRR_IDLE_TIMEOUT.
 pub const RR_IDLE_TIMEOUT: u8 = 0;
@@ -134,6 +135,9 @@ pub struct Ofproto {
     groups: Arc<GroupMap>,
     /// Number of rules referring to each group.
     group_refs: hashbrown::HashMap<GroupId, u32>,
+    /// Which groups refer to each group (reverse edges of the group graph, for
+    /// GROUP_MOD's linear loop and depth check).
+    group_parents: validate::GroupParents,
     meters: Arc<MeterMap>,
     /// Number of rules using each meter.
     meter_refs: hashbrown::HashMap<MeterId, u32>,
@@ -196,6 +200,7 @@ impl Ofproto {
             timed: hashbrown::HashMap::new(),
             groups: Arc::new(GroupMap::new()),
             group_refs: hashbrown::HashMap::new(),
+            group_parents: validate::GroupParents::new(),
             meters: Arc::new(MeterMap::new()),
             meter_refs: hashbrown::HashMap::new(),
             ports: Arc::new(PortMap::new()),
@@ -637,7 +642,10 @@ impl Ofproto {
                     gm.buckets.clone(),
                     now_ms,
                 ));
-                Arc::make_mut(&mut self.groups).insert(gm.group_id, g);
+                if let Some(old) = Arc::make_mut(&mut self.groups).insert(gm.group_id, g) {
+                    validate::link_children(&mut self.group_parents, old.id, &old.buckets, false);
+                }
+                validate::link_children(&mut self.group_parents, gm.group_id, &gm.buckets, true);
                 self.touch();
                 Ok(Vec::new())
             }
@@ -666,7 +674,14 @@ impl Ofproto {
                         }
                     }
                     self.group_refs.remove(&id);
-                    Arc::make_mut(&mut self.groups).remove(&id);
+                    if let Some(old) = Arc::make_mut(&mut self.groups).remove(&id) {
+                        validate::link_children(
+                            &mut self.group_parents,
+                            old.id,
+                            &old.buckets,
+                            false,
+                        );
+                    }
                 }
                 self.touch();
                 Ok(removed)

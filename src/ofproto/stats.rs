@@ -18,8 +18,12 @@ use crate::types::{GroupId, MeterId, TableId};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// OFPAT_* types translation implements.
-pub const SUPPORTED_ACTIONS: [u16; 8] = [0, 17, 18, 21, 22, 23, 24, 25];
+/// OFPAT_* types translation implements: output, copy TTL out/in, set/dec
+/// MPLS TTL, push/pop VLAN, push/pop MPLS, set queue, group, set/dec NW TTL,
+/// set field, push/pop PBB (every OpenFlow 1.3 action).
+pub const SUPPORTED_ACTIONS: [u16; 16] = [
+    0, 11, 12, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27,
+];
 /// OFPIT_* types: goto, write-metadata, write-actions, apply-actions, clear, meter.
 pub const SUPPORTED_INSTRUCTIONS: [u16; 6] = [1, 2, 3, 4, 5, 6];
 
@@ -30,10 +34,7 @@ fn oxm_header(id: OxmId, has_mask: bool) -> u32 {
 
 /// Fields set-field may write (see `validate::set_field_ok`).
 fn writable(id: OxmId) -> bool {
-    !matches!(
-        id,
-        OxmId::InPhyPort | OxmId::EthType | OxmId::IpProto | OxmId::Ipv6Exthdr | OxmId::PbbIsid
-    )
+    super::validate::set_field_writable(id)
 }
 
 fn speed_features(kbps: u32) -> u32 {

@@ -15,6 +15,7 @@ use crate::openflow::message::{
 };
 use crate::openflow::oxm::{Match, OxmField, OxmId};
 use crate::types::{Cookie, DatapathId, GroupId, MacAddr, MeterId, PortNo, TableId};
+use std::sync::atomic::Ordering;
 
 fn mac(n: u8) -> MacAddr {
     MacAddr([2, 0, 0, 0, 0, n])
@@ -330,10 +331,51 @@ fn instruction_validation_codes() {
             m(&[(OxmId::EthType, 0x806)]),
             OfpError::MatchInconsistent,
         ),
+        // OF1.3.5 §A.2.5 ethertype rules for push actions.
         (
-            apply(vec![Action::PushMpls(0x8847)]),
+            apply(vec![Action::PushMpls(0x0800)]),
             Match::default(),
-            OfpError::BadActionType,
+            OfpError::BadActionArgument,
+        ),
+        (
+            apply(vec![Action::PushPbb(0x8100)]),
+            Match::default(),
+            OfpError::BadActionArgument,
+        ),
+        // Pops and MPLS TTL actions need the header in the match.
+        (
+            apply(vec![Action::PopMpls(0x0800)]),
+            ip_src(1),
+            OfpError::MatchInconsistent,
+        ),
+        (
+            apply(vec![Action::DecMplsTtl]),
+            ip_src(1),
+            OfpError::MatchInconsistent,
+        ),
+        (
+            apply(vec![Action::PopPbb]),
+            Match::default(),
+            OfpError::MatchInconsistent,
+        ),
+        // After a pop, the IP fields of the payload are not guaranteed.
+        (
+            apply(vec![
+                Action::PopMpls(0x0800),
+                Action::SetField(OxmField::exact(OxmId::TcpDst, 1)),
+            ]),
+            m(&[(OxmId::EthType, 0x8847)]),
+            OfpError::MatchInconsistent,
+        ),
+        (
+            apply(vec![Action::SetField(OxmField::exact(OxmId::MplsBos, 1))]),
+            m(&[(OxmId::EthType, 0x8847)]),
+            OfpError::BadSetType,
+        ),
+        (
+            apply(vec![Action::SetField(OxmField::exact(OxmId::PbbIsid, 1))]),
+            ip_src(1),
+            OfpError::MatchInconsistent,
         ),
         (
             apply(vec![Action::SetField(OxmField::exact(OxmId::EthType, 1))]),
@@ -417,9 +459,14 @@ fn publish_versions_and_isolation() {
 
 // ---- groups, meters, ports --------------------------------------------------------
 
+/// A bucket of weight 0 (what every non-select group must use).
 fn bucket(watch: u32, actions: Vec<Action>) -> Bucket {
+    wbucket(0, watch, actions)
+}
+
+fn wbucket(weight: u16, watch: u32, actions: Vec<Action>) -> Bucket {
     Bucket {
-        weight: 1,
+        weight,
         watch_port: if watch == 0 {
             PortNo::ANY
         } else {
@@ -461,15 +508,45 @@ fn group_mod_codes_liveness_and_delete_removes_flows() {
         vec![bucket(0, vec![out(1)])],
     );
     assert_eq!(o.group_mod(&nowatch, 0).err(), Some(OfpError::BadWatch));
+    // OVS-compatible codes: an indirect group needs exactly one bucket, and
+    // only select buckets carry weights.
     let ind = gm(GroupModCommand::Add, GroupType::Indirect, 3, vec![]);
-    assert_eq!(o.group_mod(&ind, 0).err(), Some(OfpError::BadBucket));
+    assert_eq!(o.group_mod(&ind, 0).err(), Some(OfpError::InvalidGroup));
+    let ind2 = gm(
+        GroupModCommand::Add,
+        GroupType::Indirect,
+        3,
+        vec![bucket(0, vec![out(1)]), bucket(0, vec![out(2)])],
+    );
+    assert_eq!(o.group_mod(&ind2, 0).err(), Some(OfpError::InvalidGroup));
+    for t in [GroupType::All, GroupType::Indirect] {
+        let weighted = gm(
+            GroupModCommand::Add,
+            t,
+            3,
+            vec![wbucket(5, 0, vec![out(1)])],
+        );
+        assert_eq!(
+            o.group_mod(&weighted, 0).err(),
+            Some(OfpError::InvalidGroup)
+        );
+    }
     let selfloop = gm(
         GroupModCommand::Add,
         GroupType::All,
         4,
         vec![bucket(0, vec![Action::Group(GroupId(4))])],
     );
-    assert_eq!(o.group_mod(&selfloop, 0).err(), Some(OfpError::BadOutGroup));
+    // A group naming itself is a loop (OFPGMFC_LOOP), even on ADD where the
+    // group does not exist yet.
+    assert_eq!(o.group_mod(&selfloop, 0).err(), Some(OfpError::GroupLoop));
+    let missing = gm(
+        GroupModCommand::Add,
+        GroupType::All,
+        4,
+        vec![bucket(0, vec![Action::Group(GroupId(77))])],
+    );
+    assert_eq!(o.group_mod(&missing, 0).err(), Some(OfpError::BadOutGroup));
 
     let mut f = add(
         0,
@@ -617,7 +694,7 @@ fn all_and_select_groups_translate() {
         GroupModCommand::Add,
         GroupType::Select,
         2,
-        vec![bucket(0, vec![out(1)]), bucket(0, vec![out(2)])],
+        vec![wbucket(1, 0, vec![out(1)]), wbucket(1, 0, vec![out(2)])],
     );
     o.group_mod(&sel, 0).unwrap();
     o.flow_mod(
@@ -640,7 +717,8 @@ fn all_and_select_groups_translate() {
         for f in [Field::NwSrc, Field::NwDst, Field::TpSrc, Field::TpDst] {
             assert_eq!(x.wc.get(f), f.full_mask());
         }
-        assert_eq!(x.wc.get(Field::DlSrc), 0, "select hashes the 5-tuple only");
+        // The hash covers the Ethernet addresses too (L2-only traffic spreads).
+        assert_eq!(x.wc.get(Field::DlSrc), Field::DlSrc.full_mask());
     }
     assert_eq!(seen.len(), 2, "both buckets are used");
 }
@@ -1457,4 +1535,1279 @@ fn rule_footprint_stays_small() {
     let rule = std::mem::size_of::<Rule>();
     eprintln!("size_of::<Rule>() = {rule}");
     assert!(rule <= 128, "Rule grew to {rule} bytes");
+}
+
+// ---- translation budgets and the group graph -----------------------------------------
+
+fn add_group(o: &mut Ofproto, t: GroupType, id: u32, buckets: Vec<Bucket>) -> Result<(), OfpError> {
+    o.group_mod(&gm(GroupModCommand::Add, t, id, buckets), 0)
+        .map(|_| ())
+}
+
+/// `n` ALL groups, `n` the top: group `i` has two buckets, each sending to
+/// group `i - 1` (`fanout` times), and group 1 runs `leaf` — the graph of
+/// issue 9 whose paths double at every level.
+fn group_bomb_with(o: &mut Ofproto, n: u32, fanout: usize, leaf: Vec<Action>) {
+    add_group(o, GroupType::All, 1, vec![bucket(0, leaf)]).unwrap();
+    for i in 2..=n {
+        let b = bucket(0, vec![Action::Group(GroupId(i - 1)); fanout]);
+        add_group(o, GroupType::All, i, vec![b.clone(), b]).unwrap();
+    }
+}
+
+/// [`group_bomb_with`] whose leaves output to port 2.
+fn group_bomb(o: &mut Ofproto, n: u32, fanout: usize) {
+    group_bomb_with(o, n, fanout, vec![out(2)]);
+}
+
+fn packet_out_group(o: &mut Ofproto, g: u32) -> XlateOutput {
+    let snap = o.publish();
+    translate_actions(
+        &snap,
+        &MacLearning::default(),
+        &key(1),
+        &[Action::Group(GroupId(g))],
+        &XlateOptions::default(),
+    )
+}
+
+#[test]
+fn budget_group_bomb_stops_at_the_bucket_budget() {
+    use super::xlate::{Budget, MAX_BUCKETS, MAX_DEPTH, MAX_DP_ACTIONS, MAX_OUTPUTS, MAX_STEPS};
+    let mut o = switch(3);
+    let before = crate::util::coverage::c::xlate_too_many_buckets.load(Ordering::Relaxed);
+    group_bomb(&mut o, 32, 2);
+    let x = packet_out_group(&mut o, 32);
+    // 2^31 leaves would be 2^31 outputs; the translation stops early and drops.
+    assert!(x.actions.is_empty(), "{} actions", x.actions.len());
+    assert!(x.budget.is_some(), "{:?}", x.work);
+    assert_eq!(x.slow, 0);
+    // The work done is bounded by the budgets, whatever was hit first.
+    assert!(x.work.buckets <= MAX_BUCKETS);
+    assert!(x.work.steps <= MAX_STEPS);
+    assert!(x.work.outputs <= MAX_OUTPUTS);
+    assert!(x.work.max_depth <= MAX_DEPTH);
+    assert!(x.groups.len() as u32 <= MAX_BUCKETS);
+    // Outputs come first here (one per leaf), then buckets.
+    assert_eq!(x.budget, Some(Budget::Outputs));
+    let total = x.work.buckets + x.work.steps + x.work.outputs + x.work.lookups;
+    assert!(
+        total < MAX_BUCKETS + MAX_STEPS + MAX_OUTPUTS + MAX_DP_ACTIONS as u32,
+        "{:?}",
+        x.work
+    );
+    assert!(
+        crate::util::coverage::c::xlate_too_many_outputs.load(Ordering::Relaxed) > 0
+            || crate::util::coverage::c::xlate_too_many_buckets.load(Ordering::Relaxed) > before
+    );
+
+    // Leaves that output nothing: the bucket budget is what stops it.
+    let mut o = switch(3);
+    group_bomb_with(&mut o, 32, 2, vec![]);
+    let x = packet_out_group(&mut o, 32);
+    assert_eq!(x.budget, Some(Budget::Buckets));
+    assert_eq!(x.work.buckets, MAX_BUCKETS);
+    assert!(x.work.steps <= MAX_STEPS);
+    assert!(x.groups.len() as u32 <= MAX_BUCKETS);
+    assert!(crate::util::coverage::c::xlate_too_many_buckets.load(Ordering::Relaxed) > before);
+}
+
+#[test]
+fn budget_hit_on_a_miss_installs_a_drop_with_the_mask_read_so_far() {
+    use super::xlate::Budget;
+    let mut o = switch(3);
+    group_bomb(&mut o, 20, 2);
+    o.flow_mod(
+        &add(
+            0,
+            1,
+            ip_src(0x0a000001),
+            apply(vec![Action::Group(GroupId(20))]),
+        ),
+        0,
+    )
+    .unwrap();
+    let ml = MacLearning::default();
+    let x = xl(&mut o, &ml, &key(1));
+    assert!(x.budget.is_some());
+    assert!(x.actions.is_empty());
+    assert_eq!(x.slow, 0);
+    // The drop depends on nw_src (the rule's match), which the mask covers.
+    assert_eq!(x.wc.get(Field::NwSrc), 0xffff_ffff);
+    // A well-behaved rule next to it is unaffected.
+    let mut k = key(1);
+    k.set(Field::NwSrc, 0x0a000009);
+    o.flow_mod(&add(0, 0, Match::default(), apply(vec![out(2)])), 0)
+        .unwrap();
+    let x = xl(&mut o, &ml, &k);
+    assert_eq!(x.budget, None);
+    assert_eq!(x.actions, vec![DpAction::Output(PortNo(2))]);
+    let _ = Budget::ALL;
+}
+
+#[test]
+fn budget_table_lookups_and_depth_via_packet_out_table() {
+    use super::xlate::{Budget, MAX_RESUBMITS};
+    // Every table sends to the next; the last one outputs. A PACKET_OUT that
+    // outputs to TABLE many times pays one pipeline run each.
+    let mut o = switch(3);
+    for t in 0..(TableId::N_TABLES - 1) {
+        let ins = vec![Instruction::GotoTable(TableId(t + 1))];
+        o.flow_mod(&add(t, 0, Match::default(), ins), 0).unwrap();
+    }
+    let snap = o.publish();
+    let table = Action::Output {
+        port: PortNo::TABLE,
+        max_len: 0,
+    };
+    let x = translate_actions(
+        &snap,
+        &MacLearning::default(),
+        &key(1),
+        &vec![table; 64],
+        &XlateOptions::default(),
+    );
+    assert_eq!(x.budget, Some(Budget::Resubmits));
+    assert_eq!(x.work.lookups, MAX_RESUBMITS);
+    assert!(x.rules.len() as u32 <= MAX_RESUBMITS);
+    assert!(x.actions.is_empty());
+}
+
+#[test]
+fn budget_datapath_actions_and_steps() {
+    use super::xlate::{Budget, MAX_STEPS};
+    let mut o = switch(3);
+    // One rule with 1024 rewrite+output pairs per table over 8 tables: the
+    // emitted actions run out first.
+    let mut acts = Vec::new();
+    for i in 0..512u128 {
+        acts.push(Action::SetField(OxmField::exact(OxmId::EthDst, i + 1)));
+        acts.push(out(2));
+    }
+    for t in 0..8u8 {
+        let mut ins = vec![Instruction::ApplyActions(acts.clone())];
+        if t < 7 {
+            ins.push(Instruction::GotoTable(TableId(t + 1)));
+        }
+        o.flow_mod(&add(t, 0, Match::default(), ins), 0).unwrap();
+    }
+    let ml = MacLearning::default();
+    let x = xl(&mut o, &ml, &key(1));
+    assert!(matches!(
+        x.budget,
+        Some(Budget::Actions) | Some(Budget::Outputs)
+    ));
+    assert!(x.actions.is_empty());
+
+    // Rewrites only (nothing emitted): the interpreted-action budget stops it.
+    let mut o = switch(3);
+    let acts: Vec<Action> = (0..1024u128)
+        .map(|i| Action::SetField(OxmField::exact(OxmId::EthDst, i)))
+        .collect();
+    for t in 0..60u8 {
+        let ins = vec![
+            Instruction::ApplyActions(acts.clone()),
+            Instruction::GotoTable(TableId(t + 1)),
+        ];
+        o.flow_mod(&add(t, 0, Match::default(), ins), 0).unwrap();
+    }
+    let x = xl(&mut o, &ml, &key(1));
+    assert_eq!(x.budget, Some(Budget::Steps));
+    assert_eq!(x.work.steps, MAX_STEPS);
+}
+
+/// A fast-failover chain where every group has two buckets watching the next
+/// group, and the last group is dead: without memoisation that is 2^n
+/// liveness evaluations per packet.
+#[test]
+fn budget_watch_group_liveness_is_memoised() {
+    let mut o = switch(3);
+    let mut p1 = o.port(PortNo(1)).unwrap().clone();
+    p1.state |= PS_LINK_DOWN;
+    o.update_port(p1);
+    o.group_mod(
+        &gm(
+            GroupModCommand::Add,
+            GroupType::FastFailover,
+            1,
+            vec![bucket(1, vec![out(1)])],
+        ),
+        0,
+    )
+    .unwrap();
+    for i in 2..=30 {
+        let mut b = bucket(0, vec![out(3)]);
+        b.watch_group = GroupId(i - 1);
+        o.group_mod(
+            &gm(
+                GroupModCommand::Add,
+                GroupType::FastFailover,
+                i,
+                vec![b.clone(), b],
+            ),
+            0,
+        )
+        .unwrap();
+    }
+    let x = packet_out_group(&mut o, 30);
+    assert_eq!(x.budget, None);
+    assert!(x.actions.is_empty(), "every bucket is dead");
+    // Each group evaluated once, each bucket checked at most once more.
+    assert!(x.work.liveness <= 2 * 30 + 1, "{:?}", x.work);
+}
+
+#[test]
+fn group_graph_refuses_loops_and_deep_chains_in_linear_work() {
+    use super::validate::{GraphCheck, MAX_GROUP_CHAIN};
+    let mut o = switch(3);
+    // The bomb graph itself is fine (32 groups chain, the limit).
+    group_bomb(&mut o, MAX_GROUP_CHAIN, 2);
+    // One more on top is too deep.
+    let b = bucket(0, vec![Action::Group(GroupId(MAX_GROUP_CHAIN)); 2]);
+    let top = gm(
+        GroupModCommand::Add,
+        GroupType::All,
+        MAX_GROUP_CHAIN + 1,
+        vec![b.clone(), b],
+    );
+    assert_eq!(
+        o.group_mod(&top, 0).err(),
+        Some(OfpError::ChainingUnsupported)
+    );
+    // Making the bottom group point at the top closes a loop.
+    let looped = gm(
+        GroupModCommand::Modify,
+        GroupType::All,
+        1,
+        vec![bucket(0, vec![Action::Group(GroupId(MAX_GROUP_CHAIN))])],
+    );
+    assert_eq!(o.group_mod(&looped, 0).err(), Some(OfpError::GroupLoop));
+    // Lengthening the bottom of the chain from below is too deep as well: the
+    // referrers above it count.
+    o.group_mod(
+        &gm(
+            GroupModCommand::Add,
+            GroupType::All,
+            100,
+            vec![bucket(0, vec![out(1)])],
+        ),
+        0,
+    )
+    .unwrap();
+    let longer = gm(
+        GroupModCommand::Modify,
+        GroupType::All,
+        1,
+        vec![bucket(0, vec![Action::Group(GroupId(100))])],
+    );
+    assert_eq!(
+        o.group_mod(&longer, 0).err(),
+        Some(OfpError::ChainingUnsupported)
+    );
+    // A watch_group loop is a loop too.
+    let mut w = bucket(0, vec![out(1)]);
+    w.watch_group = GroupId(MAX_GROUP_CHAIN);
+    let ff = gm(GroupModCommand::Modify, GroupType::FastFailover, 1, vec![w]);
+    assert_eq!(o.group_mod(&ff, 0).err(), Some(OfpError::GroupLoop));
+
+    // The check visits each group at most twice (once below, once above),
+    // although the graph has 2^31 paths.
+    let mut c = GraphCheck::new(&o.groups, &o.group_parents, GroupId(500));
+    c.check(&[GroupId(MAX_GROUP_CHAIN - 1)]).unwrap();
+    assert!(c.visits <= 2 * MAX_GROUP_CHAIN + 2, "{}", c.visits);
+    let mut c = GraphCheck::new(&o.groups, &o.group_parents, GroupId(1));
+    assert_eq!(c.check(&[GroupId(100)]), Err(OfpError::ChainingUnsupported));
+    assert!(c.visits <= 2 * MAX_GROUP_CHAIN + 2, "{}", c.visits);
+
+    // Deleting a group leaves references to it dangling; re-adding it is
+    // checked against its referrers.
+    o.group_mod(&gm(GroupModCommand::Delete, GroupType::All, 1, vec![]), 0)
+        .unwrap();
+    assert_eq!(
+        o.group_mod(
+            &gm(
+                GroupModCommand::Add,
+                GroupType::All,
+                1,
+                vec![bucket(0, vec![Action::Group(GroupId(100))])]
+            ),
+            0
+        )
+        .err(),
+        Some(OfpError::ChainingUnsupported)
+    );
+    add_group(&mut o, GroupType::All, 1, vec![bucket(0, vec![out(2)])]).unwrap();
+}
+
+mod budget_prop {
+    use super::*;
+    use crate::ofproto::validate::MAX_GROUP_CHAIN;
+    use crate::ofproto::xlate::{
+        MAX_BUCKETS, MAX_DEPTH, MAX_DP_ACTIONS, MAX_LIVENESS_CHECKS, MAX_OUTPUTS, MAX_RESUBMITS,
+        MAX_STEPS,
+    };
+    use proptest::prelude::*;
+
+    /// One generated group: id, type, and per bucket (watch group, group refs,
+    /// whether it outputs).
+    type GroupSpec = (u32, u8, Vec<(Option<u32>, Vec<u32>, bool)>);
+
+    const N_IDS: u32 = 80;
+    /// Ids of the second generated chain start above this.
+    const CHAIN2: u32 = 40;
+
+    fn group_spec() -> impl Strategy<Value = GroupSpec> {
+        (
+            1..=N_IDS,
+            0u8..4,
+            proptest::collection::vec(
+                (
+                    proptest::option::of(1..=N_IDS),
+                    proptest::collection::vec(1..=N_IDS, 0..3),
+                    any::<bool>(),
+                ),
+                1..4,
+            ),
+        )
+    }
+
+    fn to_mod(spec: &GroupSpec, modify: bool) -> GroupMod {
+        let (id, ty, buckets) = spec;
+        let group_type = match ty {
+            0 => GroupType::All,
+            1 => GroupType::Select,
+            2 => GroupType::Indirect,
+            _ => GroupType::FastFailover,
+        };
+        let buckets = buckets
+            .iter()
+            .take(if group_type == GroupType::Indirect {
+                1
+            } else {
+                3
+            })
+            .map(|(watch, refs, output)| {
+                let mut actions: Vec<Action> =
+                    refs.iter().map(|g| Action::Group(GroupId(*g))).collect();
+                if *output {
+                    actions.push(out(2));
+                }
+                Bucket {
+                    weight: (group_type == GroupType::Select) as u16,
+                    watch_port: if group_type == GroupType::FastFailover && watch.is_none() {
+                        PortNo(1)
+                    } else {
+                        PortNo::ANY
+                    },
+                    watch_group: match (group_type, watch) {
+                        (GroupType::FastFailover | GroupType::Select, Some(w)) => GroupId(*w),
+                        _ => GroupId::ANY,
+                    },
+                    actions,
+                }
+            })
+            .collect();
+        gm(
+            if modify {
+                GroupModCommand::Modify
+            } else {
+                GroupModCommand::Add
+            },
+            group_type,
+            *id,
+            buckets,
+        )
+    }
+
+    /// Longest chain of groups, computed independently of `GraphCheck` by
+    /// relaxation; `None` when the graph has a cycle.
+    fn longest_chain(o: &Ofproto) -> Option<u32> {
+        let mut h: std::collections::HashMap<GroupId, u32> =
+            o.groups.keys().map(|g| (*g, 1)).collect();
+        for _ in 0..=o.groups.len() + 1 {
+            let mut changed = false;
+            for (id, g) in o.groups.iter() {
+                let best = validate::group_children(&g.buckets)
+                    .iter()
+                    .map(|c| h.get(c).copied().unwrap_or(0))
+                    .max()
+                    .unwrap_or(0)
+                    + 1;
+                if h[id] != best {
+                    h.insert(*id, best);
+                    changed = true;
+                }
+            }
+            if !changed {
+                return Some(h.values().copied().max().unwrap_or(0));
+            }
+        }
+        None
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        /// Whatever GROUP_MODs a peer sends, the accepted graph stays acyclic
+        /// and within MAX_GROUP_CHAIN; and translating any packet through any
+        /// of the groups stays within every budget.
+        #[test]
+        fn group_graphs_stay_bounded(
+            adds in proptest::collection::vec(group_spec(), 1..80),
+            mods in proptest::collection::vec(group_spec(), 0..40),
+            chain in 0u32..CHAIN2,
+            chain2 in 1u32..CHAIN2,
+        ) {
+            let mut o = switch(3);
+            // Two long chains first, then splice the bottom of the first onto
+            // the top of the second, so depth limits are exercised from above
+            // and from below.
+            for (base, len) in [(0, chain), (CHAIN2, chain2)] {
+                for i in base + 1..=base + len {
+                    let refs = if i > base + 1 { vec![i - 1, i - 1] } else { vec![] };
+                    let spec: GroupSpec = (i, 0, vec![(None, refs.clone(), true), (None, refs, false)]);
+                    let _ = o.group_mod(&to_mod(&spec, false), 0);
+                }
+            }
+            let splice: GroupSpec = (1, 0, vec![(None, vec![CHAIN2 + chain2.min(MAX_GROUP_CHAIN)], false)]);
+            let _ = o.group_mod(&to_mod(&splice, true), 0);
+            for s in &adds {
+                let _ = o.group_mod(&to_mod(s, false), 0);
+            }
+            for s in &mods {
+                let _ = o.group_mod(&to_mod(s, true), 0);
+            }
+            let longest = longest_chain(&o);
+            prop_assert!(longest.is_some(), "accepted graph has a cycle");
+            prop_assert!(longest.unwrap_or(0) <= MAX_GROUP_CHAIN);
+            let snap = o.publish();
+            let ml = MacLearning::default();
+            for g in snap.groups.keys() {
+                let x = translate_actions(
+                    &snap,
+                    &ml,
+                    &key(1),
+                    &[Action::Group(*g)],
+                    &XlateOptions::default(),
+                );
+                let w = x.work;
+                prop_assert!(w.buckets <= MAX_BUCKETS && w.steps <= MAX_STEPS);
+                prop_assert!(w.outputs <= MAX_OUTPUTS && w.lookups <= MAX_RESUBMITS);
+                prop_assert!(w.liveness <= MAX_LIVENESS_CHECKS && w.max_depth <= MAX_DEPTH);
+                prop_assert!(x.actions.len() <= MAX_DP_ACTIONS);
+                prop_assert!(x.groups.len() as u32 <= MAX_BUCKETS);
+                if x.budget.is_some() {
+                    prop_assert!(x.actions.is_empty());
+                    prop_assert_eq!(x.slow, 0);
+                } else {
+                    // A valid graph that fits the budgets nests within MAX_DEPTH.
+                    prop_assert!(w.max_depth <= MAX_GROUP_CHAIN + 1);
+                }
+            }
+        }
+    }
+}
+
+// ---- set-field audit ----------------------------------------------------------------
+
+/// Every field the codec accepts in a set-field is either rewritten in the
+/// packet's bytes (checked by executing the translation on a real frame and
+/// extracting the result) or, for pipeline fields, seen by the next table —
+/// or refused at FLOW_MOD time. Nothing is accepted and silently ignored.
+mod set_field_audit {
+    use super::*;
+    use crate::datapath::execute::{execute_actions, ExecSink};
+    use crate::datapath::extract::extract;
+    use crate::datapath::meter::MeterTable;
+    use crate::datapath::packet::Packet;
+    use crate::ofproto::match_::{oxm_full_mask, oxm_location};
+    use etherparse::PacketBuilder;
+    use proptest::prelude::*;
+
+    #[derive(Default)]
+    pub(super) struct Sink(pub(super) Vec<(PortNo, Vec<u8>)>);
+    impl ExecSink for Sink {
+        fn output(&mut self, port: PortNo, pkt: &mut Packet, _last: bool) {
+            self.0.push((port, pkt.data().to_vec()));
+        }
+        fn userspace(&mut self, _: &Packet, _: UserspaceReason) {}
+    }
+
+    const S: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const D: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+    pub(super) fn eth_ip4(proto: u8) -> Vec<u8> {
+        let mut v = Vec::new();
+        let b = PacketBuilder::ethernet2(S, D).ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64);
+        match proto {
+            6 => b.tcp(1000, 80, 1, 100).write(&mut v, &[1, 2, 3]),
+            1 => b.icmpv4_echo_request(1, 1).write(&mut v, &[0; 8]),
+            _ => b.udp(1000, 53).write(&mut v, &[0; 12]),
+        }
+        .unwrap();
+        if proto == 132 {
+            v[14 + 9] = 132;
+            v[24] = 0;
+            v[25] = 0;
+            let c =
+                !crate::datapath::execute::fold(crate::datapath::execute::ones_sum(&v[14..34], 0));
+            v[24..26].copy_from_slice(&c.to_be_bytes());
+        }
+        v
+    }
+
+    pub(super) fn eth_ip6(proto: u8, icmp: &[u8]) -> Vec<u8> {
+        let mut a = [0u8; 16];
+        a[0] = 0xfe;
+        a[1] = 0x80;
+        a[15] = 1;
+        let mut b = a;
+        b[15] = 2;
+        let mut v = Vec::new();
+        let pb = PacketBuilder::ethernet2(S, D).ipv6(a, b, 64);
+        match proto {
+            6 => pb.tcp(1, 2, 3, 4).write(&mut v, &[7; 4]),
+            58 => pb
+                .icmpv6_raw(icmp[0], icmp[1], [icmp[4], icmp[5], icmp[6], icmp[7]])
+                .write(&mut v, &icmp[8..]),
+            _ => pb.udp(5, 6).write(&mut v, &[0; 12]),
+        }
+        .unwrap();
+        if proto == 132 {
+            v[14 + 6] = 132;
+        }
+        v
+    }
+
+    pub(super) fn nd(ty: u8, opt: u8) -> Vec<u8> {
+        let mut m = vec![ty, 0, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(&[0x20, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
+        m.extend_from_slice(&[opt, 1]);
+        m.extend_from_slice(&S);
+        eth_ip6(58, &m)
+    }
+
+    pub(super) fn arp() -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&D);
+        f.extend_from_slice(&S);
+        f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+        f.extend_from_slice(&S);
+        f.extend_from_slice(&[10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2]);
+        f
+    }
+
+    /// `inner` with an 802.1Q tag (VID 5, PCP 1) after the addresses.
+    pub(super) fn tagged(inner: Vec<u8>) -> Vec<u8> {
+        let mut f = inner[..12].to_vec();
+        f.extend_from_slice(&[0x81, 0x00, 0x20, 5]);
+        f.extend_from_slice(&inner[12..]);
+        f
+    }
+
+    /// One MPLS entry (label 16, TTL 9) over IPv4/UDP.
+    pub(super) fn mpls() -> Vec<u8> {
+        let ip = eth_ip4(17);
+        let mut f = ip[..12].to_vec();
+        f.extend_from_slice(&[0x88, 0x47, 0x00, 0x01, 0x01, 0x09]);
+        f.extend_from_slice(&ip[14..]);
+        f
+    }
+
+    /// A PBB frame (I-SID 0x123) carrying the IPv4/UDP frame.
+    pub(super) fn pbb() -> Vec<u8> {
+        let mut f = vec![
+            0x0e, 0, 0, 0, 0, 2, 0x0e, 0, 0, 0, 0, 1, 0x88, 0xe7, 0, 0, 0x01, 0x23,
+        ];
+        f.extend_from_slice(&eth_ip4(17));
+        f
+    }
+
+    /// The match and frame a set-field of `id` is tried on.
+    fn case(id: OxmId) -> (Vec<(OxmId, u128)>, Vec<u8>) {
+        use OxmId::*;
+        let ip4 = (EthType, 0x800);
+        let ip6 = (EthType, 0x86dd);
+        match id {
+            InPort | InPhyPort | Metadata | EthDst | EthSrc | EthType | TunnelId => {
+                (vec![], eth_ip4(6))
+            }
+            VlanVid | VlanPcp => (vec![(VlanVid, 0x1000 | 5)], tagged(eth_ip4(6))),
+            IpDscp | IpEcn | IpProto | Ipv4Src | Ipv4Dst => (vec![ip4], eth_ip4(6)),
+            TcpSrc | TcpDst => (vec![ip4, (IpProto, 6)], eth_ip4(6)),
+            UdpSrc | UdpDst => (vec![ip4, (IpProto, 17)], eth_ip4(17)),
+            SctpSrc | SctpDst => (vec![ip4, (IpProto, 132)], eth_ip4(132)),
+            Icmpv4Type | Icmpv4Code => (vec![ip4, (IpProto, 1)], eth_ip4(1)),
+            ArpOp | ArpSpa | ArpTpa | ArpSha | ArpTha => (vec![(EthType, 0x806)], arp()),
+            Ipv6Src | Ipv6Dst | Ipv6Flabel | Ipv6Exthdr => (vec![ip6], eth_ip6(6, &[])),
+            Icmpv6Type | Icmpv6Code => (
+                vec![ip6, (IpProto, 58)],
+                eth_ip6(58, &[128, 0, 0, 0, 0, 1, 0, 1]),
+            ),
+            Ipv6NdTarget | Ipv6NdSll => (vec![ip6, (IpProto, 58), (Icmpv6Type, 135)], nd(135, 1)),
+            Ipv6NdTll => (vec![ip6, (IpProto, 58), (Icmpv6Type, 136)], nd(136, 2)),
+            MplsLabel | MplsTc | MplsBos => (vec![(EthType, 0x8847)], mpls()),
+            PbbIsid => (vec![(EthType, 0x88e7)], pbb()),
+        }
+    }
+
+    /// Fields that live only in the pipeline (no packet bytes): a set-field
+    /// must be visible to the next table.
+    fn pipeline_only(id: OxmId) -> bool {
+        matches!(id, OxmId::InPort | OxmId::Metadata | OxmId::TunnelId)
+    }
+
+    /// Tries `set_field(id = value)`; `Err` is the FLOW_MOD refusal.
+    fn try_set(id: OxmId, value: u128) -> Result<(), OfpError> {
+        let (fields, frame) = case(id);
+        let mut o = switch(3);
+        let sf = Action::SetField(OxmField::exact(id, value));
+        let ins = if pipeline_only(id) {
+            vec![
+                Instruction::ApplyActions(vec![sf]),
+                Instruction::GotoTable(TableId(1)),
+            ]
+        } else {
+            apply(vec![sf, out(2)])
+        };
+        o.flow_mod(&add(0, 1, m(&fields), ins), 0)?;
+        let k = extract(&frame, PortNo(1)).expect("test frame parses");
+        if pipeline_only(id) {
+            // Table 1 outputs to 3 only if it sees the new value.
+            let (field, shift) = oxm_location(id).expect("pipeline field in key");
+            let mut mt = FlowKey::default();
+            mt.set(field, oxm_full_mask(id) << shift);
+            let mut want = FlowKey::default();
+            want.set(field, value << shift);
+            let matched = crate::ofproto::match_::key_to_match(&want, &mt);
+            o.flow_mod(&add(1, 1, matched, apply(vec![out(3)])), 0)
+                .expect("table-1 rule");
+            let x = xl(&mut o, &MacLearning::default(), &k);
+            assert_eq!(
+                x.actions,
+                vec![DpAction::Output(PortNo(3))],
+                "{id:?}={value:#x}"
+            );
+            return Ok(());
+        }
+        let x = xl(&mut o, &MacLearning::default(), &k);
+        let mut pkt = Packet::from_bytes(&frame, PortNo(1));
+        let mut sink = Sink::default();
+        execute_actions(&mut pkt, &x.actions, &mut MeterTable::new(), 0, &mut sink);
+        assert_eq!(sink.0.len(), 1, "{id:?}: {:?}", x.actions);
+        let bytes = &sink.0[0].1;
+        let got = match extract(bytes, PortNo(1)) {
+            Ok(k) => k,
+            // An echo turned into a neighbor solicitation is too short for
+            // one: the frame no longer parses, but the byte was written.
+            Err(_) if id == OxmId::Icmpv6Type && (value == 135 || value == 136) => {
+                assert_eq!(bytes[14 + 40] as u128, value);
+                return Ok(());
+            }
+            Err(e) => panic!("{id:?}={value:#x}: rewritten frame does not parse: {e}"),
+        };
+        let (field, shift) = oxm_location(id).expect("packet field in key");
+        let mask = match id {
+            OxmId::VlanVid => 0xfff, // the present bit is not a wire bit
+            _ => oxm_full_mask(id),
+        };
+        assert_eq!(
+            (got.get(field) >> shift) & mask,
+            value & mask,
+            "{id:?}={value:#x} not applied: {:?}",
+            x.actions
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn every_set_field_is_applied_or_refused() {
+        let mut refused = Vec::new();
+        for id in OxmId::ALL {
+            let v = match id {
+                OxmId::VlanVid => 0x1000 | 77,
+                OxmId::InPort => 2,
+                OxmId::ArpOp => 2,
+                _ => 0x5a5a_5a5a_5a5a_5a5a_5a5a_5a5a_5a5a_5a5a & oxm_full_mask(id),
+            };
+            if let Err(e) = try_set(id, v) {
+                refused.push((id, e));
+            }
+        }
+        assert_eq!(
+            refused,
+            vec![
+                (OxmId::InPhyPort, OfpError::BadSetType),
+                (OxmId::EthType, OfpError::BadSetType),
+                (OxmId::IpProto, OfpError::BadSetType),
+                (OxmId::MplsBos, OfpError::BadSetType),
+                (OxmId::Ipv6Exthdr, OfpError::BadSetType),
+            ]
+        );
+        // ARP opcodes beyond the byte the key keeps are refused, not cut.
+        assert_eq!(try_set(OxmId::ArpOp, 0x102), Err(OfpError::BadSetArgument));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        #[test]
+        fn random_set_fields_are_applied_or_refused(
+            idx in 0usize..OxmId::ALL.len(),
+            raw in any::<u128>(),
+        ) {
+            let id = OxmId::ALL[idx];
+            let mut v = raw & oxm_full_mask(id);
+            match id {
+                OxmId::VlanVid => v |= 0x1000,
+                OxmId::InPort => v = 1 + (v % 0xff00),
+                _ => {}
+            }
+            // try_set asserts the rewrite itself; a refusal must be one of the
+            // documented codes.
+            if let Err(e) = try_set(id, v) {
+                prop_assert!(
+                    matches!(e, OfpError::BadSetType | OfpError::BadSetArgument),
+                    "{id:?}={v:#x}: {e:?}"
+                );
+            }
+        }
+    }
+}
+
+// ---- MPLS and PBB, translated and executed on real frames --------------------------
+
+mod encap {
+    use super::set_field_audit::{eth_ip4, mpls, pbb, Sink};
+    use super::*;
+    use crate::datapath::execute::execute_actions;
+    use crate::datapath::extract::extract;
+    use crate::datapath::meter::MeterTable;
+    use crate::datapath::packet::Packet;
+    use crate::ofproto::xlate::XlateError;
+
+    fn exec(x: &XlateOutput, frame: &[u8]) -> Vec<(PortNo, Vec<u8>)> {
+        let mut pkt = Packet::from_bytes(frame, PortNo(1));
+        let mut sink = Sink::default();
+        execute_actions(&mut pkt, &x.actions, &mut MeterTable::new(), 0, &mut sink);
+        sink.0
+    }
+
+    fn run(o: &mut Ofproto, frame: &[u8]) -> (XlateOutput, Vec<(PortNo, Vec<u8>)>) {
+        let k = extract(frame, PortNo(1)).expect("frame parses");
+        let x = xl(o, &MacLearning::default(), &k);
+        let outs = exec(&x, frame);
+        (x, outs)
+    }
+
+    fn sf(id: OxmId, v: u128) -> Action {
+        Action::SetField(OxmField::exact(id, v))
+    }
+
+    #[test]
+    fn push_mpls_three_times_then_pop_back_to_the_original_bytes() {
+        let mut o = switch(3);
+        o.flow_mod(
+            &add(
+                0,
+                1,
+                ip_src(0x0a00_0001),
+                apply(vec![
+                    Action::PushMpls(0x8847),
+                    sf(OxmId::MplsLabel, 100),
+                    Action::PushMpls(0x8847),
+                    sf(OxmId::MplsLabel, 200),
+                    sf(OxmId::MplsTc, 5),
+                    Action::PushMpls(0x8848),
+                    out(2),
+                ]),
+            ),
+            0,
+        )
+        .unwrap();
+        let frame = eth_ip4(17);
+        let (x, outs) = run(&mut o, &frame);
+        assert_eq!(x.error, None, "{:?}", x.actions);
+        let f = &outs[0].1;
+        assert_eq!(f.len(), frame.len() + 12);
+        assert_eq!(&f[12..14], &[0x88, 0x48]);
+        let k = extract(f, PortNo(1)).unwrap();
+        // Outermost first: copies of the second (label 200, TC 5, no BoS),
+        // then the second, then the first (label 100, BoS, TTL from IP).
+        assert_eq!(k.get(Field::MplsLse), (200 << 12) | (5 << 9) | 64);
+        assert_eq!(k.get(Field::MplsLse1), (200 << 12) | (5 << 9) | 64);
+        assert_eq!(k.get(Field::MplsLse2), (100 << 12) | 0x100 | 64);
+        assert_eq!(k.get(Field::MplsInner), 0x0800);
+        assert_eq!(k.get(Field::NwSrc), 0x0a00_0001);
+        assert_eq!(&f[26..], &frame[14..], "the IP packet is untouched");
+
+        // A fourth push cannot be represented: dropped, as OVS does.
+        let mut o4 = switch(3);
+        o4.flow_mod(
+            &add(
+                0,
+                1,
+                m(&[(OxmId::EthType, 0x8848)]),
+                apply(vec![Action::PushMpls(0x8847), out(2)]),
+            ),
+            0,
+        )
+        .unwrap();
+        let (x, outs) = run(&mut o4, f);
+        assert_eq!(x.error, Some(XlateError::TooManyMplsLabels));
+        assert!(outs.is_empty());
+
+        // Popping all three gets the original frame back.
+        let mut p = switch(3);
+        p.flow_mod(
+            &add(
+                0,
+                1,
+                m(&[(OxmId::EthType, 0x8848)]),
+                apply(vec![
+                    Action::PopMpls(0x8847),
+                    Action::PopMpls(0x8847),
+                    Action::PopMpls(0x0800),
+                    out(2),
+                ]),
+            ),
+            0,
+        )
+        .unwrap();
+        let (x, outs) = run(&mut p, f);
+        assert_eq!(x.error, None);
+        assert_eq!(outs[0].1, frame);
+    }
+
+    #[test]
+    fn pop_mpls_then_match_inner_l3_l4_with_a_correct_megaflow() {
+        let mut o = switch(3);
+        o.flow_mod(
+            &add(
+                0,
+                1,
+                m(&[(OxmId::EthType, 0x8847)]),
+                vec![
+                    Instruction::ApplyActions(vec![Action::PopMpls(0x0800)]),
+                    Instruction::GotoTable(TableId(1)),
+                ],
+            ),
+            0,
+        )
+        .unwrap();
+        o.flow_mod(
+            &add(
+                1,
+                10,
+                m(&[
+                    (OxmId::EthType, 0x800),
+                    (OxmId::Ipv4Dst, 0x0a00_0002),
+                    (OxmId::IpProto, 17),
+                    (OxmId::UdpDst, 53),
+                ]),
+                apply(vec![Action::DecNwTtl, out(2)]),
+            ),
+            0,
+        )
+        .unwrap();
+        o.flow_mod(&add(1, 0, Match::default(), apply(vec![out(3)])), 0)
+            .unwrap();
+        let frame = mpls();
+        let (x, outs) = run(&mut o, &frame);
+        assert_eq!(outs.len(), 1, "{:?}", x.actions);
+        assert_eq!(outs[0].0, PortNo(2));
+        let want = {
+            let mut w = eth_ip4(17);
+            // TTL 64 -> 63, with the checksum adjusted.
+            let k = extract(&outs[0].1, PortNo(1)).unwrap();
+            assert_eq!(k.get(Field::NwTtl), 63);
+            w[14 + 8] = 63;
+            w[24..26].copy_from_slice(&outs[0].1[24..26]);
+            w
+        };
+        assert_eq!(outs[0].1, want);
+        // The megaflow pins the inner fields the second table looked at, and
+        // the payload type the pop relied on.
+        for f in [Field::NwDst, Field::TpDst, Field::NwProto, Field::MplsInner] {
+            assert_eq!(x.wc.get(f), f.full_mask(), "{f:?}");
+        }
+        // Same labels, another inner destination: the other rule.
+        let mut other = frame.clone();
+        other[18 + 19] = 3;
+        let (x2, outs2) = run(&mut o, &other);
+        assert_eq!(outs2[0].0, PortNo(3), "{:?}", x2.actions);
+        let k1 = extract(&frame, PortNo(1)).unwrap();
+        let k2 = extract(&other, PortNo(1)).unwrap();
+        assert_ne!(k1.masked(&x.wc), k2.masked(&x.wc));
+
+        // Popping to a type the payload is not: its fields are unknown.
+        let mut o6 = switch(3);
+        o6.flow_mod(
+            &add(
+                0,
+                1,
+                m(&[(OxmId::EthType, 0x8847)]),
+                vec![
+                    Instruction::ApplyActions(vec![Action::PopMpls(0x86dd)]),
+                    Instruction::GotoTable(TableId(1)),
+                ],
+            ),
+            0,
+        )
+        .unwrap();
+        o6.flow_mod(
+            &add(
+                1,
+                1,
+                m(&[(OxmId::EthType, 0x86dd), (OxmId::IpProto, 17)]),
+                apply(vec![out(2)]),
+            ),
+            0,
+        )
+        .unwrap();
+        let (x, outs) = run(&mut o6, &frame);
+        assert!(outs.is_empty(), "{:?}", x.actions);
+    }
+
+    #[test]
+    fn mpls_ttl_actions_and_copy_ttl() {
+        let mut o = switch(3);
+        o.flow_mod(
+            &add(
+                0,
+                1,
+                m(&[(OxmId::EthType, 0x8847)]),
+                apply(vec![Action::DecMplsTtl, Action::CopyTtlIn, out(2)]),
+            ),
+            0,
+        )
+        .unwrap();
+        let frame = mpls(); // MPLS TTL 9 over IPv4 TTL 64
+        let (_, outs) = run(&mut o, &frame);
+        let k = extract(&outs[0].1, PortNo(1)).unwrap();
+        assert_eq!(k.get(Field::MplsLse) & 0xff, 8);
+        assert_eq!(k.get(Field::NwTtl), 8, "copy_ttl_in reached the IP header");
+        let ip = &outs[0].1[18..38];
+        let sum = crate::datapath::execute::fold(crate::datapath::execute::ones_sum(ip, 0));
+        assert_eq!(sum, 0xffff, "IPv4 checksum stays valid");
+
+        let mut o = switch(3);
+        o.flow_mod(
+            &add(
+                0,
+                1,
+                m(&[(OxmId::EthType, 0x8847)]),
+                apply(vec![
+                    Action::CopyTtlOut,
+                    Action::SetMplsTtl(200),
+                    out(2),
+                    Action::CopyTtlOut,
+                    out(3),
+                ]),
+            ),
+            0,
+        )
+        .unwrap();
+        let (_, outs) = run(&mut o, &frame);
+        let k2 = extract(&outs[0].1, PortNo(1)).unwrap();
+        let k3 = extract(&outs[1].1, PortNo(1)).unwrap();
+        assert_eq!(k2.get(Field::MplsLse) & 0xff, 200);
+        assert_eq!(k3.get(Field::MplsLse) & 0xff, 64, "copy_ttl_out from IP");
+
+        // An expiring MPLS TTL drops, and tells the controller if it asked.
+        let mut one = frame.clone();
+        one[17] = 1;
+        let mut o = switch(3);
+        o.flow_mod(
+            &add(
+                0,
+                1,
+                m(&[(OxmId::EthType, 0x8847)]),
+                apply(vec![Action::DecMplsTtl, out(2)]),
+            ),
+            0,
+        )
+        .unwrap();
+        let snap = o.publish();
+        let k = extract(&one, PortNo(1)).unwrap();
+        let x = translate(
+            &snap,
+            &MacLearning::default(),
+            &k,
+            &XlateOptions {
+                invalid_ttl_to_controller: true,
+                ..XlateOptions::default()
+            },
+        );
+        assert_eq!(x.actions.len(), 1);
+        assert!(matches!(
+            x.actions[0],
+            DpAction::Userspace(UserspaceReason::Controller { reason: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn pbb_push_set_match_and_pop() {
+        // push_pbb + I-SID + backbone address.
+        let mut o = switch(3);
+        o.flow_mod(
+            &add(
+                0,
+                1,
+                ip_src(0x0a00_0001),
+                apply(vec![
+                    Action::PushPbb(0x88e7),
+                    sf(OxmId::PbbIsid, 0xabcdef),
+                    sf(OxmId::EthDst, 0x0e00_0000_0009),
+                    out(2),
+                ]),
+            ),
+            0,
+        )
+        .unwrap();
+        let frame = eth_ip4(17);
+        let (x, outs) = run(&mut o, &frame);
+        assert_eq!(x.error, None);
+        let f = &outs[0].1;
+        assert_eq!(f.len(), frame.len() + 18);
+        assert_eq!(&f[0..6], &[0x0e, 0, 0, 0, 0, 9]);
+        assert_eq!(&f[6..12], &frame[6..12]);
+        assert_eq!(&f[12..18], &[0x88, 0xe7, 0x00, 0xab, 0xcd, 0xef]);
+        assert_eq!(&f[18..], &frame[..], "the customer frame is the original");
+        let k = extract(f, PortNo(1)).unwrap();
+        assert_eq!(k.get(Field::PbbIsid), 0xabcdef);
+        assert_eq!(k.get(Field::PbbCType), 0x0800);
+        assert_eq!(k.get(Field::NwDst), 0x0a00_0002);
+
+        // Match on the I-SID, pop, and match the customer frame.
+        let mut p = switch(3);
+        p.flow_mod(
+            &add(
+                0,
+                1,
+                m(&[(OxmId::EthType, 0x88e7), (OxmId::PbbIsid, 0x123)]),
+                vec![
+                    Instruction::ApplyActions(vec![Action::PopPbb]),
+                    Instruction::GotoTable(TableId(1)),
+                ],
+            ),
+            0,
+        )
+        .unwrap();
+        p.flow_mod(
+            &add(
+                1,
+                1,
+                m(&[
+                    (
+                        OxmId::EthDst,
+                        u128::from_be_bytes([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 2]),
+                    ),
+                    (OxmId::EthType, 0x800),
+                    (OxmId::Ipv4Src, 0x0a00_0001),
+                ]),
+                apply(vec![out(3)]),
+            ),
+            0,
+        )
+        .unwrap();
+        let (x, outs) = run(&mut p, &pbb());
+        assert_eq!(outs.len(), 1, "{:?}", x.actions);
+        assert_eq!(outs[0], (PortNo(3), eth_ip4(17)));
+        for f in [
+            Field::PbbIsid,
+            Field::PbbCDst,
+            Field::PbbCType,
+            Field::NwSrc,
+        ] {
+            assert_ne!(x.wc.get(f), 0, "{f:?} not in the megaflow");
+        }
+        // Another I-SID misses.
+        let mut other = pbb();
+        other[17] = 0x24;
+        assert!(run(&mut p, &other).1.is_empty());
+    }
+}
+
+mod encap_prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn mpls_key() -> impl Strategy<Value = FlowKey> {
+        (
+            0u32..3,
+            proptest::collection::vec(any::<u32>(), 3),
+            prop_oneof![Just(0u16), Just(0x0800u16), Just(0x86dd)],
+            0u32..4,
+            0u16..3,
+            any::<u8>(),
+        )
+            .prop_map(|(n, lses, inner, dst, port, ttl)| {
+                let mut k = FlowKey::default();
+                k.set(Field::InPort, 1);
+                k.set(Field::DlType, 0x8847);
+                for (i, f) in crate::datapath::flow::MPLS_LSES.iter().enumerate() {
+                    let mut l = lses[i] & !0x100;
+                    if i as u32 == n {
+                        l |= 0x100;
+                    }
+                    if i as u32 <= n {
+                        k.set(*f, l as u128);
+                    }
+                }
+                k.set(Field::MplsInner, inner as u128);
+                if inner != 0 {
+                    k.set(Field::NwProto, 17);
+                    k.set(Field::NwTtl, ttl as u128);
+                    k.set(Field::NwDst, dst as u128);
+                    k.set(Field::TpDst, port as u128);
+                }
+                k
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+        /// Across pops, TTL decrements and inner matches, two keys that agree
+        /// on the megaflow mask get the same actions.
+        #[test]
+        fn megaflows_stay_correct_across_pop_mpls(
+            k1 in mpls_key(),
+            others in proptest::collection::vec((mpls_key(), any::<u64>()), 1..12),
+            pops in 1usize..3,
+            dst in 0u32..4,
+            dec in any::<bool>(),
+        ) {
+            let mut o = switch(3);
+            let mut acts = vec![Action::PopMpls(0x8847); pops - 1];
+            acts.push(Action::PopMpls(0x0800));
+            o.flow_mod(&add(0, 1, m(&[(OxmId::EthType, 0x8847)]), vec![
+                Instruction::ApplyActions(acts),
+                Instruction::GotoTable(TableId(1)),
+            ]), 0).unwrap();
+            let mut a = vec![];
+            if dec {
+                a.push(Action::DecNwTtl);
+            }
+            a.push(out(2));
+            o.flow_mod(&add(1, 5, m(&[(OxmId::EthType, 0x800), (OxmId::Ipv4Dst, dst as u128)]), apply(a)), 0).unwrap();
+            o.flow_mod(&add(1, 1, m(&[(OxmId::EthType, 0x800), (OxmId::IpProto, 17), (OxmId::UdpDst, 1)]), apply(vec![out(3)])), 0).unwrap();
+            let snap = o.publish();
+            let ml = MacLearning::default();
+            let opts = XlateOptions::default();
+            let x1 = translate(&snap, &ml, &k1, &opts);
+            for (k, noise) in others {
+                let mut k2 = FlowKey::default();
+                for i in 0..k2.w.len() {
+                    let n = k.w[i] ^ noise.rotate_left(i as u32 * 7);
+                    k2.w[i] = (k1.w[i] & x1.wc.w[i]) | (n & !x1.wc.w[i]);
+                }
+                let x2 = translate(&snap, &ml, &k2, &opts);
+                prop_assert_eq!(&x2.actions, &x1.actions, "k1={:?} k2={:?} wc={:?}", k1, k2, x1.wc);
+                prop_assert_eq!(x2.error, x1.error);
+            }
+        }
+    }
+}
+
+/// Select groups spread traffic that differs only in Ethernet addresses (any
+/// ethertype) or only in ARP addresses, by bucket weight, and the megaflow
+/// pins exactly what the choice used.
+#[test]
+fn select_group_spreads_l2_and_arp_traffic_by_weight() {
+    let mut o = switch(4);
+    let sel = gm(
+        GroupModCommand::Add,
+        GroupType::Select,
+        1,
+        vec![wbucket(1, 0, vec![out(1)]), wbucket(3, 0, vec![out(2)])],
+    );
+    o.group_mod(&sel, 0).unwrap();
+    o.flow_mod(
+        &add(
+            0,
+            1,
+            Match::default(),
+            apply(vec![Action::Group(GroupId(1))]),
+        ),
+        0,
+    )
+    .unwrap();
+    let ml = MacLearning::default();
+    let count = |o: &mut Ofproto, keys: Vec<FlowKey>| {
+        let mut n = [0u32; 2];
+        for k in keys {
+            let x = xl(o, &ml, &k);
+            match x.actions.as_slice() {
+                [DpAction::Output(PortNo(1))] => n[0] += 1,
+                [DpAction::Output(PortNo(2))] => n[1] += 1,
+                a => panic!("{a:?}"),
+            }
+            assert_eq!(x.wc.get(Field::DlSrc), Field::DlSrc.full_mask());
+            assert_eq!(x.wc.get(Field::DlDst), Field::DlDst.full_mask());
+            // Megaflow: any key that agrees on the mask picks the same bucket.
+            let mut k2 = k;
+            for (i, w) in k2.w.iter_mut().enumerate() {
+                *w = (k.w[i] & x.wc.w[i])
+                    | (0x9e37_79b9_7f4a_7c15u64.rotate_left(i as u32) & !x.wc.w[i]);
+            }
+            assert_eq!(xl(o, &ml, &k2).actions, x.actions, "{k:?} / {:?}", x.wc);
+        }
+        n
+    };
+    // LLDP-like frames from 400 sources.
+    let l2: Vec<FlowKey> = (0..400u64)
+        .map(|i| {
+            let mut k = FlowKey::default();
+            k.set(Field::InPort, 3);
+            k.set(Field::DlType, 0x88cc);
+            k.set(Field::DlSrc, (0x0200_0000_0000 | i) as u128);
+            k.set(Field::DlDst, 0x0180_c200_000e);
+            k
+        })
+        .collect();
+    let n = count(&mut o, l2);
+    // Weights 1:3 → about 100:300; generous bounds.
+    assert!(n[0] > 50 && n[1] > 200, "{n:?}");
+    // ARP requests that differ only in the target address.
+    let arp: Vec<FlowKey> = (0..400u128)
+        .map(|i| {
+            let mut k = FlowKey::default();
+            k.set(Field::InPort, 3);
+            k.set(Field::DlType, 0x0806);
+            k.set(Field::DlSrc, 0x0200_0000_0001);
+            k.set(Field::DlDst, 0xffff_ffff_ffff);
+            k.set(Field::NwProto, 1);
+            k.set(Field::NwSrc, 0x0a00_0001);
+            k.set(Field::NwDst, 0x0a00_0100 + i);
+            k
+        })
+        .collect();
+    let n = count(&mut o, arp);
+    assert!(n[0] > 50 && n[1] > 200, "{n:?}");
+}
+
+#[test]
+fn packet_out_actions_are_validated_like_flow_actions() {
+    let o = switch(2);
+    let k = key(1); // IPv4/TCP
+    let table = Action::Output {
+        port: PortNo::TABLE,
+        max_len: 0,
+    };
+    assert_eq!(o.validate_packet_out(&k, &[table, out(2)]), Ok(()));
+    assert_eq!(
+        o.validate_packet_out(&k, &[Action::Group(GroupId(9))]),
+        Err(OfpError::BadOutGroup)
+    );
+    assert_eq!(
+        o.validate_packet_out(&k, &[Action::PopMpls(0x0800)]),
+        Err(OfpError::MatchInconsistent)
+    );
+    assert_eq!(
+        o.validate_packet_out(&k, &[Action::SetField(OxmField::exact(OxmId::TcpDst, 9))]),
+        Ok(())
+    );
+    assert_eq!(
+        o.validate_packet_out(&k, &[Action::SetField(OxmField::exact(OxmId::UdpDst, 9))]),
+        Err(OfpError::MatchInconsistent)
+    );
 }

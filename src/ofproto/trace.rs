@@ -206,6 +206,20 @@ pub fn trace(br: &BridgeShared, spec: &str) -> Result<String, String> {
         );
         let _ = writeln!(s, "    {}", fmt_instructions(&r.instructions));
     }
+    if let Some(b) = x.budget {
+        let _ = writeln!(
+            s,
+            "\nTranslation stopped: over the {} budget ({}); the packet is dropped.",
+            b.name(),
+            b.limit()
+        );
+    }
+    let w = &x.work;
+    let _ = writeln!(
+        s,
+        "Work: {} table lookups, {} group buckets, {} actions, {} outputs, depth {}",
+        w.lookups, w.buckets, w.steps, w.outputs, w.max_depth
+    );
     let _ = writeln!(s, "\nFinal flow: unchanged");
     let _ = writeln!(s, "Megaflow: {}", format_match(&key.masked(&x.wc), &x.wc));
     let _ = writeln!(s, "Datapath actions: {}", format_actions(&x.actions));

@@ -10,7 +10,7 @@ use super::Ofproto;
 use crate::datapath::flow::{Field, FlowKey, VLAN_CFI};
 use crate::openflow::action::{Action, Instruction};
 use crate::openflow::error::OfpError;
-use crate::openflow::message::{GroupMod, GroupType};
+use crate::openflow::message::{Bucket, GroupMod, GroupType};
 use crate::openflow::oxm::{OxmField, OxmId};
 use crate::types::{GroupId, PortNo, TableId};
 
@@ -25,6 +25,8 @@ struct Ctx {
     vlan: bool,
     /// Group buckets are checked without a match: skip prerequisite checks.
     lenient: bool,
+    /// A PACKET_OUT's actions: output to TABLE is allowed (OF1.3.5 §7.3.7).
+    packet_out: bool,
 }
 
 impl Ctx {
@@ -35,6 +37,7 @@ impl Ctx {
             nw_proto: exact(Field::NwProto).then(|| value.get(Field::NwProto) as u8),
             vlan: mask.vlan_tci() & VLAN_CFI != 0 && value.vlan_tci() & VLAN_CFI != 0,
             lenient: false,
+            packet_out: false,
         }
     }
 
@@ -42,11 +45,42 @@ impl Ctx {
         matches!(self.dl_type, Some(eth_type::IPV4) | Some(eth_type::IPV6))
     }
 
+    fn is_mpls(&self) -> bool {
+        matches!(
+            self.dl_type,
+            Some(eth_type::MPLS) | Some(eth_type::MPLS_MCAST)
+        )
+    }
+
+    /// An action that needs the packet to be of some kind: true when the
+    /// match (or the actions before) guarantees it.
+    fn requires(&self, ok: bool) -> Result<(), OfpError> {
+        if self.lenient || ok {
+            Ok(())
+        } else {
+            Err(OfpError::MatchInconsistent)
+        }
+    }
+
     fn has(&self, dl: &[u16], proto: Option<u8>) -> bool {
         self.lenient
             || (self.dl_type.is_some_and(|t| dl.contains(&t))
                 && proto.is_none_or(|p| self.nw_proto == Some(p)))
     }
+}
+
+/// Fields no set-field may write (see [`set_field_ok`] for why).
+const READ_ONLY: [OxmId; 5] = [
+    OxmId::InPhyPort,
+    OxmId::EthType,
+    OxmId::IpProto,
+    OxmId::Ipv6Exthdr,
+    OxmId::MplsBos,
+];
+
+/// Whether set-field may write this field at all (table features report it).
+pub(super) fn set_field_writable(id: OxmId) -> bool {
+    !READ_ONLY.contains(&id)
 }
 
 /// Whether a set-field of this OXM is allowed by the context (prerequisites).
@@ -63,8 +97,23 @@ fn set_field_ok(f: &OxmField, ctx: &Ctx) -> Result<(), OfpError> {
     if f.value & !super::match_::oxm_full_mask(f.id) != 0 {
         return Err(OfpError::BadSetArgument);
     }
+    // The key keeps the low byte of the ARP opcode (as a match does, which
+    // refuses larger values with BAD_VALUE): a larger value could not be
+    // written whole, so it is refused rather than cut.
+    if f.id == ArpOp && f.value > 0xff {
+        return Err(OfpError::BadSetArgument);
+    }
+    // Read-only, as in OVS: the types change how every later header is read
+    // without changing those headers (push/pop actions do that), BoS is the
+    // label stack's structure, IN_PHY_PORT and IPV6_EXTHDR are not packet
+    // bytes (OF1.3.5 §7.2.5 lets a switch refuse a set-field type with
+    // OFPBAC_BAD_SET_TYPE).
+    if !set_field_writable(f.id) {
+        return Err(OfpError::BadSetType);
+    }
     let ok = match f.id {
-        InPhyPort | EthType | IpProto | Ipv6Exthdr | PbbIsid => return Err(OfpError::BadSetType),
+        InPhyPort | EthType | IpProto | Ipv6Exthdr | MplsBos => false,
+        PbbIsid => ctx.has(&[eth_type::PBB], None),
         InPort | Metadata | EthDst | EthSrc | TunnelId => true,
         VlanVid | VlanPcp => ctx.lenient || ctx.vlan,
         IpDscp | IpEcn => ctx.has(IP, None),
@@ -78,7 +127,7 @@ fn set_field_ok(f: &OxmField, ctx: &Ctx) -> Result<(), OfpError> {
         }
         ArpOp | ArpSpa | ArpTpa | ArpSha | ArpTha => ctx.has(ARP, None),
         Ipv6Src | Ipv6Dst | Ipv6Flabel => ctx.has(V6, None),
-        MplsLabel | MplsTc | MplsBos => ctx.has(MPLS, None),
+        MplsLabel | MplsTc => ctx.has(MPLS, None),
     };
     if ok {
         Ok(())
@@ -110,7 +159,8 @@ impl Ofproto {
         for a in actions {
             match a {
                 Action::Output { port, .. } => {
-                    if !output_port_ok(*port) {
+                    let table_ok = ctx.packet_out && *port == PortNo::TABLE;
+                    if !(output_port_ok(*port) || table_ok) {
                         return Err(OfpError::BadOutPort);
                     }
                 }
@@ -132,24 +182,64 @@ impl Ofproto {
                     // The inner tag, if any, is unknown.
                     ctx.vlan = false;
                 }
-                Action::SetNwTtl(_) | Action::DecNwTtl => {
-                    if !ctx.lenient && !ctx.is_ip() {
-                        return Err(OfpError::MatchInconsistent);
-                    }
-                }
+                Action::SetNwTtl(_) | Action::DecNwTtl => ctx.requires(ctx.is_ip())?,
                 Action::SetQueue(_) => {}
                 Action::Experimenter { .. } => return Err(OfpError::BadActionExperimenter),
+                // The MPLS TTL actions need an MPLS packet; the copy-TTL ones
+                // are implemented between MPLS entries and between an entry
+                // and the IP header under it, so they need MPLS too.
                 Action::CopyTtlOut
                 | Action::CopyTtlIn
                 | Action::SetMplsTtl(_)
-                | Action::DecMplsTtl
-                | Action::PushMpls(_)
-                | Action::PopMpls(_)
-                | Action::PushPbb(_)
-                | Action::PopPbb => return Err(OfpError::BadActionType),
+                | Action::DecMplsTtl => ctx.requires(ctx.is_mpls())?,
+                // OF1.3.5 §A.2.5: the ethertype of a pushed MPLS header is
+                // 0x8847 or 0x8848, of a pushed PBB header 0x88e7.
+                Action::PushMpls(t) => {
+                    if *t != eth_type::MPLS && *t != eth_type::MPLS_MCAST {
+                        return Err(OfpError::BadActionArgument);
+                    }
+                    ctx.requires(ctx.dl_type != Some(eth_type::PBB))?;
+                    ctx.dl_type = Some(*t);
+                }
+                Action::PopMpls(t) => {
+                    ctx.requires(ctx.is_mpls())?;
+                    // What lies under the label is not in the match.
+                    ctx.dl_type = Some(*t);
+                    ctx.nw_proto = None;
+                }
+                Action::PushPbb(t) => {
+                    if *t != eth_type::PBB {
+                        return Err(OfpError::BadActionArgument);
+                    }
+                    ctx.requires(ctx.dl_type != Some(eth_type::PBB))?;
+                    ctx.dl_type = Some(eth_type::PBB);
+                    ctx.vlan = false;
+                }
+                Action::PopPbb => {
+                    ctx.requires(ctx.dl_type == Some(eth_type::PBB))?;
+                    // The customer frame is not in the match.
+                    ctx.dl_type = None;
+                    ctx.nw_proto = None;
+                    ctx.vlan = false;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Validates a PACKET_OUT's actions against the packet itself (its key
+    /// plays the match's part for prerequisites): the same rules as a
+    /// FLOW_MOD's apply-actions, plus output to TABLE. For the PACKET_OUT
+    /// handler, so that what the controller sends is refused with the same
+    /// codes as in a flow (OVS `ofproto_packet_out_init()` checks the same way).
+    pub fn validate_packet_out(&self, key: &FlowKey, actions: &[Action]) -> Result<(), OfpError> {
+        let mut exact = FlowKey::default();
+        exact.set_exact(Field::DlType);
+        exact.set_exact(Field::NwProto);
+        exact.set_exact(Field::VlanTci);
+        let mut ctx = Ctx::from_match(&key.masked(&exact), &exact);
+        ctx.packet_out = true;
+        self.validate_actions(actions, &mut ctx)
     }
 
     /// Validates a FLOW_MOD's instructions for a rule in `table` with this match.
@@ -198,51 +288,207 @@ impl Ofproto {
         Ok(())
     }
 
-    /// Validates a GROUP_MOD ADD/MODIFY body.
+    /// Validates a GROUP_MOD ADD/MODIFY body, including the group graph it
+    /// would make (see [`GraphCheck`]).
     pub(super) fn validate_group(&self, gm: &GroupMod) -> Result<(), OfpError> {
+        // OF1.3.5 §5.6.1: an indirect group has exactly one bucket, and only
+        // select buckets have weights; OVS `ofputil_check_group_mod()` answers
+        // both with OFPGMFC_INVALID_GROUP.
+        if gm.group_type != GroupType::Select && gm.buckets.iter().any(|b| b.weight != 0) {
+            return Err(OfpError::InvalidGroup);
+        }
         match gm.group_type {
-            GroupType::Indirect if gm.buckets.len() != 1 => return Err(OfpError::BadBucket),
+            GroupType::Indirect if gm.buckets.len() != 1 => return Err(OfpError::InvalidGroup),
             GroupType::FastFailover => {
                 for b in &gm.buckets {
                     if b.watch_port == PortNo::ANY && b.watch_group == GroupId::ANY {
                         return Err(OfpError::BadWatch);
                     }
-                    if b.watch_group == gm.group_id {
-                        return Err(OfpError::GroupLoop);
-                    }
                 }
             }
             _ => {}
+        }
+        let children = group_children(&gm.buckets);
+        if children.contains(&gm.group_id) {
+            crate::util::coverage::inc(&crate::util::coverage::c::group_mod_loop);
+            return Err(OfpError::GroupLoop);
         }
         let lenient = Ctx {
             dl_type: None,
             nw_proto: None,
             vlan: true,
             lenient: true,
+            packet_out: false,
         };
         for b in &gm.buckets {
             self.validate_actions(&b.actions, &mut lenient.clone())?;
-            for a in &b.actions {
-                if let Action::Group(g) = a {
-                    if *g == gm.group_id || self.group_reaches(*g, gm.group_id, 0) {
-                        return Err(OfpError::GroupLoop);
-                    }
-                }
+        }
+        let mut check = GraphCheck::new(&self.groups, &self.group_parents, gm.group_id);
+        check.check(&children).inspect_err(|e| {
+            use crate::util::coverage::{c, inc};
+            match e {
+                OfpError::GroupLoop => inc(&c::group_mod_loop),
+                _ => inc(&c::group_mod_too_deep),
             }
+        })
+    }
+}
+
+// ---- the group graph ----------------------------------------------------------------
+
+/// Longest chain of groups, linked by group actions or `watch_group`, that
+/// GROUP_MOD accepts. Half of [`super::xlate::MAX_DEPTH`], so that any
+/// accepted chain translates fully, even below a PACKET_OUT's `TABLE` resubmit.
+/// OVS accepts any chain and lets translation fail at `MAX_DEPTH`; refusing it
+/// up front tells the controller instead of dropping its packets later.
+pub const MAX_GROUP_CHAIN: u32 = 32;
+
+/// Reverse edges of the group graph: for each group id (existing or not:
+/// a deleted group may still be named by others), the groups whose buckets
+/// refer to it.
+pub(super) type GroupParents = hashbrown::HashMap<GroupId, hashbrown::HashSet<GroupId>>;
+
+/// The groups a bucket list refers to, through group actions and
+/// `watch_group`, each once.
+pub(super) fn group_children(buckets: &[Bucket]) -> Vec<GroupId> {
+    let mut out: Vec<GroupId> = Vec::new();
+    let mut add = |g: GroupId| {
+        if g != GroupId::ANY && !out.contains(&g) {
+            out.push(g);
+        }
+    };
+    for b in buckets {
+        add(b.watch_group);
+        for a in &b.actions {
+            if let Action::Group(g) = a {
+                add(*g);
+            }
+        }
+    }
+    out
+}
+
+/// Adds (`add`) or removes one group's references to the reverse edges.
+pub(super) fn link_children(
+    parents: &mut GroupParents,
+    group: GroupId,
+    buckets: &[Bucket],
+    add: bool,
+) {
+    for child in group_children(buckets) {
+        if add {
+            parents.entry(child).or_default().insert(group);
+        } else if let Some(ps) = parents.get_mut(&child) {
+            ps.remove(&group);
+            if ps.is_empty() {
+                parents.remove(&child);
+            }
+        }
+    }
+}
+
+/// Checks that giving group `target` the references `children` keeps the
+/// group graph acyclic and its chains at most [`MAX_GROUP_CHAIN`] long.
+///
+/// Linear in the size of the graph around `target`: a memoised DFS computes
+/// the height of every group below the new children (each visited once) and
+/// the longest path of referrers above `target` (each visited once), instead
+/// of following every path (which is exponential in a graph where each group
+/// names the next one twice). Recursion is at most [`MAX_GROUP_CHAIN`] + 1
+/// deep, because the graph already installed respects the bound.
+pub struct GraphCheck<'a> {
+    groups: &'a super::GroupMap,
+    parents: &'a GroupParents,
+    target: GroupId,
+    height: hashbrown::HashMap<GroupId, u32>,
+    above: hashbrown::HashMap<GroupId, u32>,
+    /// Groups visited (the work done; tests check it is linear).
+    pub visits: u32,
+}
+
+impl<'a> GraphCheck<'a> {
+    /// A check for changing `target`'s references.
+    pub(super) fn new(
+        groups: &'a super::GroupMap,
+        parents: &'a GroupParents,
+        target: GroupId,
+    ) -> Self {
+        GraphCheck {
+            groups,
+            parents,
+            target,
+            height: hashbrown::HashMap::new(),
+            above: hashbrown::HashMap::new(),
+            visits: 0,
+        }
+    }
+
+    /// `GroupLoop` when `target` would reach itself, `ChainingUnsupported` when
+    /// a chain through it would be longer than [`MAX_GROUP_CHAIN`].
+    pub(super) fn check(&mut self, children: &[GroupId]) -> Result<(), OfpError> {
+        let mut below = 0;
+        for &c in children {
+            below = below.max(self.height_of(c, 1)?);
+        }
+        let above = self.above_of(self.target, 0)?;
+        if above + 1 + below > MAX_GROUP_CHAIN {
+            return Err(OfpError::ChainingUnsupported);
         }
         Ok(())
     }
 
-    /// True when group `from` can reach group `target` through group actions.
-    fn group_reaches(&self, from: GroupId, target: GroupId, depth: u32) -> bool {
-        if depth > 32 {
-            return true;
+    /// Groups in the longest chain starting at `g` (0 for a missing group).
+    fn height_of(&mut self, g: GroupId, depth: u32) -> Result<u32, OfpError> {
+        if g == self.target {
+            return Err(OfpError::GroupLoop);
         }
-        let Some(g) = self.groups.get(&from) else {
-            return false;
+        if let Some(&h) = self.height.get(&g) {
+            return Ok(h);
+        }
+        if depth > MAX_GROUP_CHAIN {
+            return Err(OfpError::ChainingUnsupported);
+        }
+        self.visits += 1;
+        let groups = self.groups;
+        let Some(grp) = groups.get(&g) else {
+            return Ok(0);
         };
-        g.buckets.iter().flat_map(|b| b.actions.iter()).any(|a| {
-            matches!(a, Action::Group(n) if *n == target || self.group_reaches(*n, target, depth + 1))
-        })
+        let mut h = 0;
+        for b in &grp.buckets {
+            for c in b.actions.iter().filter_map(|a| match a {
+                Action::Group(c) => Some(*c),
+                _ => None,
+            }) {
+                h = h.max(self.height_of(c, depth + 1)?);
+            }
+            if b.watch_group != GroupId::ANY {
+                h = h.max(self.height_of(b.watch_group, depth + 1)?);
+            }
+        }
+        self.height.insert(g, h + 1);
+        Ok(h + 1)
+    }
+
+    /// Groups in the longest chain of referrers ending just above `g`.
+    fn above_of(&mut self, g: GroupId, depth: u32) -> Result<u32, OfpError> {
+        if let Some(&a) = self.above.get(&g) {
+            return Ok(a);
+        }
+        if depth > MAX_GROUP_CHAIN {
+            return Err(OfpError::ChainingUnsupported);
+        }
+        self.visits += 1;
+        let parents = self.parents;
+        let mut a = 0;
+        if let Some(ps) = parents.get(&g) {
+            for &p in ps.iter() {
+                // A referrer that no longer exists is no chain.
+                if p != self.target && self.groups.contains_key(&p) {
+                    a = a.max(1 + self.above_of(p, depth + 1)?);
+                }
+            }
+        }
+        self.above.insert(g, a);
+        Ok(a)
     }
 }

@@ -2,11 +2,18 @@
 //! produce datapath actions plus the wildcard mask of every packet bit the result
 //! depended on (the megaflow mask).
 //!
-//! Runs on upcall handler and revalidator threads, reading an immutable
-//! [`TablesSnapshot`]. Its only side effects are MAC learning (when
-//! [`XlateOptions::may_learn`]) and table lookup counters (when
-//! [`XlateOptions::account`]); otherwise it is a pure function of (snapshot, MAC
-//! table, key), which is what lets revalidators re-translate and compare.
+//! Runs on upcall handler and revalidator threads (and on the Bridge actor for
+//! PACKET_OUT), reading an immutable [`TablesSnapshot`]. Its only side effects
+//! are MAC learning (when [`XlateOptions::may_learn`]), table lookup counters
+//! (when [`XlateOptions::account`]) and, when a budget runs out, a coverage
+//! counter and a rate-limited log line; otherwise it is a pure function of
+//! (snapshot, MAC table, key), which is what lets revalidators re-translate
+//! and compare.
+//!
+//! Every translation is bounded (see the budgets below), and MPLS/PBB
+//! push/pop are followed in the working key: the key carries the payload
+//! under MPLS and the PBB customer frame (see `datapath::extract`), so a pop
+//! followed by matches on the inner headers needs no recirculation.
 //!
 //! Wildcards: the working key tracks which bits were *written* by actions. Reading
 //! a field (classifier lookup, NORMAL, TTL, select hashing) un-wildcards only the
@@ -21,21 +28,146 @@ use super::match_::{eth_type, ip_proto, oxm_location};
 use super::rule::{Group, Rule, PC_NO_FLOOD, PC_NO_FWD, PC_NO_PACKET_IN, PC_NO_RECV};
 use super::TablesSnapshot;
 use crate::datapath::actions::{DpAction, DpActions, UserspaceReason};
-use crate::datapath::flow::{Field, FlowKey, FLOW_WORDS, VLAN_CFI};
+use crate::datapath::flow::{
+    Field, FlowKey, FLOW_WORDS, MAX_MPLS_LABELS, MPLS_BOS, MPLS_LSES, MPLS_TTL_MASK, VLAN_CFI,
+};
 use crate::openflow::action::{Action, Instruction, CML_NO_BUFFER};
-use crate::openflow::message::GroupType;
+use crate::openflow::message::{Bucket, GroupType};
 use crate::openflow::oxm::{OxmField, OxmId};
 use crate::types::{GroupId, MacAddr, PortNo, TableId};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Most datapath actions one translation may produce; beyond this the packet is
-/// dropped (a pathological flood through groups, say).
+// ---- budgets ---------------------------------------------------------------------
+//
+// A translation is work a peer can ask for (one PACKET_OUT, one miss), so every
+// kind of work it does is bounded, like `ofproto-dpif-xlate.c`'s
+// `xlate_resubmit_resource_check()`. Exceeding any budget ends the translation
+// with *no* actions (a drop, which the upcall path installs as a drop megaflow
+// under the mask read so far: the outcome depends only on those bits), counts
+// it in a coverage counter and logs it, rate-limited. The values bound the worst
+// case to a few milliseconds of one handler thread (see the `budget_*` tests
+// in `ofproto/tests.rs` and the `group_bomb` bench), while no valid pipeline
+// comes near them: GROUP_MOD refuses group chains deeper than
+// [`super::validate::MAX_GROUP_CHAIN`], and goto only goes forward.
+
+/// Deepest nesting of groups and PACKET_OUT `TABLE` resubmits (OVS `MAX_DEPTH`).
+/// `goto_table` does not nest: tables only go forward, so they cannot recurse.
+pub const MAX_DEPTH: u32 = 64;
+/// Most table lookups in one translation, whether nested or not (OVS
+/// `MAX_RESUBMITS`, which is `MAX_DEPTH * MAX_DEPTH`).
+pub const MAX_RESUBMITS: u32 = MAX_DEPTH * MAX_DEPTH;
+/// Most group buckets executed in one translation (each group entered also
+/// counts one): what stops a fan-out of ALL groups from walking 2^n paths.
+/// OVS has no such budget and relies on its 64 kB action-size limit, which a
+/// graph whose leaves output nothing never reaches.
+pub const MAX_BUCKETS: u32 = 4096;
+/// Most OpenFlow actions interpreted in one translation (4096 lookups of rules
+/// with 1024 actions each would otherwise be 4M steps).
+pub const MAX_STEPS: u32 = 32 * 1024;
+/// Most datapath actions one translation may produce (OVS stops at 64 kB of
+/// netlink actions, about this many of ours).
 pub const MAX_DP_ACTIONS: usize = 4096;
-/// Deepest group chaining followed.
-pub const MAX_GROUP_DEPTH: u32 = 32;
-/// Most table lookups (including packet-out TABLE resubmits) per translation.
-pub const MAX_LOOKUPS: u32 = 1024;
+/// Most packet copies (outputs and controller sends) one translation makes.
+pub const MAX_OUTPUTS: u32 = 1024;
+/// Most bucket liveness checks (fast-failover and select groups, following
+/// `watch_group` chains) per translation; results are memoised per group, so
+/// this is only reached by graphs with very many buckets.
+pub const MAX_LIVENESS_CHECKS: u32 = 4096;
+
+/// Which budget a translation exhausted (see the `MAX_*` constants).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Budget {
+    /// [`MAX_DEPTH`] (OVS `XLATE_RECURSION_TOO_DEEP`).
+    Depth,
+    /// [`MAX_RESUBMITS`] (OVS `XLATE_TOO_MANY_RESUBMITS`).
+    Resubmits,
+    /// [`MAX_BUCKETS`].
+    Buckets,
+    /// [`MAX_STEPS`].
+    Steps,
+    /// [`MAX_DP_ACTIONS`] (OVS: "resubmits yielded over 64 kB of actions").
+    Actions,
+    /// [`MAX_OUTPUTS`].
+    Outputs,
+    /// [`MAX_LIVENESS_CHECKS`].
+    Liveness,
+}
+
+impl Budget {
+    /// Every budget.
+    pub const ALL: [Budget; 7] = [
+        Budget::Depth,
+        Budget::Resubmits,
+        Budget::Buckets,
+        Budget::Steps,
+        Budget::Actions,
+        Budget::Outputs,
+        Budget::Liveness,
+    ];
+
+    /// Short name, for logs and `ofproto/trace`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Budget::Depth => "depth",
+            Budget::Resubmits => "table lookups",
+            Budget::Buckets => "group buckets",
+            Budget::Steps => "actions interpreted",
+            Budget::Actions => "datapath actions",
+            Budget::Outputs => "outputs",
+            Budget::Liveness => "liveness checks",
+        }
+    }
+
+    /// The limit.
+    pub const fn limit(self) -> u32 {
+        match self {
+            Budget::Depth => MAX_DEPTH,
+            Budget::Resubmits => MAX_RESUBMITS,
+            Budget::Buckets => MAX_BUCKETS,
+            Budget::Steps => MAX_STEPS,
+            Budget::Actions => MAX_DP_ACTIONS as u32,
+            Budget::Outputs => MAX_OUTPUTS,
+            Budget::Liveness => MAX_LIVENESS_CHECKS,
+        }
+    }
+
+    fn coverage(self) -> &'static std::sync::atomic::AtomicU64 {
+        use crate::util::coverage::c;
+        match self {
+            Budget::Depth => &c::xlate_too_deep,
+            Budget::Resubmits => &c::xlate_too_many_resubmits,
+            Budget::Buckets => &c::xlate_too_many_buckets,
+            Budget::Steps => &c::xlate_too_many_steps,
+            Budget::Actions => &c::xlate_too_many_actions,
+            Budget::Outputs => &c::xlate_too_many_outputs,
+            Budget::Liveness => &c::xlate_too_many_liveness_checks,
+        }
+    }
+}
+
+/// The work one translation did, each compared against its budget.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XlateWork {
+    /// Table lookups ([`MAX_RESUBMITS`]).
+    pub lookups: u32,
+    /// Groups entered plus buckets executed ([`MAX_BUCKETS`]).
+    pub buckets: u32,
+    /// OpenFlow actions interpreted ([`MAX_STEPS`]).
+    pub steps: u32,
+    /// Outputs and controller sends ([`MAX_OUTPUTS`]).
+    pub outputs: u32,
+    /// Bucket liveness checks ([`MAX_LIVENESS_CHECKS`]).
+    pub liveness: u32,
+    /// Deepest nesting reached ([`MAX_DEPTH`]).
+    pub max_depth: u32,
+}
+
+/// Shortest interval between two "budget exceeded" log lines, ms.
+const BUDGET_LOG_INTERVAL_MS: u64 = 1000;
+/// When the last such line was logged, and how many were suppressed since.
+static BUDGET_LOG_LAST_MS: AtomicU64 = AtomicU64::new(0);
+static BUDGET_LOG_SUPPRESSED: AtomicU64 = AtomicU64::new(0);
 
 /// `XlateOutput::slow` bit: the actions send packets to the controller.
 pub const SLOW_CONTROLLER: u32 = 1;
@@ -88,10 +220,22 @@ pub struct XlateOutput {
     /// MAC learning sequence observed, if NORMAL consulted the MAC table; the
     /// result may change when [`MacLearning::seq`] moves past it.
     pub ml_seq: Option<u64>,
+    /// The budget this translation exhausted, if any: then `actions` is empty
+    /// (drop) and `slow` is 0, so the caller installs a drop megaflow.
+    pub budget: Option<Budget>,
+    /// Why the packet could not be translated, if so: then, too, `actions`
+    /// is empty and `slow` is 0.
+    pub error: Option<XlateError>,
+    /// The work done (bounded by the budgets).
+    pub work: XlateWork,
 }
 
-/// Fields committed by value with `SetField` (VLAN is handled apart).
-const COMMIT_FIELDS: [Field; 15] = [
+/// Fields committed by value with `SetField` (VLAN is handled apart). Every
+/// packet field a `set_field` may write is here (see the `set_field_audit`
+/// test); the pipeline-only fields (metadata, in_port, tunnel id) and the
+/// encapsulation bookkeeping fields (`MplsInner`, `PbbC*`, only written
+/// together with the push/pop that makes them true) are not.
+const COMMIT_FIELDS: [Field; 19] = [
     Field::DlDst,
     Field::DlSrc,
     Field::NwProto,
@@ -105,17 +249,72 @@ const COMMIT_FIELDS: [Field; 15] = [
     Field::Ipv6Dst,
     Field::Ipv6Label,
     Field::MplsLse,
+    Field::MplsLse1,
+    Field::MplsLse2,
     Field::ArpSha,
     Field::ArpTha,
+    Field::NdTarget,
+    Field::PbbIsid,
 ];
+
+/// The fields that describe the L3/L4 headers; they become unknown (zero) when
+/// a `pop_mpls` names a payload type other than the one the key holds.
+const L3_FIELDS: [Field; 16] = [
+    Field::NwProto,
+    Field::NwTos,
+    Field::NwTtl,
+    Field::NwFrag,
+    Field::NwSrc,
+    Field::NwDst,
+    Field::TpSrc,
+    Field::TpDst,
+    Field::TcpFlags,
+    Field::Ipv6Exthdr,
+    Field::Ipv6Src,
+    Field::Ipv6Dst,
+    Field::Ipv6Label,
+    Field::ArpSha,
+    Field::ArpTha,
+    Field::NdTarget,
+];
+
+/// MPLS label of the first entry pushed onto an IPv6 packet: IPv6 explicit
+/// null (RFC 3032 §2.1), as OVS `flow_push_mpls()`; IPv4 explicit null is 0.
+const MPLS_IPV6_EXPLICIT_NULL: u32 = 2;
+/// TTL of the first entry pushed onto a packet without an IP TTL (OVS).
+const MPLS_DEFAULT_TTL: u32 = 64;
+
+/// A translation that cannot be carried out for the packet at hand (not a
+/// budget: a property of the packet). The packet is dropped, as OVS does with
+/// `XLATE_TOO_MANY_MPLS_LABELS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XlateError {
+    /// A `push_mpls` onto [`MAX_MPLS_LABELS`] labels, or a `pop_mpls` that would
+    /// uncover a fourth entry the key does not hold.
+    TooManyMplsLabels,
+    /// `push_pbb` onto a PBB frame, or `push_mpls` onto one (the key describes
+    /// one backbone header, not two).
+    NestedEncapsulation,
+}
 const TCI_BITS: u128 = 0xefff;
 
+/// The action set (OF1.3.5 §5.10), executed in the spec's order: copy TTL
+/// inwards, pops, push-MPLS, push-PBB, push-VLAN, copy TTL outwards, TTL
+/// decrements, TTL sets and set-fields, group or output.
 #[derive(Clone, Debug, Default)]
 struct ActionSet {
+    copy_ttl_in: bool,
     pop_vlan: bool,
+    pop_mpls: Option<u16>,
+    pop_pbb: bool,
+    push_mpls: Option<u16>,
+    push_pbb: Option<u16>,
     push_vlan: Option<u16>,
+    copy_ttl_out: bool,
     dec_ttl: bool,
+    dec_mpls_ttl: bool,
     set_ttl: Option<u8>,
+    set_mpls_ttl: Option<u8>,
     set_fields: Vec<OxmField>,
     group: Option<GroupId>,
     output: Option<(PortNo, u16)>,
@@ -138,7 +337,15 @@ impl ActionSet {
                 Action::PopVlan => self.pop_vlan = true,
                 Action::DecNwTtl => self.dec_ttl = true,
                 Action::SetNwTtl(t) => self.set_ttl = Some(*t),
-                _ => {}
+                Action::CopyTtlIn => self.copy_ttl_in = true,
+                Action::CopyTtlOut => self.copy_ttl_out = true,
+                Action::PopMpls(t) => self.pop_mpls = Some(*t),
+                Action::PushMpls(t) => self.push_mpls = Some(*t),
+                Action::PopPbb => self.pop_pbb = true,
+                Action::PushPbb(t) => self.push_pbb = Some(*t),
+                Action::DecMplsTtl => self.dec_mpls_ttl = true,
+                Action::SetMplsTtl(t) => self.set_mpls_ttl = Some(*t),
+                Action::SetQueue(_) | Action::Experimenter { .. } => {}
             }
         }
     }
@@ -161,8 +368,11 @@ struct Ctx<'a> {
     action_set: ActionSet,
     table_id: u8,
     rule: Option<Arc<Rule>>,
-    lookups: u32,
-    group_depth: u32,
+    /// Current nesting of groups and TABLE resubmits.
+    depth: u32,
+    /// Liveness of groups already evaluated by this translation (fast-failover
+    /// and select groups, `watch_group` chains): each group is evaluated once.
+    live: hashbrown::HashMap<GroupId, bool>,
     stop: bool,
 }
 
@@ -191,8 +401,8 @@ impl<'a> Ctx<'a> {
             action_set: ActionSet::default(),
             table_id: 0,
             rule: None,
-            lookups: 0,
-            group_depth: 0,
+            depth: 0,
+            live: hashbrown::HashMap::new(),
             stop: false,
         }
     }
@@ -218,10 +428,61 @@ impl<'a> Ctx<'a> {
         PortNo(self.read(Field::InPort) as u32)
     }
 
+    /// Ends the translation because budget `b` ran out (the first one wins).
+    fn exhaust(&mut self, b: Budget) {
+        if self.out.budget.is_none() {
+            self.out.budget = Some(b);
+        }
+        self.stop = true;
+    }
+
+    /// Counts one unit of `b`'s work; false (and the translation ends) when the
+    /// budget is already spent.
+    fn charge(&mut self, b: Budget) -> bool {
+        if self.out.budget.is_some() {
+            return false;
+        }
+        let w = &mut self.out.work;
+        let used = match b {
+            Budget::Resubmits => &mut w.lookups,
+            Budget::Buckets => &mut w.buckets,
+            Budget::Steps => &mut w.steps,
+            Budget::Outputs => &mut w.outputs,
+            Budget::Liveness => &mut w.liveness,
+            Budget::Depth | Budget::Actions => return true,
+        };
+        if *used >= b.limit() {
+            self.exhaust(b);
+            return false;
+        }
+        *used += 1;
+        true
+    }
+
+    /// Enters one nesting level (group, TABLE resubmit); false when too deep.
+    fn enter(&mut self) -> bool {
+        if self.out.budget.is_some() {
+            return false;
+        }
+        if self.depth >= MAX_DEPTH {
+            self.exhaust(Budget::Depth);
+            return false;
+        }
+        self.depth += 1;
+        self.out.work.max_depth = self.out.work.max_depth.max(self.depth);
+        true
+    }
+
+    fn leave(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
+    }
+
     fn emit(&mut self, a: DpAction) {
+        if self.out.budget.is_some() {
+            return;
+        }
         if self.out.actions.len() >= MAX_DP_ACTIONS {
-            self.out.actions.clear();
-            self.stop = true;
+            self.exhaust(Budget::Actions);
             return;
         }
         self.out.actions.push(a);
@@ -309,6 +570,9 @@ impl<'a> Ctx<'a> {
             Some(r) => (r.table_id.0, r.cookie.0),
             None => (self.table_id, u64::MAX),
         };
+        if !self.charge(Budget::Outputs) {
+            return;
+        }
         self.commit();
         self.emit(DpAction::Userspace(UserspaceReason::Controller {
             reason,
@@ -327,6 +591,9 @@ impl<'a> Ctx<'a> {
     }
 
     fn output_raw(&mut self, p: PortNo) {
+        if !self.charge(Budget::Outputs) {
+            return;
+        }
         self.commit();
         self.emit(DpAction::Output(p));
     }
@@ -340,9 +607,15 @@ impl<'a> Ctx<'a> {
                 }
             }
             PortNo::TABLE => {
+                if !self.enter() {
+                    return;
+                }
                 let saved = std::mem::take(&mut self.action_set);
+                let saved_rule = self.rule.clone();
                 self.pipeline(0);
                 self.action_set = saved;
+                self.rule = saved_rule;
+                self.leave();
             }
             PortNo::NORMAL => self.normal(),
             PortNo::FLOOD | PortNo::ALL => {
@@ -454,9 +727,242 @@ impl<'a> Ctx<'a> {
         self.write(Field::NwTtl, ttl - 1, 0xff);
     }
 
+    // ---- MPLS and PBB ---------------------------------------------------------------
+
+    /// Ends the translation with a drop (see [`XlateError`]).
+    fn fail(&mut self, e: XlateError) {
+        if self.out.error.is_none() {
+            self.out.error = Some(e);
+        }
+        self.stop = true;
+    }
+
+    /// Reads only `mask` bits of a field (un-wildcarding just those).
+    fn read_bits(&mut self, f: Field, mask: u128) -> u128 {
+        let unwritten = mask & !self.written.get(f);
+        if unwritten != 0 {
+            self.out.wc.or_bits(f, unwritten);
+        }
+        self.flow.get(f) & mask
+    }
+
+    fn is_mpls(&mut self) -> bool {
+        let t = self.read(Field::DlType) as u16;
+        t == eth_type::MPLS || t == eth_type::MPLS_MCAST
+    }
+
+    /// Entries in the MPLS label stack the key holds: up to the first with
+    /// BoS, or [`MAX_MPLS_LABELS`] (as OVS `flow_count_mpls_labels()`, which
+    /// also looks only at the BoS bits).
+    fn mpls_count(&mut self) -> usize {
+        if !self.is_mpls() {
+            return 0;
+        }
+        for (i, f) in MPLS_LSES.iter().enumerate() {
+            if self.read_bits(*f, MPLS_BOS as u128) != 0 {
+                return i + 1;
+            }
+        }
+        MAX_MPLS_LABELS
+    }
+
+    /// Whether the payload under a single-entry label stack is IP (what the
+    /// copy-TTL actions need).
+    fn mpls_inner_is_ip(&mut self) -> bool {
+        let t = self.read(Field::MplsInner) as u16;
+        t == eth_type::IPV4 || t == eth_type::IPV6
+    }
+
+    /// OFPAT_PUSH_MPLS (OF1.3.5 §5.12): a new outermost entry; the first one
+    /// gets TTL from the IP TTL (64 without one, as OVS), TC 0 and label 0
+    /// (2 for IPv6, RFC 3032 explicit null, as OVS); later ones copy the
+    /// outer entry with BoS clear. The L3/L4 fields stay: they describe the
+    /// payload, which [`Field::MplsInner`] names.
+    fn push_mpls(&mut self, ethertype: u16) {
+        let dl = self.read(Field::DlType) as u16;
+        if dl == eth_type::PBB {
+            return self.fail(XlateError::NestedEncapsulation);
+        }
+        let n = self.mpls_count();
+        if n >= MAX_MPLS_LABELS {
+            return self.fail(XlateError::TooManyMplsLabels);
+        }
+        self.commit();
+        let lse = if n == 0 {
+            let ip = dl == eth_type::IPV4 || dl == eth_type::IPV6;
+            let ttl = if ip {
+                match self.read(Field::NwTtl) as u32 {
+                    0 => MPLS_DEFAULT_TTL,
+                    t => t,
+                }
+            } else {
+                MPLS_DEFAULT_TTL
+            };
+            let label = if dl == eth_type::IPV6 {
+                MPLS_IPV6_EXPLICIT_NULL
+            } else {
+                0
+            };
+            (label << 12) | MPLS_BOS | ttl
+        } else {
+            (self.read(Field::MplsLse) as u32) & !MPLS_BOS
+        };
+        self.emit(DpAction::PushMpls { ethertype, lse });
+        if n == 0 {
+            self.write(Field::MplsInner, dl as u128, 0xffff);
+            self.write(Field::MplsLse1, 0, u32::MAX as u128);
+            self.write(Field::MplsLse2, 0, u32::MAX as u128);
+        } else {
+            let l0 = self.read(Field::MplsLse);
+            let l1 = self.read(Field::MplsLse1);
+            self.write(Field::MplsLse2, l1, u32::MAX as u128);
+            self.write(Field::MplsLse1, l0, u32::MAX as u128);
+        }
+        self.write(Field::MplsLse, lse as u128, u32::MAX as u128);
+        self.write(Field::DlType, ethertype as u128, 0xffff);
+        self.sync_base();
+    }
+
+    /// OFPAT_POP_MPLS: removes the outermost entry; `ethertype` is what
+    /// follows. Popping the bottom entry uncovers the payload: when its type
+    /// is the one the key holds, the L3/L4 fields go on describing it (so the
+    /// pipeline can match them); otherwise they are unknown and read as zero.
+    fn pop_mpls(&mut self, ethertype: u16) {
+        let n = self.mpls_count();
+        if n == 0 {
+            return;
+        }
+        if n == MAX_MPLS_LABELS && self.read_bits(Field::MplsLse2, MPLS_BOS as u128) == 0 {
+            return self.fail(XlateError::TooManyMplsLabels);
+        }
+        self.commit();
+        self.emit(DpAction::PopMpls { ethertype });
+        let full = u32::MAX as u128;
+        if n == 1 {
+            let inner = self.read(Field::MplsInner) as u16;
+            if inner != ethertype {
+                for f in L3_FIELDS {
+                    self.write(f, 0, f.full_mask());
+                }
+            }
+            self.write(Field::MplsInner, 0, 0xffff);
+            self.write(Field::MplsLse, 0, full);
+        } else {
+            let l1 = self.read(Field::MplsLse1);
+            let l2 = self.read(Field::MplsLse2);
+            self.write(Field::MplsLse, l1, full);
+            self.write(Field::MplsLse1, l2, full);
+        }
+        self.write(Field::MplsLse2, 0, full);
+        self.write(Field::DlType, ethertype as u128, 0xffff);
+        self.sync_base();
+    }
+
+    fn set_mpls_ttl(&mut self, ttl: u8) {
+        if self.is_mpls() {
+            self.write(Field::MplsLse, ttl as u128, MPLS_TTL_MASK as u128);
+        }
+    }
+
+    /// OFPAT_DEC_MPLS_TTL: like `dec_nw_ttl`, an expiring TTL sends the packet
+    /// to the controller (if it asked for INVALID_TTL) and drops it.
+    fn dec_mpls_ttl(&mut self) {
+        if !self.is_mpls() {
+            return;
+        }
+        let ttl = self.read_bits(Field::MplsLse, MPLS_TTL_MASK as u128);
+        if ttl <= 1 {
+            if self.opts.invalid_ttl_to_controller {
+                self.controller(OFPR_INVALID_TTL, CML_NO_BUFFER);
+            }
+            self.stop = true;
+            return;
+        }
+        self.write(Field::MplsLse, ttl - 1, MPLS_TTL_MASK as u128);
+    }
+
+    /// OFPAT_COPY_TTL_OUT: from the next-to-outermost header to the outermost
+    /// (second MPLS entry, or the IP header under a single entry).
+    fn copy_ttl_out(&mut self) {
+        let n = self.mpls_count();
+        let ttl_mask = MPLS_TTL_MASK as u128;
+        let ttl = if n >= 2 {
+            self.read_bits(Field::MplsLse1, ttl_mask)
+        } else if n == 1 && self.mpls_inner_is_ip() {
+            self.read(Field::NwTtl)
+        } else {
+            return;
+        };
+        self.write(Field::MplsLse, ttl, ttl_mask);
+    }
+
+    /// OFPAT_COPY_TTL_IN: from the outermost header to the next-to-outermost.
+    fn copy_ttl_in(&mut self) {
+        let n = self.mpls_count();
+        if n == 0 {
+            return;
+        }
+        let ttl_mask = MPLS_TTL_MASK as u128;
+        let ttl = self.read_bits(Field::MplsLse, ttl_mask);
+        if n >= 2 {
+            self.write(Field::MplsLse1, ttl, ttl_mask);
+        } else if self.mpls_inner_is_ip() {
+            self.write(Field::NwTtl, ttl, 0xff);
+        }
+    }
+
+    /// OFPAT_PUSH_PBB (802.1ah): the frame becomes the customer frame of a new
+    /// backbone header whose addresses are copies of the customer ones (a
+    /// set-field changes them), with no backbone tag and an I-TAG whose I-PCP
+    /// is the VLAN PCP (OF1.3.5 §5.12) and I-SID 0.
+    fn push_pbb(&mut self) {
+        let dl = self.read(Field::DlType);
+        if dl as u16 == eth_type::PBB {
+            return self.fail(XlateError::NestedEncapsulation);
+        }
+        self.commit();
+        let tci = self.read(Field::VlanTci) as u32;
+        let pcp = if tci & VLAN_CFI as u32 != 0 {
+            tci >> 13
+        } else {
+            0
+        };
+        self.emit(DpAction::PushPbb { itci: pcp << 29 });
+        let (dst, src) = (self.read(Field::DlDst), self.read(Field::DlSrc));
+        self.write(Field::PbbCDst, dst, Field::PbbCDst.full_mask());
+        self.write(Field::PbbCSrc, src, Field::PbbCSrc.full_mask());
+        self.write(Field::PbbCTci, tci as u128, 0xffff);
+        self.write(Field::PbbCType, dl, 0xffff);
+        self.write(Field::PbbIsid, 0, Field::PbbIsid.full_mask());
+        self.write(Field::VlanTci, 0, 0xffff);
+        self.write(Field::DlType, eth_type::PBB as u128, 0xffff);
+        self.sync_base();
+    }
+
+    /// OFPAT_POP_PBB: the customer frame becomes the frame.
+    fn pop_pbb(&mut self) {
+        if self.read(Field::DlType) as u16 != eth_type::PBB {
+            return;
+        }
+        self.commit();
+        self.emit(DpAction::PopPbb);
+        for (to, from) in [
+            (Field::DlDst, Field::PbbCDst),
+            (Field::DlSrc, Field::PbbCSrc),
+            (Field::VlanTci, Field::PbbCTci),
+            (Field::DlType, Field::PbbCType),
+        ] {
+            let v = self.read(from);
+            self.write(to, v, to.full_mask());
+            self.write(from, 0, from.full_mask());
+        }
+        self.write(Field::PbbIsid, 0, Field::PbbIsid.full_mask());
+        self.sync_base();
+    }
+
     fn do_actions(&mut self, actions: &[Action]) {
         for a in actions {
-            if self.stop {
+            if self.stop || !self.charge(Budget::Steps) {
                 return;
             }
             match a {
@@ -467,28 +973,61 @@ impl<'a> Ctx<'a> {
                 Action::PopVlan => self.pop_vlan(),
                 Action::SetNwTtl(t) => self.set_ttl(*t),
                 Action::DecNwTtl => self.dec_ttl(),
-                // No queues in this datapath; everything else is refused at FLOW_MOD.
-                _ => {}
+                Action::PushMpls(t) => self.push_mpls(*t),
+                Action::PopMpls(t) => self.pop_mpls(*t),
+                Action::SetMplsTtl(t) => self.set_mpls_ttl(*t),
+                Action::DecMplsTtl => self.dec_mpls_ttl(),
+                Action::CopyTtlIn => self.copy_ttl_in(),
+                Action::CopyTtlOut => self.copy_ttl_out(),
+                Action::PushPbb(_) => self.push_pbb(),
+                Action::PopPbb => self.pop_pbb(),
+                // No queues in this datapath; experimenter actions are refused
+                // at FLOW_MOD.
+                Action::SetQueue(_) | Action::Experimenter { .. } => {}
             }
         }
     }
 
     fn execute_action_set(&mut self) {
         let set = std::mem::take(&mut self.action_set);
+        if set.copy_ttl_in {
+            self.copy_ttl_in();
+        }
         if set.pop_vlan {
             self.pop_vlan();
+        }
+        if let Some(t) = set.pop_mpls {
+            self.pop_mpls(t);
+        }
+        if set.pop_pbb {
+            self.pop_pbb();
+        }
+        if let Some(t) = set.push_mpls {
+            self.push_mpls(t);
+        }
+        if set.push_pbb.is_some() {
+            self.push_pbb();
         }
         if let Some(t) = set.push_vlan {
             self.push_vlan(t);
         }
+        if set.copy_ttl_out {
+            self.copy_ttl_out();
+        }
         if set.dec_ttl {
             self.dec_ttl();
+        }
+        if set.dec_mpls_ttl && !self.stop {
+            self.dec_mpls_ttl();
         }
         if self.stop {
             return;
         }
         if let Some(t) = set.set_ttl {
             self.set_ttl(t);
+        }
+        if let Some(t) = set.set_mpls_ttl {
+            self.set_mpls_ttl(t);
         }
         for f in &set.set_fields {
             self.set_field(f);
@@ -503,10 +1042,9 @@ impl<'a> Ctx<'a> {
     fn pipeline(&mut self, start: u8) {
         let mut table = start;
         loop {
-            if self.stop || self.lookups >= MAX_LOOKUPS {
+            if self.stop || !self.charge(Budget::Resubmits) {
                 return;
             }
-            self.lookups += 1;
             self.table_id = table;
             let snap = self.snap;
             let Some(cls) = snap.tables.get(table as usize) else {
@@ -580,24 +1118,62 @@ impl<'a> Ctx<'a> {
         self.snap.ports.get(&p).is_some_and(|i| i.is_live())
     }
 
-    fn bucket_live(&self, b: &crate::openflow::message::Bucket, depth: u32) -> bool {
+    /// Whether a bucket may be used: its watched port or group is live
+    /// (OF1.3.5 §5.6.1); select buckets of weight 0 never are (as OVS
+    /// `bucket_is_alive()`).
+    fn bucket_live(&mut self, g: &Group, b: &Bucket) -> bool {
+        if g.group_type == GroupType::Select && b.weight == 0 {
+            return false;
+        }
         if b.watch_port == PortNo::ANY && b.watch_group == GroupId::ANY {
             return true;
         }
-        (b.watch_port != PortNo::ANY && self.port_live(b.watch_port))
-            || (b.watch_group != GroupId::ANY && self.group_live(b.watch_group, depth + 1))
-    }
-
-    fn group_live(&self, g: GroupId, depth: u32) -> bool {
-        if depth > MAX_GROUP_DEPTH {
+        if !self.charge(Budget::Liveness) {
             return false;
         }
-        self.snap
-            .groups
-            .get(&g)
-            .is_some_and(|g| g.buckets.iter().any(|b| self.bucket_live(b, depth)))
+        (b.watch_port != PortNo::ANY && self.port_live(b.watch_port))
+            || (b.watch_group != GroupId::ANY && self.group_live(b.watch_group))
     }
 
+    /// Whether a group has a live bucket. Memoised per translation, so a
+    /// `watch_group` graph costs one evaluation per group, not one per path
+    /// (OVS's `group_is_alive()` recursion is exponential in such a graph).
+    /// A group being evaluated counts as dead if reached again (a cycle;
+    /// GROUP_MOD refuses those anyway).
+    fn group_live(&mut self, id: GroupId) -> bool {
+        if let Some(&l) = self.live.get(&id) {
+            return l;
+        }
+        let snap = self.snap;
+        let Some(g) = snap.groups.get(&id) else {
+            return false;
+        };
+        if !self.enter() {
+            return false;
+        }
+        self.live.insert(id, false);
+        let mut l = false;
+        for b in &g.buckets {
+            if self.bucket_live(g, b) {
+                l = true;
+                break;
+            }
+            if self.out.budget.is_some() {
+                break;
+            }
+        }
+        self.leave();
+        self.live.insert(id, l);
+        l
+    }
+
+    /// The hash a select group picks its bucket by. It covers every address
+    /// the packet has — Ethernet addresses and VLAN id always, then IP
+    /// addresses, protocol and L4 ports, or ARP addresses, or the top MPLS
+    /// label — so that traffic differing only in MAC (or ARP) addresses is
+    /// spread too (OVS hashes only L3/L4 and sends all L2-only traffic to one
+    /// bucket). Every field hashed is un-wildcarded: the megaflow pins what
+    /// the choice depended on.
     fn select_hash(&mut self) -> u64 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         let mut mix = |v: u128| {
@@ -605,20 +1181,34 @@ impl<'a> Ctx<'a> {
                 h = (h ^ x).wrapping_mul(0x0100_0000_01b3).rotate_left(23);
             }
         };
+        mix(self.read(Field::DlSrc));
+        mix(self.read(Field::DlDst));
+        mix(self.read_bits(Field::VlanTci, 0x1fff));
         let t = self.read(Field::DlType) as u16;
         mix(t as u128);
-        let l4 = if t == eth_type::IPV4 {
-            mix(self.read(Field::NwSrc));
-            mix(self.read(Field::NwDst));
-            true
-        } else if t == eth_type::IPV6 {
-            mix(self.read(Field::Ipv6Src));
-            mix(self.read(Field::Ipv6Dst));
-            true
-        } else {
-            mix(self.read(Field::DlSrc));
-            mix(self.read(Field::DlDst));
-            false
+        let l4 = match t {
+            eth_type::IPV4 => {
+                mix(self.read(Field::NwSrc));
+                mix(self.read(Field::NwDst));
+                true
+            }
+            eth_type::IPV6 => {
+                mix(self.read(Field::Ipv6Src));
+                mix(self.read(Field::Ipv6Dst));
+                true
+            }
+            eth_type::ARP | eth_type::RARP => {
+                mix(self.read(Field::NwSrc));
+                mix(self.read(Field::NwDst));
+                mix(self.read(Field::ArpSha));
+                mix(self.read(Field::ArpTha));
+                false
+            }
+            eth_type::MPLS | eth_type::MPLS_MCAST => {
+                mix(self.read_bits(Field::MplsLse, 0xffff_f000));
+                false
+            }
+            _ => false,
         };
         if l4 {
             let p = self.read(Field::NwProto) as u8;
@@ -628,32 +1218,52 @@ impl<'a> Ctx<'a> {
                 mix(self.read(Field::TpDst));
             }
         }
-        h ^ (h >> 31)
+        // Final avalanche (splitmix64) so that `% total` sees well-mixed bits.
+        let mut z = h;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
 
+    /// Runs a bucket on a copy of the packet (OF1.3.5 §5.6.1: each bucket
+    /// works on its own clone), so its rewrites do not leak into later buckets
+    /// or the actions after the group. A bucket that ends early (TTL expired)
+    /// ends only itself, as in OVS `xlate_group_bucket()`; an exhausted budget
+    /// ends everything.
     fn run_bucket(&mut self, actions: &[Action]) {
-        let saved = (self.flow, self.written, self.rule.clone());
+        if !self.charge(Budget::Buckets) {
+            return;
+        }
+        let saved = (self.flow, self.written, self.rule.clone(), self.stop);
         self.do_actions(actions);
         self.flow = saved.0;
         self.written = saved.1;
         self.rule = saved.2;
+        if self.out.budget.is_none() {
+            self.stop = saved.3;
+        }
+    }
+
+    fn hit(&mut self, g: &Arc<Group>, bucket: Option<usize>) {
+        self.out.groups.push(GroupHit {
+            group: g.clone(),
+            bucket,
+        });
     }
 
     fn group(&mut self, id: GroupId) {
-        if self.group_depth >= MAX_GROUP_DEPTH {
-            return;
-        }
         let snap = self.snap;
         let Some(g) = snap.groups.get(&id) else {
             return;
         };
-        self.group_depth += 1;
+        // Entering a group costs one bucket unit, so the hit list stays bounded
+        // even for groups without buckets.
+        if !self.charge(Budget::Buckets) || !self.enter() {
+            return;
+        }
         match g.group_type {
             GroupType::All => {
-                self.out.groups.push(GroupHit {
-                    group: g.clone(),
-                    bucket: None,
-                });
+                self.hit(g, None);
                 for b in &g.buckets {
                     if self.stop {
                         break;
@@ -663,53 +1273,61 @@ impl<'a> Ctx<'a> {
             }
             GroupType::Indirect => {
                 if let Some(b) = g.buckets.first() {
-                    self.out.groups.push(GroupHit {
-                        group: g.clone(),
-                        bucket: Some(0),
-                    });
+                    self.hit(g, Some(0));
                     self.run_bucket(&b.actions);
                 }
             }
             GroupType::FastFailover => {
-                if let Some(i) = g.buckets.iter().position(|b| self.bucket_live(b, 0)) {
-                    self.out.groups.push(GroupHit {
-                        group: g.clone(),
-                        bucket: Some(i),
-                    });
+                let mut chosen = None;
+                for (i, b) in g.buckets.iter().enumerate() {
+                    if self.bucket_live(g, b) {
+                        chosen = Some(i);
+                        break;
+                    }
+                }
+                if let Some(i) = chosen {
+                    self.hit(g, Some(i));
                     self.run_bucket(&g.buckets[i].actions);
                 }
             }
             GroupType::Select => {
-                let live: Vec<usize> = (0..g.buckets.len())
-                    .filter(|&i| self.bucket_live(&g.buckets[i], 0))
-                    .collect();
-                let total: u64 = live.iter().map(|&i| g.buckets[i].weight as u64).sum();
-                if !live.is_empty() {
-                    let h = self.select_hash();
-                    let chosen = if total == 0 {
-                        live[(h % live.len() as u64) as usize]
-                    } else {
-                        let mut x = h % total;
-                        let mut pick = live[0];
-                        for &i in &live {
-                            let w = g.buckets[i].weight as u64;
-                            if x < w {
-                                pick = i;
-                                break;
-                            }
-                            x -= w;
-                        }
-                        pick
-                    };
-                    self.out.groups.push(GroupHit {
-                        group: g.clone(),
-                        bucket: Some(chosen),
-                    });
-                    self.run_bucket(&g.buckets[chosen].actions);
+                if let Some(i) = self.select_bucket(g) {
+                    self.hit(g, Some(i));
+                    self.run_bucket(&g.buckets[i].actions);
                 }
             }
         }
-        self.group_depth -= 1;
+        self.leave();
+    }
+
+    /// Picks a live bucket of a select group by weight, from a hash of the
+    /// packet's addresses (see [`Ctx::select_hash`]).
+    fn select_bucket(&mut self, g: &Group) -> Option<usize> {
+        let mut total: u64 = 0;
+        let mut n_live = 0usize;
+        // Two passes over the buckets instead of a list of live ones: nothing
+        // to allocate, and liveness is memoised so the second pass is cheap.
+        for b in &g.buckets {
+            if self.bucket_live(g, b) {
+                total += b.weight as u64;
+                n_live += 1;
+            }
+        }
+        if n_live == 0 || total == 0 {
+            return None;
+        }
+        let mut x = self.select_hash() % total;
+        for (i, b) in g.buckets.iter().enumerate() {
+            if !self.bucket_live(g, b) {
+                continue;
+            }
+            let w = b.weight as u64;
+            if x < w {
+                return Some(i);
+            }
+            x -= w;
+        }
+        None
     }
 
     // ---- NORMAL -------------------------------------------------------------------
@@ -798,10 +1416,26 @@ impl<'a> Ctx<'a> {
     }
 
     fn finish(mut self) -> XlateOutput {
-        if self.stop && self.out.actions.len() >= MAX_DP_ACTIONS {
-            self.out.actions.clear();
-        }
         drop(self.ml_guard.take());
+        if let Some(e) = self.out.error {
+            self.out.actions.clear();
+            self.out.slow = 0;
+            crate::util::coverage::inc(match e {
+                XlateError::TooManyMplsLabels => {
+                    &crate::util::coverage::c::xlate_mpls_too_many_labels
+                }
+                XlateError::NestedEncapsulation => &crate::util::coverage::c::xlate_nested_encap,
+            });
+        }
+        if let Some(b) = self.out.budget {
+            // Half a translation is not a translation: drop the packet. The
+            // mask so far covers every bit that led here, so a drop megaflow
+            // under it is correct (and stops the next packet costing as much).
+            self.out.actions.clear();
+            self.out.slow = 0;
+            crate::util::coverage::inc(b.coverage());
+            log_budget(b, &self.flow, self.opts.now_ms);
+        }
         self.out
     }
 
@@ -813,6 +1447,32 @@ impl<'a> Ctx<'a> {
             .get(&ip)
             .is_none_or(|i| i.config & PC_NO_RECV == 0)
     }
+}
+
+/// Logs an exhausted budget, at most once per [`BUDGET_LOG_INTERVAL_MS`]
+/// (a peer that triggers it on every packet must not flood the log).
+fn log_budget(b: Budget, flow: &FlowKey, now_ms: u64) {
+    let last = BUDGET_LOG_LAST_MS.load(Ordering::Relaxed);
+    // 0 = never logged (the clock may start at 0).
+    if (last != 0 && now_ms < last.saturating_add(BUDGET_LOG_INTERVAL_MS))
+        || BUDGET_LOG_LAST_MS
+            .compare_exchange(last, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        BUDGET_LOG_SUPPRESSED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let suppressed = BUDGET_LOG_SUPPRESSED.swap(0, Ordering::Relaxed);
+    tracing::warn!(
+        budget = b.name(),
+        limit = b.limit(),
+        in_port = flow.in_port(),
+        dl_type = format_args!("{:#06x}", flow.dl_type()),
+        suppressed,
+        "translation exceeded its {} budget ({}): packet dropped",
+        b.name(),
+        b.limit()
+    );
 }
 
 /// Translates a packet with key `flow` through the pipeline, starting at table 0.

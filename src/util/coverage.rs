@@ -48,6 +48,17 @@ counters! {
     port_deleted: "Ports deleted.",
     port_open_failed: "Ports whose device could not be opened.",
     link_event: "rtnetlink link events received.",
+    xlate_too_deep: "Translations dropped: groups/TABLE resubmits nested deeper than MAX_DEPTH.",
+    xlate_too_many_resubmits: "Translations dropped: more table lookups than MAX_RESUBMITS.",
+    xlate_too_many_buckets: "Translations dropped: more group buckets executed than MAX_BUCKETS.",
+    xlate_too_many_steps: "Translations dropped: more OpenFlow actions interpreted than MAX_STEPS.",
+    xlate_too_many_actions: "Translations dropped: more datapath actions than MAX_DP_ACTIONS.",
+    xlate_too_many_outputs: "Translations dropped: more outputs than MAX_OUTPUTS.",
+    xlate_too_many_liveness_checks: "Translations dropped: more bucket liveness checks than MAX_LIVENESS_CHECKS.",
+    xlate_mpls_too_many_labels: "Packets dropped: an MPLS push/pop needed more than 3 label entries.",
+    xlate_nested_encap: "Packets dropped: push_pbb or push_mpls onto a PBB frame.",
+    group_mod_loop: "GROUP_MODs refused because they would close a loop of group references.",
+    group_mod_too_deep: "GROUP_MODs refused because a chain of group references would exceed MAX_GROUP_CHAIN.",
 }
 
 /// Bumps a counter.
