@@ -1,4 +1,5 @@
-//! The Bridge actor: one OpenFlow switch (seed 002's `ofproto` + `bridge`).
+//! The Bridge actor: one OpenFlow switch (OVS's `ofproto.c` `struct ofproto`
+//! with `bridge.c`'s per-bridge configuration).
 //!
 //! Ownership: the Bridge owns its [`Ofproto`] (flow tables, groups, meters,
 //! port table) and is the only writer of it; after each batch of changes it
@@ -12,22 +13,21 @@
 
 use crate::actors::connmgr::{Connmgr, ConnmgrParams, PACKET_IN_QUEUE};
 use crate::actors::metrics::{registry, ActorMeter, MsgName};
-use crate::actors::port::{Port, PortParams};
-use crate::actors::revalidator::{FlowContext, Retranslated, Revalidator, RuleStats};
+use crate::actors::port::{BridgeInbox, Port, PortParams};
+use crate::actors::revalidator::Revalidator;
 use crate::config::{BridgeConfig, FailMode, PortConfig};
-use crate::datapath::dpflow::DpFlow;
 use crate::datapath::flow::FlowKey;
 use crate::datapath::meter::now_ns;
-use crate::datapath::packet::VnetHdr;
 use crate::datapath::pmd::{Datapath, UpcallBatch};
 use crate::messages::bridge::*;
 use crate::messages::connmgr::{AsyncEvent, ConnmgrReport, FailOpen, Notify, SetConnections};
 use crate::messages::revalidator::TablesChanged;
 use crate::messages::Mailbox;
+use crate::netdev::packet::VnetHdr;
 use crate::netdev::PortType;
-use crate::ofproto::mac_learning::MacLearning;
 use crate::ofproto::rule::{PortInfo, Rule, PC_PORT_DOWN, PS_LINK_DOWN, PS_LIVE};
-use crate::ofproto::xlate::{translate, translate_actions, XlateOptions, XlateOutput};
+use crate::ofproto::view::XlateView;
+use crate::ofproto::xlate::{translate_actions, XlateOptions};
 use crate::ofproto::{FlowStatsJob, Ofproto, TablesSnapshot, RR_DELETE};
 use crate::openflow::action::Action;
 use crate::openflow::error::OfpError;
@@ -45,9 +45,7 @@ use actix::prelude::{
 use arc_swap::ArcSwap;
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{
-    fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
-};
+use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,98 +55,8 @@ pub const MAILBOX: usize = 256;
 /// Where the current revalidator leader is (it can be restarted or resized).
 pub type LeaderLink = Arc<RwLock<Option<Mailbox<Revalidator>>>>;
 
-/// The part of a bridge that other threads read: its latest tables snapshot,
-/// MAC learning table, datapath handle and packet-in queue.
-pub struct BridgeShared {
-    /// Bridge name.
-    pub name: String,
-    /// Process-unique index.
-    pub index: u32,
-    /// Latest published tables.
-    pub snapshot: ArcSwap<TablesSnapshot>,
-    /// MAC learning (NORMAL); internally locked, slow path only.
-    pub mac: MacLearning,
-    /// The datapath (poll threads) of this bridge.
-    pub dp: Datapath,
-    /// Packet-ins to the Connmgr (bounded; full = dropped and counted).
-    pub packet_in_tx: tokio::sync::mpsc::Sender<AsyncEvent>,
-    /// Fail-open: forward with NORMAL whatever the tables say.
-    pub fail_open: AtomicBool,
-    /// Bumped when something outside the tables changes translations.
-    pub extra_seq: AtomicU64,
-    /// The upcall handlers' queues for this bridge; the router spreads the
-    /// datapath's miss batches over them (replaced when handlers are resized).
-    pub upcall_routes: ArcSwap<Vec<tokio::sync::mpsc::Sender<UpcallBatch>>>,
-    /// Miss batches dropped because the chosen handler's queue was full.
-    pub upcall_route_drops: AtomicU64,
-    /// Upcall batches between "tables read" and "flows installed or killed".
-    /// With no datapath flows and nothing installing, no megaflow can be
-    /// stale, so a barrier needs no revalidation round (bulk flow-mods stay fast).
-    pub installing: AtomicUsize,
-}
-
-impl BridgeShared {
-    /// Translates a packet key the way the current configuration says.
-    pub fn translate(&self, key: &FlowKey, opts: &XlateOptions) -> XlateOutput {
-        let snap = self.snapshot.load();
-        if self.fail_open.load(Relaxed) {
-            let normal = [Action::Output {
-                port: PortNo::NORMAL,
-                max_len: 0,
-            }];
-            translate_actions(&snap, &self.mac, key, &normal, opts)
-        } else {
-            translate(&snap, &self.mac, key, opts)
-        }
-    }
-}
-
-impl RuleStats for Rule {
-    fn add_stats(&self, packets: u64, bytes: u64, used_ms: u64) {
-        Rule::add_stats(self, packets, bytes, used_ms);
-    }
-}
-
-impl FlowContext for BridgeShared {
-    fn bridge_index(&self) -> u32 {
-        self.index
-    }
-
-    fn xlate_seq(&self) -> u64 {
-        // Each term only grows, so the sum changes whenever any of them does.
-        self.snapshot.load().version + self.mac.seq() + self.extra_seq.load(Relaxed)
-    }
-
-    fn retranslate(&self, key: &FlowKey) -> Option<Retranslated> {
-        let out = self.translate(
-            key,
-            &XlateOptions {
-                may_learn: false,
-                now_ms: now_ms(),
-                account: false,
-                invalid_ttl_to_controller: false,
-            },
-        );
-        if out.slow != 0 {
-            return None;
-        }
-        Some(Retranslated {
-            mask: out.wc,
-            actions: out.actions,
-            rules: out
-                .rules
-                .into_iter()
-                .map(|r| r as Arc<dyn RuleStats>)
-                .collect(),
-        })
-    }
-
-    fn delete_flow(&self, flow: &Arc<DpFlow>) {
-        // The flow is already marked dead (the poll thread ignores it on hit);
-        // this removes it from the poll thread's classifier and the registry.
-        let _ = self.dp.del_flow(flow.id);
-    }
-}
+/// Kept at this path for the daemon, which builds and supervises bridges.
+pub use crate::messages::bridge::BridgeShared;
 
 struct PortSlot {
     port_no: PortNo,
@@ -222,14 +130,15 @@ impl Bridge {
         .map_err(|e| format!("bridge {}: cannot start datapath: {e}", p.cfg.name))?;
         let (pin_tx, pin_rx) = tokio::sync::mpsc::channel(PACKET_IN_QUEUE);
         let shared = Arc::new(BridgeShared {
-            name: p.cfg.name.clone(),
             index: p.index,
-            snapshot: ArcSwap::new(snap),
-            mac: MacLearning::new(p.cfg.mac_table_size, p.cfg.mac_aging_secs * 1000),
+            view: XlateView::new(
+                &p.cfg.name,
+                snap,
+                p.cfg.mac_table_size,
+                p.cfg.mac_aging_secs * 1000,
+            ),
             dp,
             packet_in_tx: pin_tx,
-            fail_open: AtomicBool::new(false),
-            extra_seq: AtomicU64::new(0),
             upcall_routes: ArcSwap::from_pointee(p.upcall_txs),
             upcall_route_drops: AtomicU64::new(0),
             installing: AtomicUsize::new(0),
@@ -276,9 +185,9 @@ impl Bridge {
     fn publish(&mut self) -> u64 {
         if self.ofproto.is_dirty() {
             let snap = self.ofproto.publish();
-            self.shared.snapshot.store(snap);
+            self.shared.view.snapshot.store(snap);
         }
-        let v = self.shared.snapshot.load().version;
+        let v = self.shared.view.snapshot.load().version;
         if v != self.told_version {
             self.told_version = v;
             if let Some(l) = self.leader.read().as_ref() {
@@ -350,7 +259,11 @@ impl Bridge {
             bridge_name: self.cfg.name.clone(),
             cfg: cfg.clone(),
             port_no,
-            bridge: ctx.address(),
+            bridge: BridgeInbox {
+                attached: ctx.address().recipient(),
+                changed: ctx.address().recipient(),
+                detached: ctx.address().recipient(),
+            },
             registry: self.port_registry.clone(),
         };
         let addr = Port::new(params).start();
@@ -377,7 +290,7 @@ impl Bridge {
         self.port_status(1, port_no);
         let _ = self.shared.dp.del_port(port_no);
         self.ofproto.remove_port(port_no);
-        self.shared.mac.flush_port(port_no);
+        self.shared.view.mac.flush_port(port_no);
         coverage::inc(&c::port_deleted);
         self.publish();
     }
@@ -527,10 +440,10 @@ impl Bridge {
             }
         };
         self.publish();
-        let snap = self.shared.snapshot.load_full();
+        let snap = self.shared.view.snapshot.load_full();
         let x = translate_actions(
             &snap,
-            &self.shared.mac,
+            &self.shared.view.mac,
             &key,
             &po.actions,
             &XlateOptions {
@@ -571,7 +484,7 @@ impl Bridge {
                             let old = self
                                 .ofproto
                                 .is_dirty()
-                                .then(|| self.shared.snapshot.swap(self.ofproto.publish()));
+                                .then(|| self.shared.view.snapshot.swap(self.ofproto.publish()));
                             drop_later(r.removed, old);
                         }
                     }
@@ -722,7 +635,7 @@ impl Actor for Bridge {
             for (rule, reason) in &expired {
                 b.flow_removed(rule, *reason);
             }
-            if b.shared.mac.expire(now) > 0 || !expired.is_empty() {
+            if b.shared.view.mac.expire(now) > 0 || !expired.is_empty() {
                 b.publish();
             }
         });
@@ -916,8 +829,7 @@ impl Handler<FailOpen> for Bridge {
     type Result = ();
     fn handle(&mut self, m: FailOpen, _: &mut Context<Self>) {
         let _g = self.guard::<FailOpen>();
-        self.shared.fail_open.store(m.0, Relaxed);
-        self.shared.extra_seq.fetch_add(1, Relaxed);
+        self.shared.view.set_fail_open(m.0);
         self.told_version = 0;
         self.publish();
     }
@@ -929,7 +841,8 @@ impl Handler<Reconfigure> for Bridge {
         let _g = self.guard::<Reconfigure>();
         let d = m.diff;
         self.cfg = m.cfg;
-        // Seed order: delete first, then add, then reconfigure.
+        // As `bridge.c:bridge_reconfigure()`: delete first, then add, then
+        // reconfigure.
         for name in &d.ports_removed {
             self.remove_port(name);
         }
@@ -951,6 +864,7 @@ impl Handler<Reconfigure> for Bridge {
         }
         if d.mac_changed {
             self.shared
+                .view
                 .mac
                 .set_limits(self.cfg.mac_table_size, self.cfg.mac_aging_secs * 1000);
         }
@@ -1016,10 +930,10 @@ impl Handler<BridgeQuery> for Bridge {
                 self.shared.dp.flush_flows();
                 ready(Ok(format!("deleted {n} flows\n")))
             }
-            Query::Trace(spec) => ready(crate::ofproto::trace::trace(&self.shared, &spec)),
+            Query::Trace(spec) => ready(crate::ofproto::trace::trace(&self.shared.view, &spec)),
             Query::FdbShow => {
                 let mut s = String::from(" port  VLAN  MAC                Age\n");
-                for e in self.shared.mac.entries(now) {
+                for e in self.shared.view.mac.entries(now) {
                     let port = if e.port == PortNo::LOCAL {
                         "LOCAL".to_string()
                     } else {
@@ -1033,7 +947,7 @@ impl Handler<BridgeQuery> for Bridge {
                 ready(Ok(s))
             }
             Query::FdbFlush => {
-                self.shared.mac.flush();
+                self.shared.view.mac.flush();
                 ready(Ok("table successfully flushed\n".into()))
             }
             Query::Show => ready(Ok(self.report_ports())),
@@ -1169,7 +1083,7 @@ pub fn dp_stats_json(shared: &BridgeShared) -> serde_json::Value {
         "upcall_route_drops": shared.upcall_route_drops.load(Relaxed),
         // Per port, so that overload at a port (frames the kernel dropped
         // because the poll thread fell behind) shows where it happens.
-        "ports": shared.snapshot.load().ports.values().filter_map(|p| {
+        "ports": shared.view.snapshot.load().ports.values().filter_map(|p| {
             let s = shared.dp.port_stats(p.port_no)?;
             Some(serde_json::json!({
                 "name": p.name, "port_no": p.port_no.0,

@@ -34,7 +34,7 @@ use super::extract::extract;
 use super::flow::{Field, FlowKey};
 use super::meter::{now_ns, MeterConfig, MeterStats, MeterStatsSnapshot, MeterTable};
 use super::packet::{Packet, PacketBatch, VnetHdr, BATCH_SIZE};
-use super::sys::{new_events, Epoll, EventFd};
+use crate::netdev::poll::{new_events, Epoll, EventFd};
 use crate::netdev::{Netdev, NetdevError, NetdevTx};
 use crate::types::{MeterId, PortNo};
 use crate::util::time::now_ms;

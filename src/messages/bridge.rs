@@ -1,10 +1,87 @@
-//! Inbox of the Bridge actor.
+//! Inbox of the Bridge actor, and [`BridgeShared`], the part of a bridge
+//! other actors read without messaging.
 
+use crate::datapath::dpflow::DpFlow;
+use crate::datapath::flow::FlowKey;
+use crate::datapath::pmd::{Datapath, UpcallBatch};
+use crate::messages::connmgr::AsyncEvent;
+use crate::ofproto::ukey::{FlowContext, Retranslated, RuleStats};
+use crate::ofproto::view::XlateView;
+use crate::ofproto::xlate::XlateOptions;
 use crate::ofproto::FlowStatsJob;
 use crate::openflow::error::OfpError;
 use crate::openflow::message::OfpMsg;
 use crate::openflow::Version;
+use crate::util::time::now_ms;
 use actix::prelude::*;
+use arc_swap::ArcSwap;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::Arc;
+
+/// The part of a bridge that other threads read: its translation view, its
+/// datapath handle, its packet-in queue and the upcall routing. Created by
+/// the Bridge (the only writer of the view's tables) and handed to the upcall
+/// handlers (`messages::upcall::AttachBridge`), the revalidators (through
+/// every ukey, as its [`FlowContext`]) and the daemon (stats).
+pub struct BridgeShared {
+    /// Process-unique index.
+    pub index: u32,
+    /// Tables, MAC learning, fail-open and their sequences.
+    pub view: XlateView,
+    /// The datapath (poll threads) of this bridge.
+    pub dp: Datapath,
+    /// Packet-ins to the Connmgr (bounded; full = dropped and counted).
+    pub packet_in_tx: tokio::sync::mpsc::Sender<AsyncEvent>,
+    /// The upcall handlers' queues for this bridge; the router spreads the
+    /// datapath's miss batches over them (replaced when handlers are resized).
+    pub upcall_routes: ArcSwap<Vec<tokio::sync::mpsc::Sender<UpcallBatch>>>,
+    /// Miss batches dropped because the chosen handler's queue was full.
+    pub upcall_route_drops: AtomicU64,
+    /// Upcall batches between "tables read" and "flows installed or killed".
+    /// With no datapath flows and nothing installing, no megaflow can be
+    /// stale, so a barrier needs no revalidation round (bulk flow-mods stay fast).
+    pub installing: AtomicUsize,
+}
+
+impl FlowContext for BridgeShared {
+    fn bridge_index(&self) -> u32 {
+        self.index
+    }
+
+    fn xlate_seq(&self) -> u64 {
+        self.view.xlate_seq()
+    }
+
+    fn retranslate(&self, key: &FlowKey) -> Option<Retranslated> {
+        let out = self.view.translate(
+            key,
+            &XlateOptions {
+                may_learn: false,
+                now_ms: now_ms(),
+                account: false,
+                invalid_ttl_to_controller: false,
+            },
+        );
+        if out.slow != 0 {
+            return None;
+        }
+        Some(Retranslated {
+            mask: out.wc,
+            actions: out.actions,
+            rules: out
+                .rules
+                .into_iter()
+                .map(|r| r as Arc<dyn RuleStats>)
+                .collect(),
+        })
+    }
+
+    fn delete_flow(&self, flow: &Arc<DpFlow>) {
+        // The flow is already marked dead (the poll thread ignores it on hit);
+        // this removes it from the poll thread's classifier and the registry.
+        let _ = self.dp.del_flow(flow.id);
+    }
+}
 
 /// One answer to an [`OfRequests`] message. The bridge never encodes: the
 /// session encodes each answer in the version it negotiated (and splits

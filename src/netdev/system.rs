@@ -28,7 +28,7 @@ use super::ring::RxRing;
 use super::sys::{self, errno, getsockopt, io_err, last_err, setsockopt};
 use super::vnet::{self, VNET_HDR_LEN};
 use super::{Netdev, NetdevError, NetdevTx, TxResult};
-use crate::datapath::packet::{PacketBatch, BATCH_SIZE};
+use crate::netdev::packet::{PacketBatch, BATCH_SIZE};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Socket buffer size we ask for: enough for a burst of GSO frames.
@@ -160,9 +160,9 @@ fn open_socket(
 /// Finishes a received frame of `len` bytes already in `pkt`'s receive area:
 /// puts back the VLAN tag the kernel stripped and keeps the offload header.
 fn finish_rx(
-    pkt: &mut crate::datapath::packet::Packet,
+    pkt: &mut crate::netdev::packet::Packet,
     len: usize,
-    mut hdr: crate::datapath::packet::VnetHdr,
+    mut hdr: crate::netdev::packet::VnetHdr,
     vlan: Option<(u16, u16)>,
 ) {
     pkt.set_len(len);

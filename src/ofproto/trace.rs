@@ -2,10 +2,10 @@
 //! one — every rule hit, the resulting datapath actions, and the megaflow mask
 //! a real packet would install.
 
-use crate::actors::bridge::BridgeShared;
 use crate::datapath::actions::format_actions;
 use crate::datapath::flow::{Field, FlowKey, VLAN_CFI};
 use crate::datapath::odp_format::format_match;
+use crate::ofproto::view::XlateView;
 use crate::ofproto::xlate::XlateOptions;
 use crate::openflow::action::{Action, Instruction};
 use crate::types::MacAddr;
@@ -155,7 +155,7 @@ fn fmt_instructions(ins: &[Instruction]) -> String {
 }
 
 /// Runs the trace and renders it like OVS's `ofproto/trace`.
-pub fn trace(br: &BridgeShared, spec: &str) -> Result<String, String> {
+pub fn trace(br: &XlateView, spec: &str) -> Result<String, String> {
     let key = parse_flow(spec)?;
     let x = br.translate(
         &key,
@@ -176,7 +176,7 @@ pub fn trace(br: &BridgeShared, spec: &str) -> Result<String, String> {
     let _ = writeln!(s, "Flow: {}", format_match(&key, &all));
     let _ = writeln!(s, "\nbridge(\"{}\")", br.name);
     let _ = writeln!(s, "{}", "-".repeat(br.name.len() + 10));
-    if br.fail_open.load(std::sync::atomic::Ordering::Relaxed) {
+    if br.fail_open() {
         let _ = writeln!(s, " fail-open: every packet is switched with NORMAL");
     }
     if x.rules.is_empty() {

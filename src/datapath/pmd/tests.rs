@@ -3,7 +3,7 @@
 use super::*;
 use crate::datapath::actions::DpAction;
 use crate::datapath::meter::{BandKind, MeterBand, MeterUnit};
-use crate::datapath::testdev::{TestNetdev, TestPeer};
+use crate::netdev::testdev::{TestNetdev, TestPeer};
 use etherparse::PacketBuilder;
 use std::time::{Duration, Instant};
 

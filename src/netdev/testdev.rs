@@ -1,9 +1,10 @@
-//! An in-memory [`Netdev`] for tests (this module's and any other's).
+//! An in-memory [`Netdev`] for unit tests.
 //!
-//! It is public and always compiled so integration tests and other modules' tests
-//! can drive a real [`crate::datapath::pmd::Datapath`] without root privileges or
-//! kernel interfaces; production code never creates one. It uses mutexes and
-//! allocates per packet, which is fine for tests and wrong for the fast path.
+//! Compiled only for tests (`#[cfg(test)]`), so that unit tests anywhere in the
+//! crate can drive a real [`crate::datapath::pmd::Datapath`] without root
+//! privileges or kernel interfaces, and no production build carries it. It uses
+//! mutexes and allocates per packet, which is fine for tests and wrong for the
+//! fast path.
 //!
 //! A [`TestNetdev`] is the half the datapath owns; its [`TestPeer`] is the "wire":
 //! the test injects frames with [`TestPeer::inject`] and reads what the datapath
@@ -13,7 +14,7 @@
 //! error handling.
 
 use super::packet::{PacketBatch, VnetHdr};
-use super::sys::EventFd;
+use super::poll::EventFd;
 use crate::netdev::{Netdev, NetdevError, NetdevTx, TxResult};
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
