@@ -391,7 +391,12 @@ impl Bridge {
         Ok(ports
             .into_iter()
             .map(|port_no| {
-                let s = self.shared.dp.port_stats(port_no).unwrap_or_default();
+                let s = self
+                    .shared
+                    .dp
+                    .port_stats(port_no)
+                    .unwrap_or_default()
+                    .openflow();
                 PortStats {
                     port_no,
                     rx_packets: s.rx_packets,
@@ -999,9 +1004,9 @@ fn drop_later(rules: Vec<Arc<Rule>>, snapshot: Option<Arc<TablesSnapshot>>) {
 }
 
 /// Converts an OpenFlow meter into the datapath's meter configuration.
-fn dp_meter_config(flags: u16, bands: &[MeterBand]) -> crate::datapath::meter::MeterConfig {
-    use crate::datapath::meter::{BandKind, MeterBand as DpBand, MeterConfig, MeterUnit};
-    MeterConfig {
+fn dp_meter_config(flags: u16, bands: &[MeterBand]) -> crate::datapath::meter::DpMeterConfig {
+    use crate::datapath::meter::{BandKind, DpMeterBand as DpBand, DpMeterConfig, MeterUnit};
+    DpMeterConfig {
         unit: if flags & MF_PKTPS != 0 {
             MeterUnit::Pktps
         } else {
@@ -1084,7 +1089,7 @@ pub fn dp_stats_json(shared: &BridgeShared) -> serde_json::Value {
         // Per port, so that overload at a port (frames the kernel dropped
         // because the poll thread fell behind) shows where it happens.
         "ports": shared.view.snapshot.load().ports.values().filter_map(|p| {
-            let s = shared.dp.port_stats(p.port_no)?;
+            let s = shared.dp.port_stats(p.port_no)?.openflow();
             Some(serde_json::json!({
                 "name": p.name, "port_no": p.port_no.0,
                 "rx_packets": s.rx_packets, "rx_bytes": s.rx_bytes,

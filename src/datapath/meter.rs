@@ -39,7 +39,7 @@ pub enum BandKind {
 
 /// One band of a meter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MeterBand {
+pub struct DpMeterBand {
     /// Action on exceeding packets.
     pub kind: BandKind,
     /// Rate in the meter's unit per second.
@@ -50,11 +50,11 @@ pub struct MeterBand {
 
 /// A meter's configuration, as METER_MOD gives it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MeterConfig {
+pub struct DpMeterConfig {
     /// Unit of rates and bursts.
     pub unit: MeterUnit,
     /// Bands; the highest-rate band that a packet exceeds applies.
-    pub bands: Vec<MeterBand>,
+    pub bands: Vec<DpMeterBand>,
 }
 
 /// Shared counters of one meter (all poll threads add to the same atomics).
@@ -122,7 +122,7 @@ pub enum MeterVerdict {
 }
 
 struct BandState {
-    band: MeterBand,
+    band: DpMeterBand,
     capacity: u64,
     tokens: u64,
 }
@@ -153,7 +153,7 @@ impl MeterTable {
     }
 
     /// Adds or replaces meter `id`; buckets start full.
-    pub fn set(&mut self, id: u32, config: &MeterConfig, stats: Arc<MeterStats>, now_ns: u64) {
+    pub fn set(&mut self, id: u32, config: &DpMeterConfig, stats: Arc<MeterStats>, now_ns: u64) {
         let bands = config
             .bands
             .iter()
@@ -257,10 +257,10 @@ pub fn remark_dscp(dscp: u8, prec_level: u8) -> u8 {
 mod tests {
     use super::*;
 
-    fn table(unit: MeterUnit, bands: Vec<MeterBand>) -> (MeterTable, Arc<MeterStats>) {
+    fn table(unit: MeterUnit, bands: Vec<DpMeterBand>) -> (MeterTable, Arc<MeterStats>) {
         let mut t = MeterTable::new();
         let s = Arc::new(MeterStats::new(bands.len()));
-        t.set(1, &MeterConfig { unit, bands }, s.clone(), 0);
+        t.set(1, &DpMeterConfig { unit, bands }, s.clone(), 0);
         (t, s)
     }
 
@@ -268,7 +268,7 @@ mod tests {
     fn pps_drop_band_limits_burst_and_refills() {
         let (mut t, s) = table(
             MeterUnit::Pktps,
-            vec![MeterBand {
+            vec![DpMeterBand {
                 kind: BandKind::Drop,
                 rate: 10,
                 burst_size: 5,
@@ -304,12 +304,12 @@ mod tests {
         let (mut t, _) = table(
             MeterUnit::Kbps,
             vec![
-                MeterBand {
+                DpMeterBand {
                     kind: BandKind::DscpRemark { prec_level: 1 },
                     rate: 8,
                     burst_size: 8,
                 },
-                MeterBand {
+                DpMeterBand {
                     kind: BandKind::Drop,
                     rate: 16,
                     burst_size: 16,

@@ -72,6 +72,15 @@ pub enum NetdevError {
     },
 }
 
+/// How a device was lost, as a failed call says ([`NetdevError::link_loss`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkLoss {
+    /// The device is gone for this handle; polling it again can only fail.
+    Gone,
+    /// The interface went down; the handle works again when it comes up.
+    Down,
+}
+
 /// Result of a transmit call.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TxResult {

@@ -1,11 +1,21 @@
 //! Poll-thread integration tests over in-memory ports.
 
 use super::*;
-use crate::datapath::actions::DpAction;
-use crate::datapath::meter::{BandKind, MeterBand, MeterUnit};
+use crate::datapath::actions::{DpAction, UserspaceReason};
+use crate::datapath::dpflow::DpFlow;
+use crate::datapath::extract::extract;
+use crate::datapath::flow::{Field, FlowKey};
+use crate::datapath::meter::{
+    BandKind, DpMeterBand as MeterBand, DpMeterConfig as MeterConfig, MeterUnit,
+};
+use crate::netdev::packet::VnetHdr;
 use crate::netdev::testdev::{TestNetdev, TestPeer};
+use crate::types::{MeterId, PortNo};
+use crate::util::time::now_ms;
 use etherparse::PacketBuilder;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 const WAIT: Duration = Duration::from_secs(10);
 
