@@ -519,7 +519,7 @@ fn the_checker_sees_imports() {
     let key = |s: &str| s.split("::").map(str::to_string).collect::<Vec<_>>();
     for (from, to) in [
         ("actors::bridge", "ofproto::view"),
-        ("datapath::pmd", "netdev::poll"),
+        ("datapath::pmd::handle", "netdev::poll"),
         ("ofproto::trace", "ofproto::view"),
         ("netdev::tap", "netdev"),
     ] {

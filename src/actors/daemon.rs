@@ -233,7 +233,7 @@ impl Daemon {
         http::add_source(
             &format!("datapath_{name}"),
             Arc::new(move || {
-                let mut v = crate::actors::bridge::dp_stats_json(&sh);
+                let mut v = crate::control::render::dp_stats_json(&sh);
                 v["ukeys_all_bridges"] = serde_json::json!(reval.n_flows.load(Relaxed));
                 v
             }),
@@ -715,11 +715,11 @@ impl Daemon {
                 Box::pin(async move {
                     let mut s = String::new();
                     for b in targets {
-                        s.push_str(
+                        s.push_str(&crate::control::render::answer(
                             &b.ask(BridgeQuery(q.clone()))
                                 .await
                                 .map_err(|e| e.to_string())??,
-                        );
+                        ));
                     }
                     Ok(s)
                 })
@@ -734,6 +734,7 @@ impl Daemon {
                     b.ask(BridgeQuery(Query::Trace(flow)))
                         .await
                         .map_err(|e| e.to_string())?
+                        .map(|a| crate::control::render::answer(&a))
                 })
             }
             "debug/stop-actor" => {

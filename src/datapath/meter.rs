@@ -57,6 +57,18 @@ pub struct DpMeterConfig {
     pub bands: Vec<DpMeterBand>,
 }
 
+/// One meter as the control side holds it: what every poll thread's table
+/// must contain.
+#[derive(Clone, Debug)]
+pub struct MeterSpec {
+    /// Meter id.
+    pub id: u32,
+    /// Its bands.
+    pub config: DpMeterConfig,
+    /// Its counters (shared by every thread; a new `Arc` means a new configuration).
+    pub stats: Arc<MeterStats>,
+}
+
 /// Shared counters of one meter (all poll threads add to the same atomics).
 #[derive(Debug)]
 pub struct MeterStats {
@@ -185,6 +197,23 @@ impl MeterTable {
         );
     }
 
+    /// Makes the table exactly `meters` (the control side's whole meter set,
+    /// sent when a thread missed updates). Meters whose counters are the same
+    /// `Arc` as before are the same configuration and keep their buckets;
+    /// the others start over, and meters not listed are removed.
+    pub fn sync(&mut self, meters: &[MeterSpec], now_ns: u64) {
+        self.meters.retain(|id, m| {
+            meters
+                .iter()
+                .any(|s| s.id == *id && Arc::ptr_eq(&s.stats, &m.stats))
+        });
+        for s in meters {
+            if !self.meters.contains_key(&s.id) {
+                self.set(s.id, &s.config, s.stats.clone(), now_ns);
+            }
+        }
+    }
+
     /// Removes meter `id`; packets sent to it afterwards pass unmetered.
     pub fn remove(&mut self, id: u32) -> bool {
         self.meters.remove(&id).is_some()
@@ -256,6 +285,49 @@ pub fn remark_dscp(dscp: u8, prec_level: u8) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sync_keeps_unchanged_meters_and_replaces_the_rest() {
+        let band = DpMeterBand {
+            kind: BandKind::Drop,
+            rate: 1,
+            burst_size: 1,
+        };
+        let spec = |id, stats: &Arc<MeterStats>| MeterSpec {
+            id,
+            config: DpMeterConfig {
+                unit: MeterUnit::Pktps,
+                bands: vec![band],
+            },
+            stats: stats.clone(),
+        };
+        let (a, b, c) = (
+            Arc::new(MeterStats::new(1)),
+            Arc::new(MeterStats::new(1)),
+            Arc::new(MeterStats::new(1)),
+        );
+        let mut t = MeterTable::new();
+        t.sync(&[spec(1, &a), spec(2, &b)], 0);
+        assert_eq!(t.len(), 2);
+        // Meter 1 spends its one-packet bucket.
+        assert_eq!(t.apply(1, 64, 0), MeterVerdict::Pass);
+        assert_eq!(t.apply(1, 64, 0), MeterVerdict::Drop);
+        // Sync: 1 unchanged (bucket stays empty), 2 gone, 3 new.
+        t.sync(&[spec(1, &a), spec(3, &c)], 0);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.apply(1, 64, 0), MeterVerdict::Drop);
+        assert_eq!(
+            t.apply(2, 64, 0),
+            MeterVerdict::Pass,
+            "no meter 2: unmetered"
+        );
+        assert_eq!(b.snapshot().packets_in, 0);
+        assert_eq!(t.apply(3, 64, 0), MeterVerdict::Pass);
+        // A new configuration of meter 1 (new counters) starts over.
+        let a2 = Arc::new(MeterStats::new(1));
+        t.sync(&[spec(1, &a2)], 0);
+        assert_eq!(t.apply(1, 64, 0), MeterVerdict::Pass);
+    }
 
     fn table(unit: MeterUnit, bands: Vec<DpMeterBand>) -> (MeterTable, Arc<MeterStats>) {
         let mut t = MeterTable::new();

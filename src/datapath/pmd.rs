@@ -26,16 +26,19 @@
 //! device is gone (`NetdevError::link_loss`), and such errors are counted in
 //! `port_fatal`.
 //!
-//! Files: [`handle`] (the control side: [`Datapath`], [`DpOp`]), [`stats`]
+//! Files: `handle` (the control side: [`Datapath`]), `protocol` (the
+//! [`DpOp`]s it sends a thread, and the flow registry), [`stats`]
 //! (counters), [`upcall`] (queuing to the slow path) and `thread` (one poll
 //! thread's state and loop).
 
 mod handle;
+mod protocol;
 pub mod stats;
 mod thread;
 pub mod upcall;
 
-pub use handle::{Datapath, DpConfig, DpError, DpOp};
+pub use handle::{Datapath, DpConfig, DpError, Execute, Refused};
+pub use protocol::DpOp;
 pub use stats::{
     DpStats, OfPortCounters, PmdStats, PmdStatsSnapshot, PortCounters, PortCountersSnapshot,
 };

@@ -26,6 +26,7 @@ pub mod classifier;
 pub mod hamt;
 pub mod mac_learning;
 pub mod match_;
+pub mod request;
 pub mod rule;
 mod stats;
 pub use stats::FlowStatsJob;

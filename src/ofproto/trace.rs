@@ -2,7 +2,7 @@
 //! one — every rule hit, the resulting datapath actions, and the megaflow mask
 //! a real packet would install.
 
-use crate::datapath::actions::format_actions;
+use crate::datapath::actions::{format_actions, DpAction};
 use crate::datapath::flow::{Field, FlowKey, VLAN_CFI};
 use crate::datapath::odp_format::format_match;
 use crate::ofproto::view::XlateView;
@@ -154,6 +154,38 @@ fn fmt_instructions(ins: &[Instruction]) -> String {
     }
 }
 
+/// The packet as the datapath actions leave it: every header rewrite applied
+/// in order (OVS's "Final flow" is the translation's working flow; ours is
+/// what the actions really do to the packet, which differs only by rewrites
+/// no output follows). A meter's DSCP remark depends on the rate at run
+/// time and is not applied.
+pub fn final_flow(key: &FlowKey, actions: &[DpAction]) -> FlowKey {
+    let mut k = *key;
+    for a in actions {
+        match a {
+            DpAction::SetField { field, value, mask } => {
+                let v = (k.get(*field) & !mask) | (value & mask);
+                k.set(*field, v);
+            }
+            DpAction::PushVlan { tci, .. } => k.set(Field::VlanTci, (*tci | VLAN_CFI) as u128),
+            DpAction::PopVlan => k.set(Field::VlanTci, 0),
+            DpAction::Output(_) | DpAction::Userspace(_) | DpAction::Meter(_) => {}
+        }
+    }
+    k
+}
+
+/// The fields of `k` that are set, as a match for printing.
+fn present(k: &FlowKey) -> FlowKey {
+    let mut all = FlowKey::default();
+    for f in Field::ALL {
+        if k.get(f) != 0 {
+            all.set_exact(f);
+        }
+    }
+    all
+}
+
 /// Runs the trace and renders it like OVS's `ofproto/trace`.
 pub fn trace(br: &XlateView, spec: &str) -> Result<String, String> {
     let key = parse_flow(spec)?;
@@ -167,13 +199,7 @@ pub fn trace(br: &XlateView, spec: &str) -> Result<String, String> {
         },
     );
     let mut s = String::new();
-    let mut all = FlowKey::default();
-    for f in Field::ALL {
-        if key.get(f) != 0 {
-            all.set_exact(f);
-        }
-    }
-    let _ = writeln!(s, "Flow: {}", format_match(&key, &all));
+    let _ = writeln!(s, "Flow: {}", format_match(&key, &present(&key)));
     let _ = writeln!(s, "\nbridge(\"{}\")", br.name);
     let _ = writeln!(s, "{}", "-".repeat(br.name.len() + 10));
     if br.fail_open() {
@@ -206,7 +232,12 @@ pub fn trace(br: &XlateView, spec: &str) -> Result<String, String> {
         );
         let _ = writeln!(s, "    {}", fmt_instructions(&r.instructions));
     }
-    let _ = writeln!(s, "\nFinal flow: unchanged");
+    let fin = final_flow(&key, &x.actions);
+    if fin == key {
+        let _ = writeln!(s, "\nFinal flow: unchanged");
+    } else {
+        let _ = writeln!(s, "\nFinal flow: {}", format_match(&fin, &present(&fin)));
+    }
     let _ = writeln!(s, "Megaflow: {}", format_match(&key.masked(&x.wc), &x.wc));
     let _ = writeln!(s, "Datapath actions: {}", format_actions(&x.actions));
     if x.slow != 0 {
@@ -234,5 +265,74 @@ mod tests {
         assert_eq!(k.get(Field::TpDst), 53);
         assert!(parse_flow("bogus=1").is_err());
         assert!(parse_flow("nw_dst=10.0.0").is_err());
+    }
+
+    #[test]
+    fn final_flow_applies_the_rewrites() {
+        let k = parse_flow("in_port=1,dl_vlan=5,ip,nw_dst=10.0.0.2").unwrap();
+        assert_eq!(
+            final_flow(&k, &[DpAction::Output(crate::types::PortNo(2))]),
+            k
+        );
+        let f = final_flow(
+            &k,
+            &[
+                DpAction::SetField {
+                    field: Field::NwDst,
+                    value: 0x0a00_0009,
+                    mask: 0xffff_ffff,
+                },
+                DpAction::PopVlan,
+                DpAction::PushVlan {
+                    tpid: 0x8100,
+                    tci: 7,
+                },
+            ],
+        );
+        assert_eq!(f.get(Field::NwDst), 0x0a00_0009);
+        assert_eq!(f.get(Field::VlanTci), 7 | VLAN_CFI as u128);
+        assert_eq!(f.get(Field::InPort), 1);
+    }
+
+    #[test]
+    fn trace_prints_the_final_flow_only_when_it_changed() {
+        use crate::ofproto::{Ofproto, PortInfo};
+        use crate::openflow::message::{FlowMod, FlowModCommand, NO_BUFFER};
+        use crate::openflow::oxm::{Match, OxmField, OxmId};
+        use crate::types::{Cookie, DatapathId, GroupId, PortNo, TableId};
+        let mut of = Ofproto::new(DatapathId(1), "t");
+        of.add_port(PortInfo::new(PortNo(1), "p1", MacAddr([2, 0, 0, 0, 0, 1])));
+        of.add_port(PortInfo::new(PortNo(2), "p2", MacAddr([2, 0, 0, 0, 0, 2])));
+        let fm = FlowMod {
+            cookie: Cookie(0),
+            cookie_mask: 0,
+            table_id: TableId(0),
+            command: FlowModCommand::Add,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            priority: 1,
+            buffer_id: NO_BUFFER,
+            out_port: PortNo::ANY,
+            out_group: GroupId::ANY,
+            flags: 0,
+            match_: Match::default(),
+            instructions: vec![Instruction::ApplyActions(vec![
+                Action::SetField(OxmField::exact(OxmId::EthDst, 0x0200_0000_0099)),
+                Action::Output {
+                    port: PortNo(2),
+                    max_len: 0,
+                },
+            ])],
+        };
+        of.flow_mod(&fm, 0).unwrap();
+        let v = XlateView::new("br0", of.publish(), 10, 1000);
+        let t = trace(&v, "in_port=1,dl_dst=02:00:00:00:00:01").unwrap();
+        assert!(!t.contains("Final flow: unchanged"), "{t}");
+        assert!(
+            t.contains("Final flow: ") && t.contains("02:00:00:00:00:99"),
+            "{t}"
+        );
+        let t = trace(&v, "in_port=1,dl_dst=02:00:00:00:00:99").unwrap();
+        assert!(t.contains("Final flow: unchanged"), "{t}");
     }
 }

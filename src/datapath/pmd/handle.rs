@@ -7,21 +7,22 @@
 //! ([`Datapath::flows`]) is a mutex touched on put/delete (control path) and
 //! by a poll thread only when processing ops.
 
+use super::protocol::{DpOp, Registry};
 use super::stats::{read, DpStats, PmdStats, PmdStatsSnapshot, PortCounters, PortCountersSnapshot};
 use super::thread::Pmd;
 use super::upcall::UpcallBatch;
 use super::{OP_QUEUE_LEN, WAKE_TOKEN};
 use crate::datapath::actions::DpActions;
 use crate::datapath::dpflow::DpFlow;
-use crate::datapath::meter::{DpMeterConfig, MeterStats, MeterStatsSnapshot};
+use crate::datapath::meter::{DpMeterConfig, MeterSpec, MeterStats, MeterStatsSnapshot};
 use crate::netdev::packet::VnetHdr;
 use crate::netdev::poll::{Epoll, EventFd};
-use crate::netdev::{Netdev, NetdevError, NetdevTx};
+use crate::netdev::{Netdev, NetdevError};
 use crate::types::{MeterId, PortNo};
 use crossbeam_channel::{Sender, TrySendError};
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use tokio::sync::mpsc;
@@ -39,6 +40,8 @@ pub struct DpConfig {
     /// Keep polling without sleeping this long after the last received packet
     /// (µs, 0 = never spin); see `DatapathConfig::busy_poll_us`.
     pub busy_poll_us: u64,
+    /// Capacity of each poll thread's op channel (ops, normally [`OP_QUEUE_LEN`]).
+    pub op_queue_len: usize,
 }
 
 impl DpConfig {
@@ -49,69 +52,31 @@ impl DpConfig {
             upcall_tx,
             emc_insert_inv_prob: 1,
             busy_poll_us: 0,
+            op_queue_len: OP_QUEUE_LEN,
         }
     }
 }
 
-/// A message to one poll thread. Built by [`Datapath`]'s methods; public so the
-/// protocol is documented and testable.
-pub enum DpOp {
-    /// Take ownership of a port: receive from it and transmit on it.
-    AddPort {
-        /// Its number.
-        port_no: PortNo,
-        /// The open device.
-        netdev: Box<dyn Netdev>,
-        /// Counters shared with the control side.
-        stats: Arc<PortCounters>,
-    },
-    /// Learn a port owned by another thread, for output only.
-    AddTxPort {
-        /// Its number.
-        port_no: PortNo,
-        /// A transmit handle from [`Netdev::open_tx`].
-        tx: Box<dyn NetdevTx>,
-        /// Counters shared with the control side.
-        stats: Arc<PortCounters>,
-    },
-    /// Forget a port (closing the device or handle).
-    DelPort {
-        /// Its number.
-        port_no: PortNo,
-    },
-    /// Install a megaflow.
-    FlowPut(Arc<DpFlow>),
-    /// Remove a megaflow by id (it is already marked dead).
-    FlowDel(u64),
-    /// Remove every megaflow and empty the EMC.
-    FlowFlush,
-    /// Run actions on a packet from the slow path (PACKET_OUT, upcall replies).
-    Execute {
-        /// The frame.
-        packet: Vec<u8>,
-        /// Its offload metadata.
-        vnet: VnetHdr,
-        /// Its input port (for the key of any `Userspace` upcall).
-        in_port: PortNo,
-        /// What to do.
-        actions: DpActions,
-    },
-    /// Add or replace a meter.
-    SetMeter {
-        /// Meter id.
-        id: MeterId,
-        /// Bands.
-        config: DpMeterConfig,
-        /// Shared counters.
-        stats: Arc<MeterStats>,
-    },
-    /// Remove a meter.
-    DelMeter {
-        /// Meter id.
-        id: MeterId,
-    },
-    /// Exit the thread.
-    Shutdown,
+/// A packet for a poll thread to run actions on (PACKET_OUT, upcall replies).
+#[derive(Debug, Default)]
+pub struct Execute {
+    /// The frame.
+    pub packet: Vec<u8>,
+    /// Its offload metadata.
+    pub vnet: VnetHdr,
+    /// Its input port.
+    pub in_port: PortNo,
+    /// What to do.
+    pub actions: DpActions,
+}
+
+/// An [`Execute`] the datapath did not take, with the reason.
+#[derive(Debug)]
+pub struct Refused {
+    /// Why (queue full: try again later; stopped: never).
+    pub error: DpError,
+    /// The packet, handed back.
+    pub execute: Execute,
 }
 
 /// Datapath errors, returned to the control side.
@@ -149,26 +114,13 @@ pub enum DpError {
     Netdev(#[from] NetdevError),
 }
 
-/// Flows installed in the datapath, for inspection by revalidators and dumps.
-#[derive(Default)]
-pub(super) struct Registry {
-    pub(super) flows: Mutex<HashMap<u64, Arc<DpFlow>>>,
-    pub(super) n_flows: AtomicUsize,
-}
-
-impl Registry {
-    pub(super) fn remove(&self, id: u64) -> Option<Arc<DpFlow>> {
-        let mut m = self.flows.lock();
-        let f = m.remove(&id);
-        self.n_flows.store(m.len(), Ordering::Relaxed);
-        f
-    }
-}
-
 struct ThreadCtl {
     ops: Sender<DpOp>,
     wake: Arc<EventFd>,
     stats: Arc<PmdStats>,
+    /// The thread missed a meter update (its queue was full): it gets the
+    /// whole meter set, not deltas, until a sync is queued.
+    meters_stale: AtomicBool,
 }
 
 struct PortEntry {
@@ -181,7 +133,10 @@ struct Shared {
     joins: Mutex<Vec<JoinHandle<()>>>,
     registry: Arc<Registry>,
     ports: Mutex<HashMap<PortNo, PortEntry>>,
-    meters: Mutex<HashMap<MeterId, Arc<MeterStats>>>,
+    /// The meters every thread must have (the source of truth for syncs).
+    meters: Mutex<HashMap<MeterId, MeterSpec>>,
+    /// Whole-set meter syncs queued to threads that had missed an update.
+    meter_syncs: AtomicU64,
     rr: AtomicUsize,
     ops_dropped: AtomicU64,
 }
@@ -207,7 +162,7 @@ impl Datapath {
             epoll
                 .add(wake.fd(), WAKE_TOKEN)
                 .map_err(sys("epoll_ctl(eventfd)"))?;
-            let (tx, rx) = crossbeam_channel::bounded(OP_QUEUE_LEN);
+            let (tx, rx) = crossbeam_channel::bounded(cfg.op_queue_len.max(1));
             let stats = Arc::new(PmdStats::default());
             let pmd = Pmd::new(
                 idx,
@@ -245,6 +200,7 @@ impl Datapath {
                 ops: tx,
                 wake,
                 stats,
+                meters_stale: AtomicBool::new(false),
             });
         }
         Ok(Datapath {
@@ -254,6 +210,7 @@ impl Datapath {
                 registry,
                 ports: Mutex::new(HashMap::new()),
                 meters: Mutex::new(HashMap::new()),
+                meter_syncs: AtomicU64::new(0),
                 rr: AtomicUsize::new(0),
                 ops_dropped: AtomicU64::new(0),
             }),
@@ -266,14 +223,19 @@ impl Datapath {
     }
 
     fn send(&self, thread: usize, op: DpOp) -> Result<(), DpError> {
+        self.try_send(thread, op).map_err(|(e, _)| e)
+    }
+
+    /// Queues `op` to `thread`; a refused op comes back with the reason.
+    fn try_send(&self, thread: usize, op: DpOp) -> Result<(), (DpError, DpOp)> {
         let t = &self.inner.threads[thread];
         match t.ops.try_send(op) {
             Ok(()) => {
                 t.wake.signal_coalesced();
                 Ok(())
             }
-            Err(TrySendError::Full(_)) => Err(DpError::OpQueueFull { thread }),
-            Err(TrySendError::Disconnected(_)) => Err(DpError::Stopped),
+            Err(TrySendError::Full(op)) => Err((DpError::OpQueueFull { thread }, op)),
+            Err(TrySendError::Disconnected(op)) => Err((DpError::Stopped, op)),
         }
     }
 
@@ -442,53 +404,141 @@ impl Datapath {
         in_port: PortNo,
         actions: DpActions,
     ) -> Result<(), DpError> {
+        self.try_execute(Execute {
+            packet,
+            vnet,
+            in_port,
+            actions,
+        })
+        .map_err(|r| r.error)
+    }
+
+    /// [`Datapath::execute`] that hands the packet back when the thread's
+    /// queue is full, so the caller can wait and try again (backpressure)
+    /// instead of losing it.
+    pub fn try_execute(&self, x: Execute) -> Result<(), Refused> {
         let t = self
             .inner
             .ports
             .lock()
-            .get(&in_port)
+            .get(&x.in_port)
             .map(|p| p.thread)
             .unwrap_or(0);
-        self.send(
-            t,
-            DpOp::Execute {
-                packet,
-                vnet,
-                in_port,
-                actions,
-            },
-        )
+        let op = DpOp::Execute {
+            packet: x.packet,
+            vnet: x.vnet,
+            in_port: x.in_port,
+            actions: x.actions,
+        };
+        match self.try_send(t, op) {
+            Ok(()) => Ok(()),
+            Err((
+                error,
+                DpOp::Execute {
+                    packet,
+                    vnet,
+                    in_port,
+                    actions,
+                },
+            )) => Err(Refused {
+                error,
+                execute: Execute {
+                    packet,
+                    vnet,
+                    in_port,
+                    actions,
+                },
+            }),
+            // `try_send` hands back the op it was given, an Execute.
+            Err((error, _)) => Err(Refused {
+                error,
+                execute: Execute::default(),
+            }),
+        }
     }
 
     /// Adds or replaces a meter on every thread (counters restart from zero).
+    ///
+    /// All or nothing, eventually: a thread whose queue is full misses this
+    /// update and is marked stale; it then gets the whole meter set instead
+    /// (here on the next meter change, or from [`Datapath::sync_meters`],
+    /// which the owner calls periodically), so no thread keeps a different
+    /// set of meters. `Err` says some thread is still stale.
     pub fn set_meter(&self, id: MeterId, config: DpMeterConfig) -> Result<(), DpError> {
         let stats = Arc::new(MeterStats::new(config.bands.len()));
-        self.inner.meters.lock().insert(id, stats.clone());
-        for t in 0..self.n_threads() {
-            self.send(
-                t,
-                DpOp::SetMeter {
-                    id,
-                    config: config.clone(),
-                    stats: stats.clone(),
-                },
-            )?;
-        }
-        Ok(())
+        let spec = MeterSpec {
+            id: id.0,
+            config,
+            stats,
+        };
+        let mut book = self.inner.meters.lock();
+        book.insert(id, spec.clone());
+        self.update_meters(&book, || {
+            Some(DpOp::SetMeter {
+                id,
+                config: spec.config.clone(),
+                stats: spec.stats.clone(),
+            })
+        })
     }
 
-    /// Removes a meter; packets sent to it afterwards pass unmetered.
+    /// Removes a meter; packets sent to it afterwards pass unmetered. Same
+    /// consistency as [`Datapath::set_meter`].
     pub fn del_meter(&self, id: MeterId) -> Result<(), DpError> {
-        self.inner.meters.lock().remove(&id);
-        for t in 0..self.n_threads() {
-            self.send(t, DpOp::DelMeter { id })?;
+        let mut book = self.inner.meters.lock();
+        book.remove(&id);
+        self.update_meters(&book, || Some(DpOp::DelMeter { id }))
+    }
+
+    /// Queues the whole meter set to every thread that missed an update.
+    /// `Ok` when no thread is stale any more.
+    pub fn sync_meters(&self) -> Result<(), DpError> {
+        let book = self.inner.meters.lock();
+        self.update_meters(&book, || None)
+    }
+
+    /// Sends `delta` to up-to-date threads and the whole set (`book`) to stale
+    /// ones, under the meter lock so that every thread sees the changes in
+    /// the same order.
+    fn update_meters(
+        &self,
+        book: &HashMap<MeterId, MeterSpec>,
+        delta: impl Fn() -> Option<DpOp>,
+    ) -> Result<(), DpError> {
+        let mut result = Ok(());
+        for (i, t) in self.inner.threads.iter().enumerate() {
+            let stale = t.meters_stale.load(Ordering::Relaxed);
+            let op = if stale {
+                DpOp::SyncMeters(book.values().cloned().collect())
+            } else {
+                match delta() {
+                    Some(op) => op,
+                    None => continue,
+                }
+            };
+            match self.send(i, op) {
+                Ok(()) => {
+                    if stale {
+                        t.meters_stale.store(false, Ordering::Relaxed);
+                        self.inner.meter_syncs.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => {
+                    t.meters_stale.store(true, Ordering::Relaxed);
+                    result = Err(e);
+                }
+            }
         }
-        Ok(())
+        result
     }
 
     /// Counters of a meter.
     pub fn meter_stats(&self, id: MeterId) -> Option<MeterStatsSnapshot> {
-        self.inner.meters.lock().get(&id).map(|s| s.snapshot())
+        self.inner
+            .meters
+            .lock()
+            .get(&id)
+            .map(|s| s.stats.snapshot())
     }
 
     /// Counters of every thread and their sum.
@@ -502,6 +552,13 @@ impl Datapath {
             threads,
             total,
             ops_dropped: self.inner.ops_dropped.load(Ordering::Relaxed),
+            meter_syncs: self.inner.meter_syncs.load(Ordering::Relaxed),
+            meters_stale_threads: self
+                .inner
+                .threads
+                .iter()
+                .filter(|t| t.meters_stale.load(Ordering::Relaxed))
+                .count(),
         }
     }
 

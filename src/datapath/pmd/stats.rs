@@ -27,6 +27,8 @@ crate::counter_set! {
         misses,
         /// Upcalls (miss or action) dropped because the upcall queue was full.
         lost,
+        /// The misses among `lost` (OVS's "miss with failed upcall").
+        miss_upcalls_lost,
         /// Frames dropped because extraction failed.
         rx_invalid,
         /// Packets handed to devices.
@@ -86,6 +88,10 @@ pub struct DpStats {
     /// effect does not depend on the op (flows are killed first; housekeeping
     /// purges them).
     pub ops_dropped: u64,
+    /// Whole meter sets queued to threads that had missed a meter update.
+    pub meter_syncs: u64,
+    /// Threads still waiting for such a sync (their meters may differ).
+    pub meters_stale_threads: usize,
 }
 
 crate::counter_set! {
@@ -118,7 +124,7 @@ crate::counter_set! {
 
 /// The port counters in OpenFlow PORT_STATS terms (OF1.3.5 §7.3.5.6,
 /// `struct ofp_port_stats`), where drops and errors are totals.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct OfPortCounters {
     /// Packets received.
     pub rx_packets: u64,

@@ -9,7 +9,7 @@
 //! slow path). Counters are accumulated in a plain snapshot and published
 //! once per batch.
 
-use super::handle::{DpOp, Registry};
+use super::protocol::{DpOp, Registry};
 use super::stats::{publish, PmdStats, PmdStatsSnapshot, PortCounters};
 use super::upcall::{queue_upcall, send_upcalls, UpcallBatch, UpcallKind, UPCALL_BATCH_MAX};
 use super::{POLL_TIMEOUT_MS, RX_ERROR_LIMIT, RX_RETRY_MS, WAKE_TOKEN};
@@ -422,6 +422,7 @@ impl Pmd {
             DpOp::DelMeter { id } => {
                 self.meters.remove(id.0);
             }
+            DpOp::SyncMeters(specs) => self.meters.sync(&specs, now_ns()),
             DpOp::Shutdown => return ControlFlow::Break(()),
         }
         ControlFlow::Continue(())

@@ -54,6 +54,9 @@ pub(super) fn queue_upcall(
 ) {
     if tx.capacity() == 0 {
         ctr.lost += 1;
+        if kind == UpcallKind::Miss {
+            ctr.miss_upcalls_lost += 1;
+        }
         return;
     }
     pending.push(Upcall {
@@ -84,6 +87,7 @@ pub(super) fn send_upcalls(
         Err(mpsc::error::TrySendError::Full(mut b))
         | Err(mpsc::error::TrySendError::Closed(mut b)) => {
             ctr.lost += b.len() as u64;
+            ctr.miss_upcalls_lost += b.iter().filter(|u| u.kind == UpcallKind::Miss).count() as u64;
             b.clear();
             *pending = b;
         }
