@@ -330,10 +330,14 @@ impl SystemNetdev {
         let base = batch.len();
         let mut hdrs = [[0u8; VNET_HDR_LEN]; BATCH_SIZE];
         let mut cmsgs = [CmsgBuf([0; CMSG_BYTES]); BATCH_SIZE];
-        // SAFETY (the three zeroed arrays): plain C structs for which all-zero
-        // (null pointers, zero lengths) is a valid value.
+        // SAFETY: sockaddr_ll is a plain C struct of integers and byte
+        // arrays, for which all-zero is a valid value.
         let mut addrs: [libc::sockaddr_ll; BATCH_SIZE] = unsafe { std::mem::zeroed() };
+        // SAFETY: an all-zero iovec (null base, zero length) is valid and
+        // describes no memory.
         let mut iov: [libc::iovec; 2 * BATCH_SIZE] = unsafe { std::mem::zeroed() };
+        // SAFETY: an all-zero mmsghdr (null name, iov and control pointers,
+        // zero lengths) is valid; every field used is set before the call.
         let mut msgs: [libc::mmsghdr; BATCH_SIZE] = unsafe { std::mem::zeroed() };
         let mut areas: [(*mut u8, usize); BATCH_SIZE] = [(std::ptr::null_mut(), 0); BATCH_SIZE];
         let mut claimed = 0;
@@ -455,9 +459,11 @@ fn send_batch_on(fd: RawFd, name: &str, batch: &mut PacketBatch) -> Result<TxRes
     let mut res = TxResult::default();
     let total = batch.len();
     let mut hdrs = [[0u8; VNET_HDR_LEN]; BATCH_SIZE];
-    // SAFETY: plain C structs for which all-zero is a valid value.
+    // SAFETY: an all-zero iovec (null base, zero length) is valid and
+    // describes no memory.
     let mut iov: [libc::iovec; 2 * BATCH_SIZE] = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
+    // SAFETY: an all-zero mmsghdr (null pointers, zero lengths) is valid;
+    // every field used is set before the call.
     let mut msgs: [libc::mmsghdr; BATCH_SIZE] = unsafe { std::mem::zeroed() };
     let mut chunk_start = 0;
     while chunk_start < total {

@@ -5,12 +5,22 @@
 use crate::datapath::actions::{format_actions, DpAction};
 use crate::datapath::flow::{Field, FlowKey, VLAN_CFI};
 use crate::datapath::odp_format::format_match;
+use crate::ofproto::match_::{eth_type, ip_proto};
 use crate::ofproto::view::XlateView;
 use crate::ofproto::xlate::XlateOptions;
 use crate::openflow::action::{Action, Instruction};
-use crate::types::MacAddr;
+use crate::types::{MacAddr, PortNo};
 use crate::util::time::now_ms;
 use std::fmt::Write;
+
+/// TTL of a packet built from a description that names none (the IP
+/// stacks' usual default; TTL actions need something to decrement).
+const DEFAULT_TTL: u128 = 64;
+/// VLAN id bits of a TCI.
+const VID_MASK: u128 = 0xfff;
+/// Priority bits of a TCI, and where they start.
+const PCP_MASK: u128 = 0x7;
+const PCP_SHIFT: u32 = 13;
 
 /// Parses an OVS-style flow description, e.g.
 /// `in_port=1,dl_src=02:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff,ip,nw_dst=10.0.0.2,udp,tp_dst=53`.
@@ -50,37 +60,39 @@ pub fn parse_flow(spec: &str) -> Result<FlowKey, String> {
             if let Some(p) = nw {
                 k.set(Field::NwProto, p as u128);
             }
-            if k.get(Field::NwTtl) == 0 && dl != 0x0806 {
-                k.set(Field::NwTtl, 64);
+            if k.get(Field::NwTtl) == 0 && dl != eth_type::ARP {
+                k.set(Field::NwTtl, DEFAULT_TTL);
             }
         };
         match key {
-            "ip" => proto(0x0800, None),
-            "ipv6" => proto(0x86dd, None),
-            "arp" => proto(0x0806, None),
-            "tcp" => proto(0x0800, Some(6)),
-            "udp" => proto(0x0800, Some(17)),
-            "icmp" => proto(0x0800, Some(1)),
-            "sctp" => proto(0x0800, Some(132)),
-            "tcp6" => proto(0x86dd, Some(6)),
-            "udp6" => proto(0x86dd, Some(17)),
-            "icmp6" => proto(0x86dd, Some(58)),
+            "ip" => proto(eth_type::IPV4, None),
+            "ipv6" => proto(eth_type::IPV6, None),
+            "arp" => proto(eth_type::ARP, None),
+            "tcp" => proto(eth_type::IPV4, Some(ip_proto::TCP)),
+            "udp" => proto(eth_type::IPV4, Some(ip_proto::UDP)),
+            "icmp" => proto(eth_type::IPV4, Some(ip_proto::ICMP)),
+            "sctp" => proto(eth_type::IPV4, Some(ip_proto::SCTP)),
+            "tcp6" => proto(eth_type::IPV6, Some(ip_proto::TCP)),
+            "udp6" => proto(eth_type::IPV6, Some(ip_proto::UDP)),
+            "icmp6" => proto(eth_type::IPV6, Some(ip_proto::ICMPV6)),
             "in_port" => k.set(
                 Field::InPort,
                 match val {
-                    "LOCAL" => 0xffff_fffe,
+                    "LOCAL" => PortNo::LOCAL.0 as u128,
                     v => num(v)?,
                 },
             ),
             "dl_src" | "eth_src" => k.set(Field::DlSrc, mac(val)?),
             "dl_dst" | "eth_dst" => k.set(Field::DlDst, mac(val)?),
             "dl_type" | "eth_type" => k.set(Field::DlType, num(val)?),
-            "dl_vlan" | "vlan_vid" => k.set(Field::VlanTci, (num(val)? & 0xfff) | VLAN_CFI as u128),
+            "dl_vlan" | "vlan_vid" => {
+                k.set(Field::VlanTci, (num(val)? & VID_MASK) | VLAN_CFI as u128)
+            }
             "dl_vlan_pcp" | "vlan_pcp" => {
                 let cur = k.get(Field::VlanTci);
                 k.set(
                     Field::VlanTci,
-                    cur | VLAN_CFI as u128 | ((num(val)? & 7) << 13),
+                    cur | VLAN_CFI as u128 | ((num(val)? & PCP_MASK) << PCP_SHIFT),
                 );
             }
             "vlan_tci" => k.set(Field::VlanTci, num(val)?),
