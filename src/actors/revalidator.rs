@@ -25,7 +25,7 @@ use crate::util::coverage::{self, c};
 use crate::util::time::now_ms;
 use actix::prelude::*;
 use policy::{decide, Decision, DeleteReason, FlowView};
-use round::{Action, Now, RoundLeader};
+use round::{Now, RoundAction, RoundLeader};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -241,13 +241,13 @@ impl Revalidator {
         let Some(l) = self.leader.as_mut() else {
             return;
         };
-        let mut sends: Vec<(Member, Action<oneshot::Sender<()>>)> = Vec::new();
+        let mut sends: Vec<(Member, RoundAction<oneshot::Sender<()>>)> = Vec::new();
         while let Some(a) = l.sm.poll_action() {
             match a {
-                Action::Ack(w) => {
+                RoundAction::Ack(w) => {
                     let _ = w.send(());
                 }
-                Action::RoundDone {
+                RoundAction::RoundDone {
                     round,
                     duration_ms,
                     flow_limit,
@@ -266,7 +266,7 @@ impl Revalidator {
                     coverage::inc(&c::revalidate_round);
                     tracing::debug!(round, duration_ms, "revalidation round done");
                 }
-                Action::Begin { member, .. } | Action::Sweep { member, .. } => {
+                RoundAction::Begin { member, .. } | RoundAction::Sweep { member, .. } => {
                     if let Some(m) = l.members.get(member) {
                         sends.push((m.clone(), a));
                     }
@@ -278,7 +278,7 @@ impl Revalidator {
             // member that is gone answers nothing; the supervisor replaces
             // it and `SetMembers` asks the new one.
             match a {
-                Action::Begin { member, params } => {
+                RoundAction::Begin { member, params } => {
                     ctx.spawn(
                         async move { m.begin.ask(params).await }
                             .into_actor(self)
@@ -291,7 +291,7 @@ impl Revalidator {
                             }),
                     );
                 }
-                Action::Sweep { member, round } => {
+                RoundAction::Sweep { member, round } => {
                     ctx.spawn(
                         async move { m.sweep.ask(Sweep { round }).await }
                             .into_actor(self)

@@ -502,7 +502,8 @@ mod tests {
     use super::*;
     use crate::datapath::extract::extract;
     use crate::datapath::meter::{
-        BandKind, DpMeterBand as MeterBand, DpMeterConfig as MeterConfig, MeterStats, MeterUnit,
+        BandKind, DpMeterBand as MeterBand, DpMeterConfig as MeterConfig,
+        MeterCounters as MeterStats, MeterUnit,
     };
     use etherparse::PacketBuilder;
     use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! ops, so applying a meter takes no lock. The consequence (documented limit): with
 //! several poll threads each thread has its own buckets, so a meter hit from `n`
 //! threads admits up to `n` times its rate. With the default single thread the
-//! rate is exact. The counters ([`MeterStats`]) are shared atomics, created by the
+//! rate is exact. The counters ([`MeterCounters`]) are shared atomics, created by the
 //! control side and handed to every thread, so statistics are global.
 //!
 //! Bucket arithmetic is integer-only: a band of rate `r` gains `elapsed_ns * r`
@@ -66,12 +66,12 @@ pub struct MeterSpec {
     /// Its bands.
     pub config: DpMeterConfig,
     /// Its counters (shared by every thread; a new `Arc` means a new configuration).
-    pub stats: Arc<MeterStats>,
+    pub stats: Arc<MeterCounters>,
 }
 
 /// Shared counters of one meter (all poll threads add to the same atomics).
 #[derive(Debug)]
-pub struct MeterStats {
+pub struct MeterCounters {
     /// Packets that went through the meter.
     pub packets_in: AtomicU64,
     /// Bytes of those packets.
@@ -82,9 +82,9 @@ pub struct MeterStats {
     pub band_bytes: Box<[AtomicU64]>,
 }
 
-/// A copy of [`MeterStats`].
+/// A copy of [`MeterCounters`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct MeterStatsSnapshot {
+pub struct MeterCountersSnapshot {
     /// Packets in.
     pub packets_in: u64,
     /// Bytes in.
@@ -93,10 +93,10 @@ pub struct MeterStatsSnapshot {
     pub bands: Vec<(u64, u64)>,
 }
 
-impl MeterStats {
+impl MeterCounters {
     /// Zeroed counters for `n_bands` bands.
-    pub fn new(n_bands: usize) -> MeterStats {
-        MeterStats {
+    pub fn new(n_bands: usize) -> MeterCounters {
+        MeterCounters {
             packets_in: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             band_packets: (0..n_bands).map(|_| AtomicU64::new(0)).collect(),
@@ -105,8 +105,8 @@ impl MeterStats {
     }
 
     /// Reads all counters.
-    pub fn snapshot(&self) -> MeterStatsSnapshot {
-        MeterStatsSnapshot {
+    pub fn snapshot(&self) -> MeterCountersSnapshot {
+        MeterCountersSnapshot {
             packets_in: self.packets_in.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bands: self
@@ -143,7 +143,7 @@ struct Meter {
     unit: MeterUnit,
     bands: Vec<BandState>,
     last_ns: u64,
-    stats: Arc<MeterStats>,
+    stats: Arc<MeterCounters>,
 }
 
 /// A poll thread's meters, keyed by meter id.
@@ -165,7 +165,7 @@ impl MeterTable {
     }
 
     /// Adds or replaces meter `id`; buckets start full.
-    pub fn set(&mut self, id: u32, config: &DpMeterConfig, stats: Arc<MeterStats>, now_ns: u64) {
+    pub fn set(&mut self, id: u32, config: &DpMeterConfig, stats: Arc<MeterCounters>, now_ns: u64) {
         let bands = config
             .bands
             .iter()
@@ -293,7 +293,7 @@ mod tests {
             rate: 1,
             burst_size: 1,
         };
-        let spec = |id, stats: &Arc<MeterStats>| MeterSpec {
+        let spec = |id, stats: &Arc<MeterCounters>| MeterSpec {
             id,
             config: DpMeterConfig {
                 unit: MeterUnit::Pktps,
@@ -302,9 +302,9 @@ mod tests {
             stats: stats.clone(),
         };
         let (a, b, c) = (
-            Arc::new(MeterStats::new(1)),
-            Arc::new(MeterStats::new(1)),
-            Arc::new(MeterStats::new(1)),
+            Arc::new(MeterCounters::new(1)),
+            Arc::new(MeterCounters::new(1)),
+            Arc::new(MeterCounters::new(1)),
         );
         let mut t = MeterTable::new();
         t.sync(&[spec(1, &a), spec(2, &b)], 0);
@@ -324,14 +324,14 @@ mod tests {
         assert_eq!(b.snapshot().packets_in, 0);
         assert_eq!(t.apply(3, 64, 0), MeterVerdict::Pass);
         // A new configuration of meter 1 (new counters) starts over.
-        let a2 = Arc::new(MeterStats::new(1));
+        let a2 = Arc::new(MeterCounters::new(1));
         t.sync(&[spec(1, &a2)], 0);
         assert_eq!(t.apply(1, 64, 0), MeterVerdict::Pass);
     }
 
-    fn table(unit: MeterUnit, bands: Vec<DpMeterBand>) -> (MeterTable, Arc<MeterStats>) {
+    fn table(unit: MeterUnit, bands: Vec<DpMeterBand>) -> (MeterTable, Arc<MeterCounters>) {
         let mut t = MeterTable::new();
-        let s = Arc::new(MeterStats::new(bands.len()));
+        let s = Arc::new(MeterCounters::new(bands.len()));
         t.set(1, &DpMeterConfig { unit, bands }, s.clone(), 0);
         (t, s)
     }

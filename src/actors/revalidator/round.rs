@@ -6,11 +6,11 @@
 //!
 //! The protocol replaces the three `ovs_barrier_block` calls of OVS's
 //! `ofproto-dpif-upcall.c:udpif_revalidator()`: the leader tells every member
-//! to revalidate its ukeys ([`Action::Begin`]); when all have answered it
-//! tells them to sweep ([`Action::Sweep`]); when all have swept it closes the
+//! to revalidate its ukeys ([`RoundAction::Begin`]); when all have answered it
+//! tells them to sweep ([`RoundAction::Sweep`]); when all have swept it closes the
 //! round — adapts the flow limit (`policy::FlowLimiter`) and acknowledges
 //! whoever waited for a round that started after their request
-//! ([`Action::Ack`]: barriers, `revalidator/wait`).
+//! ([`RoundAction::Ack`]: barriers, `revalidator/wait`).
 //!
 //! Timing, as `udpif_revalidator()` does it: a round starts at the latest
 //! `min(max_idle, 500 ms)` after the previous one started; a table change
@@ -46,7 +46,7 @@ pub type RoundParams = BeginRound;
 
 /// Something the actor must do.
 #[derive(Debug, PartialEq)]
-pub enum Action<W> {
+pub enum RoundAction<W> {
     /// Send `BeginRound` to member `member`.
     Begin {
         /// Member index.
@@ -101,7 +101,7 @@ pub struct RoundLeader<W> {
     need_round: bool,
     waiting: Vec<W>,
     in_round: Vec<W>,
-    actions: VecDeque<Action<W>>,
+    actions: VecDeque<RoundAction<W>>,
     stats: LeaderStats,
 }
 
@@ -190,7 +190,7 @@ impl<W> RoundLeader<W> {
     }
 
     /// The next thing to do, if any.
-    pub fn poll_action(&mut self) -> Option<Action<W>> {
+    pub fn poll_action(&mut self) -> Option<RoundAction<W>> {
         self.actions.pop_front()
     }
 
@@ -270,12 +270,13 @@ impl<W> RoundLeader<W> {
         match (self.phase, self.current) {
             (Phase::Revalidating, Some(params)) => {
                 for &member in self.pending.iter().filter(|&&p| p != 0) {
-                    self.actions.push_back(Action::Begin { member, params });
+                    self.actions
+                        .push_back(RoundAction::Begin { member, params });
                 }
             }
             (Phase::Sweeping, _) => {
                 for &member in self.pending.iter().filter(|&&p| p != 0) {
-                    self.actions.push_back(Action::Sweep {
+                    self.actions.push_back(RoundAction::Sweep {
                         member,
                         round: self.round,
                     });
@@ -360,7 +361,8 @@ impl<W> RoundLeader<W> {
         };
         self.current = Some(params);
         for member in 0..self.n_members {
-            self.actions.push_back(Action::Begin { member, params });
+            self.actions
+                .push_back(RoundAction::Begin { member, params });
         }
     }
 
@@ -373,7 +375,7 @@ impl<W> RoundLeader<W> {
                 self.phase = Phase::Sweeping;
                 self.pending = (0..self.n_members).collect();
                 for member in 0..self.n_members {
-                    self.actions.push_back(Action::Sweep {
+                    self.actions.push_back(RoundAction::Sweep {
                         member,
                         round: self.round,
                     });
@@ -389,7 +391,7 @@ impl<W> RoundLeader<W> {
                 self.stats.last_duration_ms = duration_ms;
                 self.stats.last_counts = self.round_counts;
                 self.stats.totals += self.round_counts;
-                self.actions.push_back(Action::RoundDone {
+                self.actions.push_back(RoundAction::RoundDone {
                     round: self.round,
                     duration_ms,
                     flow_limit: self.limiter.current,
@@ -400,7 +402,7 @@ impl<W> RoundLeader<W> {
                     },
                 });
                 for w in self.in_round.drain(..) {
-                    self.actions.push_back(Action::Ack(w));
+                    self.actions.push_back(RoundAction::Ack(w));
                 }
                 self.maybe_start(now);
             }
@@ -445,10 +447,10 @@ mod tests {
         fn pump(&mut self) {
             while let Some(a) = self.l.poll_action() {
                 match a {
-                    Action::Begin { member, params } => self.begun.push((member, params)),
-                    Action::Sweep { member, round } => self.swept.push((member, round)),
-                    Action::Ack(w) => self.acked.push(w),
-                    Action::RoundDone { round, .. } => self.done.push(round),
+                    RoundAction::Begin { member, params } => self.begun.push((member, params)),
+                    RoundAction::Sweep { member, round } => self.swept.push((member, round)),
+                    RoundAction::Ack(w) => self.acked.push(w),
+                    RoundAction::RoundDone { round, .. } => self.done.push(round),
                 }
             }
         }

@@ -14,7 +14,7 @@ use super::upcall::UpcallBatch;
 use super::{OP_QUEUE_LEN, WAKE_TOKEN};
 use crate::datapath::actions::DpActions;
 use crate::datapath::dpflow::DpFlow;
-use crate::datapath::meter::{DpMeterConfig, MeterSpec, MeterStats, MeterStatsSnapshot};
+use crate::datapath::meter::{DpMeterConfig, MeterCounters, MeterCountersSnapshot, MeterSpec};
 use crate::netdev::packet::VnetHdr;
 use crate::netdev::poll::{Epoll, EventFd};
 use crate::netdev::{Netdev, NetdevError};
@@ -465,7 +465,7 @@ impl Datapath {
     /// which the owner calls periodically), so no thread keeps a different
     /// set of meters. `Err` says some thread is still stale.
     pub fn set_meter(&self, id: MeterId, config: DpMeterConfig) -> Result<(), DpError> {
-        let stats = Arc::new(MeterStats::new(config.bands.len()));
+        let stats = Arc::new(MeterCounters::new(config.bands.len()));
         let spec = MeterSpec {
             id: id.0,
             config,
@@ -533,7 +533,7 @@ impl Datapath {
     }
 
     /// Counters of a meter.
-    pub fn meter_stats(&self, id: MeterId) -> Option<MeterStatsSnapshot> {
+    pub fn meter_stats(&self, id: MeterId) -> Option<MeterCountersSnapshot> {
         self.inner
             .meters
             .lock()

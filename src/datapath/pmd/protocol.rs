@@ -5,7 +5,7 @@
 use super::stats::PortCounters;
 use crate::datapath::actions::DpActions;
 use crate::datapath::dpflow::DpFlow;
-use crate::datapath::meter::{DpMeterConfig, MeterSpec, MeterStats};
+use crate::datapath::meter::{DpMeterConfig, MeterCounters, MeterSpec};
 use crate::netdev::packet::VnetHdr;
 use crate::netdev::{Netdev, NetdevTx};
 use crate::types::{MeterId, PortNo};
@@ -64,7 +64,7 @@ pub enum DpOp {
         /// Bands.
         config: DpMeterConfig,
         /// Shared counters.
-        stats: Arc<MeterStats>,
+        stats: Arc<MeterCounters>,
     },
     /// Remove a meter.
     DelMeter {
