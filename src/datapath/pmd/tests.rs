@@ -429,9 +429,10 @@ fn a_thread_that_missed_a_meter_update_gets_the_whole_set() {
         }
     }
     assert!(filled, "the stalled thread's queue never filled");
-    // Meter 2 reaches the free thread only, for now.
+    // Meter 2 cannot reach the stalled thread for now (the free one may
+    // have fallen a little behind too: its queue holds only two ops).
     assert!(r.dp.set_meter(MeterId(2), pass_all_meter()).is_err());
-    assert_eq!(r.dp.stats().meters_stale_threads, 1);
+    assert!(r.dp.stats().meters_stale_threads >= 1);
     r.peers[0].hold_rx(false);
     assert!(wait_for(|| r.dp.sync_meters().is_ok()));
     assert_eq!(r.dp.stats().meters_stale_threads, 0);
