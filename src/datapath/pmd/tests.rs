@@ -482,8 +482,12 @@ fn a_full_queue_hands_the_packet_back() {
     }));
     assert_eq!(r.peers[1].recv_timeout(WAIT).unwrap(), frame(1));
     assert_eq!(r.peers[1].recv_timeout(WAIT).unwrap(), frame(2));
+    // Counters are published right after the batch is transmitted.
+    assert!(wait_for(|| {
+        let s = r.dp.stats().total;
+        (s.exec_packets, s.tx_packets) == (2, 2)
+    }));
     let s = r.dp.stats().total;
-    assert_eq!((s.exec_packets, s.tx_packets), (2, 2));
     // Both went out in one transmit call or two, never more.
     assert!(s.tx_batches <= 2, "{s:?}");
     r.dp.shutdown();
