@@ -161,6 +161,19 @@ impl std::str::FromStr for MacAddr {
     }
 }
 
+/// The kind of port, as named in the config's `type` key. Plain data shared
+/// by the configuration model and the device layer (`netdev::open`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortType {
+    /// An existing interface (veth, physical NIC), opened with AF_PACKET.
+    System,
+    /// The bridge's own port: a TAP device named like the bridge, created by us.
+    Internal,
+    /// A TAP device created by us for a VM or container.
+    Tap,
+}
+
 /// A VLAN id (12 bits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct VlanId(pub u16);

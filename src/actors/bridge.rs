@@ -1,4 +1,5 @@
-//! The Bridge actor: one OpenFlow switch (seed 002's `ofproto` + `bridge`).
+//! The Bridge actor: one OpenFlow switch (OVS's `ofproto.c` `struct ofproto`
+//! with `bridge.c`'s per-bridge configuration).
 //!
 //! Ownership: the Bridge owns its [`Ofproto`] (flow tables, groups, meters,
 //! port table) and is the only writer of it; after each batch of changes it
@@ -12,30 +13,26 @@
 
 use crate::actors::connmgr::{Connmgr, ConnmgrParams, PACKET_IN_QUEUE};
 use crate::actors::metrics::{registry, ActorMeter, MsgName};
-use crate::actors::port::{Port, PortParams};
-use crate::actors::revalidator::{FlowContext, Retranslated, Revalidator, RuleStats};
+use crate::actors::port::{BridgeInbox, Port, PortParams};
+use crate::actors::revalidator::Revalidator;
 use crate::config::{BridgeConfig, FailMode, PortConfig};
-use crate::datapath::dpflow::DpFlow;
-use crate::datapath::flow::FlowKey;
 use crate::datapath::meter::now_ns;
-use crate::datapath::packet::VnetHdr;
-use crate::datapath::pmd::{Datapath, UpcallBatch};
+use crate::datapath::pmd::{Datapath, DpError, Execute, UpcallBatch};
 use crate::messages::bridge::*;
 use crate::messages::connmgr::{AsyncEvent, ConnmgrReport, FailOpen, Notify, SetConnections};
 use crate::messages::revalidator::TablesChanged;
 use crate::messages::Mailbox;
+use crate::netdev::packet::VnetHdr;
 use crate::netdev::PortType;
-use crate::ofproto::mac_learning::MacLearning;
-use crate::ofproto::rule::{PortInfo, Rule, PC_PORT_DOWN, PS_LINK_DOWN, PS_LIVE};
-use crate::ofproto::xlate::{translate, translate_actions, XlateOptions, XlateOutput};
-use crate::ofproto::{FlowStatsJob, Ofproto, TablesSnapshot, RR_DELETE};
-use crate::openflow::action::Action;
-use crate::openflow::error::OfpError;
-use crate::openflow::message::{
-    FlowRemoved, Message, MeterBand, MeterModCommand, MpReplyBody, MpRequestBody, MultipartReply,
-    MultipartRequest, OfpMsg, PacketOut, PortStats, PortStatus, MF_PKTPS, NO_BUFFER,
+use crate::ofproto::request::{
+    self, Answer, BarrierPlan, Barriers, Effects, Event, FreeLater, Op, Requests, PR_ADD,
+    PR_DELETE, PR_MODIFY,
 };
-use crate::types::{DatapathId, PortNo, TableId};
+use crate::ofproto::rule::{PortInfo, PC_PORT_DOWN, PS_LINK_DOWN, PS_LIVE};
+use crate::ofproto::view::XlateView;
+use crate::ofproto::Ofproto;
+use crate::openflow::message::{Message, OfpMsg};
+use crate::types::{DatapathId, PortNo};
 use crate::util::coverage::{self, c};
 use crate::util::time::now_ms;
 use actix::prelude::{
@@ -44,111 +41,22 @@ use actix::prelude::{
 };
 use arc_swap::ArcSwap;
 use parking_lot::RwLock;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{
-    fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
-};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Mailbox capacity of a Bridge.
 pub const MAILBOX: usize = 256;
 
+/// Period of rule timeouts, MAC aging and meter resyncs.
+const HOUSEKEEPING: Duration = Duration::from_millis(250);
+
 /// Where the current revalidator leader is (it can be restarted or resized).
 pub type LeaderLink = Arc<RwLock<Option<Mailbox<Revalidator>>>>;
 
-/// The part of a bridge that other threads read: its latest tables snapshot,
-/// MAC learning table, datapath handle and packet-in queue.
-pub struct BridgeShared {
-    /// Bridge name.
-    pub name: String,
-    /// Process-unique index.
-    pub index: u32,
-    /// Latest published tables.
-    pub snapshot: ArcSwap<TablesSnapshot>,
-    /// MAC learning (NORMAL); internally locked, slow path only.
-    pub mac: MacLearning,
-    /// The datapath (poll threads) of this bridge.
-    pub dp: Datapath,
-    /// Packet-ins to the Connmgr (bounded; full = dropped and counted).
-    pub packet_in_tx: tokio::sync::mpsc::Sender<AsyncEvent>,
-    /// Fail-open: forward with NORMAL whatever the tables say.
-    pub fail_open: AtomicBool,
-    /// Bumped when something outside the tables changes translations.
-    pub extra_seq: AtomicU64,
-    /// The upcall handlers' queues for this bridge; the router spreads the
-    /// datapath's miss batches over them (replaced when handlers are resized).
-    pub upcall_routes: ArcSwap<Vec<tokio::sync::mpsc::Sender<UpcallBatch>>>,
-    /// Miss batches dropped because the chosen handler's queue was full.
-    pub upcall_route_drops: AtomicU64,
-    /// Upcall batches between "tables read" and "flows installed or killed".
-    /// With no datapath flows and nothing installing, no megaflow can be
-    /// stale, so a barrier needs no revalidation round (bulk flow-mods stay fast).
-    pub installing: AtomicUsize,
-}
-
-impl BridgeShared {
-    /// Translates a packet key the way the current configuration says.
-    pub fn translate(&self, key: &FlowKey, opts: &XlateOptions) -> XlateOutput {
-        let snap = self.snapshot.load();
-        if self.fail_open.load(Relaxed) {
-            let normal = [Action::Output {
-                port: PortNo::NORMAL,
-                max_len: 0,
-            }];
-            translate_actions(&snap, &self.mac, key, &normal, opts)
-        } else {
-            translate(&snap, &self.mac, key, opts)
-        }
-    }
-}
-
-impl RuleStats for Rule {
-    fn add_stats(&self, packets: u64, bytes: u64, used_ms: u64) {
-        Rule::add_stats(self, packets, bytes, used_ms);
-    }
-}
-
-impl FlowContext for BridgeShared {
-    fn bridge_index(&self) -> u32 {
-        self.index
-    }
-
-    fn xlate_seq(&self) -> u64 {
-        // Each term only grows, so the sum changes whenever any of them does.
-        self.snapshot.load().version + self.mac.seq() + self.extra_seq.load(Relaxed)
-    }
-
-    fn retranslate(&self, key: &FlowKey) -> Option<Retranslated> {
-        let out = self.translate(
-            key,
-            &XlateOptions {
-                may_learn: false,
-                now_ms: now_ms(),
-                account: false,
-                invalid_ttl_to_controller: false,
-            },
-        );
-        if out.slow != 0 {
-            return None;
-        }
-        Some(Retranslated {
-            mask: out.wc,
-            actions: out.actions,
-            rules: out
-                .rules
-                .into_iter()
-                .map(|r| r as Arc<dyn RuleStats>)
-                .collect(),
-        })
-    }
-
-    fn delete_flow(&self, flow: &Arc<DpFlow>) {
-        // The flow is already marked dead (the poll thread ignores it on hit);
-        // this removes it from the poll thread's classifier and the registry.
-        let _ = self.dp.del_flow(flow.id);
-    }
-}
+/// Kept at this path for the daemon, which builds and supervises bridges.
+pub use crate::messages::bridge::BridgeShared;
 
 struct PortSlot {
     port_no: PortNo,
@@ -190,9 +98,8 @@ pub struct Bridge {
     port_registry: crate::actors::port::PortRegistry,
     /// Last tables version the revalidators have been told about.
     told_version: u64,
-    /// Newest version a barrier has been answered for: no megaflow older
-    /// than it can forward any more.
-    acked_version: u64,
+    /// When barriers may be answered.
+    barriers: Barriers,
     stopping: bool,
     /// Until when the bridge's thread keeps polling after an OpenFlow request
     /// (see [`SPIN_WINDOW`]); shared with the spinning task.
@@ -218,21 +125,24 @@ impl Bridge {
             upcall_tx: up_tx,
             emc_insert_inv_prob: 1,
             busy_poll_us: p.busy_poll_us,
+            op_queue_len: crate::datapath::pmd::OP_QUEUE_LEN,
         })
         .map_err(|e| format!("bridge {}: cannot start datapath: {e}", p.cfg.name))?;
         let (pin_tx, pin_rx) = tokio::sync::mpsc::channel(PACKET_IN_QUEUE);
         let shared = Arc::new(BridgeShared {
-            name: p.cfg.name.clone(),
             index: p.index,
-            snapshot: ArcSwap::new(snap),
-            mac: MacLearning::new(p.cfg.mac_table_size, p.cfg.mac_aging_secs * 1000),
+            view: XlateView::new(
+                &p.cfg.name,
+                snap,
+                p.cfg.mac_table_size,
+                p.cfg.mac_aging_secs * 1000,
+            ),
             dp,
             packet_in_tx: pin_tx,
-            fail_open: AtomicBool::new(false),
-            extra_seq: AtomicU64::new(0),
             upcall_routes: ArcSwap::from_pointee(p.upcall_txs),
             upcall_route_drops: AtomicU64::new(0),
             installing: AtomicUsize::new(0),
+            counters: BridgeCounters::default(),
         });
         let meter = registry().meter(
             format!("bridge:{}", p.cfg.name),
@@ -252,7 +162,7 @@ impl Bridge {
             leader: p.leader,
             port_registry: p.port_registry,
             told_version: 0,
-            acked_version: 0,
+            barriers: Barriers::default(),
             stopping: false,
             spin_until: Arc::new(AtomicU64::new(0)),
         };
@@ -276,9 +186,9 @@ impl Bridge {
     fn publish(&mut self) -> u64 {
         if self.ofproto.is_dirty() {
             let snap = self.ofproto.publish();
-            self.shared.snapshot.store(snap);
+            self.shared.view.snapshot.store(snap);
         }
-        let v = self.shared.snapshot.load().version;
+        let v = self.shared.view.snapshot.load().version;
         if v != self.told_version {
             self.told_version = v;
             if let Some(l) = self.leader.read().as_ref() {
@@ -298,34 +208,12 @@ impl Bridge {
         }
     }
 
-    fn flow_removed(&self, rule: &Rule, reason: u8) {
-        if !rule.send_flow_removed() {
-            return;
-        }
-        let (ds, dn) = rule.duration(now_ms());
-        let (p, b) = rule.stats();
-        self.notify(AsyncEvent::FlowRemoved(Arc::new(FlowRemoved {
-            cookie: rule.cookie,
-            priority: rule.priority,
-            reason,
-            table_id: rule.table_id,
-            duration_sec: ds,
-            duration_nsec: dn,
-            idle_timeout: rule.idle_timeout,
-            hard_timeout: rule.hard_timeout,
-            packet_count: p,
-            byte_count: b,
-            match_: rule.match_(),
-        })));
-    }
-
     fn port_status(&self, reason: u8, port_no: PortNo) {
-        if let Some(desc) = self.ofproto.port_desc(port_no) {
-            self.notify(AsyncEvent::PortStatus(Arc::new(PortStatus {
-                reason,
-                desc,
-            })));
-        }
+        self.notify_all(
+            request::port_status(&self.ofproto, reason, port_no)
+                .into_iter()
+                .collect(),
+        );
     }
 
     fn pick_port_no(&self, cfg: &PortConfig) -> PortNo {
@@ -350,7 +238,11 @@ impl Bridge {
             bridge_name: self.cfg.name.clone(),
             cfg: cfg.clone(),
             port_no,
-            bridge: ctx.address(),
+            bridge: BridgeInbox {
+                attached: ctx.address().recipient(),
+                changed: ctx.address().recipient(),
+                detached: ctx.address().recipient(),
+            },
             registry: self.port_registry.clone(),
         };
         let addr = Port::new(params).start();
@@ -374,10 +266,10 @@ impl Bridge {
             self.cfg.name,
             port_no
         );
-        self.port_status(1, port_no);
+        self.port_status(PR_DELETE, port_no);
         let _ = self.shared.dp.del_port(port_no);
         self.ofproto.remove_port(port_no);
-        self.shared.mac.flush_port(port_no);
+        self.shared.view.mac.flush_port(port_no);
         coverage::inc(&c::port_deleted);
         self.publish();
     }
@@ -405,264 +297,180 @@ impl Bridge {
         }
     }
 
-    fn error(out: &mut Vec<Out>, xid: u32, e: OfpError, head: &[u8]) {
-        coverage::inc(&c::ofp_error_sent);
-        out.push(Out::Reply(OfReply::Error {
-            xid,
-            error: e,
-            head: head.to_vec(),
-        }));
-    }
-
-    fn reply(out: &mut Vec<Out>, xid: u32, body: Message) {
-        out.push(Out::Reply(OfReply::Msg(OfpMsg { xid, body })));
-    }
-
-    fn multipart(&mut self, xid: u32, req: MultipartRequest, head: &[u8], out: &mut Vec<Out>) {
-        let now = now_ms();
-        let body = match req.body {
-            MpRequestBody::Desc => Ok(MpReplyBody::Desc(self.ofproto.desc())),
-            MpRequestBody::Flow(r) => {
-                match self.ofproto.flow_stats_rules(&r) {
-                    // Encoded by the session, off the bridge's critical path.
-                    Ok(rules) => out.push(Out::Reply(OfReply::FlowStats(FlowStatsJob::new(
-                        xid, now, rules,
-                    )))),
-                    Err(e) => Self::error(out, xid, e, head),
-                }
-                return;
-            }
-            MpRequestBody::Aggregate(r) => {
-                self.ofproto.aggregate_stats(&r).map(MpReplyBody::Aggregate)
-            }
-            MpRequestBody::Table => Ok(MpReplyBody::Table(self.ofproto.table_stats())),
-            MpRequestBody::PortStats(p) => self.port_stats(p).map(MpReplyBody::PortStats),
-            MpRequestBody::Queue { .. } => Ok(MpReplyBody::Queue),
-            MpRequestBody::Group(g) => Ok(MpReplyBody::Group(self.ofproto.group_stats(g, now))),
-            MpRequestBody::GroupDesc => Ok(MpReplyBody::GroupDesc(self.ofproto.group_descs())),
-            MpRequestBody::GroupFeatures => {
-                Ok(MpReplyBody::GroupFeatures(self.ofproto.group_features()))
-            }
-            MpRequestBody::Meter(m) => Ok(MpReplyBody::Meter(self.ofproto.meter_stats(m, now))),
-            MpRequestBody::MeterConfig(m) => {
-                Ok(MpReplyBody::MeterConfig(self.ofproto.meter_configs(m)))
-            }
-            MpRequestBody::MeterFeatures => {
-                Ok(MpReplyBody::MeterFeatures(self.ofproto.meter_features()))
-            }
-            MpRequestBody::TableFeatures(v) if v.is_empty() => {
-                Ok(MpReplyBody::TableFeatures(self.ofproto.table_features()))
-            }
-            MpRequestBody::TableFeatures(_) => Err(OfpError::TableFeaturesEperm),
-            MpRequestBody::PortDesc => Ok(MpReplyBody::PortDesc(self.ofproto.port_descs())),
-            MpRequestBody::Experimenter { .. } => Err(OfpError::BadExperimenter),
-        };
-        match body {
-            Ok(b) => Self::reply(
-                out,
-                xid,
-                Message::MultipartReply(MultipartReply { flags: 0, body: b }),
-            ),
-            Err(e) => Self::error(out, xid, e, head),
+    fn report_ports(&self) -> PortsReport {
+        PortsReport {
+            bridge: self.cfg.name.clone(),
+            dpid: self.dpid(),
+            ports: self
+                .ports
+                .iter()
+                .map(|(name, slot)| PortLine {
+                    port_no: slot.port_no,
+                    name: name.clone(),
+                    kind: slot.cfg.kind,
+                    state: match self.ofproto.port(slot.port_no) {
+                        Some(p) if p.state & PS_LINK_DOWN != 0 => PortState::LinkDown,
+                        Some(_) => PortState::Live,
+                        None => PortState::NotAttached,
+                    },
+                })
+                .collect(),
         }
     }
 
-    fn port_stats(&self, p: PortNo) -> Result<Vec<PortStats>, OfpError> {
-        let ports: Vec<PortNo> = if p == PortNo::ANY {
-            self.ofproto.ports().keys().copied().collect()
-        } else if self.ofproto.port(p).is_some() {
-            vec![p]
-        } else {
-            return Err(OfpError::BadRequestPort);
-        };
-        Ok(ports
-            .into_iter()
-            .map(|port_no| {
-                let s = self.shared.dp.port_stats(port_no).unwrap_or_default();
-                PortStats {
-                    port_no,
-                    rx_packets: s.rx_packets,
-                    tx_packets: s.tx_packets,
-                    rx_bytes: s.rx_bytes,
-                    tx_bytes: s.tx_bytes,
-                    rx_dropped: s.rx_dropped,
-                    tx_dropped: s.tx_dropped,
-                    rx_errors: s.rx_errors,
-                    tx_errors: s.tx_errors,
-                    rx_over_err: s.rx_over_err,
-                    duration_sec: 0,
-                    duration_nsec: 0,
-                    ..Default::default()
-                }
-            })
-            .collect())
-    }
-
-    fn packet_out(&mut self, xid: u32, po: PacketOut, head: &[u8], out: &mut Vec<Out>) {
-        if po.buffer_id != NO_BUFFER {
-            return Self::error(out, xid, OfpError::BufferUnknown, head);
-        }
-        let ip = po.in_port;
-        if !(ip.is_physical_or_local() || ip == PortNo::CONTROLLER || ip == PortNo::ANY) {
-            return Self::error(out, xid, OfpError::BadRequestPort, head);
-        }
-        for a in &po.actions {
-            if let Action::Output { port, .. } = a {
-                if port.0 == 0
-                    || (port.0 > PortNo::MAX.0
-                        && *port != PortNo::ANY
-                        && port.0 < PortNo::IN_PORT.0)
-                {
-                    return Self::error(out, xid, OfpError::BadOutPort, head);
-                }
-            }
-        }
-        let key = match crate::datapath::extract::extract(&po.data, ip) {
-            Ok(k) => k,
-            Err(_) => {
-                // A frame too short to parse still goes out as raw bytes.
-                let mut k = FlowKey::default();
-                k.set(crate::datapath::flow::Field::InPort, ip.0 as u128);
-                k
-            }
-        };
-        self.publish();
-        let snap = self.shared.snapshot.load_full();
-        let x = translate_actions(
-            &snap,
-            &self.shared.mac,
-            &key,
-            &po.actions,
-            &XlateOptions {
-                may_learn: false,
-                now_ms: now_ms(),
-                account: true,
-                invalid_ttl_to_controller: false,
-            },
-        );
-        coverage::inc(&c::packet_out);
-        if !x.actions.is_empty()
-            && self
-                .shared
-                .dp
-                .execute(po.data, VnetHdr::default(), ip, x.actions)
-                .is_err()
-        {
-            tracing::debug!("packet-out dropped: datapath op queue full");
+    /// Hands events to the connection manager.
+    fn notify_all(&self, events: Vec<Event>) {
+        for ev in events {
+            self.notify(match ev {
+                Event::FlowRemoved(fr) => AsyncEvent::FlowRemoved(fr),
+                Event::PortStatus(ps) => AsyncEvent::PortStatus(ps),
+            });
         }
     }
 
-    /// Applies one OpenFlow request.
-    fn handle_of(&mut self, msg: OfpMsg, head: &[u8], out: &mut Vec<Out>) {
-        let xid = msg.xid;
-        let now = now_ms();
-        match msg.body {
-            Message::FlowMod(fm) => {
-                coverage::inc(&c::flow_mod);
-                match self.ofproto.flow_mod(&fm, now) {
-                    Ok(r) => {
-                        for rule in &r.removed {
-                            self.flow_removed(rule, RR_DELETE);
-                        }
-                        if r.removed.len() >= DROP_LATER_MIN {
-                            // The previous snapshot holds the last references to
-                            // the removed tables' trie nodes: publish now and let
-                            // the freeing thread drop it with the rules.
-                            let old = self
-                                .ofproto
-                                .is_dirty()
-                                .then(|| self.shared.snapshot.swap(self.ofproto.publish()));
-                            drop_later(r.removed, old);
-                        }
+    /// Applies the effects of a batch except its answers; returns the
+    /// packet-outs the datapath had no room for yet (in order).
+    fn apply(&mut self, fx: &mut Effects) -> VecDeque<(u32, Execute)> {
+        self.notify_all(std::mem::take(&mut fx.events));
+        for f in fx.free_later.drain(..) {
+            free_later(f);
+        }
+        let mut waiting: VecDeque<(u32, Execute)> = VecDeque::new();
+        for op in fx.ops.drain(..) {
+            match op {
+                Op::Execute {
+                    xid,
+                    packet,
+                    in_port,
+                    actions,
+                } => {
+                    let x = Execute {
+                        packet,
+                        vnet: VnetHdr::default(),
+                        in_port,
+                        actions,
+                    };
+                    // Once one waits, later ones queue behind it (order).
+                    if !waiting.is_empty() {
+                        waiting.push_back((xid, x));
+                        continue;
                     }
-                    Err(e) => Self::error(out, xid, e, head),
-                }
-            }
-            Message::GroupMod(gm) => match self.ofproto.group_mod(&gm, now) {
-                Ok(removed) => {
-                    for rule in &removed {
-                        self.flow_removed(rule, crate::ofproto::RR_GROUP_DELETE);
-                    }
-                }
-                Err(e) => Self::error(out, xid, e, head),
-            },
-            Message::MeterMod(mm) => match self.ofproto.meter_mod(&mm, now) {
-                Ok(removed) => {
-                    for rule in &removed {
-                        self.flow_removed(rule, crate::ofproto::RR_METER_DELETE);
-                    }
-                    match mm.command {
-                        MeterModCommand::Delete => {
-                            let _ = self.shared.dp.del_meter(mm.meter_id);
-                        }
-                        _ => {
-                            let _ = self
-                                .shared
-                                .dp
-                                .set_meter(mm.meter_id, dp_meter_config(mm.flags, &mm.bands));
-                        }
-                    }
-                }
-                Err(e) => Self::error(out, xid, e, head),
-            },
-            Message::PortMod(pm) => {
-                let before = self.ofproto.port(pm.port_no).map(|p| p.config);
-                match self.ofproto.port_mod(&pm) {
-                    Ok(info) => {
-                        if before.map(|b| (b ^ info.config) & PC_PORT_DOWN != 0) == Some(true) {
-                            let up = info.config & PC_PORT_DOWN == 0;
-                            if let Err(e) = crate::netdev::netlink::set_link_up(&info.name, up) {
-                                tracing::warn!("port {}: cannot set admin state: {e}", info.name);
+                    match self.shared.dp.try_execute(x) {
+                        Ok(()) => packet_out_sent(&self.shared),
+                        Err(r) => match r.error {
+                            DpError::OpQueueFull { .. } => {
+                                self.shared.counters.packet_out_waits.fetch_add(1, Relaxed);
+                                waiting.push_back((xid, r.execute));
                             }
-                        }
-                        self.port_status(2, pm.port_no);
+                            e => packet_out_dropped(&self.shared, xid, &e),
+                        },
                     }
-                    Err(e) => Self::error(out, xid, e, head),
+                }
+                Op::SetMeter { id, config } => {
+                    if let Err(e) = self.shared.dp.set_meter(id, config) {
+                        tracing::debug!("meter {}: {e}; threads resync", id.0);
+                    }
+                }
+                Op::DelMeter { id } => {
+                    if let Err(e) = self.shared.dp.del_meter(id) {
+                        tracing::debug!("meter {}: {e}; threads resync", id.0);
+                    }
+                }
+                Op::SetAdminState { port, up } => {
+                    if let Err(e) = crate::netdev::netlink::set_link_up(&port, up) {
+                        tracing::warn!("port {port}: cannot set admin state: {e}");
+                    }
                 }
             }
-            Message::TableMod { table_id, config } => {
-                if table_id.0 >= TableId::N_TABLES && table_id != TableId::ALL {
-                    Self::error(out, xid, OfpError::TableModBadTable, head);
-                } else if config & !3 != 0 {
-                    Self::error(out, xid, OfpError::TableModBadConfig, head);
-                }
-            }
-            Message::PacketOut(po) => self.packet_out(xid, po, head, out),
-            Message::MultipartRequest(req) => self.multipart(xid, req, head, out),
-            Message::BarrierRequest => out.push(Out::Barrier(xid)),
-            Message::QueueGetConfigRequest { port } => {
-                Self::reply(out, xid, Message::QueueGetConfigReply { port })
-            }
-            _ => Self::error(out, xid, OfpError::BadType, head),
         }
+        waiting
     }
 
-    fn report_ports(&self) -> String {
-        let mut s = format!("{}: dpid:{}\n", self.cfg.name, self.dpid());
-        for (name, slot) in &self.ports {
-            let state = match self.ofproto.port(slot.port_no) {
-                Some(p) => {
-                    if p.state & PS_LINK_DOWN != 0 {
-                        "LINK_DOWN".to_string()
-                    } else {
-                        "LIVE".to_string()
-                    }
-                }
-                None => "not attached".to_string(),
-            };
-            s.push_str(&format!(
-                "  port {} ({}): type={:?} {}\n",
-                slot.port_no, name, slot.cfg.kind, state
-            ));
+    /// Asks the revalidator leader for a round covering `version`; the
+    /// receiver fires when it is done. `None` (counted) when the barrier
+    /// must be answered without one.
+    fn request_round(&self, version: u64) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let c = &self.shared.counters;
+        let leader = self.leader.read();
+        let Some(l) = leader.as_ref() else {
+            c.barrier_no_leader.fetch_add(1, Relaxed);
+            unrevalidated_barrier(&self.cfg.name, "no revalidator leader");
+            return None;
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = l.tell(TablesChanged {
+            bridge: self.shared.index,
+            version,
+            ack: Some(tx),
+        });
+        if !sent {
+            c.barrier_leader_busy.fetch_add(1, Relaxed);
+            unrevalidated_barrier(&self.cfg.name, "the revalidator leader's mailbox is full");
+            return None;
         }
-        s
+        c.barrier_waits.fetch_add(1, Relaxed);
+        Some(rx)
     }
 }
 
-/// One reply slot, in request order.
-enum Out {
-    Reply(OfReply),
-    Barrier(u32),
+/// Counts a PACKET_OUT the datapath accepted.
+fn packet_out_sent(shared: &BridgeShared) {
+    shared.counters.packet_outs.fetch_add(1, Relaxed);
+    coverage::inc(&c::packet_out);
+}
+
+/// Counts a PACKET_OUT the datapath never took, with a rate-limited warning.
+fn packet_out_dropped(shared: &BridgeShared, xid: u32, e: &DpError) {
+    let n = shared.counters.packet_out_drops.fetch_add(1, Relaxed);
+    coverage::inc(&c::packet_out_dropped);
+    if n.is_power_of_two() || n == 0 {
+        tracing::warn!(
+            "bridge {}: packet-out (xid {xid}) dropped: {e} ({} dropped so far)",
+            shared.view.name,
+            n + 1
+        );
+    }
+}
+
+/// A barrier answered without its revalidation round: counted by the
+/// caller, warned here.
+fn unrevalidated_barrier(bridge: &str, why: &str) {
+    coverage::inc(&c::barrier_unrevalidated);
+    tracing::warn!(
+        "bridge {bridge}: barrier answered without a revalidation round ({why}): \
+         a megaflow from before it may still forward"
+    );
+}
+
+/// How long a packet-out may wait for room in a poll thread's queue before
+/// it is dropped (counted). The session reads no further request meanwhile.
+const PACKET_OUT_WAIT: Duration = Duration::from_secs(1);
+/// Pause between two attempts while a poll thread's queue is full.
+const PACKET_OUT_RETRY: Duration = Duration::from_millis(1);
+/// How long a barrier waits for its revalidation round.
+const BARRIER_WAIT: Duration = Duration::from_secs(5);
+
+/// Hands the waiting packet-outs to the datapath in order, waiting for room
+/// (backpressure: the reply, and so the session, waits with them).
+async fn submit(shared: Arc<BridgeShared>, mut waiting: VecDeque<(u32, Execute)>) {
+    let deadline = tokio::time::Instant::now() + PACKET_OUT_WAIT;
+    while let Some((xid, x)) = waiting.pop_front() {
+        match shared.dp.try_execute(x) {
+            Ok(()) => packet_out_sent(&shared),
+            Err(r) => match r.error {
+                DpError::OpQueueFull { .. } if tokio::time::Instant::now() < deadline => {
+                    waiting.push_front((xid, r.execute));
+                    tokio::time::sleep(PACKET_OUT_RETRY).await;
+                }
+                e => {
+                    packet_out_dropped(&shared, xid, &e);
+                    for (xid, _) in waiting.drain(..) {
+                        packet_out_dropped(&shared, xid, &e);
+                    }
+                }
+            },
+        }
+    }
 }
 
 impl Actor for Bridge {
@@ -716,14 +524,21 @@ impl Actor for Bridge {
             self.add_port(p, ctx);
         }
         // Timeouts and MAC aging.
-        ctx.run_interval(Duration::from_millis(250), |b, _| {
-            let now = now_ms();
-            let expired = b.ofproto.expire(now);
-            for (rule, reason) in &expired {
-                b.flow_removed(rule, *reason);
+        ctx.run_interval(HOUSEKEEPING, |b, _| {
+            let mut fx = Effects::default();
+            let changed = Requests {
+                ofproto: &mut b.ofproto,
+                view: &b.shared.view,
+                port_counters: &|_| None,
             }
-            if b.shared.mac.expire(now) > 0 || !expired.is_empty() {
+            .handle_timeout(now_ms(), &mut fx);
+            b.notify_all(fx.events);
+            if changed {
                 b.publish();
+            }
+            // Poll threads that missed a meter update get the whole set.
+            if b.shared.dp.stats().meters_stale_threads > 0 {
+                let _ = b.shared.dp.sync_meters();
             }
         });
     }
@@ -773,52 +588,62 @@ impl Handler<OfRequests> for Bridge {
     fn handle(&mut self, m: OfRequests, _: &mut Context<Self>) -> Self::Result {
         let _g = self.guard::<OfRequests>();
         self.keep_warm();
-        let mut out = Vec::with_capacity(m.msgs.len());
-        for (msg, head) in m.msgs {
-            self.handle_of(msg, &head, &mut out);
+        let now = now_ms();
+        let mut fx = Effects::default();
+        {
+            let dp = self.shared.dp.clone();
+            let counters = move |p: PortNo| dp.port_stats(p);
+            let mut rq = Requests {
+                ofproto: &mut self.ofproto,
+                view: &self.shared.view,
+                port_counters: &counters,
+            };
+            for (msg, head) in m.msgs {
+                rq.handle(msg, &head, now, &mut fx);
+            }
         }
-        let has_barrier = out.iter().any(|o| matches!(o, Out::Barrier(_)));
+        let waiting = self.apply(&mut fx);
         let version = self.publish();
         // A barrier must wait for revalidation only if some megaflow could be
         // stale: one exists, or an upcall is installing one right now (that
         // handler re-checks the version after installing; see upcall.rs).
         fence(SeqCst);
-        let may_be_stale = version > self.acked_version
-            && (self.shared.dp.n_flows() > 0 || self.shared.installing.load(SeqCst) > 0);
-        if has_barrier && !may_be_stale {
-            self.acked_version = self.acked_version.max(version);
-        }
-        let ack = if has_barrier && may_be_stale {
-            // Consistency: answer the barrier only after a revalidation round
-            // that started after this version was published has finished.
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let sent = self.leader.read().as_ref().map(|l| {
-                l.tell(TablesChanged {
-                    bridge: self.shared.index,
-                    version,
-                    ack: Some(tx),
-                })
-            });
-            tracing::debug!(version, sent = ?sent, "barrier waits for revalidation");
-            if sent == Some(true) {
-                Some(rx)
-            } else {
-                None
-            }
-        } else {
-            None
+        let flows_may_exist =
+            self.shared.dp.n_flows() > 0 || self.shared.installing.load(SeqCst) > 0;
+        let plan = self
+            .barriers
+            .plan(fx.has_barrier(), version, flows_may_exist);
+        let ack = match plan {
+            BarrierPlan::WaitFor(v) => self.request_round(v),
+            BarrierPlan::None | BarrierPlan::AnswerNow => None,
         };
         let waited = ack.is_some();
+        let shared = self.shared.clone();
+        let name = self.cfg.name.clone();
+        let answers = fx.answers;
         Box::pin(
             async move {
-                if let Some(rx) = ack {
-                    let r = tokio::time::timeout(Duration::from_secs(5), rx).await;
-                    tracing::debug!(acked = ?r.as_ref().map(|x| x.is_ok()), "barrier released");
+                if !waiting.is_empty() {
+                    submit(shared.clone(), waiting).await;
                 }
-                out.into_iter()
-                    .map(|o| match o {
-                        Out::Reply(r) => r,
-                        Out::Barrier(xid) => OfReply::Msg(OfpMsg {
+                if let Some(rx) = ack {
+                    match tokio::time::timeout(BARRIER_WAIT, rx).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => {
+                            shared.counters.barrier_leader_lost.fetch_add(1, Relaxed);
+                            unrevalidated_barrier(&name, "the revalidator leader stopped");
+                        }
+                        Err(_) => {
+                            shared.counters.barrier_timeout.fetch_add(1, Relaxed);
+                            unrevalidated_barrier(&name, "no round finished within 5 s");
+                        }
+                    }
+                }
+                answers
+                    .into_iter()
+                    .map(|a| match a {
+                        Answer::Reply(r) => r,
+                        Answer::Barrier(xid) => OfReply::Msg(OfpMsg {
                             xid,
                             body: Message::BarrierReply,
                         }),
@@ -828,7 +653,7 @@ impl Handler<OfRequests> for Bridge {
             .into_actor(self)
             .map(move |replies, act, _| {
                 if waited {
-                    act.acked_version = act.acked_version.max(version);
+                    act.barriers.released(version);
                 }
                 replies
             }),
@@ -870,7 +695,7 @@ impl Handler<PortAttached> for Bridge {
             m.name,
             m.port_no
         );
-        self.port_status(0, m.port_no);
+        self.port_status(PR_ADD, m.port_no);
         self.publish();
     }
 }
@@ -897,7 +722,7 @@ impl Handler<PortLinkChanged> for Bridge {
                 info.config = config;
                 info.hw_addr = m.link.mac;
                 self.ofproto.update_port(info);
-                self.port_status(2, m.port_no);
+                self.port_status(PR_MODIFY, m.port_no);
                 self.publish();
             }
         }
@@ -916,8 +741,7 @@ impl Handler<FailOpen> for Bridge {
     type Result = ();
     fn handle(&mut self, m: FailOpen, _: &mut Context<Self>) {
         let _g = self.guard::<FailOpen>();
-        self.shared.fail_open.store(m.0, Relaxed);
-        self.shared.extra_seq.fetch_add(1, Relaxed);
+        self.shared.view.set_fail_open(m.0);
         self.told_version = 0;
         self.publish();
     }
@@ -929,7 +753,8 @@ impl Handler<Reconfigure> for Bridge {
         let _g = self.guard::<Reconfigure>();
         let d = m.diff;
         self.cfg = m.cfg;
-        // Seed order: delete first, then add, then reconfigure.
+        // As `bridge.c:bridge_reconfigure()`: delete first, then add, then
+        // reconfigure.
         for name in &d.ports_removed {
             self.remove_port(name);
         }
@@ -951,6 +776,7 @@ impl Handler<Reconfigure> for Bridge {
         }
         if d.mac_changed {
             self.shared
+                .view
                 .mac
                 .set_limits(self.cfg.mac_table_size, self.cfg.mac_aging_secs * 1000);
         }
@@ -990,69 +816,58 @@ impl Handler<StopBridge> for Bridge {
 }
 
 impl Handler<BridgeQuery> for Bridge {
-    type Result = ResponseActFuture<Self, Result<String, String>>;
+    type Result = ResponseActFuture<Self, Result<BridgeAnswer, String>>;
 
     fn handle(&mut self, m: BridgeQuery, _: &mut Context<Self>) -> Self::Result {
         let _g = self.guard::<BridgeQuery>();
         let now = now_ms();
-        let ready = |r: Result<String, String>| -> Self::Result { Box::pin(actix::fut::ready(r)) };
+        let ready =
+            |r: Result<BridgeAnswer, String>| -> Self::Result { Box::pin(actix::fut::ready(r)) };
         match m.0 {
-            Query::DumpDpFlows => {
-                let mut s = String::new();
-                for f in self.shared.dp.flows() {
-                    if f.is_dead() {
-                        continue;
-                    }
-                    s.push_str(&crate::datapath::odp_format::format_flow(&f, now));
-                    s.push('\n');
-                }
-                ready(Ok(s))
-            }
+            Query::DumpDpFlows => ready(Ok(BridgeAnswer::DpFlows {
+                flows: self
+                    .shared
+                    .dp
+                    .flows()
+                    .into_iter()
+                    .filter(|f| !f.is_dead())
+                    .collect(),
+                now_ms: now,
+            })),
             Query::DelDpFlows => {
-                let n = self.shared.dp.flows().len();
-                for f in self.shared.dp.flows() {
+                let flows = self.shared.dp.flows();
+                for f in &flows {
                     f.kill();
                 }
                 self.shared.dp.flush_flows();
-                ready(Ok(format!("deleted {n} flows\n")))
+                ready(Ok(BridgeAnswer::DpFlowsDeleted(flows.len())))
             }
-            Query::Trace(spec) => ready(crate::ofproto::trace::trace(&self.shared, &spec)),
-            Query::FdbShow => {
-                let mut s = String::from(" port  VLAN  MAC                Age\n");
-                for e in self.shared.mac.entries(now) {
-                    let port = if e.port == PortNo::LOCAL {
-                        "LOCAL".to_string()
-                    } else {
-                        e.port.0.to_string()
-                    };
-                    s.push_str(&format!(
-                        "{:>5}  {:>4}  {}  {:>3}\n",
-                        port, e.vlan, e.mac, e.age_secs
-                    ));
-                }
-                ready(Ok(s))
-            }
+            Query::Trace(spec) => ready(
+                crate::ofproto::trace::trace(&self.shared.view, &spec).map(BridgeAnswer::Trace),
+            ),
+            Query::FdbShow => ready(Ok(BridgeAnswer::Fdb(self.shared.view.mac.entries(now)))),
             Query::FdbFlush => {
-                self.shared.mac.flush();
-                ready(Ok("table successfully flushed\n".into()))
+                self.shared.view.mac.flush();
+                ready(Ok(BridgeAnswer::FdbFlushed))
             }
-            Query::Show => ready(Ok(self.report_ports())),
-            Query::PmdStats => ready(Ok(format_pmd_stats(&self.cfg.name, &self.shared.dp))),
-            Query::DpShow => ready(Ok(format!(
-                "{}:\n  flows: {}\n{}",
-                self.cfg.name,
-                self.shared.dp.n_flows(),
-                self.report_ports()
-            ))),
+            Query::Show => ready(Ok(BridgeAnswer::Ports(self.report_ports()))),
+            Query::PmdStats => ready(Ok(BridgeAnswer::PmdStats(Box::new(
+                self.shared.dp_report(),
+            )))),
+            Query::DpShow => ready(Ok(BridgeAnswer::DpShow {
+                ports: self.report_ports(),
+                n_flows: self.shared.dp.n_flows(),
+            })),
             Query::Connections => {
                 let cm = self.connmgr.clone();
                 Box::pin(
                     async move {
                         match cm {
-                            Some(cm) => match cm.ask(ConnmgrReport).await {
-                                Ok(v) => Ok(serde_json::to_string_pretty(&v).unwrap_or_default()),
-                                Err(e) => Err(e.to_string()),
-                            },
+                            Some(cm) => cm
+                                .ask(ConnmgrReport)
+                                .await
+                                .map(BridgeAnswer::Connections)
+                                .map_err(|e| e.to_string()),
                             None => Err("no connection manager".into()),
                         }
                     }
@@ -1063,20 +878,17 @@ impl Handler<BridgeQuery> for Bridge {
     }
 }
 
-/// Below this many removed rules, freeing inline is cheaper than a thread.
-const DROP_LATER_MIN: usize = 4096;
-
 /// Frees a large batch of removed rules, and the snapshot that was replaced
 /// when they were removed, off the bridge thread (like OVS's RCU-postponed
 /// frees): a `del-flows` of 100k rules would otherwise spend most of its time
 /// in the allocator before the barrier reply goes out.
-fn drop_later(rules: Vec<Arc<Rule>>, snapshot: Option<Arc<TablesSnapshot>>) {
+fn free_later(f: FreeLater) {
     let spawned = std::thread::Builder::new()
         .name("rvs-free".into())
         .spawn(move || {
             // Tables first: the rules' last references are then ours.
-            drop(snapshot);
-            drop(rules);
+            drop(f.snapshot);
+            drop(f.rules);
         });
     if let Err(e) = spawned {
         // The rules were moved into the failed closure and are freed here.
@@ -1084,104 +896,110 @@ fn drop_later(rules: Vec<Arc<Rule>>, snapshot: Option<Arc<TablesSnapshot>>) {
     }
 }
 
-/// Converts an OpenFlow meter into the datapath's meter configuration.
-fn dp_meter_config(flags: u16, bands: &[MeterBand]) -> crate::datapath::meter::MeterConfig {
-    use crate::datapath::meter::{BandKind, MeterBand as DpBand, MeterConfig, MeterUnit};
-    MeterConfig {
-        unit: if flags & MF_PKTPS != 0 {
-            MeterUnit::Pktps
-        } else {
-            MeterUnit::Kbps
-        },
-        bands: bands
-            .iter()
-            .filter_map(|b| match b {
-                MeterBand::Drop { rate, burst_size } => Some(DpBand {
-                    kind: BandKind::Drop,
-                    rate: *rate,
-                    burst_size: *burst_size,
-                }),
-                MeterBand::DscpRemark {
-                    rate,
-                    burst_size,
-                    prec_level,
-                } => Some(DpBand {
-                    kind: BandKind::DscpRemark {
-                        prec_level: *prec_level,
-                    },
-                    rate: *rate,
-                    burst_size: *burst_size,
-                }),
-                MeterBand::Experimenter { .. } => None,
-            })
-            .collect(),
-    }
-}
-
-/// Per-poll-thread counters, like `dpif-netdev/pmd-stats-show`.
-pub fn format_pmd_stats(bridge: &str, dp: &Datapath) -> String {
-    let st = dp.stats();
-    let mut s = format!("bridge {bridge}:\n");
-    for (i, t) in st.threads.iter().enumerate() {
-        let hits = t.emc_hits + t.megaflow_hits;
-        s.push_str(&format!(
-            "pmd thread numa_id 0 core_id {i}:\n  packets received: {}\n  packet recirculations: 0\n  avg. datapath passes per packet: 1.00\n  emc hits: {}\n  smc hits: 0\n  megaflow hits: {}\n  avg. subtable lookups per megaflow hit: 1.00\n  miss with success upcall: {}\n  miss with failed upcall: {}\n  avg. packets per output batch: 0.00\n  invalid packets: {}\n  action upcalls: {}\n  meter drops: {}\n  tx packets: {}\n  tx drops: {}\n  hit ratio: {:.1}%\n",
-            t.rx_packets,
-            t.emc_hits,
-            t.megaflow_hits,
-            t.misses,
-            t.lost,
-            t.rx_invalid,
-            t.action_upcalls,
-            t.meter_drops,
-            t.tx_packets,
-            t.tx_drops,
-            if t.rx_packets == 0 { 0.0 } else { hits as f64 * 100.0 / t.rx_packets as f64 },
-        ));
-    }
-    s.push_str(&format!(
-        "  datapath ops dropped (queue full): {}\n",
-        st.ops_dropped
-    ));
-    s
-}
-
-/// Datapath counters as JSON for `/stats`.
-pub fn dp_stats_json(shared: &BridgeShared) -> serde_json::Value {
-    let st = shared.dp.stats();
-    let t = |x: &crate::datapath::pmd::PmdStatsSnapshot| {
-        serde_json::json!({
-            "rx_packets": x.rx_packets, "emc_hits": x.emc_hits, "megaflow_hits": x.megaflow_hits,
-            "misses": x.misses, "lost": x.lost, "rx_invalid": x.rx_invalid,
-            "tx_packets": x.tx_packets, "tx_drops": x.tx_drops, "action_upcalls": x.action_upcalls,
-            "meter_drops": x.meter_drops,
-        })
-    };
-    serde_json::json!({
-        "megaflows": shared.dp.n_flows(),
-        "total": t(&st.total),
-        "pmd_threads": st.threads.iter().enumerate().map(|(i, x)| {
-            let mut v = t(x);
-            v["id"] = serde_json::json!(i.to_string());
-            v
-        }).collect::<Vec<_>>(),
-        "ops_dropped": st.ops_dropped,
-        "upcall_route_drops": shared.upcall_route_drops.load(Relaxed),
-        // Per port, so that overload at a port (frames the kernel dropped
-        // because the poll thread fell behind) shows where it happens.
-        "ports": shared.snapshot.load().ports.values().filter_map(|p| {
-            let s = shared.dp.port_stats(p.port_no)?;
-            Some(serde_json::json!({
-                "name": p.name, "port_no": p.port_no.0,
-                "rx_packets": s.rx_packets, "rx_bytes": s.rx_bytes,
-                "rx_dropped": s.rx_dropped, "rx_over_err": s.rx_over_err,
-                "rx_errors": s.rx_errors, "tx_packets": s.tx_packets,
-                "tx_bytes": s.tx_bytes, "tx_dropped": s.tx_dropped,
-                "tx_errors": s.tx_errors,
-            }))
-        }).collect::<Vec<_>>(),
-    })
-}
-
 /// Bridges by name, for the control commands (owned by the Daemon).
 pub type BridgeMap = HashMap<String, Mailbox<Bridge>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datapath::actions::DpAction;
+    use crate::datapath::pmd::DpConfig;
+    use crate::netdev::testdev::{TestNetdev, TestPeer};
+    use crate::ofproto::Ofproto;
+
+    /// A bridge's shared part over an in-memory datapath whose only poll
+    /// thread has a one-op queue: port 1 is where it receives (and can be
+    /// stalled), port 2 where packet-outs go.
+    fn shared() -> (Arc<BridgeShared>, TestPeer, TestPeer) {
+        let (up_tx, _up_rx) = tokio::sync::mpsc::channel(4);
+        let mut cfg = DpConfig::new(up_tx);
+        cfg.op_queue_len = 1;
+        let dp = Datapath::start(cfg).unwrap();
+        let (d1, p1) = TestNetdev::pair("s1", 1).unwrap();
+        dp.add_port(PortNo(1), Box::new(d1)).unwrap();
+        while dp.stats().total.ops < 1 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let (d2, p2) = TestNetdev::pair("s2", 2).unwrap();
+        dp.add_port(PortNo(2), Box::new(d2)).unwrap();
+        let (pin_tx, _) = tokio::sync::mpsc::channel(1);
+        let mut of = Ofproto::new(DatapathId(1), "t");
+        let shared = Arc::new(BridgeShared {
+            index: 1,
+            view: XlateView::new("br0", of.publish(), 10, 1000),
+            dp,
+            packet_in_tx: pin_tx,
+            upcall_routes: ArcSwap::from_pointee(Vec::new()),
+            upcall_route_drops: AtomicU64::new(0),
+            installing: AtomicUsize::new(0),
+            counters: BridgeCounters::default(),
+        });
+        (shared, p1, p2)
+    }
+
+    fn packets(n: u8) -> VecDeque<(u32, Execute)> {
+        (0..n)
+            .map(|i| {
+                (
+                    i as u32,
+                    Execute {
+                        packet: vec![i; 60],
+                        vnet: VnetHdr::default(),
+                        in_port: PortNo::CONTROLLER,
+                        actions: vec![DpAction::Output(PortNo(2))],
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn stall(p: &TestPeer) {
+        let before = p.recv_calls();
+        p.hold_rx(true);
+        while p.recv_calls() == before {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn packet_outs_wait_for_room_and_all_leave_in_order() {
+        let (sh, p1, p2) = shared();
+        stall(&p1);
+        let release = {
+            let p1 = p1.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                p1.hold_rx(false);
+            })
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(submit(sh.clone(), packets(20)));
+        release.join().unwrap();
+        let c = sh.counters.snapshot();
+        assert_eq!((c.packet_outs, c.packet_out_drops), (20, 0));
+        for i in 0..20u8 {
+            assert_eq!(p2.recv_timeout(Duration::from_secs(5)), Some(vec![i; 60]));
+        }
+        sh.dp.clone().shutdown();
+    }
+
+    #[test]
+    fn packet_outs_a_stuck_thread_never_takes_are_counted_as_dropped() {
+        let (sh, p1, p2) = shared();
+        stall(&p1);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        // The first fits the one-op queue; the rest give up after the wait.
+        rt.block_on(submit(sh.clone(), packets(5)));
+        let c = sh.counters.snapshot();
+        assert_eq!((c.packet_outs, c.packet_out_drops), (1, 4));
+        p1.hold_rx(false);
+        assert_eq!(p2.recv_timeout(Duration::from_secs(5)), Some(vec![0; 60]));
+        sh.dp.clone().shutdown();
+    }
+}

@@ -103,7 +103,7 @@ impl Daemon {
         let counters = Arc::new(HandlerCounters::default());
         let (mb, arbiter) = upcall::start_one(id, self.reval.clone(), counters.clone());
         mb.tell(SetRevalidators(
-            self.revalidators.iter().map(|(m, _)| m.clone()).collect(),
+            self.revalidators.iter().map(|(m, _)| m.inbox()).collect(),
         ));
         HandlerEntry {
             mb,
@@ -132,13 +132,15 @@ impl Daemon {
             .map(|(m, _)| m.clone())
             .collect();
         if let Some(leader) = members.first() {
-            leader.tell(rv::SetMembers(members.clone()));
+            leader.tell(rv::SetMembers(
+                members.iter().map(revalidator::member).collect(),
+            ));
             *self.leader.write() = Some(leader.clone());
         }
         // Members beyond n hand their ukeys to the leader and leave.
         while self.revalidators.len() > n {
             if let Some((m, arb)) = self.revalidators.pop() {
-                let to = members.first().cloned();
+                let to = members.first().map(|l| l.inbox());
                 let id = m.meter.id.clone();
                 actix::spawn(async move {
                     let _ = m.ask(rv::Exit { handover: to }).await;
@@ -148,7 +150,7 @@ impl Daemon {
             }
         }
         for h in &self.handlers {
-            h.mb.tell(SetRevalidators(members.clone()));
+            h.mb.tell(SetRevalidators(members.iter().map(|m| m.inbox()).collect()));
         }
     }
 
@@ -231,7 +233,7 @@ impl Daemon {
         http::add_source(
             &format!("datapath_{name}"),
             Arc::new(move || {
-                let mut v = crate::actors::bridge::dp_stats_json(&sh);
+                let mut v = crate::control::render::dp_stats_json(&sh);
                 v["ukeys_all_bridges"] = serde_json::json!(reval.n_flows.load(Relaxed));
                 v
             }),
@@ -256,7 +258,7 @@ impl Daemon {
                 });
             }
             for (r, _) in &self.revalidators {
-                r.tell(rv::DetachBridge(b.shared.index));
+                r.tell(rv::ForgetBridge(b.shared.index));
             }
             http::remove_source(&format!("datapath_{name}"));
             let mb = b.mb.clone();
@@ -607,6 +609,7 @@ impl Daemon {
                     .values()
                     .map(|b| {
                         b.shared
+                            .view
                             .snapshot
                             .load()
                             .tables
@@ -712,11 +715,11 @@ impl Daemon {
                 Box::pin(async move {
                     let mut s = String::new();
                     for b in targets {
-                        s.push_str(
+                        s.push_str(&crate::control::render::answer(
                             &b.ask(BridgeQuery(q.clone()))
                                 .await
                                 .map_err(|e| e.to_string())??,
-                        );
+                        ));
                     }
                     Ok(s)
                 })
@@ -731,6 +734,7 @@ impl Daemon {
                     b.ask(BridgeQuery(Query::Trace(flow)))
                         .await
                         .map_err(|e| e.to_string())?
+                        .map(|a| crate::control::render::answer(&a))
                 })
             }
             "debug/stop-actor" => {

@@ -1,5 +1,5 @@
-//! The Port actor: one configured port of a bridge (seed 002's `ofport` +
-//! `netdev_open`).
+//! The Port actor: one configured port of a bridge (OVS's `ofport` with its
+//! `netdev_open()`, `bridge.c:iface_create()`).
 //!
 //! Ownership: the Port owns the port's configuration and its link state; it
 //! opens the device and hands the open netdev to its Bridge (which moves it to a
@@ -9,7 +9,6 @@
 //! detached cleanly. Link events reach it from the process-wide rtnetlink
 //! monitor thread through the [`PortRegistry`]. Runs on its bridge's Arbiter.
 
-use crate::actors::bridge::Bridge;
 use crate::actors::metrics::{registry, ActorMeter, MsgName};
 use crate::config::PortConfig;
 use crate::messages::bridge::{PortAttached, PortDetached, PortLinkChanged};
@@ -38,10 +37,22 @@ pub struct PortParams {
     pub cfg: PortConfig,
     /// OpenFlow port number chosen by the bridge.
     pub port_no: PortNo,
-    /// The bridge.
-    pub bridge: Addr<Bridge>,
+    /// Where the port reports to its bridge.
+    pub bridge: BridgeInbox,
     /// Where to register for link events.
     pub registry: PortRegistry,
+}
+
+/// How a Port reaches its Bridge: one recipient per message it sends, so the
+/// two actors do not name each other's types.
+#[derive(Clone)]
+pub struct BridgeInbox {
+    /// The device is open.
+    pub attached: Recipient<PortAttached>,
+    /// Link state changed.
+    pub changed: Recipient<PortLinkChanged>,
+    /// The device went away.
+    pub detached: Recipient<PortDetached>,
 }
 
 /// A port.
@@ -90,7 +101,7 @@ impl Port {
                 self.attached = true;
                 self.error = None;
                 self.link = Some(link.clone());
-                self.p.bridge.do_send(PortAttached {
+                self.p.bridge.attached.do_send(PortAttached {
                     port_no: self.p.port_no,
                     name,
                     netdev: nd,
@@ -154,7 +165,7 @@ impl Handler<LinkChanged> for Port {
         }
         if self.link.as_ref() != Some(&m.0) {
             self.link = Some(m.0.clone());
-            self.p.bridge.do_send(PortLinkChanged {
+            self.p.bridge.changed.do_send(PortLinkChanged {
                 port_no: self.p.port_no,
                 link: m.0,
             });
@@ -175,7 +186,7 @@ impl Handler<LinkDeleted> for Port {
             );
             self.meter.set_error(msg.clone());
             self.error = Some(msg);
-            self.p.bridge.do_send(PortDetached {
+            self.p.bridge.detached.do_send(PortDetached {
                 port_no: self.p.port_no,
                 reason: "device deleted".into(),
             });

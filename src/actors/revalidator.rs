@@ -1,165 +1,51 @@
 //! Revalidator actors: they own the ukeys (one per datapath flow), expire idle
 //! flows, fix flows whose OpenFlow translation changed, push flow statistics
-//! into OpenFlow rules, and adapt the flow limit (seed 004).
+//! into OpenFlow rules, and adapt the flow limit (OVS's
+//! `ofproto-dpif-upcall.c`: `udpif_revalidator()`, `revalidate()`,
+//! `revalidator_sweep()`).
 //!
 //! Ownership: each ukey belongs to exactly one revalidator (`flow.id % n`),
 //! handed over by message ([`AdoptUkeys`]) from the upcall handler that created
 //! the flow; nobody else touches it. Revalidator 0 is the leader: it runs the
-//! round protocol described in [`crate::messages::revalidator`] — messages in
-//! place of OVS's barriers and latches — and keeps the flow limit. Each
-//! revalidator runs on its own Arbiter (thread).
+//! round protocol of [`round`] (a state machine with no I/O; this actor only
+//! carries its actions to mailboxes and its timeouts to a timer) and keeps the
+//! flow limit. Each revalidator runs on its own Arbiter (thread).
 //!
 //! The only state shared across threads is [`RevalShared`] (atomics the upcall
 //! handlers read to apply the flow limit) and the `DpFlow`s themselves, whose
 //! statistics the poll threads write and whose actions/dead flag we write.
 
 pub mod policy;
+pub mod round;
 
 use crate::actors::metrics::{ActorMeter, MsgName};
-use crate::datapath::actions::DpActions;
-use crate::datapath::dpflow::{DpFlow, FlowStatsSnapshot};
-use crate::datapath::flow::FlowKey;
 use crate::messages::revalidator::*;
 use crate::messages::Mailbox;
 use crate::util::coverage::{self, c};
 use crate::util::time::now_ms;
 use actix::prelude::*;
-use policy::{decide, Decision, DeleteReason, FlowLimiter, FlowView};
-use serde::Serialize;
+use policy::{decide, Decision, DeleteReason, FlowView};
+use round::{Now, RoundAction, RoundLeader};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::oneshot;
+
+pub use crate::ofproto::ukey::{
+    FlowContext, Retranslated, RevalShared, RoundCounts, RuleStats, Ukey,
+};
+pub use round::{MAX_ROUND_GAP_MS, MIN_ROUND_GAP_MS};
 
 /// Mailbox capacity of a revalidator.
 pub const MAILBOX: usize = 64;
-/// Rounds never start closer together than this (seed: 5 ms).
-pub const MIN_ROUND_GAP: Duration = Duration::from_millis(5);
-/// Rounds start at least this often (seed: `min(max_idle, 500 ms)`).
-pub const MAX_ROUND_GAP_MS: u64 = 500;
 
-/// Something whose statistics a datapath flow feeds (an OpenFlow rule).
-pub trait RuleStats: Send + Sync {
-    /// Adds a delta of hits.
-    fn add_stats(&self, packets: u64, bytes: u64, used_ms: u64);
-}
-
-/// A new translation of a flow's key.
-pub struct Retranslated {
-    /// Bits the translation looked at.
-    pub mask: FlowKey,
-    /// Resulting actions.
-    pub actions: DpActions,
-    /// Rules it went through.
-    pub rules: Vec<Arc<dyn RuleStats>>,
-}
-
-/// What a revalidator needs from the bridge a flow belongs to.
-pub trait FlowContext: Send + Sync + 'static {
-    /// The bridge's index.
-    fn bridge_index(&self) -> u32;
-    /// Changes whenever a translation could give a different answer (tables
-    /// version, MAC learning changes).
-    fn xlate_seq(&self) -> u64;
-    /// Translates `key` again against the current tables (`None`: no flow
-    /// should exist for it, e.g. its port is gone).
-    fn retranslate(&self, key: &FlowKey) -> Option<Retranslated>;
-    /// Removes the flow from the datapath (it is already marked dead).
-    fn delete_flow(&self, flow: &Arc<DpFlow>);
-}
-
-/// One datapath flow as its owning revalidator sees it.
-pub struct Ukey {
-    /// The bridge.
-    pub ctx: Arc<dyn FlowContext>,
-    /// The datapath flow (shared with the poll thread).
-    pub flow: Arc<DpFlow>,
-    /// `ctx.xlate_seq()` when the actions were computed.
-    pub xlate_seq: u64,
-    /// Rules to credit with the flow's hits.
-    pub rules: Vec<Arc<dyn RuleStats>>,
-    /// Statistics already pushed.
-    pub pushed: FlowStatsSnapshot,
-}
-
-/// Counters shared with the upcall handlers.
-#[derive(Default, Debug)]
-pub struct RevalShared {
-    /// Ukeys (= datapath flows) owned by all revalidators.
-    pub n_flows: AtomicUsize,
-    /// Current adaptive flow limit.
-    pub flow_limit: AtomicUsize,
-    /// Completed rounds.
-    pub rounds: AtomicU64,
-}
-
-/// Decisions of one round.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
-pub struct RoundCounts {
-    /// Flows examined.
-    pub flows: u64,
-    /// Kept.
-    pub keep: u64,
-    /// Modified in place.
-    pub modify: u64,
-    /// Deleted as idle.
-    pub delete_idle: u64,
-    /// Deleted by kill-all.
-    pub delete_kill_all: u64,
-    /// Deleted because the translation changed.
-    pub delete_changed: u64,
-    /// Packets credited to rules.
-    pub packets_pushed: u64,
-}
-
-impl RoundCounts {
-    fn add(&mut self, o: &RoundCounts) {
-        self.flows += o.flows;
-        self.keep += o.keep;
-        self.modify += o.modify;
-        self.delete_idle += o.delete_idle;
-        self.delete_kill_all += o.delete_kill_all;
-        self.delete_changed += o.delete_changed;
-        self.packets_pushed += o.packets_pushed;
-    }
-}
-
-#[derive(Debug, PartialEq)]
-enum Phase {
-    Idle,
-    Revalidating,
-    Sweeping,
-}
-
-struct Leader {
-    members: Vec<Mailbox<Revalidator>>,
-    /// The current round's start message, re-sent to replaced members.
-    current: Option<BeginRound>,
-    member_ukeys: Vec<usize>,
-    round: u64,
-    phase: Phase,
-    pending: Vec<usize>,
-    round_started: Instant,
-    round_counts: RoundCounts,
-    limiter: FlowLimiter,
-    max_idle_ms: u64,
-    paused: bool,
-    need_round: bool,
-    /// A deferred `maybe_start_round` is scheduled. At most one is: actix polls
-    /// every pending timer of an actor each time it wakes, so one timer per
-    /// TablesChanged (one per flow-mod in a bulk load) made each wake-up cost
-    /// hundreds of timer polls.
-    retry_armed: bool,
-    last_round_start: Option<Instant>,
-    waiting: Vec<oneshot::Sender<()>>,
-    in_round: Vec<oneshot::Sender<()>>,
-    last_duration_ms: u64,
-    max_flows: usize,
-    avg_flows: f64,
-    totals: RoundCounts,
-    last_counts: RoundCounts,
-    swept: u64,
+/// The leader's part: the state machine, the members it talks to, and the
+/// one timer armed for the state machine's next timeout.
+struct LeaderShell {
+    sm: RoundLeader<oneshot::Sender<()>>,
+    members: Vec<Member>,
+    timer: Option<(u64, SpawnHandle)>,
 }
 
 /// A revalidator (the leader when `id == 0`).
@@ -168,7 +54,15 @@ pub struct Revalidator {
     meter: Arc<ActorMeter>,
     shared: Arc<RevalShared>,
     ukeys: HashMap<u64, Ukey>,
-    leader: Option<Leader>,
+    leader: Option<LeaderShell>,
+}
+
+/// How the leader reaches a revalidator.
+pub fn member(m: &Mailbox<Revalidator>) -> Member {
+    Member {
+        begin: m.inbox(),
+        sweep: m.inbox(),
+    }
 }
 
 impl Revalidator {
@@ -182,29 +76,10 @@ impl Revalidator {
     ) -> Revalidator {
         let leader = (id == 0).then(|| {
             shared.flow_limit.store(flow_limit, Relaxed);
-            Leader {
+            LeaderShell {
+                sm: RoundLeader::new(flow_limit, max_idle_ms),
                 members: Vec::new(),
-                current: None,
-                member_ukeys: Vec::new(),
-                round: 0,
-                phase: Phase::Idle,
-                pending: Vec::new(),
-                round_started: Instant::now(),
-                round_counts: RoundCounts::default(),
-                limiter: FlowLimiter::new(flow_limit),
-                max_idle_ms,
-                paused: false,
-                need_round: false,
-                retry_armed: false,
-                last_round_start: None,
-                waiting: Vec::new(),
-                in_round: Vec::new(),
-                last_duration_ms: 0,
-                max_flows: 0,
-                avg_flows: 0.0,
-                totals: RoundCounts::default(),
-                last_counts: RoundCounts::default(),
-                swept: 0,
+                timer: None,
             }
         });
         Revalidator {
@@ -220,7 +95,14 @@ impl Revalidator {
         self.meter.handling(M::NAME)
     }
 
-    /// Revalidates every owned ukey once (seed `revalidate()` per worker).
+    fn now(&self) -> Now {
+        Now {
+            ms: now_ms(),
+            n_flows: self.shared.n_flows.load(Relaxed),
+        }
+    }
+
+    /// Revalidates every owned ukey once (OVS `revalidate()` per thread).
     fn revalidate_share(&mut self, br: &BeginRound) -> RoundCounts {
         let mut counts = RoundCounts::default();
         let mut dead: Vec<u64> = Vec::new();
@@ -246,7 +128,8 @@ impl Revalidator {
             } else {
                 st.used_ms
             };
-            // One translation-sequence read per bridge per round.
+            // One translation-sequence read per bridge per round, before any
+            // re-translation (so a change during the round is seen next round).
             let bi = uk.ctx.bridge_index();
             let seq = match seqs.iter().find(|(b, _)| *b == bi) {
                 Some((_, s)) => *s,
@@ -339,132 +222,117 @@ impl Revalidator {
         n
     }
 
-    fn maybe_start_round(&mut self, ctx: &mut Context<Self>) {
+    /// Applies an input to the leader's state machine, then carries out what
+    /// it asks for.
+    fn lead(
+        &mut self,
+        ctx: &mut Context<Self>,
+        input: impl FnOnce(&mut RoundLeader<oneshot::Sender<()>>, Now),
+    ) {
+        let now = self.now();
         let Some(l) = self.leader.as_mut() else {
             return;
         };
-        if l.paused || l.phase != Phase::Idle || l.members.is_empty() {
-            return;
-        }
-        // Barriers waiting on a round skip the spacing: a bulk of flow-mods,
-        // each followed by a barrier, must not wait 5 ms apiece.
-        if let (Some(t), true) = (l.last_round_start, l.waiting.is_empty()) {
-            let since = t.elapsed();
-            if since < MIN_ROUND_GAP {
-                l.need_round = true;
-                if !l.retry_armed {
-                    l.retry_armed = true;
-                    ctx.run_later(MIN_ROUND_GAP - since, |a, ctx| {
-                        if let Some(l) = a.leader.as_mut() {
-                            l.retry_armed = false;
-                        }
-                        a.maybe_start_round(ctx)
-                    });
-                }
-                return;
-            }
-        }
-        l.need_round = false;
-        l.round += 1;
-        l.phase = Phase::Revalidating;
-        l.pending = (0..l.members.len()).collect();
-        l.round_started = Instant::now();
-        l.last_round_start = Some(l.round_started);
-        l.round_counts = RoundCounts::default();
-        l.in_round.append(&mut l.waiting);
-        tracing::debug!(
-            round = l.round,
-            acks = l.in_round.len(),
-            "revalidation round starts"
-        );
-        let n_flows = self.shared.n_flows.load(Relaxed);
-        l.max_flows = l.max_flows.max(n_flows);
-        l.avg_flows = if l.round == 1 {
-            n_flows as f64
-        } else {
-            (l.avg_flows * 7.0 + n_flows as f64) / 8.0
-        };
-        let (max_idle, kill_all) = l.limiter.round_params(n_flows, l.max_idle_ms);
-        let leader = l.members[0].clone();
-        let msg = BeginRound {
-            round: l.round,
-            n_flows,
-            flow_limit: l.limiter.current,
-            max_idle_ms: max_idle,
-            kill_all,
-            now_ms: now_ms(),
-            leader,
-        };
-        l.current = Some(msg.clone());
-        for m in l.members.clone() {
-            let msg = msg.clone();
-            // Round messages must not be lost: wait for mailbox space.
-            ctx.spawn(
-                async move {
-                    let _ = m.ask(msg).await;
-                }
-                .into_actor(self),
-            );
-        }
+        input(&mut l.sm, now);
+        self.drive(ctx);
     }
 
-    fn finish_phase(&mut self, ctx: &mut Context<Self>) {
+    fn drive(&mut self, ctx: &mut Context<Self>) {
         let Some(l) = self.leader.as_mut() else {
             return;
         };
-        if !l.pending.is_empty() {
-            return;
-        }
-        match l.phase {
-            Phase::Revalidating => {
-                l.phase = Phase::Sweeping;
-                l.pending = (0..l.members.len()).collect();
-                let msg = Sweep {
-                    round: l.round,
-                    leader: l.members[0].clone(),
-                };
-                for m in l.members.clone() {
-                    let msg = msg.clone();
-                    ctx.spawn(
-                        async move {
-                            let _ = m.ask(msg).await;
-                        }
-                        .into_actor(self),
-                    );
-                }
-            }
-            Phase::Sweeping => {
-                let dur = l.round_started.elapsed().as_millis() as u64;
-                l.last_duration_ms = dur;
-                l.phase = Phase::Idle;
-                let n_flows = self.shared.n_flows.load(Relaxed);
-                if dur > 2000 {
-                    tracing::warn!("revalidator round took {dur} ms: unreasonably long");
-                }
-                if l.limiter.adapt(dur, n_flows, now_ms()) {
-                    if let Some(ch) = &l.limiter.last_change {
-                        tracing::info!("flow limit {} -> {}: {}", ch.from, ch.to, ch.reason);
-                    }
-                }
-                self.shared.flow_limit.store(l.limiter.current, Relaxed);
-                self.shared.rounds.fetch_add(1, Relaxed);
-                coverage::inc(&c::revalidate_round);
-                l.last_counts = l.round_counts;
-                l.totals.add(&l.round_counts);
-                tracing::debug!(
-                    round = l.round,
-                    acks = l.in_round.len(),
-                    dur,
-                    "revalidation round done"
-                );
-                for w in l.in_round.drain(..) {
+        let mut sends: Vec<(Member, RoundAction<oneshot::Sender<()>>)> = Vec::new();
+        while let Some(a) = l.sm.poll_action() {
+            match a {
+                RoundAction::Ack(w) => {
                     let _ = w.send(());
                 }
-                if l.need_round || !l.waiting.is_empty() {
-                    self.maybe_start_round(ctx);
+                RoundAction::RoundDone {
+                    round,
+                    duration_ms,
+                    flow_limit,
+                    limit_change,
+                } => {
+                    if duration_ms > 2000 {
+                        tracing::warn!(
+                            "revalidator round took {duration_ms} ms: unreasonably long"
+                        );
+                    }
+                    if let Some(ch) = limit_change {
+                        tracing::info!("flow limit {} -> {}: {}", ch.from, ch.to, ch.reason);
+                    }
+                    self.shared.flow_limit.store(flow_limit, Relaxed);
+                    self.shared.rounds.fetch_add(1, Relaxed);
+                    coverage::inc(&c::revalidate_round);
+                    tracing::debug!(round, duration_ms, "revalidation round done");
+                }
+                RoundAction::Begin { member, .. } | RoundAction::Sweep { member, .. } => {
+                    if let Some(m) = l.members.get(member) {
+                        sends.push((m.clone(), a));
+                    }
                 }
             }
-            Phase::Idle => {}
+        }
+        for (m, a) in sends {
+            // Round messages must not be lost: wait for mailbox space. A
+            // member that is gone answers nothing; the supervisor replaces
+            // it and `SetMembers` asks the new one.
+            match a {
+                RoundAction::Begin { member, params } => {
+                    ctx.spawn(
+                        async move { m.begin.ask(params).await }
+                            .into_actor(self)
+                            .map(move |r, act, ctx| {
+                                if let Ok(counts) = r {
+                                    act.lead(ctx, |sm, now| {
+                                        sm.handle_revalidated(params.round, member, counts, now)
+                                    });
+                                }
+                            }),
+                    );
+                }
+                RoundAction::Sweep { member, round } => {
+                    ctx.spawn(
+                        async move { m.sweep.ask(Sweep { round }).await }
+                            .into_actor(self)
+                            .map(move |r, act, ctx| {
+                                if let Ok(s) = r {
+                                    act.lead(ctx, |sm, now| {
+                                        sm.handle_swept(round, member, s.swept, s.n_ukeys, now)
+                                    });
+                                }
+                            }),
+                    );
+                }
+                _ => {}
+            }
+        }
+        self.arm_timer(ctx);
+    }
+
+    /// Keeps exactly one timer armed for the state machine's next timeout
+    /// (actix polls every pending timer of an actor on each wake-up, so one
+    /// timer per table change would make a bulk load pay hundreds of polls).
+    fn arm_timer(&mut self, ctx: &mut Context<Self>) {
+        let Some(l) = self.leader.as_mut() else {
+            return;
+        };
+        let want = l.sm.poll_timeout();
+        if l.timer.as_ref().map(|(at, _)| *at) == want {
+            return;
+        }
+        if let Some((_, h)) = l.timer.take() {
+            ctx.cancel_future(h);
+        }
+        if let Some(at) = want {
+            let delay = Duration::from_millis(at.saturating_sub(now_ms()));
+            let h = ctx.run_later(delay, |a, ctx| {
+                if let Some(l) = a.leader.as_mut() {
+                    l.timer = None;
+                }
+                a.lead(ctx, |sm, now| sm.handle_timeout(now));
+            });
+            l.timer = Some((at, h));
         }
     }
 
@@ -472,28 +340,30 @@ impl Revalidator {
         let Some(l) = &self.leader else {
             return serde_json::json!({"id": self.id, "ukeys": self.ukeys.len()});
         };
+        let st = l.sm.stats();
+        let lim = l.sm.limiter();
         serde_json::json!({
             "flows": {
                 "current": self.shared.n_flows.load(Relaxed),
-                "average": l.avg_flows.round() as u64,
-                "maximum": l.max_flows,
+                "average": st.avg_flows.round() as u64,
+                "maximum": st.max_flows,
             },
-            "flow_limit": l.limiter.current,
-            "flow_limit_configured": l.limiter.configured,
-            "flow_limit_last_change": l.limiter.last_change.as_ref().map(|c| serde_json::json!({
+            "flow_limit": lim.current,
+            "flow_limit_configured": lim.configured,
+            "flow_limit_last_change": lim.last_change.as_ref().map(|c| serde_json::json!({
                 "ago_ms": now_ms().saturating_sub(c.at_ms),
                 "from": c.from, "to": c.to, "reason": c.reason,
             })),
-            "max_idle_ms": l.max_idle_ms,
+            "max_idle_ms": l.sm.max_idle_ms(),
             "rounds": self.shared.rounds.load(Relaxed),
-            "round_in_progress": l.phase != Phase::Idle,
-            "paused": l.paused,
-            "last_round_ms": l.last_duration_ms,
-            "members": l.members.len(),
-            "ukeys_per_revalidator": l.member_ukeys,
-            "last_round": l.last_counts,
-            "totals": l.totals,
-            "swept": l.swept,
+            "round_in_progress": l.sm.in_progress(),
+            "paused": l.sm.paused(),
+            "last_round_ms": st.last_duration_ms,
+            "members": l.sm.n_members(),
+            "ukeys_per_revalidator": st.member_ukeys,
+            "last_round": st.last_counts,
+            "totals": st.totals,
+            "swept": st.swept,
         })
     }
 }
@@ -504,82 +374,36 @@ impl Actor for Revalidator {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(MAILBOX);
         self.meter.mark_alive();
-        if let Some(l) = &self.leader {
-            let every = Duration::from_millis(l.max_idle_ms.clamp(5, MAX_ROUND_GAP_MS));
-            ctx.run_interval(every, |a, ctx| a.maybe_start_round(ctx));
-        }
+        self.drive(ctx);
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(l) = self.leader.as_mut() {
+            // Dropping the senders releases every waiting barrier now
+            // instead of at its timeout.
+            drop(l.sm.shutdown());
+        }
         self.meter.mark_dead();
     }
 }
 
 impl Handler<BeginRound> for Revalidator {
-    type Result = ();
-    fn handle(&mut self, m: BeginRound, _: &mut Context<Self>) {
+    type Result = MessageResult<BeginRound>;
+    fn handle(&mut self, m: BeginRound, _: &mut Context<Self>) -> Self::Result {
         let _g = self.guard::<BeginRound>();
-        let counts = self.revalidate_share(&m);
-        reply_to_leader(
-            m.leader,
-            RevalidateDone {
-                round: m.round,
-                from: self.id,
-                counts,
-            },
-        );
-    }
-}
-
-impl Handler<RevalidateDone> for Revalidator {
-    type Result = ();
-    fn handle(&mut self, m: RevalidateDone, ctx: &mut Context<Self>) {
-        let _g = self.guard::<RevalidateDone>();
-        if let Some(l) = self.leader.as_mut() {
-            if m.round == l.round && l.phase == Phase::Revalidating {
-                if let Some(pos) = l.pending.iter().position(|&p| p == m.from) {
-                    l.pending.swap_remove(pos);
-                    l.round_counts.add(&m.counts);
-                }
-            }
-        }
-        self.finish_phase(ctx);
+        MessageResult(self.revalidate_share(&m))
     }
 }
 
 impl Handler<Sweep> for Revalidator {
-    type Result = ();
-    fn handle(&mut self, m: Sweep, _: &mut Context<Self>) {
+    type Result = MessageResult<Sweep>;
+    fn handle(&mut self, _: Sweep, _: &mut Context<Self>) -> Self::Result {
         let _g = self.guard::<Sweep>();
         let swept = self.sweep();
-        reply_to_leader(
-            m.leader,
-            SweepDone {
-                round: m.round,
-                from: self.id,
-                swept,
-                n_ukeys: self.ukeys.len(),
-            },
-        );
-    }
-}
-
-impl Handler<SweepDone> for Revalidator {
-    type Result = ();
-    fn handle(&mut self, m: SweepDone, ctx: &mut Context<Self>) {
-        let _g = self.guard::<SweepDone>();
-        if let Some(l) = self.leader.as_mut() {
-            if m.round == l.round && l.phase == Phase::Sweeping {
-                if let Some(pos) = l.pending.iter().position(|&p| p == m.from) {
-                    l.pending.swap_remove(pos);
-                    l.swept += m.swept;
-                    if let Some(slot) = l.member_ukeys.get_mut(m.from) {
-                        *slot = m.n_ukeys;
-                    }
-                }
-            }
-        }
-        self.finish_phase(ctx);
+        MessageResult(Swept {
+            swept,
+            n_ukeys: self.ukeys.len(),
+        })
     }
 }
 
@@ -590,54 +414,8 @@ impl Handler<SetMembers> for Revalidator {
         if let Some(l) = self.leader.as_mut() {
             let n = m.0.len();
             l.members = m.0;
-            l.member_ukeys.resize(n, 0);
-            // Members that left are no longer waited for; members still
-            // pending (one may have been replaced after dying mid-round) are
-            // asked again, so the round cannot stall on a dead actor.
-            l.pending.retain(|&p| p < n);
-            let resend: Vec<(Mailbox<Revalidator>, Phase)> = l
-                .pending
-                .iter()
-                .filter(|&&p| p != self.id)
-                .filter_map(|&p| l.members.get(p).cloned())
-                .map(|mb| {
-                    (
-                        mb,
-                        if l.phase == Phase::Sweeping {
-                            Phase::Sweeping
-                        } else {
-                            Phase::Revalidating
-                        },
-                    )
-                })
-                .collect();
-            let leader = l.members.first().cloned();
-            let (round, begin) = (l.round, l.current.clone());
-            if l.phase != Phase::Idle {
-                for (mb, phase) in resend {
-                    match (phase, &begin, &leader) {
-                        (Phase::Revalidating, Some(b), _) => {
-                            let b = b.clone();
-                            actix::spawn(async move {
-                                let _ = mb.ask(b).await;
-                            });
-                        }
-                        (Phase::Sweeping, _, Some(ld)) => {
-                            let sw = Sweep {
-                                round,
-                                leader: ld.clone(),
-                            };
-                            actix::spawn(async move {
-                                let _ = mb.ask(sw).await;
-                            });
-                        }
-                        _ => {}
-                    }
-                }
-            }
+            self.lead(ctx, |sm, now| sm.handle_members(n, now));
         }
-        self.finish_phase(ctx);
-        self.maybe_start_round(ctx);
     }
 }
 
@@ -645,13 +423,7 @@ impl Handler<TablesChanged> for Revalidator {
     type Result = ();
     fn handle(&mut self, m: TablesChanged, ctx: &mut Context<Self>) {
         let _g = self.guard::<TablesChanged>();
-        if let Some(l) = self.leader.as_mut() {
-            l.need_round = true;
-            if let Some(ack) = m.ack {
-                l.waiting.push(ack);
-            }
-        }
-        self.maybe_start_round(ctx);
+        self.lead(ctx, |sm, now| sm.handle_tables_changed(m.ack, now));
     }
 }
 
@@ -659,10 +431,7 @@ impl Handler<WaitRound> for Revalidator {
     type Result = ();
     fn handle(&mut self, m: WaitRound, ctx: &mut Context<Self>) {
         let _g = self.guard::<WaitRound>();
-        if let Some(l) = self.leader.as_mut() {
-            l.waiting.push(m.0);
-        }
-        self.maybe_start_round(ctx);
+        self.lead(ctx, |sm, now| sm.handle_wait(m.0, now));
     }
 }
 
@@ -680,11 +449,9 @@ impl Handler<AdoptUkeys> for Revalidator {
 
 impl Handler<Pause> for Revalidator {
     type Result = ();
-    fn handle(&mut self, _: Pause, _: &mut Context<Self>) {
+    fn handle(&mut self, _: Pause, ctx: &mut Context<Self>) {
         let _g = self.guard::<Pause>();
-        if let Some(l) = self.leader.as_mut() {
-            l.paused = true;
-        }
+        self.lead(ctx, |sm, _| sm.handle_pause());
     }
 }
 
@@ -692,10 +459,7 @@ impl Handler<Resume> for Revalidator {
     type Result = ();
     fn handle(&mut self, _: Resume, ctx: &mut Context<Self>) {
         let _g = self.guard::<Resume>();
-        if let Some(l) = self.leader.as_mut() {
-            l.paused = false;
-        }
-        self.maybe_start_round(ctx);
+        self.lead(ctx, |sm, now| sm.handle_resume(now));
     }
 }
 
@@ -737,10 +501,10 @@ impl Handler<Purge> for Revalidator {
     }
 }
 
-impl Handler<DetachBridge> for Revalidator {
+impl Handler<ForgetBridge> for Revalidator {
     type Result = ();
-    fn handle(&mut self, m: DetachBridge, _: &mut Context<Self>) {
-        let _g = self.guard::<DetachBridge>();
+    fn handle(&mut self, m: ForgetBridge, _: &mut Context<Self>) {
+        let _g = self.guard::<ForgetBridge>();
         let before = self.ukeys.len();
         self.ukeys.retain(|_, uk| uk.ctx.bridge_index() != m.0);
         self.shared
@@ -751,12 +515,15 @@ impl Handler<DetachBridge> for Revalidator {
 
 impl Handler<SetLimits> for Revalidator {
     type Result = ();
-    fn handle(&mut self, m: SetLimits, _: &mut Context<Self>) {
+    fn handle(&mut self, m: SetLimits, ctx: &mut Context<Self>) {
         let _g = self.guard::<SetLimits>();
-        if let Some(l) = self.leader.as_mut() {
-            l.limiter.set_configured(m.flow_limit, now_ms());
-            l.max_idle_ms = m.max_idle_ms;
-            self.shared.flow_limit.store(l.limiter.current, Relaxed);
+        self.lead(ctx, |sm, now| {
+            sm.handle_limits(m.flow_limit, m.max_idle_ms, now)
+        });
+        if let Some(l) = &self.leader {
+            self.shared
+                .flow_limit
+                .store(l.sm.limiter().current, Relaxed);
         }
     }
 }
@@ -767,19 +534,6 @@ impl Handler<ReportState> for Revalidator {
         let _g = self.guard::<ReportState>();
         MessageResult(self.report())
     }
-}
-
-/// Sends a round answer to the leader, waiting for mailbox space: round
-/// messages may not be lost. When we are the leader it lands in our own
-/// mailbox, after the current handler returns.
-fn reply_to_leader<M>(leader: Mailbox<Revalidator>, msg: M)
-where
-    M: Message<Result = ()> + MsgName + Send + 'static,
-    Revalidator: Handler<M>,
-{
-    actix::spawn(async move {
-        let _ = leader.ask(msg).await;
-    });
 }
 
 /// Starts `n` revalidators, each on its own Arbiter, and introduces them to
@@ -794,7 +548,7 @@ pub fn start_group(
     for id in 0..n.max(1) {
         out.push(start_one(id, shared.clone(), flow_limit, max_idle_ms));
     }
-    let members: Vec<_> = out.iter().map(|(m, _)| m.clone()).collect();
+    let members: Vec<Member> = out.iter().map(|(m, _)| member(m)).collect();
     if let Some((leader, _)) = out.first() {
         leader.tell(SetMembers(members));
     }
@@ -826,9 +580,12 @@ pub fn start_one(
 mod tests {
     use super::*;
     use crate::datapath::actions::DpAction;
+    use crate::datapath::dpflow::DpFlow;
     use crate::datapath::flow::Field;
+    use crate::datapath::flow::FlowKey;
     use crate::types::PortNo;
     use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::AtomicU64;
 
     /// A bridge stand-in whose translation answer the test controls.
     struct FakeBridge {
@@ -889,7 +646,7 @@ mod tests {
             flow,
             xlate_seq: 0,
             rules: vec![Arc::new(FakeRule(ctx.rule_packets.clone()))],
-            pushed: FlowStatsSnapshot::default(),
+            pushed: crate::datapath::dpflow::DpFlowStatsSnapshot::default(),
         }
     }
 
@@ -942,11 +699,11 @@ mod tests {
             if n > 1 {
                 let last = boxes[n - 1].clone();
                 boxes[0]
-                    .ask(SetMembers(boxes[..n - 1].to_vec()))
+                    .ask(SetMembers(boxes[..n - 1].iter().map(member).collect()))
                     .await
                     .unwrap();
                 last.ask(Exit {
-                    handover: Some(boxes[0].clone()),
+                    handover: Some(boxes[0].inbox()),
                 })
                 .await
                 .unwrap();

@@ -1,5 +1,5 @@
-//! UpcallHandler actors (seed 001/004 `handle_upcalls`): they turn datapath
-//! misses into megaflows.
+//! UpcallHandler actors (OVS's `ofproto-dpif-upcall.c:udpif_upcall_handler()`
+//! and `handle_upcalls()`): they turn datapath misses into megaflows.
 //!
 //! Per batch of misses from a bridge's poll threads: translate each packet
 //! through the bridge's published tables (recording every field looked at:
@@ -10,21 +10,21 @@
 //! bounded packet-in queue.
 //!
 //! Ownership: a handler owns nothing but its queue receivers; the tables are
-//! read from `BridgeShared` snapshots, MAC learning takes its lock once per
-//! translation. Each handler runs on its own Arbiter.
+//! read through each bridge's `ofproto::view::XlateView`, MAC learning takes
+//! its lock once per translation. Each handler runs on its own Arbiter.
 
-use crate::actors::bridge::BridgeShared;
 use crate::actors::metrics::{registry, ActorMeter, MsgName};
-use crate::actors::revalidator::{RevalShared, Revalidator, RuleStats, Ukey};
 use crate::datapath::actions::UserspaceReason;
-use crate::datapath::dpflow::{DpFlow, FlowStatsSnapshot};
+use crate::datapath::dpflow::{DpFlow, DpFlowStatsSnapshot};
 use crate::datapath::flow::FlowKey;
 use crate::datapath::pmd::{UpcallBatch, UpcallKind};
+use crate::messages::bridge::BridgeShared;
 use crate::messages::connmgr::AsyncEvent;
 use crate::messages::revalidator::AdoptUkeys;
 use crate::messages::upcall::*;
-use crate::messages::Mailbox;
+use crate::messages::{Inbox, Mailbox};
 use crate::ofproto::rule::PC_NO_PACKET_IN;
+use crate::ofproto::ukey::{RevalShared, RuleStats, Ukey};
 use crate::ofproto::xlate::XlateOptions;
 use crate::openflow::message::{PacketIn, NO_BUFFER};
 use crate::openflow::oxm::{Match, OxmField};
@@ -74,7 +74,7 @@ pub struct UpcallHandler {
     id: usize,
     meter: Arc<ActorMeter>,
     bridges: HashMap<u32, Arc<BridgeShared>>,
-    revalidators: Vec<Mailbox<Revalidator>>,
+    revalidators: Vec<Inbox<AdoptUkeys>>,
     reval: Arc<RevalShared>,
     counters: Arc<HandlerCounters>,
     /// Masks of recently installed flows, most recent first: new flows share
@@ -138,7 +138,7 @@ impl UpcallHandler {
             cookie,
         } = r;
         let in_port = PortNo(key.in_port());
-        if let Some(p) = br.snapshot.load().ports.get(&in_port) {
+        if let Some(p) = br.view.snapshot.load().ports.get(&in_port) {
             if p.config & PC_NO_PACKET_IN != 0 {
                 return;
             }
@@ -196,7 +196,10 @@ impl UpcallHandler {
                 continue;
             };
             self.counters.misses.fetch_add(1, Relaxed);
-            let x = br.translate(
+            // The sequence to record is stamped before translating: one read
+            // after would mark a flow translated against a MAC table that
+            // changed meanwhile as fresh (see `XlateView::stamp`).
+            let (x, xlate_seq) = br.view.translate_stamped(
                 &up.key,
                 &XlateOptions {
                     may_learn: true,
@@ -250,9 +253,9 @@ impl UpcallHandler {
                 owned[(id as usize) % n_rev].push(Ukey {
                     ctx: br.clone(),
                     flow: flow.clone(),
-                    xlate_seq: x.version + br.mac.seq() + br.extra_seq.load(Relaxed),
+                    xlate_seq,
                     rules,
-                    pushed: FlowStatsSnapshot::default(),
+                    pushed: DpFlowStatsSnapshot::default(),
                 });
                 flow_to_put = Some((flow, x.version));
             }
@@ -281,7 +284,7 @@ impl UpcallHandler {
                     // and a barrier may already have been answered without
                     // seeing it. Kill it; the next packet is translated afresh.
                     fence(SeqCst);
-                    if br.snapshot.load().version != version {
+                    if br.view.snapshot.load().version != version {
                         flow.kill();
                         let _ = br.dp.del_flow(flow.id);
                         self.counters.raced.fetch_add(1, Relaxed);
@@ -307,7 +310,7 @@ impl UpcallHandler {
 /// A translated miss, waiting for its ukey to be owned before install.
 struct Prepared {
     packet: Vec<u8>,
-    vnet: crate::datapath::packet::VnetHdr,
+    vnet: crate::netdev::packet::VnetHdr,
     in_port: PortNo,
     actions: crate::datapath::actions::DpActions,
     install: Option<(Arc<DpFlow>, u64)>,
@@ -343,7 +346,7 @@ impl StreamHandler<TaggedBatch> for UpcallHandler {
         fence(SeqCst);
         let (prepared, owned) = self.prepare_batch(&br, m.1);
         let revs = self.revalidators.clone();
-        let hand_off: Vec<(Mailbox<Revalidator>, Vec<Ukey>)> = owned
+        let hand_off: Vec<(Inbox<AdoptUkeys>, Vec<Ukey>)> = owned
             .into_iter()
             .enumerate()
             .filter(|(_, v)| !v.is_empty())

@@ -2,4 +2,5 @@
 //! its client (`rvswitchd ctl`), and the HTTP actor-stats endpoint (`http`).
 
 pub mod http;
+pub mod render;
 pub mod unixctl;

@@ -100,15 +100,25 @@ impl Dpcls {
     /// order. Allocation-free; the hit counter feeds the ranking.
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey) -> Option<&Arc<DpFlow>> {
+        let mut probes = 0;
+        self.lookup_counted(key, &mut probes)
+    }
+
+    /// [`Dpcls::lookup`] that, on a hit, adds the number of subtables probed
+    /// to `probes` (OVS's masked-lookup count, `dpif-netdev.c:dpcls_lookup()`'s
+    /// `num_lookups_p`): a local add, no atomics.
+    #[inline]
+    pub fn lookup_counted(&mut self, key: &FlowKey, probes: &mut u64) -> Option<&Arc<DpFlow>> {
         self.lookups += 1;
         if self.lookups >= RESORT_INTERVAL {
             self.resort();
         }
-        for st in self.subtables.iter_mut() {
+        for (i, st) in self.subtables.iter_mut().enumerate() {
             let h = st.hash(key);
             if let Some(f) = st.flows.find(h, |f| st.eq(&f.key, key)) {
                 if !f.is_dead() {
                     st.hits += 1;
+                    *probes += i as u64 + 1;
                     return Some(f);
                 }
             }
@@ -276,6 +286,16 @@ mod tests {
         assert_eq!(c.lookup(&pkt(2, 5, 9, 7)).unwrap().id, 2);
         assert!(c.lookup(&pkt(2, 5, 8, 7)).is_none());
         assert!(c.lookup(&pkt(3, 5, 9, 7)).is_none());
+        // Two subtables: a hit in the second probes both.
+        let mut probes = 0;
+        let first = c
+            .lookup_counted(&pkt(1, 5, 6, 7), &mut probes)
+            .map(|f| f.id);
+        let second = c
+            .lookup_counted(&pkt(2, 5, 9, 7), &mut probes)
+            .map(|f| f.id);
+        assert_eq!((first, second), (Some(1), Some(2)));
+        assert!(probes == 3, "1 + 2 subtables probed, got {probes}");
 
         assert_eq!(c.remove(2).unwrap().id, 2);
         assert!(c.remove(2).is_none());

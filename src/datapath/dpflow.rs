@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 /// Packet and byte counters, last-used time and the OR of TCP flags seen.
 #[derive(Debug, Default)]
-pub struct FlowStats {
+pub struct DpFlowStats {
     /// Packets that hit the flow.
     pub packets: AtomicU64,
     /// Bytes of those packets.
@@ -29,9 +29,9 @@ pub struct FlowStats {
     pub tcp_flags: AtomicU16,
 }
 
-/// A snapshot of [`FlowStats`] values.
+/// A snapshot of [`DpFlowStats`] values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FlowStatsSnapshot {
+pub struct DpFlowStatsSnapshot {
     /// Packets.
     pub packets: u64,
     /// Bytes.
@@ -42,7 +42,7 @@ pub struct FlowStatsSnapshot {
     pub tcp_flags: u16,
 }
 
-impl FlowStats {
+impl DpFlowStats {
     /// Adds one batch's worth of hits. Called only by the owning poll thread, so
     /// plain load+store (no read-modify-write contention) would do; `fetch_add`
     /// with `Relaxed` is used anyway because it is just as cheap uncontended.
@@ -57,8 +57,8 @@ impl FlowStats {
     }
 
     /// Reads all counters.
-    pub fn snapshot(&self) -> FlowStatsSnapshot {
-        FlowStatsSnapshot {
+    pub fn snapshot(&self) -> DpFlowStatsSnapshot {
+        DpFlowStatsSnapshot {
             packets: self.packets.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
             used_ms: self.used_ms.load(Ordering::Relaxed),
@@ -81,7 +81,7 @@ pub struct DpFlow {
     /// What to do; replaced atomically on modify.
     pub actions: ArcSwap<DpActions>,
     /// Counters, written by the poll thread.
-    pub stats: FlowStats,
+    pub stats: DpFlowStats,
     /// Set when the flow is deleted; a poll thread must not use a dead flow.
     pub dead: AtomicBool,
     /// Creation time (ms).
@@ -107,7 +107,7 @@ impl DpFlow {
             key: key.masked(&mask),
             mask,
             actions: ArcSwap::from_pointee(actions),
-            stats: FlowStats::default(),
+            stats: DpFlowStats::default(),
             dead: AtomicBool::new(false),
             created_ms: now_ms,
         }

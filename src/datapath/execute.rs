@@ -631,7 +631,10 @@ pub fn crc32c(data: &[u8]) -> u32 {
 mod tests {
     use super::*;
     use crate::datapath::extract::extract;
-    use crate::datapath::meter::{BandKind, MeterBand, MeterConfig, MeterStats, MeterUnit};
+    use crate::datapath::meter::{
+        BandKind, DpMeterBand as MeterBand, DpMeterConfig as MeterConfig,
+        MeterCounters as MeterStats, MeterUnit,
+    };
     use etherparse::PacketBuilder;
     use std::sync::Arc;
 

@@ -4,7 +4,7 @@
 //! ops, so applying a meter takes no lock. The consequence (documented limit): with
 //! several poll threads each thread has its own buckets, so a meter hit from `n`
 //! threads admits up to `n` times its rate. With the default single thread the
-//! rate is exact. The counters ([`MeterStats`]) are shared atomics, created by the
+//! rate is exact. The counters ([`MeterCounters`]) are shared atomics, created by the
 //! control side and handed to every thread, so statistics are global.
 //!
 //! Bucket arithmetic is integer-only: a band of rate `r` gains `elapsed_ns * r`
@@ -39,7 +39,7 @@ pub enum BandKind {
 
 /// One band of a meter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MeterBand {
+pub struct DpMeterBand {
     /// Action on exceeding packets.
     pub kind: BandKind,
     /// Rate in the meter's unit per second.
@@ -50,16 +50,28 @@ pub struct MeterBand {
 
 /// A meter's configuration, as METER_MOD gives it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MeterConfig {
+pub struct DpMeterConfig {
     /// Unit of rates and bursts.
     pub unit: MeterUnit,
     /// Bands; the highest-rate band that a packet exceeds applies.
-    pub bands: Vec<MeterBand>,
+    pub bands: Vec<DpMeterBand>,
+}
+
+/// One meter as the control side holds it: what every poll thread's table
+/// must contain.
+#[derive(Clone, Debug)]
+pub struct MeterSpec {
+    /// Meter id.
+    pub id: u32,
+    /// Its bands.
+    pub config: DpMeterConfig,
+    /// Its counters (shared by every thread; a new `Arc` means a new configuration).
+    pub stats: Arc<MeterCounters>,
 }
 
 /// Shared counters of one meter (all poll threads add to the same atomics).
 #[derive(Debug)]
-pub struct MeterStats {
+pub struct MeterCounters {
     /// Packets that went through the meter.
     pub packets_in: AtomicU64,
     /// Bytes of those packets.
@@ -70,9 +82,9 @@ pub struct MeterStats {
     pub band_bytes: Box<[AtomicU64]>,
 }
 
-/// A copy of [`MeterStats`].
+/// A copy of [`MeterCounters`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct MeterStatsSnapshot {
+pub struct MeterCountersSnapshot {
     /// Packets in.
     pub packets_in: u64,
     /// Bytes in.
@@ -81,10 +93,10 @@ pub struct MeterStatsSnapshot {
     pub bands: Vec<(u64, u64)>,
 }
 
-impl MeterStats {
+impl MeterCounters {
     /// Zeroed counters for `n_bands` bands.
-    pub fn new(n_bands: usize) -> MeterStats {
-        MeterStats {
+    pub fn new(n_bands: usize) -> MeterCounters {
+        MeterCounters {
             packets_in: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             band_packets: (0..n_bands).map(|_| AtomicU64::new(0)).collect(),
@@ -93,8 +105,8 @@ impl MeterStats {
     }
 
     /// Reads all counters.
-    pub fn snapshot(&self) -> MeterStatsSnapshot {
-        MeterStatsSnapshot {
+    pub fn snapshot(&self) -> MeterCountersSnapshot {
+        MeterCountersSnapshot {
             packets_in: self.packets_in.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bands: self
@@ -122,7 +134,7 @@ pub enum MeterVerdict {
 }
 
 struct BandState {
-    band: MeterBand,
+    band: DpMeterBand,
     capacity: u64,
     tokens: u64,
 }
@@ -131,7 +143,7 @@ struct Meter {
     unit: MeterUnit,
     bands: Vec<BandState>,
     last_ns: u64,
-    stats: Arc<MeterStats>,
+    stats: Arc<MeterCounters>,
 }
 
 /// A poll thread's meters, keyed by meter id.
@@ -153,7 +165,7 @@ impl MeterTable {
     }
 
     /// Adds or replaces meter `id`; buckets start full.
-    pub fn set(&mut self, id: u32, config: &MeterConfig, stats: Arc<MeterStats>, now_ns: u64) {
+    pub fn set(&mut self, id: u32, config: &DpMeterConfig, stats: Arc<MeterCounters>, now_ns: u64) {
         let bands = config
             .bands
             .iter()
@@ -183,6 +195,23 @@ impl MeterTable {
                 stats,
             },
         );
+    }
+
+    /// Makes the table exactly `meters` (the control side's whole meter set,
+    /// sent when a thread missed updates). Meters whose counters are the same
+    /// `Arc` as before are the same configuration and keep their buckets;
+    /// the others start over, and meters not listed are removed.
+    pub fn sync(&mut self, meters: &[MeterSpec], now_ns: u64) {
+        self.meters.retain(|id, m| {
+            meters
+                .iter()
+                .any(|s| s.id == *id && Arc::ptr_eq(&s.stats, &m.stats))
+        });
+        for s in meters {
+            if !self.meters.contains_key(&s.id) {
+                self.set(s.id, &s.config, s.stats.clone(), now_ns);
+            }
+        }
     }
 
     /// Removes meter `id`; packets sent to it afterwards pass unmetered.
@@ -257,10 +286,53 @@ pub fn remark_dscp(dscp: u8, prec_level: u8) -> u8 {
 mod tests {
     use super::*;
 
-    fn table(unit: MeterUnit, bands: Vec<MeterBand>) -> (MeterTable, Arc<MeterStats>) {
+    #[test]
+    fn sync_keeps_unchanged_meters_and_replaces_the_rest() {
+        let band = DpMeterBand {
+            kind: BandKind::Drop,
+            rate: 1,
+            burst_size: 1,
+        };
+        let spec = |id, stats: &Arc<MeterCounters>| MeterSpec {
+            id,
+            config: DpMeterConfig {
+                unit: MeterUnit::Pktps,
+                bands: vec![band],
+            },
+            stats: stats.clone(),
+        };
+        let (a, b, c) = (
+            Arc::new(MeterCounters::new(1)),
+            Arc::new(MeterCounters::new(1)),
+            Arc::new(MeterCounters::new(1)),
+        );
         let mut t = MeterTable::new();
-        let s = Arc::new(MeterStats::new(bands.len()));
-        t.set(1, &MeterConfig { unit, bands }, s.clone(), 0);
+        t.sync(&[spec(1, &a), spec(2, &b)], 0);
+        assert_eq!(t.len(), 2);
+        // Meter 1 spends its one-packet bucket.
+        assert_eq!(t.apply(1, 64, 0), MeterVerdict::Pass);
+        assert_eq!(t.apply(1, 64, 0), MeterVerdict::Drop);
+        // Sync: 1 unchanged (bucket stays empty), 2 gone, 3 new.
+        t.sync(&[spec(1, &a), spec(3, &c)], 0);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.apply(1, 64, 0), MeterVerdict::Drop);
+        assert_eq!(
+            t.apply(2, 64, 0),
+            MeterVerdict::Pass,
+            "no meter 2: unmetered"
+        );
+        assert_eq!(b.snapshot().packets_in, 0);
+        assert_eq!(t.apply(3, 64, 0), MeterVerdict::Pass);
+        // A new configuration of meter 1 (new counters) starts over.
+        let a2 = Arc::new(MeterCounters::new(1));
+        t.sync(&[spec(1, &a2)], 0);
+        assert_eq!(t.apply(1, 64, 0), MeterVerdict::Pass);
+    }
+
+    fn table(unit: MeterUnit, bands: Vec<DpMeterBand>) -> (MeterTable, Arc<MeterCounters>) {
+        let mut t = MeterTable::new();
+        let s = Arc::new(MeterCounters::new(bands.len()));
+        t.set(1, &DpMeterConfig { unit, bands }, s.clone(), 0);
         (t, s)
     }
 
@@ -268,7 +340,7 @@ mod tests {
     fn pps_drop_band_limits_burst_and_refills() {
         let (mut t, s) = table(
             MeterUnit::Pktps,
-            vec![MeterBand {
+            vec![DpMeterBand {
                 kind: BandKind::Drop,
                 rate: 10,
                 burst_size: 5,
@@ -304,12 +376,12 @@ mod tests {
         let (mut t, _) = table(
             MeterUnit::Kbps,
             vec![
-                MeterBand {
+                DpMeterBand {
                     kind: BandKind::DscpRemark { prec_level: 1 },
                     rate: 8,
                     burst_size: 8,
                 },
-                MeterBand {
+                DpMeterBand {
                     kind: BandKind::Drop,
                     rate: 16,
                     burst_size: 16,

@@ -12,7 +12,8 @@ pub mod extract;
 pub mod flow;
 pub mod meter;
 pub mod odp_format;
-pub mod packet;
 pub mod pmd;
-pub mod sys;
-pub mod testdev;
+
+/// Packet buffers live at the bottom of the I/O stack (the devices fill them);
+/// the datapath's modules name them through this path.
+pub use crate::netdev::packet;

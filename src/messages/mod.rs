@@ -5,6 +5,13 @@
 //! it goes through a bounded channel the actor consumes as a stream, and a full
 //! channel drops and counts. Request/response messages use [`Mailbox::ask`],
 //! which respects the mailbox capacity and applies back-pressure.
+//!
+//! Messages name no actor types: where a message carries a way to reach an
+//! actor (a reply path, a list of members), it carries an [`Inbox`] — a
+//! `Recipient` of exactly the message that will be sent there, with the
+//! receiver's meter — so this layer sits below `actors` and does not import it
+//! (its one dependency there is `actors::metrics`, a leaf with no crate imports
+//! that holds the meters).
 
 pub mod bridge;
 pub mod connmgr;
@@ -51,11 +58,7 @@ impl<A: Actor> Mailbox<A> {
         A::Context: ToEnvelope<A, M>,
     {
         self.meter.enqueued(M::NAME);
-        let r = self.addr.send(msg).await;
-        if r.is_err() {
-            self.meter.rejected(M::NAME);
-        }
-        r
+        counted_reply(&self.meter, M::NAME, self.addr.send(msg).await)
     }
 
     /// Enqueues without waiting; a full or closed mailbox refuses (and counts).
@@ -67,20 +70,98 @@ impl<A: Actor> Mailbox<A> {
         A::Context: ToEnvelope<A, M>,
     {
         self.meter.enqueued(M::NAME);
-        match self.addr.try_send(msg) {
-            Ok(()) => true,
-            Err(_) => {
-                self.meter.rejected(M::NAME);
-                // Undo the enqueue count so depth stays honest.
-                self.meter.handling(M::NAME).forget();
-                false
-            }
-        }
+        counted_try(&self.meter, M::NAME, self.addr.try_send(msg).is_ok())
     }
 
     /// Whether the actor is still running.
     pub fn connected(&self) -> bool {
         self.addr.connected()
+    }
+}
+
+/// Counts a refused `send` against the receiver.
+fn counted_reply<T>(
+    meter: &ActorMeter,
+    name: &'static str,
+    r: Result<T, MailboxError>,
+) -> Result<T, MailboxError> {
+    if r.is_err() {
+        meter.rejected(name);
+    }
+    r
+}
+
+/// Counts a refused `try_send`, undoing the enqueue count so depth stays honest.
+fn counted_try(meter: &ActorMeter, name: &'static str, sent: bool) -> bool {
+    if !sent {
+        meter.rejected(name);
+        meter.handling(name).forget();
+    }
+    sent
+}
+
+/// One message type's way into an actor, counted against the actor's meter
+/// like a [`Mailbox`] send (the type-erased form messages carry).
+pub struct Inbox<M>
+where
+    M: Message + Send,
+    M::Result: Send,
+{
+    /// Where the message goes.
+    pub rcpt: Recipient<M>,
+    /// The receiver's counters.
+    pub meter: Arc<ActorMeter>,
+}
+
+impl<M> Clone for Inbox<M>
+where
+    M: Message + Send,
+    M::Result: Send,
+{
+    fn clone(&self) -> Self {
+        Inbox {
+            rcpt: self.rcpt.clone(),
+            meter: self.meter.clone(),
+        }
+    }
+}
+
+impl<M> Inbox<M>
+where
+    M: Message + MsgName + Send + 'static,
+    M::Result: Send,
+{
+    /// Sends and awaits the reply; waits for mailbox space (back-pressure).
+    pub async fn ask(&self, msg: M) -> Result<M::Result, MailboxError> {
+        self.meter.enqueued(M::NAME);
+        counted_reply(&self.meter, M::NAME, self.rcpt.send(msg).await)
+    }
+
+    /// Enqueues without waiting; a full or closed mailbox refuses (and counts).
+    pub fn tell(&self, msg: M) -> bool {
+        self.meter.enqueued(M::NAME);
+        counted_try(&self.meter, M::NAME, self.rcpt.try_send(msg).is_ok())
+    }
+
+    /// Whether the receiver is still running.
+    pub fn connected(&self) -> bool {
+        self.rcpt.connected()
+    }
+}
+
+impl<A: Actor> Mailbox<A> {
+    /// The way into this actor for one message type.
+    pub fn inbox<M>(&self) -> Inbox<M>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+    {
+        Inbox {
+            rcpt: self.addr.clone().recipient(),
+            meter: self.meter.clone(),
+        }
     }
 }
 

@@ -1,22 +1,22 @@
 //! Inbox of the Revalidator actors: the round protocol between the leader
-//! (revalidator 0) and its followers, replacing OVS's barriers and latches.
+//! (revalidator 0) and its members, replacing OVS's barriers and latches.
 //!
-//! A round: the leader sends [`BeginRound`] to every member (itself included);
-//! each revalidates the ukeys it owns and answers [`RevalidateDone`]; once all
-//! have answered the leader sends [`Sweep`]; each drops ukeys whose flows are
-//! gone and answers [`SweepDone`]; the leader then closes the round (bumps
-//! `dump_seq`, measures the duration, adapts the flow limit, acknowledges
-//! waiters). A member that leaves mid-round (resize) is simply no longer
-//! waited for: membership changes reach the leader as [`SetMembers`].
+//! A round: the leader sends [`BeginRound`] to every member (itself
+//! included); each revalidates the ukeys it owns and answers with its
+//! [`RoundCounts`]; once all have answered the leader sends [`Sweep`]; each
+//! drops ukeys whose flows are gone and answers [`Swept`]; the leader then
+//! closes the round (see `actors::revalidator::round`, the state machine). A
+//! member that leaves mid-round (resize) is simply no longer waited for:
+//! membership changes reach the leader as [`SetMembers`].
 
-use crate::actors::revalidator::{Revalidator, RoundCounts, Ukey};
-use crate::messages::Mailbox;
+use crate::messages::Inbox;
+use crate::ofproto::ukey::{RoundCounts, Ukey};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-/// Leader → members: revalidate your share.
-#[derive(Message, Clone)]
-#[rtype(result = "()")]
+/// Leader → members: revalidate your share; the answer is what you decided.
+#[derive(Message, Clone, Copy, Debug, PartialEq, Eq)]
+#[rtype(result = "RoundCounts")]
 pub struct BeginRound {
     /// Round number.
     pub round: u64,
@@ -30,50 +30,38 @@ pub struct BeginRound {
     pub kill_all: bool,
     /// Time the round started (ms).
     pub now_ms: u64,
-    /// Where to answer.
-    pub leader: Mailbox<Revalidator>,
 }
 
-/// Member → leader: done revalidating.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RevalidateDone {
-    /// Round number.
-    pub round: u64,
-    /// Member id.
-    pub from: usize,
-    /// What it decided.
-    pub counts: RoundCounts,
-}
-
-/// Leader → members: sweep.
-#[derive(Message, Clone)]
-#[rtype(result = "()")]
+/// Leader → members: sweep (drop ukeys whose flows died).
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "Swept")]
 pub struct Sweep {
     /// Round number.
     pub round: u64,
-    /// Where to answer.
-    pub leader: Mailbox<Revalidator>,
 }
 
-/// Member → leader: swept.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SweepDone {
-    /// Round number.
-    pub round: u64,
-    /// Member id.
-    pub from: usize,
+/// A member's answer to [`Sweep`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
     /// Ukeys removed by the sweep.
     pub swept: u64,
     /// Ukeys the member owns after the sweep.
     pub n_ukeys: usize,
 }
 
+/// How the leader reaches one member (index = revalidator id).
+#[derive(Clone)]
+pub struct Member {
+    /// Round starts.
+    pub begin: Inbox<BeginRound>,
+    /// Sweeps.
+    pub sweep: Inbox<Sweep>,
+}
+
 /// Daemon → leader: the current members (index = revalidator id; 0 is the leader).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SetMembers(pub Vec<Mailbox<Revalidator>>);
+pub struct SetMembers(pub Vec<Member>);
 
 /// Bridge → leader: the tables changed; revalidate soon. With `ack`, the
 /// sender waits until a round that started after this version was published
@@ -114,7 +102,7 @@ pub struct Resume;
 #[rtype(result = "()")]
 pub struct Exit {
     /// Who takes the ukeys (None when everything stops).
-    pub handover: Option<Mailbox<Revalidator>>,
+    pub handover: Option<Inbox<AdoptUkeys>>,
 }
 
 /// `revalidator/purge`: delete every datapath flow (each member its own).
@@ -123,9 +111,10 @@ pub struct Exit {
 pub struct Purge;
 
 /// Forget every ukey of a deleted bridge (its flows die with its datapath).
+/// (The upcall handlers' `messages::upcall::DetachBridge` is the other half.)
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct DetachBridge(pub u32);
+pub struct ForgetBridge(pub u32);
 
 /// Settings changed by reload.
 #[derive(Message)]
@@ -144,9 +133,7 @@ pub struct ReportState;
 
 crate::msg_names!(
     BeginRound,
-    RevalidateDone,
     Sweep,
-    SweepDone,
     SetMembers,
     TablesChanged,
     AdoptUkeys,
@@ -155,7 +142,7 @@ crate::msg_names!(
     Resume,
     Exit,
     Purge,
-    DetachBridge,
+    ForgetBridge,
     SetLimits,
     ReportState
 );

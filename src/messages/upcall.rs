@@ -1,8 +1,8 @@
 //! Inbox of the UpcallHandler actors.
 
-use crate::actors::bridge::BridgeShared;
-use crate::actors::revalidator::Revalidator;
-use crate::messages::Mailbox;
+use crate::messages::bridge::BridgeShared;
+use crate::messages::revalidator::AdoptUkeys;
+use crate::messages::Inbox;
 use actix::prelude::*;
 use std::sync::Arc;
 
@@ -17,7 +17,8 @@ pub struct AttachBridge {
     pub rx: tokio::sync::mpsc::Receiver<crate::datapath::pmd::UpcallBatch>,
 }
 
-/// Stop serving a bridge.
+/// Stop serving a bridge (the revalidators' half is
+/// `messages::revalidator::ForgetBridge`).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct DetachBridge {
@@ -25,10 +26,11 @@ pub struct DetachBridge {
     pub index: u32,
 }
 
-/// The current revalidators, to which new ukeys are handed by flow hash.
+/// The current revalidators (index = id), to which new ukeys are handed by
+/// flow id.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SetRevalidators(pub Vec<Mailbox<Revalidator>>);
+pub struct SetRevalidators(pub Vec<Inbox<AdoptUkeys>>);
 
 /// `debug/stop-actor`: stop as if the actor had died (the supervisor's
 /// restart path is then exercised for real).

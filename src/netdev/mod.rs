@@ -7,17 +7,27 @@
 //! and link change notifications come from rtnetlink (see `netlink`), which the
 //! Port actors use — the poll threads never parse netlink.
 //!
-//! Every `unsafe` block in this module carries a `// SAFETY:` comment.
+//! This is the bottom of the I/O stack: [`packet`] (the buffers every layer
+//! above passes around) and [`poll`] (the eventfd and epoll the poll threads
+//! sleep on) live here so that the datapath needs no system calls of its own.
+//!
+//! Every `unsafe` block in this module carries its own `// SAFETY:` comment.
 
-use crate::datapath::packet::PacketBatch;
+use packet::PacketBatch;
 use std::os::fd::RawFd;
 
+pub use crate::types::PortType;
+
 pub mod netlink;
+pub mod packet;
+pub mod poll;
 pub mod ring;
 mod sys;
 pub use sys::trim_heap;
 pub mod system;
 pub mod tap;
+#[cfg(test)]
+pub mod testdev;
 pub mod vnet;
 
 /// Opens the device for a configured port: `system` attaches to an existing
@@ -63,16 +73,13 @@ pub enum NetdevError {
     },
 }
 
-/// The kind of port, as named in the config's `type` key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PortType {
-    /// An existing interface (veth, physical NIC), opened with AF_PACKET.
-    System,
-    /// The bridge's own port: a TAP device named like the bridge, created by us.
-    Internal,
-    /// A TAP device created by us for a VM or container.
-    Tap,
+/// How a device was lost, as a failed call says ([`NetdevError::link_loss`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkLoss {
+    /// The device is gone for this handle; polling it again can only fail.
+    Gone,
+    /// The interface went down; the handle works again when it comes up.
+    Down,
 }
 
 /// Result of a transmit call.

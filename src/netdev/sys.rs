@@ -1,7 +1,7 @@
 //! Small system-call helpers shared by the backends: errno mapping, interface
 //! name checks, socket options. Nothing here keeps state.
 
-use super::NetdevError;
+use super::{LinkLoss, NetdevError};
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -28,21 +28,35 @@ pub(crate) fn last_err(op: &'static str, dev: &str) -> NetdevError {
 }
 
 impl NetdevError {
-    /// True when the error means the interface went down or away (ENETDOWN,
-    /// ENXIO, ENODEV, or EBADFD for a detached TAP): the poll thread should
-    /// stop polling this port until the Port actor sees it come back through
-    /// rtnetlink, instead of retrying. Such errors are reported once per event
+    /// What the error says about the device, if it says it went away or
+    /// down: the one place that reads errnos for that (the poll threads
+    /// decide from it whether to retry a port).
+    ///
+    /// - [`LinkLoss::Gone`]: the device no longer exists for this handle
+    ///   (ENODEV, ENXIO, a name that cannot exist, or EBADFD from a TAP whose
+    ///   device was deleted): polling it again can only fail; the Port actor
+    ///   detaches it when rtnetlink reports the deletion.
+    /// - [`LinkLoss::Down`]: the interface went down (ENETDOWN): reported
+    ///   once per event, and traffic resumes on the same handle when it comes
+    ///   back up.
+    pub fn link_loss(&self) -> Option<LinkLoss> {
+        match self {
+            NetdevError::NoSuchDevice(_) => Some(LinkLoss::Gone),
+            NetdevError::Io { source, .. } => match source.raw_os_error() {
+                Some(libc::ENXIO | libc::ENODEV | libc::EBADFD) => Some(LinkLoss::Gone),
+                Some(libc::ENETDOWN) => Some(LinkLoss::Down),
+                _ => None,
+            },
+            NetdevError::UnknownType(_) => None,
+        }
+    }
+
+    /// True when the error means the interface went down or away (see
+    /// [`NetdevError::link_loss`]). Such errors are reported once per event
     /// (a receive socket stays quiet afterwards), so they never make a poll
     /// loop spin.
     pub fn is_link_down(&self) -> bool {
-        match self {
-            NetdevError::NoSuchDevice(_) => true,
-            NetdevError::Io { source, .. } => matches!(
-                source.raw_os_error(),
-                Some(libc::ENETDOWN | libc::ENXIO | libc::ENODEV | libc::EBADFD)
-            ),
-            NetdevError::UnknownType(_) => false,
-        }
+        self.link_loss().is_some()
     }
 }
 

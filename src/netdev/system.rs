@@ -28,7 +28,7 @@ use super::ring::RxRing;
 use super::sys::{self, errno, getsockopt, io_err, last_err, setsockopt};
 use super::vnet::{self, VNET_HDR_LEN};
 use super::{Netdev, NetdevError, NetdevTx, TxResult};
-use crate::datapath::packet::{PacketBatch, BATCH_SIZE};
+use crate::netdev::packet::{PacketBatch, BATCH_SIZE};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Socket buffer size we ask for: enough for a burst of GSO frames.
@@ -160,9 +160,9 @@ fn open_socket(
 /// Finishes a received frame of `len` bytes already in `pkt`'s receive area:
 /// puts back the VLAN tag the kernel stripped and keeps the offload header.
 fn finish_rx(
-    pkt: &mut crate::datapath::packet::Packet,
+    pkt: &mut crate::netdev::packet::Packet,
     len: usize,
-    mut hdr: crate::datapath::packet::VnetHdr,
+    mut hdr: crate::netdev::packet::VnetHdr,
     vlan: Option<(u16, u16)>,
 ) {
     pkt.set_len(len);
@@ -330,10 +330,14 @@ impl SystemNetdev {
         let base = batch.len();
         let mut hdrs = [[0u8; VNET_HDR_LEN]; BATCH_SIZE];
         let mut cmsgs = [CmsgBuf([0; CMSG_BYTES]); BATCH_SIZE];
-        // SAFETY (the three zeroed arrays): plain C structs for which all-zero
-        // (null pointers, zero lengths) is a valid value.
+        // SAFETY: sockaddr_ll is a plain C struct of integers and byte
+        // arrays, for which all-zero is a valid value.
         let mut addrs: [libc::sockaddr_ll; BATCH_SIZE] = unsafe { std::mem::zeroed() };
+        // SAFETY: an all-zero iovec (null base, zero length) is valid and
+        // describes no memory.
         let mut iov: [libc::iovec; 2 * BATCH_SIZE] = unsafe { std::mem::zeroed() };
+        // SAFETY: an all-zero mmsghdr (null name, iov and control pointers,
+        // zero lengths) is valid; every field used is set before the call.
         let mut msgs: [libc::mmsghdr; BATCH_SIZE] = unsafe { std::mem::zeroed() };
         let mut areas: [(*mut u8, usize); BATCH_SIZE] = [(std::ptr::null_mut(), 0); BATCH_SIZE];
         let mut claimed = 0;
@@ -455,9 +459,11 @@ fn send_batch_on(fd: RawFd, name: &str, batch: &mut PacketBatch) -> Result<TxRes
     let mut res = TxResult::default();
     let total = batch.len();
     let mut hdrs = [[0u8; VNET_HDR_LEN]; BATCH_SIZE];
-    // SAFETY: plain C structs for which all-zero is a valid value.
+    // SAFETY: an all-zero iovec (null base, zero length) is valid and
+    // describes no memory.
     let mut iov: [libc::iovec; 2 * BATCH_SIZE] = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
+    // SAFETY: an all-zero mmsghdr (null pointers, zero lengths) is valid;
+    // every field used is set before the call.
     let mut msgs: [libc::mmsghdr; BATCH_SIZE] = unsafe { std::mem::zeroed() };
     let mut chunk_start = 0;
     while chunk_start < total {

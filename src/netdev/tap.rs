@@ -16,7 +16,7 @@
 use super::sys::{self, errno, io_err, last_err};
 use super::vnet::{self, VNET_HDR_LEN};
 use super::{Netdev, NetdevError, NetdevTx, TxResult};
-use crate::datapath::packet::PacketBatch;
+use crate::netdev::packet::PacketBatch;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// A TAP device we created and own.

@@ -8,7 +8,7 @@
 //! points outside its frame would make a later transmit fail or, worse, make
 //! the kernel checksum the wrong bytes.
 
-use crate::datapath::packet::VnetHdr;
+use crate::netdev::packet::VnetHdr;
 
 /// Size of `struct virtio_net_hdr` on the wire.
 pub const VNET_HDR_LEN: usize = 10;

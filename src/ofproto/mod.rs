@@ -14,6 +14,9 @@
 //! - Rule, group and meter statistics are atomics inside the shared objects, bumped
 //!   lock-free by revalidators ([`Rule::add_stats`]).
 //! - [`mac_learning::MacLearning`] is shared by handlers behind a mutex (slow path).
+//! - [`view::XlateView`] bundles what translations read (published snapshot, MAC
+//!   table, fail-open) with the sequences that tell when a translation is stale;
+//!   [`ukey`] holds the slow path's per-flow records the revalidators own.
 //!
 //! Translation ([`xlate::translate`]) is a pure function of a snapshot, the MAC
 //! table and a flow key (apart from learning), so revalidators can re-run it later
@@ -24,11 +27,14 @@ pub mod hamt;
 pub mod mac_learning;
 pub mod match_;
 pub mod ofconn;
+pub mod request;
 pub mod rule;
 mod stats;
 pub use stats::FlowStatsJob;
 pub mod trace;
+pub mod ukey;
 mod validate;
+pub mod view;
 pub mod xlate;
 
 #[cfg(test)]

@@ -18,14 +18,133 @@ use crate::types::{GroupId, MeterId, TableId};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// OFPAT_* types translation implements: output, copy TTL out/in, set/dec
-/// MPLS TTL, push/pop VLAN, push/pop MPLS, set queue, group, set/dec NW TTL,
-/// set field, push/pop PBB (every OpenFlow 1.3 action).
+/// OpenFlow 1.3 numbers the features replies name (OF1.3.5 §7.2.4, §7.2.5,
+/// §7.3.5.5, §7.3.5.8, §7.3.5.11, §7.3.5.13, `openflow-1.3.h`).
+pub mod ofp {
+    /// OFPAT_OUTPUT.
+    pub const AT_OUTPUT: u16 = 0;
+    /// OFPAT_COPY_TTL_OUT.
+    pub const AT_COPY_TTL_OUT: u16 = 11;
+    /// OFPAT_COPY_TTL_IN.
+    pub const AT_COPY_TTL_IN: u16 = 12;
+    /// OFPAT_SET_MPLS_TTL.
+    pub const AT_SET_MPLS_TTL: u16 = 15;
+    /// OFPAT_DEC_MPLS_TTL.
+    pub const AT_DEC_MPLS_TTL: u16 = 16;
+    /// OFPAT_PUSH_VLAN.
+    pub const AT_PUSH_VLAN: u16 = 17;
+    /// OFPAT_POP_VLAN.
+    pub const AT_POP_VLAN: u16 = 18;
+    /// OFPAT_PUSH_MPLS.
+    pub const AT_PUSH_MPLS: u16 = 19;
+    /// OFPAT_POP_MPLS.
+    pub const AT_POP_MPLS: u16 = 20;
+    /// OFPAT_SET_QUEUE.
+    pub const AT_SET_QUEUE: u16 = 21;
+    /// OFPAT_GROUP.
+    pub const AT_GROUP: u16 = 22;
+    /// OFPAT_SET_NW_TTL.
+    pub const AT_SET_NW_TTL: u16 = 23;
+    /// OFPAT_DEC_NW_TTL.
+    pub const AT_DEC_NW_TTL: u16 = 24;
+    /// OFPAT_SET_FIELD.
+    pub const AT_SET_FIELD: u16 = 25;
+    /// OFPAT_PUSH_PBB.
+    pub const AT_PUSH_PBB: u16 = 26;
+    /// OFPAT_POP_PBB.
+    pub const AT_POP_PBB: u16 = 27;
+
+    /// OFPIT_GOTO_TABLE.
+    pub const IT_GOTO_TABLE: u16 = 1;
+    /// OFPIT_WRITE_METADATA.
+    pub const IT_WRITE_METADATA: u16 = 2;
+    /// OFPIT_WRITE_ACTIONS.
+    pub const IT_WRITE_ACTIONS: u16 = 3;
+    /// OFPIT_APPLY_ACTIONS.
+    pub const IT_APPLY_ACTIONS: u16 = 4;
+    /// OFPIT_CLEAR_ACTIONS.
+    pub const IT_CLEAR_ACTIONS: u16 = 5;
+    /// OFPIT_METER.
+    pub const IT_METER: u16 = 6;
+
+    /// Bitmap of OFPGT_ALL, SELECT, INDIRECT and FF (types 0..=3).
+    pub const GROUP_TYPES_ALL_FOUR: u32 = 0b1111;
+    /// OFPGFC_SELECT_WEIGHT.
+    pub const GFC_SELECT_WEIGHT: u32 = 1 << 0;
+    /// OFPGFC_SELECT_LIVENESS.
+    pub const GFC_SELECT_LIVENESS: u32 = 1 << 1;
+    /// OFPGFC_CHAINING.
+    pub const GFC_CHAINING: u32 = 1 << 2;
+    /// OFPGFC_CHAINING_CHECKS.
+    pub const GFC_CHAINING_CHECKS: u32 = 1 << 3;
+
+    /// OFPMBT_DROP.
+    pub const MBT_DROP: u32 = 1;
+    /// OFPMBT_DSCP_REMARK.
+    pub const MBT_DSCP_REMARK: u32 = 2;
+
+    /// OFPTFPT_WRITE_ACTIONS (its _MISS is the next number).
+    pub const TFPT_WRITE_ACTIONS: u16 = 4;
+    /// OFPTFPT_APPLY_ACTIONS.
+    pub const TFPT_APPLY_ACTIONS: u16 = 6;
+    /// OFPTFPT_MATCH.
+    pub const TFPT_MATCH: u16 = 8;
+    /// OFPTFPT_WILDCARDS.
+    pub const TFPT_WILDCARDS: u16 = 10;
+    /// OFPTFPT_WRITE_SETFIELD.
+    pub const TFPT_WRITE_SETFIELD: u16 = 12;
+    /// OFPTFPT_APPLY_SETFIELD.
+    pub const TFPT_APPLY_SETFIELD: u16 = 14;
+
+    /// OFPPF_10MB_FD.
+    pub const PF_10MB_FD: u32 = 1 << 1;
+    /// OFPPF_100MB_FD.
+    pub const PF_100MB_FD: u32 = 1 << 3;
+    /// OFPPF_1GB_FD.
+    pub const PF_1GB_FD: u32 = 1 << 5;
+    /// OFPPF_10GB_FD.
+    pub const PF_10GB_FD: u32 = 1 << 6;
+    /// OFPPF_40GB_FD.
+    pub const PF_40GB_FD: u32 = 1 << 7;
+    /// OFPPF_100GB_FD.
+    pub const PF_100GB_FD: u32 = 1 << 8;
+    /// OFPPF_1TB_FD.
+    pub const PF_1TB_FD: u32 = 1 << 9;
+    /// OFPPF_OTHER.
+    pub const PF_OTHER: u32 = 1 << 10;
+}
+
+/// OFPAT_* types translation implements (every OpenFlow 1.3 action).
 pub const SUPPORTED_ACTIONS: [u16; 16] = [
-    0, 11, 12, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27,
+    ofp::AT_OUTPUT,
+    ofp::AT_COPY_TTL_OUT,
+    ofp::AT_COPY_TTL_IN,
+    ofp::AT_SET_MPLS_TTL,
+    ofp::AT_DEC_MPLS_TTL,
+    ofp::AT_PUSH_VLAN,
+    ofp::AT_POP_VLAN,
+    ofp::AT_PUSH_MPLS,
+    ofp::AT_POP_MPLS,
+    ofp::AT_SET_QUEUE,
+    ofp::AT_GROUP,
+    ofp::AT_SET_NW_TTL,
+    ofp::AT_DEC_NW_TTL,
+    ofp::AT_SET_FIELD,
+    ofp::AT_PUSH_PBB,
+    ofp::AT_POP_PBB,
 ];
 /// OFPIT_* types: goto, write-metadata, write-actions, apply-actions, clear, meter.
-pub const SUPPORTED_INSTRUCTIONS: [u16; 6] = [1, 2, 3, 4, 5, 6];
+pub const SUPPORTED_INSTRUCTIONS: [u16; 6] = [
+    ofp::IT_GOTO_TABLE,
+    ofp::IT_WRITE_METADATA,
+    ofp::IT_WRITE_ACTIONS,
+    ofp::IT_APPLY_ACTIONS,
+    ofp::IT_CLEAR_ACTIONS,
+    ofp::IT_METER,
+];
+/// Rules one table accepts, as TABLE_FEATURES reports it (the classifier has
+/// no hard limit; this is what we test and size for).
+pub const TABLE_MAX_ENTRIES: u32 = 1_000_000;
 
 fn oxm_header(id: OxmId, has_mask: bool) -> u32 {
     let len = id.wire_len() as u32 * if has_mask { 2 } else { 1 };
@@ -40,14 +159,14 @@ fn writable(id: OxmId) -> bool {
 fn speed_features(kbps: u32) -> u32 {
     match kbps {
         0 => 0,
-        10_000 => 1 << 1,
-        100_000 => 1 << 3,
-        1_000_000 => 1 << 5,
-        10_000_000 => 1 << 6,
-        40_000_000 => 1 << 7,
-        100_000_000 => 1 << 8,
-        1_000_000_000 => 1 << 9,
-        _ => 1 << 10,
+        10_000 => ofp::PF_10MB_FD,
+        100_000 => ofp::PF_100MB_FD,
+        1_000_000 => ofp::PF_1GB_FD,
+        10_000_000 => ofp::PF_10GB_FD,
+        40_000_000 => ofp::PF_40GB_FD,
+        100_000_000 => ofp::PF_100GB_FD,
+        1_000_000_000 => ofp::PF_1TB_FD,
+        _ => ofp::PF_OTHER,
     }
 }
 
@@ -208,8 +327,11 @@ impl Ofproto {
     pub fn group_features(&self) -> GroupFeatures {
         let actions = SUPPORTED_ACTIONS.iter().fold(0u32, |m, &a| m | (1 << a));
         GroupFeatures {
-            types: 0xf,
-            capabilities: 0xf,
+            types: ofp::GROUP_TYPES_ALL_FOUR,
+            capabilities: ofp::GFC_SELECT_WEIGHT
+                | ofp::GFC_SELECT_LIVENESS
+                | ofp::GFC_CHAINING
+                | ofp::GFC_CHAINING_CHECKS,
             max_groups: [MAX_GROUPS as u32; 4],
             actions: [actions; 4],
         }
@@ -262,7 +384,7 @@ impl Ofproto {
     pub fn meter_features(&self) -> MeterFeatures {
         MeterFeatures {
             max_meter: MAX_METERS as u32,
-            band_types: (1 << 1) | (1 << 2),
+            band_types: (1 << ofp::MBT_DROP) | (1 << ofp::MBT_DSCP_REMARK),
             capabilities: (MF_KBPS | MF_PKTPS | MF_BURST | MF_STATS) as u32,
             max_bands: MAX_METER_BANDS as u8,
             max_color: 0,
@@ -290,7 +412,7 @@ impl Ofproto {
                 for miss in [false, true] {
                     let mut ids = instr.clone();
                     if t + 1 == TableId::N_TABLES {
-                        ids.retain(|&i| i != 1); // no goto from the last table
+                        ids.retain(|&i| i != ofp::IT_GOTO_TABLE); // no goto from the last table
                     }
                     props.push(TableFeatureProp::Instructions { miss, ids });
                     props.push(TableFeatureProp::NextTables {
@@ -298,21 +420,31 @@ impl Ofproto {
                         tables: next.clone(),
                     });
                 }
-                for prop_type in [4u16, 5, 6, 7] {
+                for prop_type in [
+                    ofp::TFPT_WRITE_ACTIONS,
+                    ofp::TFPT_WRITE_ACTIONS + 1,
+                    ofp::TFPT_APPLY_ACTIONS,
+                    ofp::TFPT_APPLY_ACTIONS + 1,
+                ] {
                     props.push(TableFeatureProp::Actions {
                         prop_type,
                         ids: actions.clone(),
                     });
                 }
                 props.push(TableFeatureProp::Oxms {
-                    prop_type: 8,
+                    prop_type: ofp::TFPT_MATCH,
                     oxm_headers: match_hdrs.clone(),
                 });
                 props.push(TableFeatureProp::Oxms {
-                    prop_type: 10,
+                    prop_type: ofp::TFPT_WILDCARDS,
                     oxm_headers: wildcard_hdrs.clone(),
                 });
-                for prop_type in [12u16, 13, 14, 15] {
+                for prop_type in [
+                    ofp::TFPT_WRITE_SETFIELD,
+                    ofp::TFPT_WRITE_SETFIELD + 1,
+                    ofp::TFPT_APPLY_SETFIELD,
+                    ofp::TFPT_APPLY_SETFIELD + 1,
+                ] {
                     props.push(TableFeatureProp::Oxms {
                         prop_type,
                         oxm_headers: set_hdrs.clone(),
@@ -324,7 +456,7 @@ impl Ofproto {
                     metadata_match: u64::MAX,
                     metadata_write: u64::MAX,
                     config: 0,
-                    max_entries: 1_000_000,
+                    max_entries: TABLE_MAX_ENTRIES,
                     properties: props,
                 }
             })

@@ -2,15 +2,25 @@
 //! one — every rule hit, the resulting datapath actions, and the megaflow mask
 //! a real packet would install.
 
-use crate::actors::bridge::BridgeShared;
 use crate::datapath::actions::format_actions;
 use crate::datapath::flow::{Field, FlowKey, VLAN_CFI};
 use crate::datapath::odp_format::format_match;
+use crate::ofproto::match_::{eth_type, ip_proto};
+use crate::ofproto::view::XlateView;
 use crate::ofproto::xlate::XlateOptions;
 use crate::openflow::action::{Action, Instruction};
-use crate::types::MacAddr;
+use crate::types::{MacAddr, PortNo};
 use crate::util::time::now_ms;
 use std::fmt::Write;
+
+/// TTL of a packet built from a description that names none (the IP
+/// stacks' usual default; TTL actions need something to decrement).
+const DEFAULT_TTL: u128 = 64;
+/// VLAN id bits of a TCI.
+const VID_MASK: u128 = 0xfff;
+/// Priority bits of a TCI, and where they start.
+const PCP_MASK: u128 = 0x7;
+const PCP_SHIFT: u32 = 13;
 
 /// Parses an OVS-style flow description, e.g.
 /// `in_port=1,dl_src=02:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff,ip,nw_dst=10.0.0.2,udp,tp_dst=53`.
@@ -50,37 +60,39 @@ pub fn parse_flow(spec: &str) -> Result<FlowKey, String> {
             if let Some(p) = nw {
                 k.set(Field::NwProto, p as u128);
             }
-            if k.get(Field::NwTtl) == 0 && dl != 0x0806 {
-                k.set(Field::NwTtl, 64);
+            if k.get(Field::NwTtl) == 0 && dl != eth_type::ARP {
+                k.set(Field::NwTtl, DEFAULT_TTL);
             }
         };
         match key {
-            "ip" => proto(0x0800, None),
-            "ipv6" => proto(0x86dd, None),
-            "arp" => proto(0x0806, None),
-            "tcp" => proto(0x0800, Some(6)),
-            "udp" => proto(0x0800, Some(17)),
-            "icmp" => proto(0x0800, Some(1)),
-            "sctp" => proto(0x0800, Some(132)),
-            "tcp6" => proto(0x86dd, Some(6)),
-            "udp6" => proto(0x86dd, Some(17)),
-            "icmp6" => proto(0x86dd, Some(58)),
+            "ip" => proto(eth_type::IPV4, None),
+            "ipv6" => proto(eth_type::IPV6, None),
+            "arp" => proto(eth_type::ARP, None),
+            "tcp" => proto(eth_type::IPV4, Some(ip_proto::TCP)),
+            "udp" => proto(eth_type::IPV4, Some(ip_proto::UDP)),
+            "icmp" => proto(eth_type::IPV4, Some(ip_proto::ICMP)),
+            "sctp" => proto(eth_type::IPV4, Some(ip_proto::SCTP)),
+            "tcp6" => proto(eth_type::IPV6, Some(ip_proto::TCP)),
+            "udp6" => proto(eth_type::IPV6, Some(ip_proto::UDP)),
+            "icmp6" => proto(eth_type::IPV6, Some(ip_proto::ICMPV6)),
             "in_port" => k.set(
                 Field::InPort,
                 match val {
-                    "LOCAL" => 0xffff_fffe,
+                    "LOCAL" => PortNo::LOCAL.0 as u128,
                     v => num(v)?,
                 },
             ),
             "dl_src" | "eth_src" => k.set(Field::DlSrc, mac(val)?),
             "dl_dst" | "eth_dst" => k.set(Field::DlDst, mac(val)?),
             "dl_type" | "eth_type" => k.set(Field::DlType, num(val)?),
-            "dl_vlan" | "vlan_vid" => k.set(Field::VlanTci, (num(val)? & 0xfff) | VLAN_CFI as u128),
+            "dl_vlan" | "vlan_vid" => {
+                k.set(Field::VlanTci, (num(val)? & VID_MASK) | VLAN_CFI as u128)
+            }
             "dl_vlan_pcp" | "vlan_pcp" => {
                 let cur = k.get(Field::VlanTci);
                 k.set(
                     Field::VlanTci,
-                    cur | VLAN_CFI as u128 | ((num(val)? & 7) << 13),
+                    cur | VLAN_CFI as u128 | ((num(val)? & PCP_MASK) << PCP_SHIFT),
                 );
             }
             "vlan_tci" => k.set(Field::VlanTci, num(val)?),
@@ -154,8 +166,19 @@ fn fmt_instructions(ins: &[Instruction]) -> String {
     }
 }
 
+/// The fields of `k` that are set, as a match for printing.
+fn present(k: &FlowKey) -> FlowKey {
+    let mut all = FlowKey::default();
+    for f in Field::ALL {
+        if k.get(f) != 0 {
+            all.set_exact(f);
+        }
+    }
+    all
+}
+
 /// Runs the trace and renders it like OVS's `ofproto/trace`.
-pub fn trace(br: &BridgeShared, spec: &str) -> Result<String, String> {
+pub fn trace(br: &XlateView, spec: &str) -> Result<String, String> {
     let key = parse_flow(spec)?;
     let x = br.translate(
         &key,
@@ -167,16 +190,10 @@ pub fn trace(br: &BridgeShared, spec: &str) -> Result<String, String> {
         },
     );
     let mut s = String::new();
-    let mut all = FlowKey::default();
-    for f in Field::ALL {
-        if key.get(f) != 0 {
-            all.set_exact(f);
-        }
-    }
-    let _ = writeln!(s, "Flow: {}", format_match(&key, &all));
+    let _ = writeln!(s, "Flow: {}", format_match(&key, &present(&key)));
     let _ = writeln!(s, "\nbridge(\"{}\")", br.name);
     let _ = writeln!(s, "{}", "-".repeat(br.name.len() + 10));
-    if br.fail_open.load(std::sync::atomic::Ordering::Relaxed) {
+    if br.fail_open() {
         let _ = writeln!(s, " fail-open: every packet is switched with NORMAL");
     }
     if x.rules.is_empty() {
@@ -220,7 +237,12 @@ pub fn trace(br: &BridgeShared, spec: &str) -> Result<String, String> {
         "Work: {} table lookups, {} group buckets, {} actions, {} outputs, depth {}",
         w.lookups, w.buckets, w.steps, w.outputs, w.max_depth
     );
-    let _ = writeln!(s, "\nFinal flow: unchanged");
+    let fin = x.final_flow;
+    if fin == key {
+        let _ = writeln!(s, "\nFinal flow: unchanged");
+    } else {
+        let _ = writeln!(s, "\nFinal flow: {}", format_match(&fin, &present(&fin)));
+    }
     let _ = writeln!(s, "Megaflow: {}", format_match(&key.masked(&x.wc), &x.wc));
     let _ = writeln!(s, "Datapath actions: {}", format_actions(&x.actions));
     if x.slow != 0 {
@@ -248,5 +270,47 @@ mod tests {
         assert_eq!(k.get(Field::TpDst), 53);
         assert!(parse_flow("bogus=1").is_err());
         assert!(parse_flow("nw_dst=10.0.0").is_err());
+    }
+
+    #[test]
+    fn trace_prints_the_final_flow_only_when_it_changed() {
+        use crate::ofproto::{Ofproto, PortInfo};
+        use crate::openflow::message::{FlowMod, FlowModCommand, NO_BUFFER};
+        use crate::openflow::oxm::{Match, OxmField, OxmId};
+        use crate::types::{Cookie, DatapathId, GroupId, PortNo, TableId};
+        let mut of = Ofproto::new(DatapathId(1), "t");
+        of.add_port(PortInfo::new(PortNo(1), "p1", MacAddr([2, 0, 0, 0, 0, 1])));
+        of.add_port(PortInfo::new(PortNo(2), "p2", MacAddr([2, 0, 0, 0, 0, 2])));
+        let fm = FlowMod {
+            cookie: Cookie(0),
+            cookie_mask: 0,
+            table_id: TableId(0),
+            command: FlowModCommand::Add,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            priority: 1,
+            buffer_id: NO_BUFFER,
+            out_port: PortNo::ANY,
+            out_group: GroupId::ANY,
+            flags: 0,
+            match_: Match::default(),
+            instructions: vec![Instruction::ApplyActions(vec![
+                Action::SetField(OxmField::exact(OxmId::EthDst, 0x0200_0000_0099)),
+                Action::Output {
+                    port: PortNo(2),
+                    max_len: 0,
+                },
+            ])],
+        };
+        of.flow_mod(&fm, 0).unwrap();
+        let v = XlateView::new("br0", of.publish(), 10, 1000);
+        let t = trace(&v, "in_port=1,dl_dst=02:00:00:00:00:01").unwrap();
+        assert!(!t.contains("Final flow: unchanged"), "{t}");
+        assert!(
+            t.contains("Final flow: ") && t.contains("02:00:00:00:00:99"),
+            "{t}"
+        );
+        let t = trace(&v, "in_port=1,dl_dst=02:00:00:00:00:99").unwrap();
+        assert!(t.contains("Final flow: unchanged"), "{t}");
     }
 }

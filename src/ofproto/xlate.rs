@@ -228,6 +228,10 @@ pub struct XlateOutput {
     pub error: Option<XlateError>,
     /// The work done (bounded by the budgets).
     pub work: XlateWork,
+    /// The working flow when translation ended (OVS `ofproto/trace`'s "Final
+    /// flow"): every rewrite, push and pop the top-level actions made, as
+    /// the key describes them (group buckets work on copies).
+    pub final_flow: FlowKey,
 }
 
 /// Fields committed by value with `SetField` (VLAN is handled apart). Every
@@ -1436,6 +1440,7 @@ impl<'a> Ctx<'a> {
             crate::util::coverage::inc(b.coverage());
             log_budget(b, &self.flow, self.opts.now_ms);
         }
+        self.out.final_flow = self.flow;
         self.out
     }
 

@@ -38,6 +38,8 @@ counters! {
     packet_in: "PACKET_IN messages queued to controllers.",
     packet_in_dropped: "PACKET_INs dropped because a controller's queue was full.",
     packet_out: "PACKET_OUT messages executed.",
+    packet_out_dropped: "PACKET_OUTs dropped because the datapath had no room for them in time.",
+    barrier_unrevalidated: "BARRIER_REPLYs sent without the revalidation round they waited for.",
     upcall_handled: "Datapath misses translated by upcall handlers.",
     upcall_flow_limit: "Upcalls executed without installing a flow (over flow_limit).",
     upcall_duplicate: "Upcalls whose megaflow was already installed.",

@@ -1,6 +1,7 @@
-//! The revalidation rules of seeds 002/004, as pure functions on plain values so
-//! they can be tested on a simulated clock: the adaptive flow limit, and the
-//! keep / modify / delete decision for one datapath flow.
+//! The revalidation rules of OVS's `ofproto-dpif-upcall.c`, as pure functions
+//! on plain values so they can be tested on a simulated clock: the adaptive
+//! flow limit (`udpif_revalidator()`), and the keep / modify / delete decision
+//! for one datapath flow (`revalidate()`, `revalidate_ukey()`).
 
 use crate::datapath::actions::DpActions;
 use crate::datapath::flow::FlowKey;
@@ -71,8 +72,8 @@ impl FlowLimiter {
         self.current = to;
     }
 
-    /// Applies the seed's rules after a round that took `duration_ms` with
-    /// `n_flows` flows. Returns true when the limit changed.
+    /// Applies `udpif_revalidator()`'s rules after a round that took
+    /// `duration_ms` with `n_flows` flows. Returns true when the limit changed.
     pub fn adapt(&mut self, duration_ms: u64, n_flows: usize, now_ms: u64) -> bool {
         let old = self.current;
         let (mut new, reason) = if duration_ms > 2000 {
@@ -109,8 +110,9 @@ impl FlowLimiter {
         }
     }
 
-    /// `(max_idle, kill_all)` for a round, per the seed: over the limit, flows
-    /// idle 100 ms die; over twice the limit, every flow dies.
+    /// `(max_idle, kill_all)` for a round, as `revalidate()` computes them:
+    /// over the limit, flows idle 100 ms die; over twice the limit, every
+    /// flow dies.
     pub fn round_params(&self, n_flows: usize, max_idle_ms: u64) -> (u64, bool) {
         let idle = if n_flows > self.current {
             OVERLOAD_MAX_IDLE_MS.min(max_idle_ms)
@@ -155,7 +157,8 @@ pub struct FlowView<'a> {
     pub stale: bool,
 }
 
-/// Decides, following the seed: kill-all or idle → delete; otherwise, when the
+/// Decides, as `revalidate()` and `revalidate_ukey()` do: kill-all or idle →
+/// delete; otherwise, when the
 /// tables changed, translate again (`retranslate` returns the new mask and
 /// actions) → same mask and actions: keep; same mask: modify; else delete.
 pub fn decide(
@@ -196,9 +199,9 @@ mod tests {
     use crate::types::PortNo;
 
     #[test]
-    fn limit_follows_the_seed_rules_on_a_simulated_clock() {
+    fn limit_follows_udpif_revalidator_rules_on_a_simulated_clock() {
         let mut l = FlowLimiter::new(200_000);
-        // A 3.5 s round divides by 3 (integer seconds, as the seed).
+        // A 3.5 s round divides by 3 (integer seconds, as OVS does).
         assert!(l.adapt(3500, 150_000, 10));
         assert_eq!(l.current, 66_666);
         assert!(l

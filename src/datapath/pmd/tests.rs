@@ -1,11 +1,21 @@
 //! Poll-thread integration tests over in-memory ports.
 
 use super::*;
-use crate::datapath::actions::DpAction;
-use crate::datapath::meter::{BandKind, MeterBand, MeterUnit};
-use crate::datapath::testdev::{TestNetdev, TestPeer};
+use crate::datapath::actions::{DpAction, UserspaceReason};
+use crate::datapath::dpflow::DpFlow;
+use crate::datapath::extract::extract;
+use crate::datapath::flow::{Field, FlowKey};
+use crate::datapath::meter::{
+    BandKind, DpMeterBand as MeterBand, DpMeterConfig as MeterConfig, MeterUnit,
+};
+use crate::netdev::packet::VnetHdr;
+use crate::netdev::testdev::{TestNetdev, TestPeer};
+use crate::types::{MeterId, PortNo};
+use crate::util::time::now_ms;
 use etherparse::PacketBuilder;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -45,21 +55,37 @@ struct Rig {
 }
 
 fn rig(n_threads: usize, n_ports: u32, upcall_cap: usize) -> Rig {
+    rig_with(n_threads, n_ports, upcall_cap, OP_QUEUE_LEN)
+}
+
+fn rig_with(n_threads: usize, n_ports: u32, upcall_cap: usize, op_queue_len: usize) -> Rig {
     let (tx, up) = mpsc::channel(upcall_cap);
     let dp = Datapath::start(DpConfig {
         n_threads,
         upcall_tx: tx,
         emc_insert_inv_prob: 1,
         busy_poll_us: 0,
+        op_queue_len,
     })
     .unwrap();
     let mut peers = Vec::new();
     for p in 1..=n_ports {
         let (dev, peer) = TestNetdev::pair(&format!("t{p}"), p).unwrap();
         dp.add_port(PortNo(p), Box::new(dev)).unwrap();
+        // One op per thread per port: let tiny queues drain in between.
+        settle(&dp, p as u64 * n_threads as u64);
         peers.push(peer);
     }
     Rig { dp, up, peers }
+}
+
+/// Waits until the threads have applied `ops` ops in total.
+fn settle(dp: &Datapath, ops: u64) {
+    assert!(
+        wait_for(|| dp.stats().total.ops >= ops),
+        "ops not applied: {:?}",
+        dp.stats()
+    );
 }
 
 fn next_upcall(up: &mut mpsc::Receiver<UpcallBatch>) -> Option<Upcall> {
@@ -357,4 +383,112 @@ fn execute_userspace_reports_an_action_upcall() {
 fn handle_is_send_sync_and_clone() {
     fn assert_send_sync<T: Send + Sync + Clone>() {}
     assert_send_sync::<Datapath>();
+}
+
+/// Blocks the thread that receives from `peer` inside a receive call.
+fn stall(peer: &TestPeer) {
+    let before = peer.recv_calls();
+    peer.hold_rx(true);
+    assert!(
+        wait_for(|| peer.recv_calls() > before),
+        "the thread never received"
+    );
+}
+
+fn pass_all_meter() -> MeterConfig {
+    MeterConfig {
+        unit: MeterUnit::Pktps,
+        bands: vec![MeterBand {
+            kind: BandKind::Drop,
+            rate: 1_000_000,
+            burst_size: 1_000_000,
+        }],
+    }
+}
+
+#[test]
+fn a_thread_that_missed_a_meter_update_gets_the_whole_set() {
+    let r = rig_with(2, 2, 4, 2);
+    for (port, out) in [(1, 2), (2, 1)] {
+        r.dp.put_flow(in_port_flow(
+            port as u64,
+            port,
+            vec![DpAction::Meter(2), DpAction::Output(PortNo(out))],
+        ))
+        .unwrap();
+        // Both threads have the flow before the next op or the stall.
+        settle(&r.dp, 4 + 2 * port as u64);
+    }
+    stall(&r.peers[0]);
+    // Fill the stalled thread's queue; the other thread keeps up.
+    let mut filled = false;
+    for _ in 0..10 {
+        if r.dp.set_meter(MeterId(9), pass_all_meter()).is_err() {
+            filled = true;
+            break;
+        }
+    }
+    assert!(filled, "the stalled thread's queue never filled");
+    // Meter 2 cannot reach the stalled thread for now (the free one may
+    // have fallen a little behind too: its queue holds only two ops).
+    assert!(r.dp.set_meter(MeterId(2), pass_all_meter()).is_err());
+    assert!(r.dp.stats().meters_stale_threads >= 1);
+    r.peers[0].hold_rx(false);
+    assert!(wait_for(|| r.dp.sync_meters().is_ok()));
+    assert_eq!(r.dp.stats().meters_stale_threads, 0);
+    assert!(r.dp.stats().meter_syncs >= 1);
+    // Both threads now meter through meter 2.
+    let f = frame(1);
+    r.peers[0].inject(&f);
+    r.peers[1].inject(&f);
+    assert!(wait_for(|| r
+        .dp
+        .meter_stats(MeterId(2))
+        .is_some_and(|m| m.packets_in == 2)));
+    assert_eq!(r.peers[0].recv_timeout(WAIT).unwrap(), f);
+    assert_eq!(r.peers[1].recv_timeout(WAIT).unwrap(), f);
+    r.dp.shutdown();
+}
+
+#[test]
+fn a_full_queue_hands_the_packet_back() {
+    let r = rig_with(1, 2, 4, 1);
+    stall(&r.peers[0]);
+    let x = |src: u16| Execute {
+        packet: frame(src),
+        vnet: VnetHdr::default(),
+        in_port: PortNo::CONTROLLER,
+        actions: vec![DpAction::Output(PortNo(2))],
+    };
+    r.dp.try_execute(x(1)).unwrap();
+    let refused = r.dp.try_execute(x(2)).unwrap_err();
+    assert!(matches!(refused.error, DpError::OpQueueFull { thread: 0 }));
+    assert_eq!(
+        refused.execute.packet,
+        frame(2),
+        "the packet comes back whole"
+    );
+    r.peers[0].hold_rx(false);
+    let mut again = Some(refused.execute);
+    assert!(wait_for(|| match again.take() {
+        Some(x) => match r.dp.try_execute(x) {
+            Ok(()) => true,
+            Err(back) => {
+                again = Some(back.execute);
+                false
+            }
+        },
+        None => true,
+    }));
+    assert_eq!(r.peers[1].recv_timeout(WAIT).unwrap(), frame(1));
+    assert_eq!(r.peers[1].recv_timeout(WAIT).unwrap(), frame(2));
+    // Counters are published right after the batch is transmitted.
+    assert!(wait_for(|| {
+        let s = r.dp.stats().total;
+        (s.exec_packets, s.tx_packets) == (2, 2)
+    }));
+    let s = r.dp.stats().total;
+    // Both went out in one transmit call or two, never more.
+    assert!(s.tx_batches <= 2, "{s:?}");
+    r.dp.shutdown();
 }

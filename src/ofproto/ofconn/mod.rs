@@ -59,28 +59,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use txq::TxQueue;
 
-/// One answer to a batch of bridge requests. The bridge never encodes: the
-/// connection encodes each answer in the version it negotiated (and splits
-/// multipart replies into messages of at most 64 KiB).
-#[derive(Debug)]
-pub enum OfReply {
-    /// A reply message (MULTIPART_REPLY bodies of any size included).
-    Msg(OfpMsg),
-    /// An OFPT_ERROR answering the request with this xid.
-    Error {
-        /// The request's xid.
-        xid: u32,
-        /// What went wrong, as an OpenFlow type/code.
-        error: OfpError,
-        /// The request's first bytes, echoed in the error's data.
-        head: Vec<u8>,
-    },
-    /// A flow-stats reply still to be encoded: the connection encodes it a
-    /// few 64 KB messages at a time as the output queue drains, so a dump of
-    /// 100k rules neither holds the Bridge nor waits to be fully encoded
-    /// before the peer can start parsing, and never exceeds the budget.
-    FlowStats(FlowStatsJob),
-}
+/// The bridge's answers, which the connection encodes in its negotiated
+/// version (defined with the request handler that produces them).
+pub use crate::ofproto::request::OfReply;
 
 /// An asynchronous message for controllers, before per-connection filtering.
 #[derive(Clone, Debug)]

@@ -1,9 +1,10 @@
-//! An in-memory [`Netdev`] for tests (this module's and any other's).
+//! An in-memory [`Netdev`] for unit tests.
 //!
-//! It is public and always compiled so integration tests and other modules' tests
-//! can drive a real [`crate::datapath::pmd::Datapath`] without root privileges or
-//! kernel interfaces; production code never creates one. It uses mutexes and
-//! allocates per packet, which is fine for tests and wrong for the fast path.
+//! Compiled only for tests (`#[cfg(test)]`), so that unit tests anywhere in the
+//! crate can drive a real [`crate::datapath::pmd::Datapath`] without root
+//! privileges or kernel interfaces, and no production build carries it. It uses
+//! mutexes and allocates per packet, which is fine for tests and wrong for the
+//! fast path.
 //!
 //! A [`TestNetdev`] is the half the datapath owns; its [`TestPeer`] is the "wire":
 //! the test injects frames with [`TestPeer::inject`] and reads what the datapath
@@ -13,7 +14,7 @@
 //! error handling.
 
 use super::packet::{PacketBatch, VnetHdr};
-use super::sys::EventFd;
+use super::poll::EventFd;
 use crate::netdev::{Netdev, NetdevError, NetdevTx, TxResult};
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
@@ -30,6 +31,9 @@ struct Shared {
     tx_cv: Condvar,
     fail_rx: Mutex<Option<i32>>,
     recv_calls: AtomicU64,
+    /// While true, `recv_batch` blocks (a stalled poll thread).
+    hold: Mutex<bool>,
+    hold_cv: Condvar,
 }
 
 /// The datapath side of an in-memory port.
@@ -60,6 +64,8 @@ impl TestNetdev {
             tx_cv: Condvar::new(),
             fail_rx: Mutex::new(None),
             recv_calls: AtomicU64::new(0),
+            hold: Mutex::new(false),
+            hold_cv: Condvar::new(),
         });
         Ok((
             TestNetdev {
@@ -117,6 +123,18 @@ impl TestPeer {
         }
     }
 
+    /// While `on`, the poll thread that receives from this port blocks in
+    /// its next receive (a frame is queued to wake it), so its op queue
+    /// fills: the way to test what happens when a thread falls behind.
+    pub fn hold_rx(&self, on: bool) {
+        *self.shared.hold.lock() = on;
+        self.shared.hold_cv.notify_all();
+        if on {
+            // A runt: it wakes the thread and is then dropped as invalid.
+            self.inject(&[0; 5]);
+        }
+    }
+
     /// How many times the datapath called `recv_batch`.
     pub fn recv_calls(&self) -> u64 {
         self.shared.recv_calls.load(Ordering::Relaxed)
@@ -154,6 +172,12 @@ impl Netdev for TestNetdev {
 
     fn recv_batch(&mut self, batch: &mut PacketBatch) -> Result<usize, NetdevError> {
         self.shared.recv_calls.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut held = self.shared.hold.lock();
+            while *held {
+                self.shared.hold_cv.wait(&mut held);
+            }
+        }
         if let Some(errno) = *self.shared.fail_rx.lock() {
             return Err(NetdevError::Io {
                 op: "recv",
