@@ -83,15 +83,9 @@ impl Capture {
         Capture { child, file }
     }
 
-    /// Stops the capture and decodes it with tshark: one line per packet
-    /// matching `filter`, with the `fields` tab-separated.
-    fn decode(mut self, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
-        std::thread::sleep(Duration::from_millis(300));
-        // SAFETY: SIGINT to our own child lets tcpdump flush the file.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGINT);
-        }
-        let _ = self.child.wait();
+    /// Decodes the capture with tshark: one line per packet matching
+    /// `filter`, with the `fields` tab-separated.
+    fn read(&self, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
         let mut args = vec![
             "-r".to_string(),
             self.file.display().to_string(),
@@ -110,10 +104,27 @@ impl Capture {
         }
         let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
         let (ok, out, err) = run("tshark", &a);
-        assert!(ok, "tshark failed: {err}");
+        // tshark may read a packet record tcpdump is still writing; a
+        // truncated last record is not a failure while the capture runs.
+        assert!(ok || err.contains("cut short"), "tshark failed: {err}");
         out.lines()
             .map(|l| l.split('\t').map(|s| s.to_string()).collect())
             .collect()
+    }
+
+    /// Waits (at most 5 s: the switch may be translating a first miss on a
+    /// loaded machine) until `want` packets matching `filter` were captured,
+    /// then stops the capture and decodes it. A case that expects nothing
+    /// waits the whole bound.
+    fn decode(mut self, filter: &str, fields: &[&str], want: usize) -> Vec<Vec<String>> {
+        wait_for(5, || self.read(filter, fields).len() >= want);
+        std::thread::sleep(Duration::from_millis(100));
+        // SAFETY: SIGINT to our own child lets tcpdump flush the file.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGINT);
+        }
+        let _ = self.child.wait();
+        self.read(filter, fields)
     }
 }
 
@@ -142,9 +153,10 @@ fn macs(r: &Rig) -> String {
 
 /// Sends from h1 and decodes what h2 received.
 fn through(r: &Rig, name: &str, frame: &str, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
+    const COUNT: u32 = 3;
     let cap = Capture::start(&r.h2, &r.d.dir, name);
-    send(&r.h1, frame, 3);
-    cap.decode(filter, fields)
+    send(&r.h1, frame, COUNT);
+    cap.decode(filter, fields, COUNT as usize)
 }
 
 // ---- raw OpenFlow for what ovs-ofctl cannot send ------------------------------------

@@ -39,11 +39,6 @@ const EXCEPTIONS: &[(&str, &str, &str)] = &[
         "mailbox meters: actors/metrics.rs is a leaf (checked below) that belongs in util/",
     ),
     (
-        "messages/connmgr.rs",
-        "actors::session",
-        "SessionUp carries the session's address back to the connmgr (issue 12 section 2)",
-    ),
-    (
         "actors/daemon.rs",
         "control",
         "the daemon registers /stats sources and runs control commands until run_ctl moves to control/",
