@@ -13,11 +13,22 @@
 pub mod action;
 mod action_codec;
 pub mod codec;
+mod controller;
 pub mod error;
+mod flow;
 pub mod framing;
+mod group;
+mod hello;
 mod match_codec;
 pub mod message;
+mod meter;
+mod mp_writer;
+mod multipart;
 pub mod oxm;
+mod packet;
+mod port;
+mod switch;
+mod table;
 mod wire;
 
 #[cfg(test)]
