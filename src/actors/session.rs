@@ -232,6 +232,7 @@ impl OfSession {
                         auxiliary_id: 0,
                         // FLOW_STATS | TABLE_STATS | PORT_STATS | GROUP_STATS.
                         capabilities: 0x1 | 0x2 | 0x4 | 0x8,
+                        ports: Vec::new(),
                     }),
                 );
                 None

@@ -329,3 +329,107 @@ pub(crate) fn encode_instructions(out: &mut Vec<u8>, insts: &[Instruction]) {
         }
     }
 }
+
+/// OFPAT_METER (OF1.5.1 §7.2.5.15): OpenFlow 1.5 replaced the meter
+/// instruction with this action.
+const AT15_METER: u16 = 29;
+/// Size of OFPAT_METER.
+const AT15_METER_LEN: usize = 8;
+
+/// An OF1.5 instruction list: a leading OFPAT_METER action of an
+/// apply-actions instruction becomes the model's [`Instruction::Meter`]
+/// (ahead of the apply-actions, which is dropped if the meter was all it
+/// held); OFPIT_METER itself is not an OF1.5 instruction (UNKNOWN_INST, as
+/// Open vSwitch answers).
+pub(crate) fn decode_instructions15(r: Reader<'_>) -> Result<Vec<Instruction>, OfpError> {
+    let raw = r.rest();
+    // Find OFPIT_METER at the top level first: it does not exist in 1.5.
+    let mut scan = Reader::new(raw, OfpError::BadInstructionLen);
+    let mut out = Vec::with_capacity(4);
+    while !scan.is_empty() {
+        let (t, mut e) = next_tlv(&mut scan, 8, OfpError::BadInstructionLen)?;
+        match t {
+            IT_METER => return Err(OfpError::UnknownInstruction),
+            IT_APPLY_ACTIONS if e.remaining() >= 4 + AT15_METER_LEN => {
+                e.skip(4)?;
+                let acts = e.take_rest();
+                let first = u16::from_be_bytes([acts[0], acts[1]]);
+                let len = u16::from_be_bytes([acts[2], acts[3]]) as usize;
+                if first == AT15_METER && len == AT15_METER_LEN {
+                    let id = u32::from_be_bytes([acts[4], acts[5], acts[6], acts[7]]);
+                    out.push(Instruction::Meter(MeterId(id)));
+                    let rest = decode_actions(Reader::new(
+                        &acts[AT15_METER_LEN..],
+                        OfpError::BadActionLen,
+                    ))?;
+                    if !rest.is_empty() {
+                        out.push(Instruction::ApplyActions(rest));
+                    }
+                    continue;
+                }
+                out.push(Instruction::ApplyActions(decode_actions(Reader::new(
+                    acts,
+                    OfpError::BadActionLen,
+                ))?));
+            }
+            _ => {
+                // Re-parse this one instruction with the OF1.3 rules.
+                let mut one = Vec::new();
+                encode_raw_tlv(&mut one, t, e.rest());
+                out.extend(decode_instructions(Reader::new(
+                    &one,
+                    OfpError::BadInstructionLen,
+                ))?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Re-frames a TLV whose 4-byte header was consumed.
+fn encode_raw_tlv(out: &mut Vec<u8>, t: u16, body: &[u8]) {
+    put_u16(out, t);
+    put_u16(out, (4 + body.len()) as u16);
+    out.extend_from_slice(body);
+}
+
+/// Writes instructions for OF1.5: a meter instruction becomes an OFPAT_METER
+/// action at the head of the (first) apply-actions instruction.
+pub(crate) fn encode_instructions15(out: &mut Vec<u8>, insts: &[Instruction]) {
+    let meter = insts.iter().find_map(|i| match i {
+        Instruction::Meter(m) => Some(*m),
+        _ => None,
+    });
+    let Some(m) = meter else {
+        return encode_instructions(out, insts);
+    };
+    let put_meter = |out: &mut Vec<u8>| {
+        put_u16(out, AT15_METER);
+        put_u16(out, AT15_METER_LEN as u16);
+        put_u32(out, m.0);
+    };
+    let mut placed = false;
+    for i in insts {
+        match i {
+            Instruction::Meter(_) => {}
+            Instruction::ApplyActions(a) if !placed => {
+                let start = out.len();
+                put_u16(out, IT_APPLY_ACTIONS);
+                put_u16(out, 0);
+                put_zeros(out, 4);
+                put_meter(out);
+                encode_actions(out, a);
+                let len = out.len() - start;
+                patch_u16(out, start + 2, len as u16);
+                placed = true;
+            }
+            other => encode_instructions(out, std::slice::from_ref(other)),
+        }
+    }
+    if !placed {
+        put_u16(out, IT_APPLY_ACTIONS);
+        put_u16(out, (8 + AT15_METER_LEN) as u16);
+        put_zeros(out, 4);
+        put_meter(out);
+    }
+}

@@ -1,9 +1,11 @@
 //! Messages about the controller connection itself: ERROR (OF1.3.5 §7.4.4),
-//! EXPERIMENTER (§7.5.4), ROLE_REQUEST/REPLY (§7.3.9) and GET_ASYNC_REPLY/
-//! SET_ASYNC (§7.3.10, the OF1.3 bitmap layout).
+//! EXPERIMENTER (§7.5.4), ROLE_REQUEST/REPLY (§7.3.9), GET_ASYNC_REPLY/
+//! SET_ASYNC (§7.3.10, the OF1.3 bitmap layout, and OF1.4.1 §7.3.10's
+//! property list) and OF1.4's ROLE_STATUS (§7.4.4).
 
 use super::error::OfpError;
-use super::message::{AsyncConfig, ControllerRole, ErrorMsg, RoleMsg};
+use super::message::{AsyncConfig, AsyncUpdate, ControllerRole, ErrorMsg, RoleMsg, RoleStatus};
+use super::prop;
 use super::wire::{Field, FieldsMut, Reader};
 
 /// `ofp_error_msg` after the header, before its data.
@@ -140,6 +142,112 @@ pub(crate) fn emit_async(out: &mut Vec<u8>, a: &AsyncConfig) {
     b.emit(out);
 }
 
+/// `ofp14_role_status` before its properties.
+mod role_status {
+    use super::Field;
+    pub(super) const ROLE: Field = 0..4;
+    pub(super) const REASON: usize = 4;
+    pub(super) const GENERATION_ID: Field = 8..16;
+    pub(super) const LEN: usize = 16;
+}
+
+pub(crate) fn parse_role_status(mut r: Reader<'_>) -> Result<RoleStatus, OfpError> {
+    use role_status as F;
+    let b = r.fixed(F::LEN)?;
+    // Properties (only experimenter ones are defined) are skipped.
+    prop::for_each(r, |_, _| Ok(()))?;
+    Ok(RoleStatus {
+        role: role_from_wire(b.u32(F::ROLE)).ok_or(OfpError::BadRole)?,
+        reason: b.u8(F::REASON),
+        generation_id: b.u64(F::GENERATION_ID),
+    })
+}
+
+pub(crate) fn emit_role_status(out: &mut Vec<u8>, m: &RoleStatus) {
+    use role_status as F;
+    let mut b = FieldsMut::<{ F::LEN }>::new();
+    b.set_u32(F::ROLE, role_to_wire(m.role))
+        .set_u8(F::REASON, m.reason)
+        .set_u64(F::GENERATION_ID, m.generation_id);
+    b.emit(out);
+}
+
+/// OFPACPT_* property types of the OF1.4+ async configuration, in pairs
+/// (slave, master) per kind of message.
+mod async_prop {
+    pub(super) const PACKET_IN_SLAVE: u16 = 0;
+    pub(super) const FLOW_REMOVED_MASTER: u16 = 5;
+    /// ROLE_STATUS .. REQUESTFORWARD (6..=11): messages whose masks we
+    /// accept but do not model.
+    pub(super) const LAST_KNOWN: u16 = 11;
+    pub(super) const MASK: super::Field = 4..8;
+    pub(super) const LEN: usize = 8;
+}
+
+/// An OF1.4+ SET_ASYNC / GET_ASYNC_REPLY property list.
+pub(crate) fn parse_async14(r: Reader<'_>) -> Result<AsyncUpdate, OfpError> {
+    let mut u = AsyncUpdate::default();
+    prop::for_each(r, |t, p| {
+        if t == prop::TYPE_EXPERIMENTER || t == prop::TYPE_EXPERIMENTER - 1 {
+            return Err(OfpError::BadPropertyExperimenter);
+        }
+        if t > async_prop::LAST_KNOWN {
+            return Err(OfpError::BadPropertyType);
+        }
+        let mask = prop::fixed(p, async_prop::LEN)?.u32(async_prop::MASK);
+        if t <= async_prop::FLOW_REMOVED_MASTER {
+            // Model index 0 is master/equal, 1 is slave.
+            let idx = if t % 2 == 0 { 1 } else { 0 };
+            let slot = match (t - async_prop::PACKET_IN_SLAVE) / 2 {
+                0 => &mut u.packet_in_mask,
+                1 => &mut u.port_status_mask,
+                _ => &mut u.flow_removed_mask,
+            };
+            slot[idx] = Some(mask);
+        }
+        Ok(())
+    })?;
+    Ok(u)
+}
+
+/// Writes the six masks of `a` as OF1.4 properties.
+pub(crate) fn emit_async14(out: &mut Vec<u8>, a: &AsyncConfig) {
+    let mut t = async_prop::PACKET_IN_SLAVE;
+    for pair in [a.packet_in_mask, a.port_status_mask, a.flow_removed_mask] {
+        for mask in [pair[1], pair[0]] {
+            prop::emit(out, t, |o| o.extend_from_slice(&mask.to_be_bytes()));
+            t += 1;
+        }
+    }
+}
+
+/// An [`AsyncUpdate`] as properties (the masks it names).
+pub(crate) fn emit_async_update14(out: &mut Vec<u8>, u: &AsyncUpdate) {
+    let mut t = async_prop::PACKET_IN_SLAVE;
+    for pair in [u.packet_in_mask, u.port_status_mask, u.flow_removed_mask] {
+        for mask in [pair[1], pair[0]] {
+            if let Some(m) = mask {
+                prop::emit(out, t, |o| o.extend_from_slice(&m.to_be_bytes()));
+            }
+            t += 1;
+        }
+    }
+}
+
+/// The full configuration an OF1.4 GET_ASYNC_REPLY carries (every mask
+/// present), or BAD_PROPERTY if one is missing.
+pub(crate) fn full_config(u: &AsyncUpdate) -> Result<AsyncConfig, OfpError> {
+    let both = |p: [Option<u32>; 2]| match p {
+        [Some(a), Some(b)] => Ok([a, b]),
+        _ => Err(OfpError::AsyncConfigInvalid),
+    };
+    Ok(AsyncConfig {
+        packet_in_mask: both(u.packet_in_mask)?,
+        port_status_mask: both(u.port_status_mask)?,
+        flow_removed_mask: both(u.flow_removed_mask)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +298,29 @@ mod tests {
         emit_async(&mut out, &a);
         assert_eq!(parse_async(rd(&out)).unwrap(), a);
         assert_eq!(parse_async(rd(&out[..23])), Err(OfpError::BadLen));
+
+        let mut out = Vec::new();
+        emit_async14(&mut out, &a);
+        assert_eq!(full_config(&parse_async14(rd(&out)).unwrap()), Ok(a));
+        let u = AsyncUpdate {
+            port_status_mask: [None, Some(7)],
+            ..AsyncUpdate::default()
+        };
+        let mut out = Vec::new();
+        emit_async_update14(&mut out, &u);
+        assert_eq!(out.len(), 8);
+        assert_eq!(parse_async14(rd(&out)).unwrap(), u);
+        let mut c = AsyncConfig::default();
+        u.apply(&mut c);
+        assert_eq!(c.port_status_mask, [0x7, 7]);
+
+        let rs = RoleStatus {
+            role: ControllerRole::Slave,
+            reason: 0,
+            generation_id: 9,
+        };
+        let mut out = Vec::new();
+        emit_role_status(&mut out, &rs);
+        assert_eq!(parse_role_status(rd(&out)).unwrap(), rs);
     }
 }

@@ -1,12 +1,15 @@
-//! Groups on the wire (OF1.3 layouts): GROUP_MOD and `ofp_bucket`
-//! (OF1.3.5 §7.3.4.2), and the OFPMP_GROUP / GROUP_DESC / GROUP_FEATURES
-//! reply bodies (§7.3.5.9-11).
+//! Groups on the wire: GROUP_MOD and `ofp_bucket` (OF1.3.5 §7.3.4.2), and the
+//! OFPMP_GROUP / GROUP_DESC / GROUP_FEATURES reply bodies (§7.3.5.9-11), in
+//! the OF1.3 layouts (unchanged in OF1.4) and OF1.5's (OF1.5.1 §7.3.4.3),
+//! whose buckets carry ids and keep weight and watch port/group in
+//! properties.
 
 use super::action_codec::{decode_actions, encode_actions};
 use super::error::OfpError;
 use super::message::{
     Bucket, GroupDesc, GroupFeatures, GroupMod, GroupModCommand, GroupStats, GroupType,
 };
+use super::prop;
 use super::wire::{patch_u16, Field, FieldsMut, Reader};
 use crate::types::{GroupId, PortNo};
 
@@ -30,6 +33,24 @@ pub(crate) fn type_to_wire(t: GroupType) -> u8 {
     }
 }
 
+/// OFPGC_* to our enum.
+fn command_from_wire(c: u16) -> Result<GroupModCommand, OfpError> {
+    Ok(match c {
+        0 => GroupModCommand::Add,
+        1 => GroupModCommand::Modify,
+        2 => GroupModCommand::Delete,
+        _ => return Err(OfpError::BadGroupCommand),
+    })
+}
+
+fn command_to_wire(c: GroupModCommand) -> u16 {
+    match c {
+        GroupModCommand::Add => 0,
+        GroupModCommand::Modify => 1,
+        GroupModCommand::Delete => 2,
+    }
+}
+
 /// `ofp_group_mod` after the header, before the buckets.
 mod group_mod {
     use super::Field;
@@ -42,12 +63,7 @@ mod group_mod {
 pub(crate) fn parse_mod(mut r: Reader<'_>) -> Result<GroupMod, OfpError> {
     use group_mod as F;
     let b = r.fixed(F::LEN)?;
-    let command = match b.u16(F::COMMAND) {
-        0 => GroupModCommand::Add,
-        1 => GroupModCommand::Modify,
-        2 => GroupModCommand::Delete,
-        _ => return Err(OfpError::BadGroupCommand),
-    };
+    let command = command_from_wire(b.u16(F::COMMAND))?;
     Ok(GroupMod {
         command,
         group_type: type_from_wire(b.u8(F::TYPE))?,
@@ -58,11 +74,7 @@ pub(crate) fn parse_mod(mut r: Reader<'_>) -> Result<GroupMod, OfpError> {
 
 pub(crate) fn emit_mod(out: &mut Vec<u8>, g: &GroupMod) {
     use group_mod as F;
-    let command = match g.command {
-        GroupModCommand::Add => 0,
-        GroupModCommand::Modify => 1,
-        GroupModCommand::Delete => 2,
-    };
+    let command = command_to_wire(g.command);
     let mut b = FieldsMut::<{ F::LEN }>::new();
     b.set_u16(F::COMMAND, command)
         .set_u8(F::TYPE, type_to_wire(g.group_type))
@@ -245,6 +257,230 @@ pub(crate) fn emit_features(out: &mut Vec<u8>, g: &GroupFeatures) {
     b.emit(out);
 }
 
+/// `ofp15_group_mod` after the header, before the buckets.
+mod group_mod15 {
+    use super::Field;
+    pub(super) const COMMAND: Field = 0..2;
+    pub(super) const TYPE: usize = 2;
+    pub(super) const GROUP_ID: Field = 4..8;
+    pub(super) const BUCKET_ARRAY_LEN: Field = 8..10;
+    pub(super) const COMMAND_BUCKET_ID: Field = 12..16;
+    pub(super) const LEN: usize = 16;
+}
+
+/// OFPG15_BUCKET_ALL: the command applies to all buckets.
+const BUCKET_ALL: u32 = 0xffff_ffff;
+
+pub(crate) fn parse_mod15(mut r: Reader<'_>) -> Result<GroupMod, OfpError> {
+    use group_mod15 as F;
+    let b = r.fixed(F::LEN)?;
+    // OFPGC15_INSERT_BUCKET / REMOVE_BUCKET are not in the model.
+    let command = command_from_wire(b.u16(F::COMMAND))?;
+    let buckets = r.sub(b.u16(F::BUCKET_ARRAY_LEN) as usize, OfpError::BadBucket)?;
+    let buckets = parse_buckets15(buckets)?;
+    // Group properties (selection method, OF1.5 experimenter ones) are not
+    // in the model: refuse them rather than ignore them.
+    prop::for_each(r, |_, _| Err(OfpError::BadPropertyType))?;
+    Ok(GroupMod {
+        command,
+        group_type: type_from_wire(b.u8(F::TYPE))?,
+        group_id: GroupId(b.u32(F::GROUP_ID)),
+        buckets,
+    })
+}
+
+pub(crate) fn emit_mod15(out: &mut Vec<u8>, g: &GroupMod) {
+    use group_mod15 as F;
+    let command = command_to_wire(g.command);
+    let start = out.len();
+    let mut b = FieldsMut::<{ F::LEN }>::new();
+    b.set_u16(F::COMMAND, command)
+        .set_u8(F::TYPE, type_to_wire(g.group_type))
+        .set_u32(F::GROUP_ID, g.group_id.0)
+        .set_u32(F::COMMAND_BUCKET_ID, BUCKET_ALL);
+    b.emit(out);
+    let blen = emit_buckets15(out, g.group_type, &g.buckets);
+    patch_u16(out, start + F::BUCKET_ARRAY_LEN.start, blen as u16);
+}
+
+/// `ofp15_bucket` before its actions.
+mod bucket15 {
+    use super::Field;
+    pub(super) const LENGTH: Field = 0..2;
+    pub(super) const ACTION_ARRAY_LEN: Field = 2..4;
+    pub(super) const BUCKET_ID: Field = 4..8;
+    pub(super) const LEN: usize = 8;
+    /// OFPGBPT15_* bucket properties.
+    pub(super) const PROP_WEIGHT: u16 = 0;
+    pub(super) const PROP_WATCH_PORT: u16 = 1;
+    pub(super) const PROP_WATCH_GROUP: u16 = 2;
+}
+
+/// An OF1.5 bucket list spanning all of `r`. Bucket ids are not kept (the
+/// model numbers buckets by position, as `emit_buckets15` writes them).
+pub(crate) fn parse_buckets15(r: Reader<'_>) -> Result<Vec<Bucket>, OfpError> {
+    parse_buckets15_with(r, |a| {
+        decode_actions(Reader::new(a.rest(), OfpError::BadActionLen))
+    })
+}
+
+fn parse_buckets15_with(
+    mut r: Reader<'_>,
+    decode: impl Fn(Reader<'_>) -> Result<Vec<super::action::Action>, OfpError>,
+) -> Result<Vec<Bucket>, OfpError> {
+    use bucket15 as F;
+    let mut out = Vec::new();
+    while !r.is_empty() {
+        let len = r
+            .peek_u16(F::LENGTH.start)
+            .map_err(|_| OfpError::BadBucket)? as usize;
+        if len < F::LEN || !len.is_multiple_of(8) || len > r.remaining() {
+            return Err(OfpError::BadBucket);
+        }
+        let mut e = r.sub(len, OfpError::BadBucket)?;
+        let b = e.fixed(F::LEN)?;
+        let acts = e.sub(b.u16(F::ACTION_ARRAY_LEN) as usize, OfpError::BadBucket)?;
+        let mut bk = Bucket {
+            weight: 0,
+            watch_port: PortNo::ANY,
+            watch_group: GroupId::ANY,
+            actions: decode(acts)?,
+        };
+        prop::for_each(e, |t, mut p| {
+            p.skip(prop::HEADER_LEN)?;
+            match t {
+                F::PROP_WEIGHT => bk.weight = p.u16()?,
+                F::PROP_WATCH_PORT => bk.watch_port = PortNo(p.u32()?),
+                F::PROP_WATCH_GROUP => bk.watch_group = GroupId(p.u32()?),
+                _ => return Err(OfpError::BadPropertyType),
+            }
+            Ok(())
+        })?;
+        out.push(bk);
+    }
+    Ok(out)
+}
+
+/// Appends OF1.5 buckets (ids 0, 1, ...; a weight for select groups, watch
+/// port and group when set, as Open vSwitch writes them); returns the bytes
+/// written.
+pub(crate) fn emit_buckets15(out: &mut Vec<u8>, t: GroupType, buckets: &[Bucket]) -> usize {
+    emit_buckets15_with(out, t, buckets, |o, a| {
+        encode_actions(o, a);
+        Ok::<(), ()>(())
+    })
+    .unwrap_or(0)
+}
+
+/// [`emit_buckets15`] with another action encoder (OF1.0's, for Nicira's
+/// group messages); stops at the first action it cannot encode.
+pub(crate) fn emit_buckets15_with<E>(
+    out: &mut Vec<u8>,
+    t: GroupType,
+    buckets: &[Bucket],
+    actions: impl Fn(&mut Vec<u8>, &[super::action::Action]) -> Result<(), E>,
+) -> Result<usize, E> {
+    use bucket15 as F;
+    let all = out.len();
+    for (id, bk) in buckets.iter().enumerate() {
+        let start = out.len();
+        let mut b = FieldsMut::<{ F::LEN }>::new();
+        b.set_u32(F::BUCKET_ID, id as u32);
+        b.emit(out);
+        actions(out, &bk.actions)?;
+        let alen = out.len() - start - F::LEN;
+        if t == GroupType::Select {
+            prop::emit(out, F::PROP_WEIGHT, |o| {
+                o.extend_from_slice(&bk.weight.to_be_bytes())
+            });
+        }
+        if bk.watch_port != PortNo::ANY {
+            prop::emit(out, F::PROP_WATCH_PORT, |o| {
+                o.extend_from_slice(&bk.watch_port.0.to_be_bytes())
+            });
+        }
+        if bk.watch_group != GroupId::ANY {
+            prop::emit(out, F::PROP_WATCH_GROUP, |o| {
+                o.extend_from_slice(&bk.watch_group.0.to_be_bytes())
+            });
+        }
+        let len = out.len() - start;
+        patch_u16(out, start + F::LENGTH.start, len as u16);
+        patch_u16(out, start + F::ACTION_ARRAY_LEN.start, alen as u16);
+    }
+    Ok(out.len() - all)
+}
+
+/// `ofp15_group_desc` before its buckets.
+mod desc15 {
+    use super::Field;
+    pub(super) const LENGTH: Field = 0..2;
+    pub(super) const TYPE: usize = 2;
+    pub(super) const GROUP_ID: Field = 4..8;
+    pub(super) const BUCKET_LIST_LEN: Field = 8..10;
+    pub(super) const LEN: usize = 16;
+}
+
+/// Size of the fixed part of an OF1.5 group-desc entry.
+pub(crate) const DESC15_LEN: usize = desc15::LEN;
+
+/// One OF1.5 entry spanning all of `e`.
+pub(crate) fn parse_desc15(e: Reader<'_>) -> Result<GroupDesc, OfpError> {
+    parse_desc15_with(e, |a| {
+        decode_actions(Reader::new(a.rest(), OfpError::BadActionLen))
+    })
+}
+
+pub(crate) fn emit_desc15(out: &mut Vec<u8>, g: &GroupDesc) {
+    let _ = emit_desc15_with(out, g, |o, a| {
+        encode_actions(o, a);
+        Ok::<(), ()>(())
+    });
+}
+
+/// [`emit_desc15`] with another action encoder; nothing is left appended
+/// on error.
+pub(crate) fn emit_desc15_with<E>(
+    out: &mut Vec<u8>,
+    g: &GroupDesc,
+    actions: impl Fn(&mut Vec<u8>, &[super::action::Action]) -> Result<(), E>,
+) -> Result<(), E> {
+    use desc15 as F;
+    let start = out.len();
+    let mut b = FieldsMut::<{ F::LEN }>::new();
+    b.set_u8(F::TYPE, type_to_wire(g.group_type))
+        .set_u32(F::GROUP_ID, g.group_id.0);
+    b.emit(out);
+    let blen = match emit_buckets15_with(out, g.group_type, &g.buckets, actions) {
+        Ok(n) => n,
+        Err(e) => {
+            out.truncate(start);
+            return Err(e);
+        }
+    };
+    let len = out.len() - start;
+    patch_u16(out, start + F::LENGTH.start, len as u16);
+    patch_u16(out, start + F::BUCKET_LIST_LEN.start, blen as u16);
+    Ok(())
+}
+
+/// [`parse_desc15`] with another action decoder.
+pub(crate) fn parse_desc15_with(
+    mut e: Reader<'_>,
+    actions: impl Fn(Reader<'_>) -> Result<Vec<super::action::Action>, OfpError>,
+) -> Result<GroupDesc, OfpError> {
+    use desc15 as F;
+    let b = e.fixed(F::LEN)?;
+    let buckets = e.sub(b.u16(F::BUCKET_LIST_LEN) as usize, OfpError::BadBucket)?;
+    let buckets = parse_buckets15_with(buckets, actions)?;
+    prop::for_each(e, |_, _| Ok(()))?;
+    Ok(GroupDesc {
+        group_type: type_from_wire(b.u8(F::TYPE))?,
+        group_id: GroupId(b.u32(F::GROUP_ID)),
+        buckets,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::action::Action;
@@ -308,6 +544,17 @@ mod tests {
         let mut out = Vec::new();
         emit_desc(&mut out, &gd);
         assert_eq!(parse_desc(rd(&out)).unwrap(), gd);
+        let mut out = Vec::new();
+        emit_desc15(&mut out, &gd);
+        assert_eq!(parse_desc15(rd(&out)).unwrap(), gd);
+        // OF1.5: weights travel only for select groups.
+        let gm15 = GroupMod {
+            group_type: GroupType::Select,
+            ..gm.clone()
+        };
+        let mut out = Vec::new();
+        emit_mod15(&mut out, &gm15);
+        assert_eq!(parse_mod15(rd(&out)).unwrap(), gm15);
 
         let gf = GroupFeatures {
             types: 0xf,

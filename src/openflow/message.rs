@@ -1,7 +1,12 @@
-//! OpenFlow 1.3 messages as owned representations (`Repr` in smoltcp's terms).
+//! OpenFlow messages as owned representations (`Repr` in smoltcp's terms).
 //!
-//! A [`Message`] is what one OpenFlow message means, independent of its bytes.
-//! The codec (`decode`/`encode`) converts between the two; nothing here does I/O.
+//! A [`Message`] is what one OpenFlow message means, independent of its bytes
+//! and of the protocol version: the model is OpenFlow 1.3's (OXM matches,
+//! instructions, 32-bit ports), extended where another version carries more
+//! (OF1.0's ports in FEATURES_REPLY, OF1.4's role status and property-based
+//! async config, Nicira extensions, bundles, flow monitors). The per-version
+//! codecs (`decode_in`/`encode_in`) convert between the two; nothing here
+//! does I/O.
 
 use super::action::{Action, Instruction};
 use super::oxm::Match;
@@ -105,6 +110,72 @@ pub enum Message {
     SetAsync(AsyncConfig),
     /// OFPT_METER_MOD.
     MeterMod(MeterMod),
+    /// OFPT_ROLE_STATUS (OF1.4+; ONFT_ROLE_STATUS 1911 in OF1.3): the
+    /// switch tells a controller its role changed.
+    RoleStatus(RoleStatus),
+    /// OF1.4+ OFPT_SET_ASYNC: a property list that changes only the masks it
+    /// names (the OF1.3 form, all masks at once, is [`Message::SetAsync`]).
+    SetAsyncUpdate(AsyncUpdate),
+    /// A Nicira extension message that configures the session (OF1.0
+    /// clients such as `ovs-ofctl` send them before their real requests).
+    Nicira(NxMsg),
+}
+
+/// Nicira (vendor 0x00002320) session-configuration messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NxMsg {
+    /// NXT_SET_FLOW_FORMAT (12): always NXFF_OPENFLOW10 (0) here. NXM (2),
+    /// which this switch does not speak, is refused at decode time with
+    /// OFPBRC_EPERM, the error Open vSwitch gives for a format it will not
+    /// use; `ovs-ofctl` then falls back to the OpenFlow 1.0 format.
+    SetFlowFormat(u32),
+    /// NXT_FLOW_MOD_TABLE_ID (15): whether an OF1.0 FLOW_MOD's command
+    /// carries a table id in its upper byte.
+    FlowModTableId(bool),
+    /// NXT_SET_PACKET_IN_FORMAT (16): NXPIF_STANDARD (0), NXPIF_NXT_PACKET_IN
+    /// (1) or NXPIF_NXT_PACKET_IN2 (2).
+    SetPacketInFormat(u32),
+    /// NXT_SET_CONTROLLER_ID (20): the controller's connection id.
+    SetControllerId(u16),
+}
+
+/// OFPT_ROLE_STATUS body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoleStatus {
+    /// The new role.
+    pub role: ControllerRole,
+    /// OFPCRR_MASTER_REQUEST (0), CONFIG (1), EXPERIMENTER (2).
+    pub reason: u8,
+    /// Master election generation id.
+    pub generation_id: u64,
+}
+
+/// An OF1.4+ SET_ASYNC: each mask `[master/equal, slave]` the message names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AsyncUpdate {
+    /// PACKET_IN reasons.
+    pub packet_in_mask: [Option<u32>; 2],
+    /// PORT_STATUS reasons.
+    pub port_status_mask: [Option<u32>; 2],
+    /// FLOW_REMOVED reasons.
+    pub flow_removed_mask: [Option<u32>; 2],
+}
+
+impl AsyncUpdate {
+    /// Applies the masks this update names to `c`.
+    pub fn apply(&self, c: &mut AsyncConfig) {
+        for (dst, src) in [
+            (&mut c.packet_in_mask, self.packet_in_mask),
+            (&mut c.port_status_mask, self.port_status_mask),
+            (&mut c.flow_removed_mask, self.flow_removed_mask),
+        ] {
+            for (d, s) in dst.iter_mut().zip(src) {
+                if let Some(v) = s {
+                    *d = v;
+                }
+            }
+        }
+    }
 }
 
 /// OFPT_ERROR body.
@@ -131,6 +202,9 @@ pub struct SwitchFeatures {
     pub auxiliary_id: u8,
     /// OFPC_* capability bits.
     pub capabilities: u32,
+    /// The ports: sent only in OpenFlow 1.0, whose FEATURES_REPLY carries
+    /// them (later versions answer OFPMP_PORT_DESC instead; ignored there).
+    pub ports: Vec<PortDesc>,
 }
 
 /// GET_CONFIG_REPLY / SET_CONFIG body.

@@ -8,22 +8,31 @@
 //! next, so the cost is linear in the reply.
 
 use super::action::Instruction;
-use super::codec::{encode_to_vec, msg_type, put_header, EncodeError, MAX_MSG_LEN};
-use super::message::{FlowStats, Message, MpReplyBody, MultipartReply, OfpMsg, MPF_MORE};
-use super::multipart::{emit_header, header, reply_type, MP_HEADER_LEN};
+use super::codec::{msg_type, put_header_v, EncodeError, MAX_MSG_LEN};
+use super::flow;
+use super::framing::Version;
+use super::message::{FlowStats, MpReplyBody, MPF_MORE};
+use super::multipart::{
+    emit_entry, emit_header, emit_single_body, header, n_entries, reply_type, MP_HEADER_LEN,
+};
 use super::wire::patch_u16;
-use super::{flow, group, meter, port, table};
 use crate::types::{Cookie, TableId};
 
 /// Starts a multipart reply message of type `t` in a fresh buffer.
-fn start_reply(xid: u32, t: u16, capacity: usize) -> Vec<u8> {
+fn start_reply(v: Version, xid: u32, t: u16, capacity: usize) -> Vec<u8> {
     let mut m = Vec::with_capacity(capacity);
-    put_header(&mut m, msg_type::MULTIPART_REPLY, xid);
-    emit_header(&mut m, t, 0);
+    if v == Version::V1_0 {
+        put_header_v(&mut m, v, super::of10::msg_type::STATS_REPLY, xid);
+        super::of10::emit_stats_header(&mut m, t, 0);
+    } else {
+        put_header_v(&mut m, v, msg_type::MULTIPART_REPLY, xid);
+        emit_header(&mut m, t, 0);
+    }
     m
 }
 
-/// Sets the length and REPLY_MORE flag of a finished multipart reply message.
+/// Sets the length and REPLY_MORE flag of a finished multipart reply message
+/// (the flags are at the same offset in OF1.0's stats header).
 fn seal_reply(m: &mut [u8], more: bool) {
     let len = m.len();
     patch_u16(m, 2, len as u16);
@@ -31,72 +40,90 @@ fn seal_reply(m: &mut [u8], more: bool) {
     patch_u16(m, flags_at, if more { MPF_MORE } else { 0 });
 }
 
-/// Encodes entries into as many messages as needed.
-fn split_entries<T>(
+/// Header length of a reply in `v` (OF1.0's stats header is 4 bytes shorter).
+fn header_len(v: Version) -> usize {
+    if v == Version::V1_0 {
+        super::of10::STATS_HEADER_LEN
+    } else {
+        MP_HEADER_LEN
+    }
+}
+
+/// Moves the entry written at `before..` to a new message if the current one
+/// went over the limit, sealing the full one into `ready`.
+fn spill(
+    v: Version,
     xid: u32,
     t: u16,
-    items: &[T],
-    enc: impl Fn(&mut Vec<u8>, &T),
-    msgs: &mut Vec<Vec<u8>>,
+    cur: &mut Vec<u8>,
+    before: usize,
+    ready: &mut Vec<Vec<u8>>,
 ) -> Result<(), EncodeError> {
-    let mut cur = start_reply(xid, t, 1024);
-    for item in items {
-        let before = cur.len();
-        enc(&mut cur, item);
-        if cur.len() <= MAX_MSG_LEN {
-            continue;
-        }
-        let entry_len = cur.len() - before;
-        if MP_HEADER_LEN + entry_len > MAX_MSG_LEN {
-            return Err(EncodeError::TooLong(MP_HEADER_LEN + entry_len));
-        }
-        let mut next = start_reply(xid, t, MAX_MSG_LEN);
-        next.extend_from_slice(&cur[before..]);
-        cur.truncate(before);
-        seal_reply(&mut cur, true);
-        msgs.push(std::mem::replace(&mut cur, next));
+    if cur.len() <= MAX_MSG_LEN {
+        return Ok(());
     }
-    seal_reply(&mut cur, false);
-    msgs.push(cur);
+    let entry_len = cur.len() - before;
+    if header_len(v) + entry_len > MAX_MSG_LEN {
+        cur.truncate(before);
+        return Err(EncodeError::TooLong(header_len(v) + entry_len));
+    }
+    let mut next = start_reply(v, xid, t, MAX_MSG_LEN);
+    next.extend_from_slice(&cur[before..]);
+    cur.truncate(before);
+    seal_reply(cur, true);
+    ready.push(std::mem::replace(cur, next));
     Ok(())
 }
 
-/// Encode a multipart reply as one or more messages appended to `out`, setting
-/// OFPMPF_REPLY_MORE on all but the last, so that replies of any size (flow
-/// stats of 100k flows, table features of every table) can be sent. Nothing is
-/// appended on error (a single entry larger than a message can hold).
+/// Encode an OpenFlow 1.3 multipart reply as one or more messages appended to
+/// `out`, setting OFPMPF_REPLY_MORE on all but the last, so that replies of
+/// any size (flow stats of 100k flows, table features of every table) can be
+/// sent. Nothing is appended on error (a single entry larger than a message
+/// can hold).
 pub fn encode_multipart_reply_split(
     xid: u32,
     body: &MpReplyBody,
     out: &mut Vec<Vec<u8>>,
 ) -> Result<(), EncodeError> {
+    encode_multipart_reply_split_in(Version::V1_3, xid, body, out)
+}
+
+/// [`encode_multipart_reply_split`] in `version`'s layout (OF1.0: STATS_REPLY
+/// with OFPSF_REPLY_MORE; a body OF1.0 has no stats type for is
+/// [`EncodeError::Unsupported`]).
+pub fn encode_multipart_reply_split_in(
+    version: Version,
+    xid: u32,
+    body: &MpReplyBody,
+    out: &mut Vec<Vec<u8>>,
+) -> Result<(), EncodeError> {
+    let v = version;
+    let t = if v == Version::V1_0 {
+        super::of10::stats_reply_type(body)?
+    } else {
+        reply_type(body)
+    };
     let mut msgs = Vec::new();
-    let t = reply_type(body);
-    match body {
-        MpReplyBody::Flow(v) => split_entries(xid, t, v, flow::emit_stats, &mut msgs)?,
-        MpReplyBody::Table(v) => split_entries(xid, t, v, table::emit_stats, &mut msgs)?,
-        MpReplyBody::PortStats(v) => split_entries(xid, t, v, port::emit_stats, &mut msgs)?,
-        MpReplyBody::Group(v) => split_entries(xid, t, v, group::emit_stats, &mut msgs)?,
-        MpReplyBody::GroupDesc(v) => split_entries(xid, t, v, group::emit_desc, &mut msgs)?,
-        MpReplyBody::Meter(v) => split_entries(xid, t, v, meter::emit_stats, &mut msgs)?,
-        MpReplyBody::MeterConfig(v) => split_entries(xid, t, v, meter::emit_config, &mut msgs)?,
-        MpReplyBody::TableFeatures(v) => split_entries(xid, t, v, table::emit_features, &mut msgs)?,
-        MpReplyBody::PortDesc(v) => split_entries(xid, t, v, port::emit_desc, &mut msgs)?,
-        MpReplyBody::Desc(_)
-        | MpReplyBody::Aggregate(_)
-        | MpReplyBody::Queue
-        | MpReplyBody::GroupFeatures(_)
-        | MpReplyBody::MeterFeatures(_) => {
-            let msg = OfpMsg {
-                xid,
-                body: Message::MultipartReply(MultipartReply {
-                    flags: 0,
-                    body: body.clone(),
-                }),
-            };
-            msgs.push(encode_to_vec(&msg)?);
-        }
+    let mut cur = start_reply(v, xid, t, 1024);
+    if v == Version::V1_0 {
+        super::of10::emit_single_stats_body(&mut cur, body)?;
+    } else {
+        emit_single_body(&mut cur, body);
     }
+    for i in 0..n_entries(body) {
+        let before = cur.len();
+        if v == Version::V1_0 {
+            super::of10::emit_stats_entry(&mut cur, body, i)?;
+        } else {
+            emit_entry(v, &mut cur, body, i);
+        }
+        spill(v, xid, t, &mut cur, before, &mut msgs)?;
+    }
+    if cur.len() > MAX_MSG_LEN {
+        return Err(EncodeError::TooLong(cur.len()));
+    }
+    seal_reply(&mut cur, false);
+    msgs.push(cur);
     out.append(&mut msgs);
     Ok(())
 }
@@ -158,6 +185,7 @@ impl<'a> FlowStatsRef<'a> {
 /// while later entries are still being encoded.
 #[derive(Debug)]
 pub struct MultipartWriter {
+    version: Version,
     xid: u32,
     mp_type: u16,
     cur: Vec<u8>,
@@ -165,33 +193,56 @@ pub struct MultipartWriter {
 }
 
 impl MultipartWriter {
-    /// A writer for an OFPMP_FLOW reply.
+    /// A writer for an OpenFlow 1.3 OFPMP_FLOW reply.
     pub fn flow_stats(xid: u32) -> MultipartWriter {
+        Self::flow_stats_in(Version::V1_3, xid)
+    }
+
+    /// A writer for a flow-stats reply in `version` (OF1.0 OFPST_FLOW with
+    /// `ofp_match`; OF1.5 OFPMP_FLOW_DESC with OXS stats).
+    pub fn flow_stats_in(version: Version, xid: u32) -> MultipartWriter {
         let t = super::multipart::mp_type::FLOW;
         MultipartWriter {
+            version,
             xid,
             mp_type: t,
-            cur: start_reply(xid, t, MAX_MSG_LEN),
+            cur: start_reply(version, xid, t, MAX_MSG_LEN),
             ready: Vec::new(),
         }
     }
 
-    /// Appends one flow-stats entry.
+    /// Appends one flow-stats entry. An entry that cannot be encoded (too
+    /// long, or in OF1.0 a match or instruction OF1.0 cannot express) is
+    /// left out with an error; the writer stays usable.
     pub fn push_flow_stats(&mut self, f: &FlowStatsRef<'_>) -> Result<(), EncodeError> {
         let before = self.cur.len();
-        let entry_len = flow::emit_stats_ref(&mut self.cur, f);
-        if entry_len > u16::MAX as usize || MP_HEADER_LEN + entry_len > MAX_MSG_LEN {
+        let entry_len = match self.version {
+            Version::V1_0 => match super::of10::emit_flow_stats_ref(&mut self.cur, f) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.cur.truncate(before);
+                    return Err(e);
+                }
+            },
+            v if v >= Version::V1_5 => flow::emit_desc15_ref(&mut self.cur, f),
+            _ => flow::emit_stats_ref(&mut self.cur, f),
+        };
+        let hl = header_len(self.version);
+        if entry_len > u16::MAX as usize || hl + entry_len > MAX_MSG_LEN {
             self.cur.truncate(before);
-            return Err(EncodeError::TooLong(MP_HEADER_LEN + entry_len));
+            return Err(EncodeError::TooLong(hl + entry_len));
         }
-        if self.cur.len() > MAX_MSG_LEN {
-            let mut next = start_reply(self.xid, self.mp_type, MAX_MSG_LEN);
-            next.extend_from_slice(&self.cur[before..]);
-            self.cur.truncate(before);
-            seal_reply(&mut self.cur, true);
-            self.ready.push(std::mem::replace(&mut self.cur, next));
-        }
-        Ok(())
+        let mut ready = std::mem::take(&mut self.ready);
+        let r = spill(
+            self.version,
+            self.xid,
+            self.mp_type,
+            &mut self.cur,
+            before,
+            &mut ready,
+        );
+        self.ready = ready;
+        r
     }
 
     /// Takes the messages finished so far (all full, REPLY_MORE set).

@@ -5,6 +5,7 @@
 
 use super::controller::{emit_experimenter, parse_experimenter};
 use super::error::OfpError;
+use super::framing::Version;
 use super::message::{DescStats, MpReplyBody, MpRequestBody, MultipartReply, MultipartRequest};
 use super::wire::{Field, FieldsMut, Reader};
 use super::{flow, group, meter, port, table};
@@ -106,7 +107,7 @@ mod queue_request {
     pub(super) const LEN: usize = 8;
 }
 
-pub(crate) fn parse_request(mut r: Reader<'_>) -> Result<MultipartRequest, OfpError> {
+pub(crate) fn parse_request(v: Version, mut r: Reader<'_>) -> Result<MultipartRequest, OfpError> {
     use mp_type as M;
     let (t, flags) = parse_header(&mut r)?;
     let empty = |r: &Reader<'_>, b: MpRequestBody| {
@@ -130,12 +131,24 @@ pub(crate) fn parse_request(mut r: Reader<'_>) -> Result<MultipartRequest, OfpEr
             }
         }
         M::GROUP => MpRequestBody::Group(GroupId(parse_id_pad(r)?)),
+        // OF1.5 names a group (OVS's `dump-groups` asks for OFPG_ALL); the
+        // model has no filter, so only ALL is accepted.
+        M::GROUP_DESC if v >= Version::V1_5 => match GroupId(parse_id_pad(r)?) {
+            GroupId::ALL => MpRequestBody::GroupDesc,
+            _ => return Err(OfpError::UnknownGroup),
+        },
         M::GROUP_DESC => empty(&r, MpRequestBody::GroupDesc)?,
         M::GROUP_FEATURES => empty(&r, MpRequestBody::GroupFeatures)?,
         M::METER => MpRequestBody::Meter(MeterId(parse_id_pad(r)?)),
         M::METER_CONFIG => MpRequestBody::MeterConfig(MeterId(parse_id_pad(r)?)),
         M::METER_FEATURES => empty(&r, MpRequestBody::MeterFeatures)?,
         M::TABLE_FEATURES => MpRequestBody::TableFeatures(table::parse_features_list(r)?),
+        // OF1.5 names a port; the model answers for all ports, so only ANY
+        // is accepted (a single port is BAD_PORT rather than a wrong reply).
+        M::PORT_DESC if v >= Version::V1_5 => match PortNo(parse_id_pad(r)?) {
+            PortNo::ANY => MpRequestBody::PortDesc,
+            _ => return Err(OfpError::BadRequestPort),
+        },
         M::PORT_DESC => empty(&r, MpRequestBody::PortDesc)?,
         M::EXPERIMENTER => {
             let (experimenter, exp_type, data) = parse_experimenter(r)?;
@@ -171,9 +184,11 @@ pub(crate) fn request_type(b: &MpRequestBody) -> u16 {
     }
 }
 
-pub(crate) fn emit_request(out: &mut Vec<u8>, req: &MultipartRequest) {
+pub(crate) fn emit_request(v: Version, out: &mut Vec<u8>, req: &MultipartRequest) {
     emit_header(out, request_type(&req.body), req.flags);
     match &req.body {
+        MpRequestBody::GroupDesc if v >= Version::V1_5 => emit_id_pad(out, GroupId::ALL.0),
+        MpRequestBody::PortDesc if v >= Version::V1_5 => emit_id_pad(out, PortNo::ANY.0),
         MpRequestBody::Desc
         | MpRequestBody::Table
         | MpRequestBody::GroupDesc
@@ -238,22 +253,27 @@ fn emit_desc(out: &mut Vec<u8>, d: &DescStats) {
     b.emit(out);
 }
 
-pub(crate) fn parse_reply(mut r: Reader<'_>) -> Result<MultipartReply, OfpError> {
+pub(crate) fn parse_reply(v: Version, mut r: Reader<'_>) -> Result<MultipartReply, OfpError> {
     use mp_type as M;
     let (t, flags) = parse_header(&mut r)?;
     let body = match t {
         M::DESC => MpReplyBody::Desc(parse_desc(r)?),
+        M::FLOW if v >= Version::V1_5 => MpReplyBody::Flow(entries(
+            r,
+            flow::STATS_LENGTH_AT,
+            flow::DESC15_MIN_LEN,
+            flow::parse_desc15,
+        )?),
         M::FLOW => MpReplyBody::Flow(entries(
             r,
             flow::STATS_LENGTH_AT,
             flow::STATS_MIN_LEN,
             flow::parse_stats,
         )?),
+        M::AGGREGATE if v >= Version::V1_5 => MpReplyBody::Aggregate(flow::parse_aggregate15(r)?),
         M::AGGREGATE => MpReplyBody::Aggregate(flow::parse_aggregate(r)?),
         M::TABLE => MpReplyBody::Table(r.fixed_entries(table::STATS_LEN, table::parse_stats)?),
-        M::PORT_STATS => {
-            MpReplyBody::PortStats(r.fixed_entries(port::stats::LEN, port::parse_stats)?)
-        }
+        M::PORT_STATS => MpReplyBody::PortStats(port::parse_stats_list(v, r)?),
         M::QUEUE if r.is_empty() => MpReplyBody::Queue,
         M::QUEUE => return Err(OfpError::BadLen),
         M::GROUP => MpReplyBody::Group(entries(
@@ -261,6 +281,12 @@ pub(crate) fn parse_reply(mut r: Reader<'_>) -> Result<MultipartReply, OfpError>
             group::stats::LENGTH.start,
             group::stats::LEN,
             group::parse_stats,
+        )?),
+        M::GROUP_DESC if v >= Version::V1_5 => MpReplyBody::GroupDesc(entries(
+            r,
+            group::desc::LENGTH.start,
+            group::DESC15_LEN,
+            group::parse_desc15,
         )?),
         M::GROUP_DESC => MpReplyBody::GroupDesc(entries(
             r,
@@ -283,7 +309,7 @@ pub(crate) fn parse_reply(mut r: Reader<'_>) -> Result<MultipartReply, OfpError>
         )?),
         M::METER_FEATURES => MpReplyBody::MeterFeatures(meter::parse_features(r)?),
         M::TABLE_FEATURES => MpReplyBody::TableFeatures(table::parse_features_list(r)?),
-        M::PORT_DESC => MpReplyBody::PortDesc(r.fixed_entries(port::desc::LEN, port::parse_desc)?),
+        M::PORT_DESC => MpReplyBody::PortDesc(port::parse_desc_list(v, r)?),
         // We never ask for experimenter statistics, so a reply to one is unexpected.
         M::EXPERIMENTER => return Err(OfpError::BadExperimenter),
         _ => return Err(OfpError::BadMultipart),
@@ -312,28 +338,68 @@ pub(crate) fn reply_type(b: &MpReplyBody) -> u16 {
 }
 
 /// Appends a whole multipart reply body (header and all entries).
-pub(crate) fn emit_reply(out: &mut Vec<u8>, rep: &MultipartReply) {
+pub(crate) fn emit_reply(v: Version, out: &mut Vec<u8>, rep: &MultipartReply) {
     emit_header(out, reply_type(&rep.body), rep.flags);
-    emit_reply_body(out, &rep.body);
+    emit_single_body(out, &rep.body);
+    for i in 0..n_entries(&rep.body) {
+        emit_entry(v, out, &rep.body, i);
+    }
 }
 
-/// Appends the entries (or the single body) of a reply, without the header.
-pub(crate) fn emit_reply_body(out: &mut Vec<u8>, b: &MpReplyBody) {
+/// Appends the body of a reply that is one structure rather than a list
+/// (nothing for list replies).
+pub(crate) fn emit_single_body(out: &mut Vec<u8>, b: &MpReplyBody) {
     match b {
         MpReplyBody::Desc(d) => emit_desc(out, d),
-        MpReplyBody::Aggregate(a) => flow::emit_aggregate(out, a),
-        MpReplyBody::Queue => {}
         MpReplyBody::GroupFeatures(g) => group::emit_features(out, g),
         MpReplyBody::MeterFeatures(m) => meter::emit_features(out, m),
-        MpReplyBody::Flow(v) => v.iter().for_each(|e| flow::emit_stats(out, e)),
-        MpReplyBody::Table(v) => v.iter().for_each(|e| table::emit_stats(out, e)),
-        MpReplyBody::PortStats(v) => v.iter().for_each(|e| port::emit_stats(out, e)),
-        MpReplyBody::Group(v) => v.iter().for_each(|e| group::emit_stats(out, e)),
-        MpReplyBody::GroupDesc(v) => v.iter().for_each(|e| group::emit_desc(out, e)),
-        MpReplyBody::Meter(v) => v.iter().for_each(|e| meter::emit_stats(out, e)),
-        MpReplyBody::MeterConfig(v) => v.iter().for_each(|e| meter::emit_config(out, e)),
-        MpReplyBody::TableFeatures(v) => v.iter().for_each(|e| table::emit_features(out, e)),
-        MpReplyBody::PortDesc(v) => v.iter().for_each(|e| port::emit_desc(out, e)),
+        _ => {}
+    }
+}
+
+/// Number of entries of a list reply (0 for single-structure replies).
+pub(crate) fn n_entries(b: &MpReplyBody) -> usize {
+    match b {
+        MpReplyBody::Flow(v) => v.len(),
+        MpReplyBody::Table(v) => v.len(),
+        MpReplyBody::PortStats(v) => v.len(),
+        MpReplyBody::Group(v) => v.len(),
+        MpReplyBody::GroupDesc(v) => v.len(),
+        MpReplyBody::Meter(v) => v.len(),
+        MpReplyBody::MeterConfig(v) => v.len(),
+        MpReplyBody::TableFeatures(v) => v.len(),
+        MpReplyBody::PortDesc(v) => v.len(),
+        // The aggregate reply is written as one "entry" so that its
+        // per-version layout lives in one place.
+        MpReplyBody::Aggregate(_) => 1,
+        MpReplyBody::Desc(_)
+        | MpReplyBody::Queue
+        | MpReplyBody::GroupFeatures(_)
+        | MpReplyBody::MeterFeatures(_) => 0,
+    }
+}
+
+/// Appends entry `i` of a list reply in version `v`'s layout.
+pub(crate) fn emit_entry(v: Version, out: &mut Vec<u8>, b: &MpReplyBody, i: usize) {
+    let v15 = v >= Version::V1_5;
+    match b {
+        MpReplyBody::Flow(e) if v15 => flow::emit_desc15(out, &e[i]),
+        MpReplyBody::Flow(e) => flow::emit_stats(out, &e[i]),
+        MpReplyBody::Aggregate(a) if v15 => flow::emit_aggregate15(out, a),
+        MpReplyBody::Aggregate(a) => flow::emit_aggregate(out, a),
+        MpReplyBody::Table(e) => table::emit_stats(out, &e[i]),
+        MpReplyBody::PortStats(e) => port::emit_stats_in(v, out, &e[i]),
+        MpReplyBody::Group(e) => group::emit_stats(out, &e[i]),
+        MpReplyBody::GroupDesc(e) if v15 => group::emit_desc15(out, &e[i]),
+        MpReplyBody::GroupDesc(e) => group::emit_desc(out, &e[i]),
+        MpReplyBody::Meter(e) => meter::emit_stats(out, &e[i]),
+        MpReplyBody::MeterConfig(e) => meter::emit_config(out, &e[i]),
+        MpReplyBody::TableFeatures(e) => table::emit_features(out, &e[i]),
+        MpReplyBody::PortDesc(e) => port::emit_desc_in(v, out, &e[i]),
+        MpReplyBody::Desc(_)
+        | MpReplyBody::Queue
+        | MpReplyBody::GroupFeatures(_)
+        | MpReplyBody::MeterFeatures(_) => {}
     }
 }
 
@@ -355,10 +421,10 @@ mod tests {
             body: MpReplyBody::Desc(d),
         };
         let mut out = Vec::new();
-        emit_reply(&mut out, &rep);
+        emit_reply(Version::V1_3, &mut out, &rep);
         assert_eq!(out.len(), header::LEN + desc::LEN);
         assert_eq!(
-            parse_reply(Reader::new(&out, OfpError::BadLen)).unwrap(),
+            parse_reply(Version::V1_3, Reader::new(&out, OfpError::BadLen)).unwrap(),
             rep
         );
         for body in [
@@ -371,12 +437,14 @@ mod tests {
             MpRequestBody::GroupDesc,
         ] {
             let req = MultipartRequest { flags: 1, body };
-            let mut out = Vec::new();
-            emit_request(&mut out, &req);
-            assert_eq!(
-                parse_request(Reader::new(&out, OfpError::BadLen)).unwrap(),
-                req
-            );
+            for v in [Version::V1_3, Version::V1_4, Version::V1_5] {
+                let mut out = Vec::new();
+                emit_request(v, &mut out, &req);
+                assert_eq!(
+                    parse_request(v, Reader::new(&out, OfpError::BadLen)).unwrap(),
+                    req
+                );
+            }
         }
     }
 }

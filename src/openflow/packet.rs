@@ -1,10 +1,12 @@
-//! Packets between switch and controller (OF1.3 layouts): PACKET_IN
-//! (OF1.3.5 §7.4.1) and PACKET_OUT (§7.3.7).
+//! Packets between switch and controller: PACKET_IN (OF1.3.5 §7.4.1, the same
+//! in OF1.4 and OF1.5) and PACKET_OUT (§7.3.7; OF1.5.1 §7.3.8 replaces
+//! `in_port` with a match that carries it).
 
 use super::action_codec::{decode_actions, encode_actions};
 use super::error::OfpError;
 use super::match_codec::{decode_match, encode_match};
 use super::message::{PacketIn, PacketOut};
+use super::oxm::{Match, OxmField, OxmId};
 use super::wire::{patch_u16, put_zeros, Field, FieldsMut, Reader};
 use crate::types::{Cookie, PortNo, TableId};
 
@@ -87,10 +89,60 @@ pub(crate) fn emit_out(out: &mut Vec<u8>, p: &PacketOut) {
     out.extend_from_slice(&p.data);
 }
 
+/// `ofp15_packet_out` after the header, before the match.
+mod packet_out15 {
+    use super::Field;
+    pub(super) const BUFFER_ID: Field = 0..4;
+    pub(super) const ACTIONS_LEN: Field = 4..6;
+    pub(super) const LEN: usize = 8;
+}
+
+/// OF1.5 PACKET_OUT: the match may name only `in_port` (the model has no
+/// other packet metadata), anything else is BAD_MATCH/BAD_FIELD; a match
+/// without `in_port` means OFPP_CONTROLLER, as in Open vSwitch.
+pub(crate) fn parse_out15(mut r: Reader<'_>) -> Result<PacketOut, OfpError> {
+    use packet_out15 as F;
+    let b = r.fixed(F::LEN)?;
+    let m = decode_match(&mut r)?;
+    let mut in_port = PortNo::CONTROLLER;
+    for f in &m.fields {
+        match f.id {
+            OxmId::InPort => in_port = PortNo(f.value as u32),
+            _ => return Err(OfpError::BadField),
+        }
+    }
+    let acts = r.sub(b.u16(F::ACTIONS_LEN) as usize, OfpError::BadLen)?;
+    let actions = decode_actions(Reader::new(acts.rest(), OfpError::BadActionLen))?;
+    Ok(PacketOut {
+        buffer_id: b.u32(F::BUFFER_ID),
+        in_port,
+        actions,
+        data: r.take_rest().to_vec(),
+    })
+}
+
+pub(crate) fn emit_out15(out: &mut Vec<u8>, p: &PacketOut) {
+    use packet_out15 as F;
+    let start = out.len();
+    let mut b = FieldsMut::<{ F::LEN }>::new();
+    b.set_u32(F::BUFFER_ID, p.buffer_id);
+    b.emit(out);
+    encode_match(
+        out,
+        &Match {
+            fields: vec![OxmField::in_port(p.in_port)],
+        },
+    );
+    let actions_start = out.len();
+    encode_actions(out, &p.actions);
+    let alen = out.len() - actions_start;
+    patch_u16(out, start + F::ACTIONS_LEN.start, alen as u16);
+    out.extend_from_slice(&p.data);
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::action::Action;
-    use super::super::oxm::{Match, OxmField};
     use super::*;
 
     #[test]
@@ -123,5 +175,11 @@ mod tests {
         emit_out(&mut out, &po);
         assert_eq!(u16::from_be_bytes([out[8], out[9]]), 16);
         assert_eq!(parse_out(Reader::new(&out, OfpError::BadLen)).unwrap(), po);
+        let mut out = Vec::new();
+        emit_out15(&mut out, &po);
+        assert_eq!(
+            parse_out15(Reader::new(&out, OfpError::BadLen)).unwrap(),
+            po
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! QUEUE_GET_CONFIG request/reply (§7.3.6, OF1.3 only).
 
 use super::error::OfpError;
+use super::framing::Version;
 use super::message::{SwitchConfig, SwitchFeatures};
 use super::wire::{Field, FieldsMut, Reader};
 use crate::types::{DatapathId, PortNo, TableId};
@@ -18,7 +19,7 @@ pub(crate) mod features {
     pub(crate) const LEN: usize = 24;
 }
 
-/// FEATURES_REPLY body (OF1.3 layout, no ports).
+/// FEATURES_REPLY body (OF1.3 layout, no ports: OF1.0's is in `of10.rs`).
 pub(crate) fn parse_features(mut r: Reader<'_>) -> Result<SwitchFeatures, OfpError> {
     let b = r.exact(features::LEN)?;
     Ok(SwitchFeatures {
@@ -27,6 +28,7 @@ pub(crate) fn parse_features(mut r: Reader<'_>) -> Result<SwitchFeatures, OfpErr
         n_tables: b.u8(features::N_TABLES),
         auxiliary_id: b.u8(features::AUXILIARY_ID),
         capabilities: b.u32(features::CAPABILITIES),
+        ports: Vec::new(),
     })
 }
 
@@ -71,8 +73,15 @@ mod table_mod {
     pub(super) const LEN: usize = 8;
 }
 
-/// TABLE_MOD: `(table_id, config)`.
-pub(crate) fn parse_table_mod(mut r: Reader<'_>) -> Result<(TableId, u32), OfpError> {
+/// TABLE_MOD: `(table_id, config)`. From OF1.4 properties may follow
+/// (eviction, vacancy): this switch implements neither, so a TABLE_MOD that
+/// carries one is refused with BAD_PROPERTY/BAD_TYPE rather than ignored.
+pub(crate) fn parse_table_mod(v: Version, mut r: Reader<'_>) -> Result<(TableId, u32), OfpError> {
+    if v >= Version::V1_4 {
+        let b = r.fixed(table_mod::LEN)?;
+        super::prop::for_each(r, |_, _| Err(OfpError::BadPropertyType))?;
+        return Ok((TableId(b.u8(table_mod::TABLE_ID)), b.u32(table_mod::CONFIG)));
+    }
     let b = r.exact(table_mod::LEN)?;
     Ok((TableId(b.u8(table_mod::TABLE_ID)), b.u32(table_mod::CONFIG)))
 }
@@ -119,6 +128,7 @@ mod tests {
             n_tables: 254,
             auxiliary_id: 1,
             capabilities: 0x4f,
+            ports: vec![],
         };
         let mut out = Vec::new();
         emit_features(&mut out, &f);
@@ -136,7 +146,14 @@ mod tests {
 
         let mut out = Vec::new();
         emit_table_mod(&mut out, TableId(3), 3);
-        assert_eq!(parse_table_mod(rd(&out)).unwrap(), (TableId(3), 3));
+        assert_eq!(
+            parse_table_mod(Version::V1_3, rd(&out)).unwrap(),
+            (TableId(3), 3)
+        );
+        assert_eq!(
+            parse_table_mod(Version::V1_4, rd(&out)).unwrap(),
+            (TableId(3), 3)
+        );
 
         let mut out = Vec::new();
         emit_queue_config(&mut out, PortNo(7));

@@ -551,6 +551,7 @@ fn arb_message() -> impl Strategy<Value = Message> {
                 n_tables: t,
                 auxiliary_id: a,
                 capabilities: c,
+                ports: vec![],
             })),
         Just(Message::GetConfigRequest),
         (any::<u16>(), any::<u16>()).prop_map(|(flags, miss_send_len)| {
@@ -1626,6 +1627,7 @@ fn ovs_accepts_switch_to_controller_messages() {
             n_tables: 254,
             auxiliary_id: 0,
             capabilities: 0x4f,
+            ports: vec![],
         }),
         &[
             "OFPT_FEATURES_REPLY",
@@ -2201,3 +2203,6 @@ fn ovs_encoded_group_and_meter_mods_decode_and_reencode_identically() {
         }]
     );
 }
+
+#[path = "tests_versions.rs"]
+mod versions;
