@@ -5,12 +5,15 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 need_apt=0
-for p in ovs-ofctl ovs-appctl ovs-testcontroller iperf3 ping ip ethtool python3 stdbuf tcpdump curl; do
+for p in ovs-ofctl ovs-appctl ovs-testcontroller iperf3 ping ip ethtool python3 stdbuf tcpdump curl tshark; do
     command -v "$p" >/dev/null 2>&1 || need_apt=1
 done
 if [ "$need_apt" = 1 ]; then
     apt-get update -qq
-    apt-get install -y -qq openvswitch-common openvswitch-testcontroller iperf3 iputils-ping \
+    # tshark decodes captured OpenFlow in the codec tests; answer its
+    # "non-root capture" question without a prompt.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    apt-get install -y -qq tshark openvswitch-common openvswitch-testcontroller iperf3 iputils-ping \
         iproute2 ethtool python3 python3-pip coreutils tcpdump curl >/dev/null
     # The test controller package may start a service on 6653; the tests start
     # the binary themselves.
