@@ -456,6 +456,8 @@ impl Bridge {
             MpRequestBody::TableFeatures(_) => Err(OfpError::TableFeaturesEperm),
             MpRequestBody::PortDesc => Ok(MpReplyBody::PortDesc(self.ofproto.port_descs())),
             MpRequestBody::Experimenter { .. } => Err(OfpError::BadExperimenter),
+            // Flow monitors decode (openflow::monitor) but are not served yet.
+            MpRequestBody::FlowMonitor(_) => Err(OfpError::BadMultipart),
         };
         match body {
             Ok(b) => Self::reply(

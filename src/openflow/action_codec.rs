@@ -394,42 +394,40 @@ fn encode_raw_tlv(out: &mut Vec<u8>, t: u16, body: &[u8]) {
 }
 
 /// Writes instructions for OF1.5: a meter instruction becomes an OFPAT_METER
-/// action at the head of the (first) apply-actions instruction.
+/// action at the head of an apply-actions instruction written where the
+/// meter instruction stands (merged with the list's apply-actions, if it
+/// has one), so that decoding gives the same order back.
 pub(crate) fn encode_instructions15(out: &mut Vec<u8>, insts: &[Instruction]) {
-    let meter = insts.iter().find_map(|i| match i {
+    let Some(m) = insts.iter().find_map(|i| match i {
         Instruction::Meter(m) => Some(*m),
         _ => None,
-    });
-    let Some(m) = meter else {
+    }) else {
         return encode_instructions(out, insts);
     };
-    let put_meter = |out: &mut Vec<u8>| {
-        put_u16(out, AT15_METER);
-        put_u16(out, AT15_METER_LEN as u16);
-        put_u32(out, m.0);
-    };
-    let mut placed = false;
+    let apply = insts.iter().find_map(|i| match i {
+        Instruction::ApplyActions(a) => Some(a),
+        _ => None,
+    });
+    let mut met = false;
     for i in insts {
         match i {
-            Instruction::Meter(_) => {}
-            Instruction::ApplyActions(a) if !placed => {
+            Instruction::Meter(_) if !met => {
+                met = true;
                 let start = out.len();
                 put_u16(out, IT_APPLY_ACTIONS);
                 put_u16(out, 0);
                 put_zeros(out, 4);
-                put_meter(out);
-                encode_actions(out, a);
+                put_u16(out, AT15_METER);
+                put_u16(out, AT15_METER_LEN as u16);
+                put_u32(out, m.0);
+                if let Some(a) = apply {
+                    encode_actions(out, a);
+                }
                 let len = out.len() - start;
                 patch_u16(out, start + 2, len as u16);
-                placed = true;
             }
+            Instruction::Meter(_) | Instruction::ApplyActions(_) => {}
             other => encode_instructions(out, std::slice::from_ref(other)),
         }
-    }
-    if !placed {
-        put_u16(out, IT_APPLY_ACTIONS);
-        put_u16(out, (8 + AT15_METER_LEN) as u16);
-        put_zeros(out, 4);
-        put_meter(out);
     }
 }

@@ -21,7 +21,9 @@ use super::error::OfpError;
 use super::framing::{header, our_versions, Version, HEADER_LEN};
 use super::message::*;
 use super::wire::{patch_u16, put_u16, put_u32, put_u8, Reader};
-use super::{controller, flow, group, hello, meter, multipart, packet, port, switch};
+use super::{
+    bundle, controller, flow, group, hello, meter, monitor, multipart, packet, port, switch,
+};
 
 pub use super::mp_writer::{
     encode_multipart_reply_split, encode_multipart_reply_split_in, FlowStatsRef, MultipartWriter,
@@ -170,7 +172,7 @@ fn decode_checked(v: Version, t: u8, xid: u32, msg: &[u8]) -> Result<OfpMsg, Dec
     } else if v == Version::V1_0 {
         super::of10::decode_body(t, body)
     } else {
-        decode_body(v, t, body)
+        decode_body(v, t, xid, body)
     };
     decoded
         .map(|body| OfpMsg { xid, body })
@@ -204,8 +206,26 @@ pub mod msg_type14 {
 /// in OpenFlow 1.3 (as Open vSwitch sends it).
 const ONFT_ROLE_STATUS: u32 = 1911;
 
-/// Decode an OF1.3+ body (HELLO is handled by the caller).
-pub(crate) fn decode_body(v: Version, t: u8, r: Reader<'_>) -> Result<Message, OfpError> {
+/// The ONF experimenter messages of OpenFlow 1.3 that stand for OF1.4
+/// messages (`None`: another ONF message, passed up as an experimenter).
+fn decode_onf13(exp_type: u32, xid: u32, data: &[u8]) -> Result<Option<Message>, OfpError> {
+    let mut r = Reader::new(data, OfpError::BadLen);
+    Ok(Some(match exp_type {
+        ONFT_ROLE_STATUS => Message::RoleStatus(controller::parse_role_status(r)?),
+        bundle::ONF_ET_BUNDLE_CONTROL => Message::BundleControl(bundle::parse_ctrl(r)?),
+        bundle::ONF_ET_BUNDLE_ADD_MESSAGE => {
+            Message::BundleAdd(bundle::parse_add(Version::V1_3, xid, r)?)
+        }
+        monitor::ONF_FLOW_MONITOR => Message::FlowMonitorCancel(r.exact(4)?.u32(0..4)),
+        monitor::ONFT_FLOW_MONITOR_PAUSED => empty(&r, Message::FlowMonitorPaused)?,
+        monitor::ONFT_FLOW_MONITOR_RESUMED => empty(&r, Message::FlowMonitorResumed)?,
+        _ => return Ok(None),
+    }))
+}
+
+/// Decode an OF1.3+ body (HELLO is handled by the caller) of a message with
+/// this `xid`.
+pub(crate) fn decode_body(v: Version, t: u8, xid: u32, r: Reader<'_>) -> Result<Message, OfpError> {
     use msg_type as T;
     let v14 = v >= Version::V1_4;
     let v15 = v >= Version::V1_5;
@@ -215,12 +235,10 @@ pub(crate) fn decode_body(v: Version, t: u8, r: Reader<'_>) -> Result<Message, O
         T::ECHO_REPLY => Message::EchoReply(r.rest().to_vec()),
         T::EXPERIMENTER => {
             let (experimenter, exp_type, data) = controller::parse_experimenter(r)?;
-            if v == Version::V1_3
-                && experimenter == super::error::ONF_VENDOR_ID
-                && exp_type == ONFT_ROLE_STATUS
-            {
-                let inner = Reader::new(&data, OfpError::BadLen);
-                return Ok(Message::RoleStatus(controller::parse_role_status(inner)?));
+            if v == Version::V1_3 && experimenter == super::error::ONF_VENDOR_ID {
+                if let Some(m) = decode_onf13(exp_type, xid, &data)? {
+                    return Ok(m);
+                }
             }
             Message::Experimenter {
                 experimenter,
@@ -269,6 +287,8 @@ pub(crate) fn decode_body(v: Version, t: u8, r: Reader<'_>) -> Result<Message, O
         T::SET_ASYNC => Message::SetAsync(controller::parse_async(r)?),
         T::METER_MOD => Message::MeterMod(meter::parse_mod(r)?),
         msg_type14::ROLE_STATUS if v14 => Message::RoleStatus(controller::parse_role_status(r)?),
+        msg_type14::BUNDLE_CONTROL if v14 => Message::BundleControl(bundle::parse_ctrl(r)?),
+        msg_type14::BUNDLE_ADD_MESSAGE if v14 => Message::BundleAdd(bundle::parse_add(v, xid, r)?),
         _ => return Err(OfpError::BadType),
     })
 }
@@ -440,7 +460,24 @@ fn message_type(v: Version, m: &Message) -> Result<u8, EncodeError> {
         Message::SetAsync(_) | Message::SetAsyncUpdate(_) => T::SET_ASYNC,
         Message::MeterMod(_) => T::METER_MOD,
         Message::RoleStatus(_) if v >= Version::V1_4 => msg_type14::ROLE_STATUS,
-        Message::RoleStatus(_) => T::EXPERIMENTER,
+        Message::BundleControl(_) if v >= Version::V1_4 => msg_type14::BUNDLE_CONTROL,
+        Message::BundleAdd(_) if v >= Version::V1_4 => msg_type14::BUNDLE_ADD_MESSAGE,
+        Message::FlowMonitorCancel(_)
+        | Message::FlowMonitorPaused
+        | Message::FlowMonitorResumed
+            if v >= Version::V1_4 =>
+        {
+            return unsupported(
+                "flow monitor cancel/paused/resumed messages (OpenFlow 1.4 uses a DELETE \
+                 request and PAUSED/RESUMED updates)",
+            )
+        }
+        Message::RoleStatus(_)
+        | Message::BundleControl(_)
+        | Message::BundleAdd(_)
+        | Message::FlowMonitorCancel(_)
+        | Message::FlowMonitorPaused
+        | Message::FlowMonitorResumed => T::EXPERIMENTER,
         Message::Nicira(_) => return unsupported("Nicira session messages (OpenFlow 1.0 only)"),
     })
 }
@@ -477,8 +514,8 @@ fn encode_body(v: Version, m: &Message, out: &mut Vec<u8>) -> Result<u8, EncodeE
         Message::GroupMod(g) => group::emit_mod(out, g),
         Message::PortMod(p) => port::emit_mod(v, out, p),
         Message::TableMod { table_id, config } => switch::emit_table_mod(out, *table_id, *config),
-        Message::MultipartRequest(req) => multipart::emit_request(v, out, req),
-        Message::MultipartReply(rep) => multipart::emit_reply(v, out, rep),
+        Message::MultipartRequest(req) => multipart::emit_request(v, out, req)?,
+        Message::MultipartReply(rep) => multipart::emit_reply(v, out, rep)?,
         Message::QueueGetConfigRequest { port } | Message::QueueGetConfigReply { port } => {
             switch::emit_queue_config(out, *port)
         }
@@ -499,7 +536,36 @@ fn encode_body(v: Version, m: &Message, out: &mut Vec<u8>) -> Result<u8, EncodeE
             controller::emit_role_status(&mut body, rs);
             controller::emit_experimenter(out, super::error::ONF_VENDOR_ID, ONFT_ROLE_STATUS, &body)
         }
+        Message::BundleControl(c) if v14 => bundle::emit_ctrl(out, c),
+        Message::BundleAdd(a) if v14 => bundle::emit_add(v, out, a)?,
+        Message::BundleControl(c) => onf_experimenter(out, bundle::ONF_ET_BUNDLE_CONTROL, |o| {
+            bundle::emit_ctrl(o, c);
+            Ok(())
+        })?,
+        Message::BundleAdd(a) => onf_experimenter(out, bundle::ONF_ET_BUNDLE_ADD_MESSAGE, |o| {
+            bundle::emit_add(v, o, a)
+        })?,
+        Message::FlowMonitorCancel(id) => onf_experimenter(out, monitor::ONF_FLOW_MONITOR, |o| {
+            o.extend_from_slice(&id.to_be_bytes());
+            Ok(())
+        })?,
+        Message::FlowMonitorPaused => {
+            onf_experimenter(out, monitor::ONFT_FLOW_MONITOR_PAUSED, |_| Ok(()))?
+        }
+        Message::FlowMonitorResumed => {
+            onf_experimenter(out, monitor::ONFT_FLOW_MONITOR_RESUMED, |_| Ok(()))?
+        }
         Message::Nicira(_) => {}
     }
     Ok(t)
+}
+
+/// Appends an ONF experimenter header and the body `body` writes.
+fn onf_experimenter(
+    out: &mut Vec<u8>,
+    exp_type: u32,
+    body: impl FnOnce(&mut Vec<u8>) -> Result<(), EncodeError>,
+) -> Result<(), EncodeError> {
+    controller::emit_experimenter(out, super::error::ONF_VENDOR_ID, exp_type, &[]);
+    body(out)
 }

@@ -119,6 +119,167 @@ pub enum Message {
     /// A Nicira extension message that configures the session (OF1.0
     /// clients such as `ovs-ofctl` send them before their real requests).
     Nicira(NxMsg),
+    /// OFPT_BUNDLE_CONTROL (OF1.4+; ONF_ET_BUNDLE_CONTROL 2300 in OF1.3).
+    BundleControl(BundleCtrl),
+    /// OFPT_BUNDLE_ADD_MESSAGE (OF1.4+; ONF_ET_BUNDLE_ADD_MESSAGE 2301 in
+    /// OF1.3), with the message to add decoded in the session's version.
+    BundleAdd(BundleAdd),
+    /// Nicira NXT_FLOW_MONITOR_CANCEL (OF1.0) / ONFT_FLOW_MONITOR_CANCEL
+    /// (OF1.3): stop monitor `id`. (OF1.4+ cancels with an OFPMP_FLOW_MONITOR
+    /// request whose command is DELETE.)
+    FlowMonitorCancel(u32),
+    /// Nicira NXT_FLOW_MONITOR_PAUSED / ONFT_FLOW_MONITOR_PAUSED: the switch
+    /// stopped sending updates (its buffer is full). In OF1.4+ this is an
+    /// [`FlowUpdate::Paused`] update instead.
+    FlowMonitorPaused,
+    /// NXT_FLOW_MONITOR_RESUMED / ONFT_FLOW_MONITOR_RESUMED: updates flow again.
+    FlowMonitorResumed,
+}
+
+/// OFPBCT_* bundle control types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BundleCtrlType {
+    /// OFPBCT_OPEN_REQUEST.
+    OpenRequest,
+    /// OFPBCT_OPEN_REPLY.
+    OpenReply,
+    /// OFPBCT_CLOSE_REQUEST.
+    CloseRequest,
+    /// OFPBCT_CLOSE_REPLY.
+    CloseReply,
+    /// OFPBCT_COMMIT_REQUEST.
+    CommitRequest,
+    /// OFPBCT_COMMIT_REPLY.
+    CommitReply,
+    /// OFPBCT_DISCARD_REQUEST.
+    DiscardRequest,
+    /// OFPBCT_DISCARD_REPLY.
+    DiscardReply,
+}
+
+/// OFPBF_ATOMIC: all or nothing.
+pub const BF_ATOMIC: u16 = 1 << 0;
+/// OFPBF_ORDERED: apply in the order added.
+pub const BF_ORDERED: u16 = 1 << 1;
+
+/// OFPT_BUNDLE_CONTROL body (no properties: the only ones defined are
+/// experimenter properties and OF1.5's scheduling time, which are refused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BundleCtrl {
+    /// The bundle.
+    pub bundle_id: u32,
+    /// What to do (or what was done, for replies).
+    pub ctrl_type: BundleCtrlType,
+    /// OFPBF_* flags.
+    pub flags: u16,
+}
+
+/// OFPT_BUNDLE_ADD_MESSAGE body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BundleAdd {
+    /// The bundle.
+    pub bundle_id: u32,
+    /// OFPBF_* flags (must equal the bundle's).
+    pub flags: u16,
+    /// The message to add; its xid equals the outer message's.
+    pub message: Box<OfpMsg>,
+}
+
+/// One OFPMP_FLOW_MONITOR request entry (OF1.4 §7.3.5.19; also the Nicira
+/// and ONF OF1.3 forms, whose flags have the same bits).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowMonitorRequest {
+    /// Controller-chosen monitor id.
+    pub monitor_id: u32,
+    /// Only flows that output to this port (ANY: no filter).
+    pub out_port: PortNo,
+    /// Only flows that output to this group (ANY: no filter).
+    pub out_group: GroupId,
+    /// OFPFMF_* flags: INITIAL 1, ADD 2, REMOVED 4, MODIFY 8, INSTRUCTIONS
+    /// 16, NO_ABBREV 32, ONLY_OWN 64 (Nicira/ONF: the same bits up to 32).
+    pub flags: u16,
+    /// Table or ALL.
+    pub table_id: TableId,
+    /// ADD, MODIFY or DELETE.
+    pub command: FlowMonitorCommand,
+    /// Only flows this match covers (non-strict).
+    pub match_: Match,
+}
+
+/// OFPFMF_INITIAL.
+pub const FMF_INITIAL: u16 = 1 << 0;
+/// OFPFMF_ADD.
+pub const FMF_ADD: u16 = 1 << 1;
+/// OFPFMF_REMOVED.
+pub const FMF_REMOVED: u16 = 1 << 2;
+/// OFPFMF_MODIFY.
+pub const FMF_MODIFY: u16 = 1 << 3;
+/// OFPFMF_INSTRUCTIONS.
+pub const FMF_INSTRUCTIONS: u16 = 1 << 4;
+/// OFPFMF_NO_ABBREV (Nicira/ONF "OWN": own changes in full).
+pub const FMF_NO_ABBREV: u16 = 1 << 5;
+/// OFPFMF_ONLY_OWN (OF1.4 only).
+pub const FMF_ONLY_OWN: u16 = 1 << 6;
+
+/// OFPFMC_* flow monitor commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FlowMonitorCommand {
+    /// OFPFMC_ADD.
+    Add,
+    /// OFPFMC_MODIFY.
+    Modify,
+    /// OFPFMC_DELETE.
+    Delete,
+}
+
+/// What happened to a monitored flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FlowUpdateEvent {
+    /// OFPFME_INITIAL: present when the monitor was created (Nicira/ONF
+    /// report these as ADDED).
+    Initial,
+    /// OFPFME_ADDED.
+    Added,
+    /// OFPFME_REMOVED (Nicira/ONF DELETED).
+    Removed,
+    /// OFPFME_MODIFIED.
+    Modified,
+}
+
+/// One flow-monitor update (an OFPMP_FLOW_MONITOR reply entry).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FlowUpdate {
+    /// `ofp_flow_update_full`.
+    Full {
+        /// Event.
+        event: FlowUpdateEvent,
+        /// Table.
+        table_id: TableId,
+        /// OFPRR_* for REMOVED, else 0.
+        reason: u8,
+        /// Idle timeout.
+        idle_timeout: u16,
+        /// Hard timeout.
+        hard_timeout: u16,
+        /// Priority.
+        priority: u16,
+        /// Cookie.
+        cookie: Cookie,
+        /// Match.
+        match_: Match,
+        /// Instructions (empty unless the monitor asked for them).
+        instructions: Vec<Instruction>,
+    },
+    /// `ofp_flow_update_abbrev`: the change the controller's own request
+    /// with this xid made.
+    Abbrev {
+        /// The request's xid.
+        xid: u32,
+    },
+    /// OFPFME_PAUSED (OF1.4+).
+    Paused,
+    /// OFPFME_RESUMED (OF1.4+).
+    Resumed,
 }
 
 /// Nicira (vendor 0x00002320) session-configuration messages.
@@ -615,6 +776,9 @@ pub enum MpRequestBody {
         /// Payload.
         data: Vec<u8>,
     },
+    /// OFPMP_FLOW_MONITOR (OF1.4+), ONFST_FLOW_MONITOR (OF1.3) or Nicira
+    /// NXST_FLOW_MONITOR (OF1.0).
+    FlowMonitor(Vec<FlowMonitorRequest>),
 }
 
 /// A multipart reply (`flags` carries REPLY_MORE).
@@ -913,4 +1077,7 @@ pub enum MpReplyBody {
     TableFeatures(Vec<TableFeatures>),
     /// OFPMP_PORT_DESC.
     PortDesc(Vec<PortDesc>),
+    /// OFPMP_FLOW_MONITOR (and its ONF/Nicira forms): initial flows in
+    /// answer to a request, later updates with xid 0.
+    FlowMonitor(Vec<FlowUpdate>),
 }

@@ -12,6 +12,7 @@
 
 pub mod action;
 mod action_codec;
+mod bundle;
 pub mod codec;
 mod controller;
 pub mod error;
@@ -22,6 +23,7 @@ mod hello;
 mod match_codec;
 pub mod message;
 mod meter;
+mod monitor;
 mod mp_writer;
 mod multipart;
 mod of10;

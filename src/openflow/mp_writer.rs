@@ -13,13 +13,15 @@ use super::flow;
 use super::framing::Version;
 use super::message::{FlowStats, MpReplyBody, MPF_MORE};
 use super::multipart::{
-    emit_entry, emit_header, emit_single_body, header, n_entries, reply_type, MP_HEADER_LEN,
+    emit_entry, emit_header, emit_reply_prefix, emit_single_body, header, n_entries, reply_type_in,
+    MP_HEADER_LEN,
 };
 use super::wire::patch_u16;
 use crate::types::{Cookie, TableId};
 
-/// Starts a multipart reply message of type `t` in a fresh buffer.
-fn start_reply(v: Version, xid: u32, t: u16, capacity: usize) -> Vec<u8> {
+/// Starts a multipart reply message of type `t` in a fresh buffer, with
+/// `prefix` (an experimenter/vendor stats header) after the multipart header.
+fn start_reply(v: Version, xid: u32, t: u16, prefix: &[u8], capacity: usize) -> Vec<u8> {
     let mut m = Vec::with_capacity(capacity);
     if v == Version::V1_0 {
         put_header_v(&mut m, v, super::of10::msg_type::STATS_REPLY, xid);
@@ -28,6 +30,7 @@ fn start_reply(v: Version, xid: u32, t: u16, capacity: usize) -> Vec<u8> {
         put_header_v(&mut m, v, msg_type::MULTIPART_REPLY, xid);
         emit_header(&mut m, t, 0);
     }
+    m.extend_from_slice(prefix);
     m
 }
 
@@ -51,10 +54,15 @@ fn header_len(v: Version) -> usize {
 
 /// Moves the entry written at `before..` to a new message if the current one
 /// went over the limit, sealing the full one into `ready`.
-fn spill(
+struct Split<'a> {
     v: Version,
     xid: u32,
     t: u16,
+    prefix: &'a [u8],
+}
+
+fn spill(
+    s: &Split<'_>,
     cur: &mut Vec<u8>,
     before: usize,
     ready: &mut Vec<Vec<u8>>,
@@ -63,11 +71,12 @@ fn spill(
         return Ok(());
     }
     let entry_len = cur.len() - before;
-    if header_len(v) + entry_len > MAX_MSG_LEN {
+    let hl = header_len(s.v) + s.prefix.len();
+    if hl + entry_len > MAX_MSG_LEN {
         cur.truncate(before);
-        return Err(EncodeError::TooLong(header_len(v) + entry_len));
+        return Err(EncodeError::TooLong(hl + entry_len));
     }
-    let mut next = start_reply(v, xid, t, MAX_MSG_LEN);
+    let mut next = start_reply(s.v, s.xid, s.t, s.prefix, MAX_MSG_LEN);
     next.extend_from_slice(&cur[before..]);
     cur.truncate(before);
     seal_reply(cur, true);
@@ -98,13 +107,22 @@ pub fn encode_multipart_reply_split_in(
     out: &mut Vec<Vec<u8>>,
 ) -> Result<(), EncodeError> {
     let v = version;
+    let mut prefix = Vec::new();
     let t = if v == Version::V1_0 {
+        super::of10::emit_stats_prefix(&mut prefix, body);
         super::of10::stats_reply_type(body)?
     } else {
-        reply_type(body)
+        emit_reply_prefix(v, &mut prefix, body);
+        reply_type_in(v, body)
+    };
+    let s = Split {
+        v,
+        xid,
+        t,
+        prefix: &prefix,
     };
     let mut msgs = Vec::new();
-    let mut cur = start_reply(v, xid, t, 1024);
+    let mut cur = start_reply(v, xid, t, &prefix, 1024);
     if v == Version::V1_0 {
         super::of10::emit_single_stats_body(&mut cur, body)?;
     } else {
@@ -115,9 +133,9 @@ pub fn encode_multipart_reply_split_in(
         if v == Version::V1_0 {
             super::of10::emit_stats_entry(&mut cur, body, i)?;
         } else {
-            emit_entry(v, &mut cur, body, i);
+            emit_entry(v, &mut cur, body, i)?;
         }
-        spill(v, xid, t, &mut cur, before, &mut msgs)?;
+        spill(&s, &mut cur, before, &mut msgs)?;
     }
     if cur.len() > MAX_MSG_LEN {
         return Err(EncodeError::TooLong(cur.len()));
@@ -206,7 +224,7 @@ impl MultipartWriter {
             version,
             xid,
             mp_type: t,
-            cur: start_reply(version, xid, t, MAX_MSG_LEN),
+            cur: start_reply(version, xid, t, &[], MAX_MSG_LEN),
             ready: Vec::new(),
         }
     }
@@ -233,14 +251,13 @@ impl MultipartWriter {
             return Err(EncodeError::TooLong(hl + entry_len));
         }
         let mut ready = std::mem::take(&mut self.ready);
-        let r = spill(
-            self.version,
-            self.xid,
-            self.mp_type,
-            &mut self.cur,
-            before,
-            &mut ready,
-        );
+        let s = Split {
+            v: self.version,
+            xid: self.xid,
+            t: self.mp_type,
+            prefix: &[],
+        };
+        let r = spill(&s, &mut self.cur, before, &mut ready);
         self.ready = ready;
         r
     }

@@ -8,7 +8,7 @@ use super::error::OfpError;
 use super::framing::Version;
 use super::message::{DescStats, MpReplyBody, MpRequestBody, MultipartReply, MultipartRequest};
 use super::wire::{Field, FieldsMut, Reader};
-use super::{flow, group, meter, port, table};
+use super::{flow, group, meter, monitor, port, table};
 use crate::types::{GroupId, MeterId, PortNo};
 
 /// OFPMP_* multipart type numbers.
@@ -28,6 +28,8 @@ pub mod mp_type {
     pub const METER_FEATURES: u16 = 11;
     pub const TABLE_FEATURES: u16 = 12;
     pub const PORT_DESC: u16 = 13;
+    /// OpenFlow 1.4+.
+    pub const FLOW_MONITOR: u16 = 16;
     pub const EXPERIMENTER: u16 = 0xffff;
 }
 
@@ -150,8 +152,18 @@ pub(crate) fn parse_request(v: Version, mut r: Reader<'_>) -> Result<MultipartRe
             _ => return Err(OfpError::BadRequestPort),
         },
         M::PORT_DESC => empty(&r, MpRequestBody::PortDesc)?,
+        M::FLOW_MONITOR if v >= Version::V1_4 => {
+            MpRequestBody::FlowMonitor(monitor::parse_requests14(r)?)
+        }
         M::EXPERIMENTER => {
             let (experimenter, exp_type, data) = parse_experimenter(r)?;
+            if is_onf_monitor(v, experimenter, exp_type) {
+                let r = Reader::new(&data, OfpError::BadLen);
+                return Ok(MultipartRequest {
+                    flags,
+                    body: MpRequestBody::FlowMonitor(monitor::parse_requests_onf(r)?),
+                });
+            }
             MpRequestBody::Experimenter {
                 experimenter,
                 exp_type,
@@ -161,6 +173,25 @@ pub(crate) fn parse_request(v: Version, mut r: Reader<'_>) -> Result<MultipartRe
         _ => return Err(OfpError::BadMultipart),
     };
     Ok(MultipartRequest { flags, body })
+}
+
+/// ONFST_FLOW_MONITOR: OF1.4's flow monitor as an ONF experimenter
+/// multipart in OpenFlow 1.3.
+fn is_onf_monitor(v: Version, experimenter: u32, exp_type: u32) -> bool {
+    v == Version::V1_3
+        && experimenter == super::error::ONF_VENDOR_ID
+        && exp_type == monitor::ONF_FLOW_MONITOR
+}
+
+/// The ONF experimenter header of an OF1.3 flow-monitor multipart (after
+/// the multipart header, in every message of a reply).
+pub(crate) fn onf_monitor_prefix(out: &mut Vec<u8>) {
+    emit_experimenter(
+        out,
+        super::error::ONF_VENDOR_ID,
+        monitor::ONF_FLOW_MONITOR,
+        &[],
+    );
 }
 
 pub(crate) fn request_type(b: &MpRequestBody) -> u16 {
@@ -181,10 +212,25 @@ pub(crate) fn request_type(b: &MpRequestBody) -> u16 {
         MpRequestBody::TableFeatures(_) => M::TABLE_FEATURES,
         MpRequestBody::PortDesc => M::PORT_DESC,
         MpRequestBody::Experimenter { .. } => M::EXPERIMENTER,
+        MpRequestBody::FlowMonitor(_) => M::FLOW_MONITOR,
     }
 }
 
-pub(crate) fn emit_request(v: Version, out: &mut Vec<u8>, req: &MultipartRequest) {
+pub(crate) fn emit_request(
+    v: Version,
+    out: &mut Vec<u8>,
+    req: &MultipartRequest,
+) -> Result<(), super::codec::EncodeError> {
+    if let MpRequestBody::FlowMonitor(reqs) = &req.body {
+        if v >= Version::V1_4 {
+            emit_header(out, mp_type::FLOW_MONITOR, req.flags);
+            monitor::emit_requests14(out, reqs);
+            return Ok(());
+        }
+        emit_header(out, mp_type::EXPERIMENTER, req.flags);
+        onf_monitor_prefix(out);
+        return monitor::emit_requests_onf(out, reqs);
+    }
     emit_header(out, request_type(&req.body), req.flags);
     match &req.body {
         MpRequestBody::GroupDesc if v >= Version::V1_5 => emit_id_pad(out, GroupId::ALL.0),
@@ -211,7 +257,9 @@ pub(crate) fn emit_request(v: Version, out: &mut Vec<u8>, req: &MultipartRequest
             exp_type,
             data,
         } => emit_experimenter(out, *experimenter, *exp_type, data),
+        MpRequestBody::FlowMonitor(_) => {}
     }
+    Ok(())
 }
 
 /// DESC_STR_LEN.
@@ -310,8 +358,18 @@ pub(crate) fn parse_reply(v: Version, mut r: Reader<'_>) -> Result<MultipartRepl
         M::METER_FEATURES => MpReplyBody::MeterFeatures(meter::parse_features(r)?),
         M::TABLE_FEATURES => MpReplyBody::TableFeatures(table::parse_features_list(r)?),
         M::PORT_DESC => MpReplyBody::PortDesc(port::parse_desc_list(v, r)?),
-        // We never ask for experimenter statistics, so a reply to one is unexpected.
-        M::EXPERIMENTER => return Err(OfpError::BadExperimenter),
+        M::FLOW_MONITOR if v >= Version::V1_4 => {
+            MpReplyBody::FlowMonitor(monitor::parse_updates14(r)?)
+        }
+        M::EXPERIMENTER => {
+            let (experimenter, exp_type, data) = parse_experimenter(r)?;
+            if !is_onf_monitor(v, experimenter, exp_type) {
+                // We ask for no other experimenter statistics.
+                return Err(OfpError::BadExperimenter);
+            }
+            let r = Reader::new(&data, OfpError::BadLen);
+            MpReplyBody::FlowMonitor(monitor::parse_updates_nx(v, r)?)
+        }
         _ => return Err(OfpError::BadMultipart),
     };
     Ok(MultipartReply { flags, body })
@@ -334,16 +392,40 @@ pub(crate) fn reply_type(b: &MpReplyBody) -> u16 {
         MpReplyBody::MeterFeatures(_) => M::METER_FEATURES,
         MpReplyBody::TableFeatures(_) => M::TABLE_FEATURES,
         MpReplyBody::PortDesc(_) => M::PORT_DESC,
+        MpReplyBody::FlowMonitor(_) => M::FLOW_MONITOR,
+    }
+}
+
+/// The multipart type of a reply in `v` (OF1.3 flow monitors are ONF
+/// experimenter multiparts).
+pub(crate) fn reply_type_in(v: Version, b: &MpReplyBody) -> u16 {
+    match b {
+        MpReplyBody::FlowMonitor(_) if v < Version::V1_4 => mp_type::EXPERIMENTER,
+        _ => reply_type(b),
+    }
+}
+
+/// What follows the multipart header in every message of a reply in `v`
+/// (the ONF experimenter header of OF1.3 flow monitors).
+pub(crate) fn emit_reply_prefix(v: Version, out: &mut Vec<u8>, b: &MpReplyBody) {
+    if matches!(b, MpReplyBody::FlowMonitor(_)) && v < Version::V1_4 {
+        onf_monitor_prefix(out);
     }
 }
 
 /// Appends a whole multipart reply body (header and all entries).
-pub(crate) fn emit_reply(v: Version, out: &mut Vec<u8>, rep: &MultipartReply) {
-    emit_header(out, reply_type(&rep.body), rep.flags);
+pub(crate) fn emit_reply(
+    v: Version,
+    out: &mut Vec<u8>,
+    rep: &MultipartReply,
+) -> Result<(), super::codec::EncodeError> {
+    emit_header(out, reply_type_in(v, &rep.body), rep.flags);
+    emit_reply_prefix(v, out, &rep.body);
     emit_single_body(out, &rep.body);
     for i in 0..n_entries(&rep.body) {
-        emit_entry(v, out, &rep.body, i);
+        emit_entry(v, out, &rep.body, i)?;
     }
+    Ok(())
 }
 
 /// Appends the body of a reply that is one structure rather than a list
@@ -369,6 +451,7 @@ pub(crate) fn n_entries(b: &MpReplyBody) -> usize {
         MpReplyBody::MeterConfig(v) => v.len(),
         MpReplyBody::TableFeatures(v) => v.len(),
         MpReplyBody::PortDesc(v) => v.len(),
+        MpReplyBody::FlowMonitor(v) => v.len(),
         // The aggregate reply is written as one "entry" so that its
         // per-version layout lives in one place.
         MpReplyBody::Aggregate(_) => 1,
@@ -380,9 +463,16 @@ pub(crate) fn n_entries(b: &MpReplyBody) -> usize {
 }
 
 /// Appends entry `i` of a list reply in version `v`'s layout.
-pub(crate) fn emit_entry(v: Version, out: &mut Vec<u8>, b: &MpReplyBody, i: usize) {
+pub(crate) fn emit_entry(
+    v: Version,
+    out: &mut Vec<u8>,
+    b: &MpReplyBody,
+    i: usize,
+) -> Result<(), super::codec::EncodeError> {
     let v15 = v >= Version::V1_5;
     match b {
+        MpReplyBody::FlowMonitor(e) if v >= Version::V1_4 => monitor::emit_update14(out, &e[i]),
+        MpReplyBody::FlowMonitor(e) => monitor::emit_update_nx(v, out, &e[i])?,
         MpReplyBody::Flow(e) if v15 => flow::emit_desc15(out, &e[i]),
         MpReplyBody::Flow(e) => flow::emit_stats(out, &e[i]),
         MpReplyBody::Aggregate(a) if v15 => flow::emit_aggregate15(out, a),
@@ -401,6 +491,7 @@ pub(crate) fn emit_entry(v: Version, out: &mut Vec<u8>, b: &MpReplyBody, i: usiz
         | MpReplyBody::GroupFeatures(_)
         | MpReplyBody::MeterFeatures(_) => {}
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -421,7 +512,7 @@ mod tests {
             body: MpReplyBody::Desc(d),
         };
         let mut out = Vec::new();
-        emit_reply(Version::V1_3, &mut out, &rep);
+        emit_reply(Version::V1_3, &mut out, &rep).unwrap();
         assert_eq!(out.len(), header::LEN + desc::LEN);
         assert_eq!(
             parse_reply(Version::V1_3, Reader::new(&out, OfpError::BadLen)).unwrap(),
@@ -439,7 +530,7 @@ mod tests {
             let req = MultipartRequest { flags: 1, body };
             for v in [Version::V1_3, Version::V1_4, Version::V1_5] {
                 let mut out = Vec::new();
-                emit_request(v, &mut out, &req);
+                emit_request(v, &mut out, &req).unwrap();
                 assert_eq!(
                     parse_request(v, Reader::new(&out, OfpError::BadLen)).unwrap(),
                     req

@@ -82,11 +82,15 @@ mod nx {
     pub(super) const FLOW_MOD_TABLE_ID: u32 = 15;
     pub(super) const SET_PACKET_IN_FORMAT: u32 = 16;
     pub(super) const SET_CONTROLLER_ID: u32 = 20;
+    pub(super) const FLOW_MONITOR_CANCEL: u32 = 21;
+    pub(super) const FLOW_MONITOR_PAUSED: u32 = 22;
+    pub(super) const FLOW_MONITOR_RESUMED: u32 = 23;
     /// NXFF_OPENFLOW10.
     pub(super) const FF_OPENFLOW10: u32 = 0;
     /// NXPIF_STANDARD.
     pub(super) const PIF_STANDARD: u32 = 0;
-    /// NXST_GROUP_DESC, NXST_GROUP_FEATURES.
+    /// NXST_FLOW_MONITOR, NXST_GROUP_DESC, NXST_GROUP_FEATURES.
+    pub(super) const ST_FLOW_MONITOR: u32 = 2;
     pub(super) const ST_GROUP_DESC: u32 = 8;
     pub(super) const ST_GROUP_FEATURES: u32 = 9;
     /// NXAST_* action subtypes.
@@ -478,6 +482,13 @@ pub(crate) fn match_to_wire(out: &mut Vec<u8>, m: &Match, lossy: bool) -> Result
     Ok(())
 }
 
+/// The match as an OF1.0 peer will read it back.
+fn lossy_view(m: &Match) -> Result<Match, EncodeError> {
+    let mut b = Vec::with_capacity(ofp_match::LEN);
+    match_to_wire(&mut b, m, true)?;
+    Ok(match_from_wire(&super::wire::Fields(&b)))
+}
+
 fn parse_match(r: &mut Reader<'_>) -> Result<Match, OfpError> {
     Ok(match_from_wire(&r.fixed(ofp_match::LEN)?))
 }
@@ -648,10 +659,18 @@ pub(crate) fn parse_actions(mut r: Reader<'_>, m: Option<&Match>) -> Result<Vec<
     Ok(out)
 }
 
-/// Writes model actions as OF1.0 actions. Set-queue directly followed by an
-/// output becomes ENQUEUE; fields and actions OF1.0 (and Nicira's
-/// DEC_TTL/SET_QUEUE) cannot express are an error.
-pub(crate) fn emit_actions(out: &mut Vec<u8>, actions: &[Action]) -> Result<(), EncodeError> {
+/// Writes model actions as OF1.0 actions for a flow with match `m` (none
+/// for packet-out and group buckets). Set-queue directly followed by an
+/// output becomes ENQUEUE; a TCP/UDP/SCTP port rewrite becomes SET_TP_* only
+/// if the match pins that protocol (the decoder's rule, reversed); fields and
+/// actions OF1.0 (and Nicira's DEC_TTL/SET_QUEUE) cannot express are an
+/// error.
+pub(crate) fn emit_actions_for(
+    out: &mut Vec<u8>,
+    actions: &[Action],
+    m: Option<&Match>,
+) -> Result<(), EncodeError> {
+    let proto = l4_proto(m);
     let fail = |what| Err(EncodeError::Unsupported { version: V, what });
     let short = |out: &mut Vec<u8>, t: u16, f: &dyn Fn(&mut FieldsMut<8>)| {
         let mut b = FieldsMut::<{ act::SHORT }>::new();
@@ -725,13 +744,27 @@ pub(crate) fn emit_actions(out: &mut Vec<u8>, actions: &[Action]) -> Result<(), 
                     OxmId::IpDscp => short(out, at::SET_NW_TOS, &|b| {
                         b.set_u8(act::ARG8, (v as u8) << 2);
                     }),
-                    OxmId::TcpSrc | OxmId::UdpSrc | OxmId::SctpSrc => {
-                        short(out, at::SET_TP_SRC, &|b| {
-                            b.set_u16(act::ARG16, v as u16);
-                        })
-                    }
-                    OxmId::TcpDst | OxmId::UdpDst | OxmId::SctpDst => {
-                        short(out, at::SET_TP_DST, &|b| {
+                    OxmId::TcpSrc
+                    | OxmId::UdpSrc
+                    | OxmId::SctpSrc
+                    | OxmId::TcpDst
+                    | OxmId::UdpDst
+                    | OxmId::SctpDst => {
+                        let (want, src) = match f.id {
+                            OxmId::TcpSrc => (IPPROTO_TCP, true),
+                            OxmId::TcpDst => (IPPROTO_TCP, false),
+                            OxmId::UdpSrc => (IPPROTO_UDP, true),
+                            OxmId::UdpDst => (IPPROTO_UDP, false),
+                            OxmId::SctpSrc => (IPPROTO_SCTP, true),
+                            _ => (IPPROTO_SCTP, false),
+                        };
+                        if proto != Some(want) {
+                            return fail(
+                                "an L4 port rewrite whose protocol the match does not pin",
+                            );
+                        }
+                        let t = if src { at::SET_TP_SRC } else { at::SET_TP_DST };
+                        short(out, t, &|b| {
                             b.set_u16(act::ARG16, v as u16);
                         })
                     }
@@ -743,6 +776,11 @@ pub(crate) fn emit_actions(out: &mut Vec<u8>, actions: &[Action]) -> Result<(), 
         i += 1;
     }
     Ok(())
+}
+
+/// [`emit_actions_for`] without a match (packet-out, group buckets).
+pub(crate) fn emit_actions(out: &mut Vec<u8>, actions: &[Action]) -> Result<(), EncodeError> {
+    emit_actions_for(out, actions, None)
 }
 
 /// The actions of a 1.3-shaped instruction list, if OF1.0 can carry it
@@ -1042,7 +1080,11 @@ fn emit_flow_mod(out: &mut Vec<u8>, f: &FlowMod) -> Result<(), EncodeError> {
         )
         .set_u16(F::FLAGS, f.flags);
     b.emit(out);
-    emit_actions(out, instructions_to_actions(&f.instructions)?)
+    emit_actions_for(
+        out,
+        instructions_to_actions(&f.instructions)?,
+        Some(&f.match_),
+    )
 }
 
 /// `ofp_port_status` (OF1.0): reason, pad 7, `ofp_phy_port`.
@@ -1196,6 +1238,9 @@ fn parse_stats_request(mut r: Reader<'_>) -> Result<MultipartRequest, OfpError> 
                     _ => return Err(OfpError::UnknownGroup),
                 },
                 nx::ST_GROUP_FEATURES => empty(&r, MpRequestBody::GroupFeatures)?,
+                nx::ST_FLOW_MONITOR => {
+                    MpRequestBody::FlowMonitor(super::monitor::parse_requests_nx(r)?)
+                }
                 _ => return Err(OfpError::BadSubtype),
             }
         }
@@ -1252,6 +1297,10 @@ fn emit_stats_request(out: &mut Vec<u8>, req: &MultipartRequest) -> Result<(), E
             b.emit(out);
         }
         MpRequestBody::GroupFeatures => nx_head(out, nx::ST_GROUP_FEATURES),
+        MpRequestBody::FlowMonitor(reqs) => {
+            nx_head(out, nx::ST_FLOW_MONITOR);
+            super::monitor::emit_requests_nx(out, reqs)?;
+        }
         _ => return fail("this statistics request"),
     }
     Ok(())
@@ -1266,7 +1315,9 @@ pub(crate) fn stats_reply_type(b: &MpReplyBody) -> Result<u16, EncodeError> {
         MpReplyBody::Table(_) => st::TABLE,
         MpReplyBody::PortStats(_) => st::PORT,
         MpReplyBody::Queue => st::QUEUE,
-        MpReplyBody::GroupDesc(_) | MpReplyBody::GroupFeatures(_) => st::VENDOR,
+        MpReplyBody::GroupDesc(_) | MpReplyBody::GroupFeatures(_) | MpReplyBody::FlowMonitor(_) => {
+            st::VENDOR
+        }
         _ => {
             return Err(EncodeError::Unsupported {
                 version: V,
@@ -1282,22 +1333,25 @@ pub(crate) fn emit_single_stats_body(
     out: &mut Vec<u8>,
     b: &MpReplyBody,
 ) -> Result<(), EncodeError> {
-    let nx_head = |out: &mut Vec<u8>, sub: u32| {
-        let mut h = FieldsMut::<{ nx_stats::LEN }>::new();
-        h.set_u32(nx_stats::VENDOR, NX_VENDOR_ID)
-            .set_u32(nx_stats::SUBTYPE, sub);
-        h.emit(out);
-    };
-    match b {
-        MpReplyBody::Desc(_) => super::multipart::emit_single_body(out, b),
-        MpReplyBody::GroupFeatures(_) => {
-            nx_head(out, nx::ST_GROUP_FEATURES);
-            super::multipart::emit_single_body(out, b);
-        }
-        MpReplyBody::GroupDesc(_) => nx_head(out, nx::ST_GROUP_DESC),
-        _ => {}
+    if matches!(b, MpReplyBody::Desc(_) | MpReplyBody::GroupFeatures(_)) {
+        super::multipart::emit_single_body(out, b);
     }
     Ok(())
+}
+
+/// The Nicira vendor-stats header of a reply that travels as OFPST_VENDOR
+/// (written after the stats header of every message of the reply).
+pub(crate) fn emit_stats_prefix(out: &mut Vec<u8>, b: &MpReplyBody) {
+    let sub = match b {
+        MpReplyBody::GroupDesc(_) => nx::ST_GROUP_DESC,
+        MpReplyBody::GroupFeatures(_) => nx::ST_GROUP_FEATURES,
+        MpReplyBody::FlowMonitor(_) => nx::ST_FLOW_MONITOR,
+        _ => return,
+    };
+    let mut h = FieldsMut::<{ nx_stats::LEN }>::new();
+    h.set_u32(nx_stats::VENDOR, NX_VENDOR_ID)
+        .set_u32(nx_stats::SUBTYPE, sub);
+    h.emit(out);
 }
 
 /// `ofp_table_stats` (OF1.0).
@@ -1359,6 +1413,8 @@ pub(crate) fn emit_flow_stats_ref(
         h.set_u8(F::TABLE_ID, f.table_id.0);
         h.emit(out);
         match_to_wire(out, &m, true)?;
+        // The actions are checked against the match as OF1.0 shows it.
+        let shown = lossy_view(&m)?;
         let mut b = FieldsMut::<{ F::TAIL_LEN }>::new();
         b.set_u32(F::DURATION_SEC, f.duration_sec)
             .set_u32(F::DURATION_NSEC, f.duration_nsec)
@@ -1369,7 +1425,7 @@ pub(crate) fn emit_flow_stats_ref(
             .set_u64(F::PACKET_COUNT, f.packet_count)
             .set_u64(F::BYTE_COUNT, f.byte_count);
         b.emit(out);
-        emit_actions(out, actions)
+        emit_actions_for(out, actions, Some(&shown))
     })();
     if let Err(e) = r {
         out.truncate(start);
@@ -1440,6 +1496,7 @@ pub(crate) fn emit_stats_entry(
             b.emit(out);
         }
         MpReplyBody::GroupDesc(v) => group::emit_desc15_with(out, &v[i], emit_actions)?,
+        MpReplyBody::FlowMonitor(v) => super::monitor::emit_update_nx(V, out, &v[i])?,
         _ => {}
     }
     Ok(())
@@ -1514,6 +1571,9 @@ fn parse_stats_reply(mut r: Reader<'_>) -> Result<MultipartReply, OfpError> {
                     MpReplyBody::GroupDesc(v)
                 }
                 nx::ST_GROUP_FEATURES => MpReplyBody::GroupFeatures(group::parse_features(rest)?),
+                nx::ST_FLOW_MONITOR => {
+                    MpReplyBody::FlowMonitor(super::monitor::parse_updates_nx(V, rest)?)
+                }
                 _ => return Err(OfpError::BadSubtype),
             }
         }
@@ -1560,8 +1620,18 @@ fn parse_vendor(mut r: Reader<'_>) -> Result<Message, OfpError> {
             _ => return Err(OfpError::Eperm),
         },
         nx::SET_CONTROLLER_ID => NxMsg::SetControllerId(r.exact(8)?.u16(6..8)),
+        nx::FLOW_MONITOR_CANCEL => return Ok(Message::FlowMonitorCancel(u32_body(r)?)),
+        nx::FLOW_MONITOR_PAUSED => return empty(&r, Message::FlowMonitorPaused),
+        nx::FLOW_MONITOR_RESUMED => return empty(&r, Message::FlowMonitorResumed),
         _ => return Err(OfpError::BadSubtype),
     }))
+}
+
+fn emit_nx_header(out: &mut Vec<u8>, sub: u32) {
+    let mut h = FieldsMut::<{ nx_header::LEN }>::new();
+    h.set_u32(nx_header::VENDOR, NX_VENDOR_ID)
+        .set_u32(nx_header::SUBTYPE, sub);
+    h.emit(out);
 }
 
 fn emit_nicira(out: &mut Vec<u8>, m: &NxMsg) {
@@ -1678,6 +1748,22 @@ pub(crate) fn encode_body(m: &Message, out: &mut Vec<u8>) -> Result<u8, EncodeEr
             emit_nicira(out, n);
             T::VENDOR
         }
+        Message::FlowMonitorCancel(id) => {
+            emit_nx_header(out, nx::FLOW_MONITOR_CANCEL);
+            out.extend_from_slice(&id.to_be_bytes());
+            T::VENDOR
+        }
+        Message::FlowMonitorPaused => {
+            emit_nx_header(out, nx::FLOW_MONITOR_PAUSED);
+            T::VENDOR
+        }
+        Message::FlowMonitorResumed => {
+            emit_nx_header(out, nx::FLOW_MONITOR_RESUMED);
+            T::VENDOR
+        }
+        Message::BundleControl(_) | Message::BundleAdd(_) => {
+            return fail("bundles (OpenFlow 1.3 and later)")
+        }
         Message::FeaturesRequest => T::FEATURES_REQUEST,
         Message::FeaturesReply(f) => {
             emit_features(out, f)?;
@@ -1723,6 +1809,7 @@ pub(crate) fn encode_body(m: &Message, out: &mut Vec<u8>) -> Result<u8, EncodeEr
         Message::MultipartReply(rep) => {
             let t = stats_reply_type(&rep.body)?;
             emit_stats_header(out, t, rep.flags);
+            emit_stats_prefix(out, &rep.body);
             emit_single_stats_body(out, &rep.body)?;
             for i in 0..super::multipart::n_entries(&rep.body) {
                 emit_stats_entry(out, &rep.body, i)?;
