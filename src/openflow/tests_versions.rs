@@ -1361,25 +1361,3 @@ fn ovs_ofctl_monitor_watches_in_every_version() {
         );
     }
 }
-
-#[test]
-#[ignore]
-fn print_ovs_tunnel_and_bundle_encodings() {
-    for (proto, args) in [
-        (Some("OpenFlow13"), vec!["add-flow", "tun_id=5,tun_src=10.0.0.1,tun_dst=10.0.0.2,actions=set_field:10.0.0.3->tun_dst,set_field:0x7->tun_id,output:1"]),
-        (Some("OpenFlow13"), vec!["--bundle", "add-flow", "priority=1,actions=drop"]),
-        (Some("OpenFlow14"), vec!["--bundle", "add-flow", "priority=1,actions=drop"]),
-        (None, vec!["monitor", "watch:"]),
-        (Some("OpenFlow13"), vec!["monitor", "watch:"]),
-        (Some("OpenFlow14"), vec!["monitor", "watch:"]),
-    ] {
-        let s = run_ofctl(proto, &args, Some(Message::BarrierReply)).unwrap();
-        for (v, m) in &s.got {
-            println!("{proto:?} {args:?}: got {v} {m:?}");
-        }
-        for (v, e, raw) in s.errors_sent {
-            let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-            println!("{proto:?} {args:?}: {v} {e:?} {hex}");
-        }
-    }
-}
