@@ -8,12 +8,12 @@
 //! error to send back. Parsing is strict about lengths (every fixed-size message
 //! must be exactly its size, every list must tile its space) and never panics or
 //! overflows on any input: all reads go through the bounds-checked
-//! [`super::wire::Reader`].
+//! `wire::Reader`.
 //!
 //! [`encode`] appends one message. Bodies are written first and length fields
 //! patched afterwards; only the final message length is checked against the
 //! 16-bit limit, which bounds every inner length too. Multipart replies that may
-//! not fit in one message go through [`super::mp_writer`].
+//! not fit in one message go through `mp_writer`.
 //!
 //! Everything here is pure and synchronous; the session owns the buffers.
 
