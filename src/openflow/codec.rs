@@ -240,6 +240,12 @@ pub(crate) fn decode_body(v: Version, t: u8, xid: u32, r: Reader<'_>) -> Result<
                     return Ok(m);
                 }
             }
+            if experimenter == super::error::NX_VENDOR_ID {
+                let r = Reader::new(&data, OfpError::BadLen);
+                if let Some(m) = super::of10::parse_nx_modern(exp_type, r)? {
+                    return Ok(m);
+                }
+            }
             Message::Experimenter {
                 experimenter,
                 exp_type,
@@ -478,7 +484,10 @@ fn message_type(v: Version, m: &Message) -> Result<u8, EncodeError> {
         | Message::FlowMonitorCancel(_)
         | Message::FlowMonitorPaused
         | Message::FlowMonitorResumed => T::EXPERIMENTER,
-        Message::Nicira(_) => return unsupported("Nicira session messages (OpenFlow 1.0 only)"),
+        Message::Nicira(NxMsg::SetFlowFormat(_)) => {
+            return unsupported("NXT_SET_FLOW_FORMAT (OpenFlow 1.0 only)")
+        }
+        Message::Nicira(_) => T::EXPERIMENTER,
     })
 }
 
@@ -555,7 +564,7 @@ fn encode_body(v: Version, m: &Message, out: &mut Vec<u8>) -> Result<u8, EncodeE
         Message::FlowMonitorResumed => {
             onf_experimenter(out, monitor::ONFT_FLOW_MONITOR_RESUMED, |_| Ok(()))?
         }
-        Message::Nicira(_) => {}
+        Message::Nicira(n) => super::of10::emit_nicira(out, n),
     }
     Ok(t)
 }

@@ -116,8 +116,9 @@ pub enum Message {
     /// OF1.4+ OFPT_SET_ASYNC: a property list that changes only the masks it
     /// names (the OF1.3 form, all masks at once, is [`Message::SetAsync`]).
     SetAsyncUpdate(AsyncUpdate),
-    /// A Nicira extension message that configures the session (OF1.0
-    /// clients such as `ovs-ofctl` send them before their real requests).
+    /// A Nicira extension message that configures the session (`ovs-ofctl`
+    /// sends them before its real requests: as OF1.0 VENDOR messages, and
+    /// NXT_SET_PACKET_IN_FORMAT etc. as EXPERIMENTER messages in OF1.3+).
     Nicira(NxMsg),
     /// OFPT_BUNDLE_CONTROL (OF1.4+; ONF_ET_BUNDLE_CONTROL 2300 in OF1.3).
     BundleControl(BundleCtrl),

@@ -1606,6 +1606,24 @@ fn parse_vendor(mut r: Reader<'_>) -> Result<Message, OfpError> {
             data: r.take_rest().to_vec(),
         });
     }
+    parse_nx(subtype, r)
+}
+
+/// A Nicira message (`nicira_header` consumed) in version `v`. OpenFlow
+/// 1.3+ carries the same messages as EXPERIMENTER; there only those Open
+/// vSwitch defines for "1.0+" decode here (FLOW_MOD_TABLE_ID,
+/// SET_PACKET_IN_FORMAT, SET_CONTROLLER_ID), and `None` tells the caller to
+/// pass the message up as an experimenter message.
+pub(crate) fn parse_nx_modern(subtype: u32, r: Reader<'_>) -> Result<Option<Message>, OfpError> {
+    match subtype {
+        nx::FLOW_MOD_TABLE_ID | nx::SET_PACKET_IN_FORMAT | nx::SET_CONTROLLER_ID => {
+            parse_nx(subtype, r).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
+fn parse_nx(subtype: u32, mut r: Reader<'_>) -> Result<Message, OfpError> {
     let u32_body = |mut r: Reader<'_>| r.exact(4).map(|b| b.u32(0..4));
     Ok(Message::Nicira(match subtype {
         nx::SET_FLOW_FORMAT => match u32_body(r)? {
@@ -1634,7 +1652,9 @@ fn emit_nx_header(out: &mut Vec<u8>, sub: u32) {
     h.emit(out);
 }
 
-fn emit_nicira(out: &mut Vec<u8>, m: &NxMsg) {
+/// Appends a Nicira message (header included) as OF1.0 VENDOR or OF1.3+
+/// EXPERIMENTER body; the two share the layout.
+pub(crate) fn emit_nicira(out: &mut Vec<u8>, m: &NxMsg) {
     let mut h = FieldsMut::<{ nx_header::LEN }>::new();
     h.set_u32(nx_header::VENDOR, NX_VENDOR_ID);
     let mut body = FieldsMut::<8>::new();
