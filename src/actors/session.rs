@@ -218,7 +218,9 @@ impl OfSession {
                 );
                 None
             }
-            Message::Experimenter { .. } => {
+            // Nicira session messages decode (openflow::NxMsg) but this
+            // session does not act on them yet: refused as before.
+            Message::Experimenter { .. } | Message::Nicira(_) => {
                 self.send_error(xid, OfpError::BadExperimenter, head);
                 None
             }
@@ -475,6 +477,7 @@ impl OfSession {
                 | Message::EchoReply(_)
                 | Message::Error(_)
                 | Message::Experimenter { .. }
+                | Message::Nicira(_)
                 | Message::FeaturesRequest
                 | Message::GetConfigRequest
                 | Message::SetConfig(_)

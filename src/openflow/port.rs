@@ -291,40 +291,35 @@ pub(crate) mod stats {
     pub(crate) const LEN: usize = 112;
 }
 
-/// The twelve counters of a port-stats entry in their OF1.3 wire order.
-pub(crate) fn counters(p: &PortStats) -> [u64; 12] {
+/// The twelve counters of a port-stats entry, in their OF1.3 wire order.
+fn counter_refs(p: &mut PortStats) -> [&mut u64; 12] {
     [
-        p.rx_packets,
-        p.tx_packets,
-        p.rx_bytes,
-        p.tx_bytes,
-        p.rx_dropped,
-        p.tx_dropped,
-        p.rx_errors,
-        p.tx_errors,
-        p.rx_frame_err,
-        p.rx_over_err,
-        p.rx_crc_err,
-        p.collisions,
+        &mut p.rx_packets,
+        &mut p.tx_packets,
+        &mut p.rx_bytes,
+        &mut p.tx_bytes,
+        &mut p.rx_dropped,
+        &mut p.tx_dropped,
+        &mut p.rx_errors,
+        &mut p.tx_errors,
+        &mut p.rx_frame_err,
+        &mut p.rx_over_err,
+        &mut p.rx_crc_err,
+        &mut p.collisions,
     ]
 }
 
-/// Fills the counters of `p` from their OF1.3 wire order.
+/// The counters of `p` in wire order.
+pub(crate) fn counters(p: &PortStats) -> [u64; 12] {
+    let mut copy = *p;
+    counter_refs(&mut copy).map(|c| *c)
+}
+
+/// Fills the counters of `p` from wire order.
 pub(crate) fn set_counters(p: &mut PortStats, c: [u64; 12]) {
-    [
-        p.rx_packets,
-        p.tx_packets,
-        p.rx_bytes,
-        p.tx_bytes,
-        p.rx_dropped,
-        p.tx_dropped,
-        p.rx_errors,
-        p.tx_errors,
-        p.rx_frame_err,
-        p.rx_over_err,
-        p.rx_crc_err,
-        p.collisions,
-    ] = c;
+    for (dst, v) in counter_refs(p).into_iter().zip(c) {
+        *dst = v;
+    }
 }
 
 /// The 8-byte counter field `i` starting at `base`.
