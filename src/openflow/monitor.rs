@@ -20,7 +20,6 @@
 //! accepts inside NXM, `nx-match.c:nx_pull_raw()`), except `in_port`, which
 //! Nicira's 16-bit NXM_OF_IN_PORT carries.
 
-use super::action::Instruction;
 use super::action_codec::{decode_instructions, encode_instructions};
 use super::codec::EncodeError;
 use super::error::OfpError;
@@ -449,15 +448,10 @@ pub(crate) fn parse_updates_nx(v: Version, mut r: Reader<'_>) -> Result<Vec<Flow
             let mlen = b.u16(F::MATCH_LEN) as usize;
             let m = e.sub(pad8(mlen), OfpError::BadLen)?;
             let match_ = nxm_parse(m, mlen)?;
-            let acts = super::of10::parse_actions(
+            let insts = super::of10::parse_instructions(
                 Reader::new(e.take_rest(), OfpError::BadActionLen),
-                Some(&match_),
+                &match_,
             )?;
-            let insts = if acts.is_empty() {
-                Vec::new()
-            } else {
-                vec![Instruction::ApplyActions(acts)]
-            };
             (match_, insts)
         } else {
             let match_ = decode_match(&mut e)?;
@@ -524,17 +518,7 @@ pub(crate) fn emit_update_nx(
             b.emit(out);
             let mlen = if v == Version::V1_0 {
                 let r = nxm_emit(out, match_).and_then(|n| {
-                    let acts = match instructions.as_slice() {
-                        [] => &[][..],
-                        [Instruction::ApplyActions(a)] => a.as_slice(),
-                        _ => {
-                            return Err(EncodeError::Unsupported {
-                                version: v,
-                                what: "instructions other than apply_actions",
-                            })
-                        }
-                    };
-                    super::of10::emit_actions_for(out, acts, Some(match_)).map(|_| n)
+                    super::of10::emit_instructions(out, instructions, match_, true).map(|_| n)
                 });
                 match r {
                     Ok(n) => n,
@@ -670,7 +654,7 @@ fn nxm_emit(out: &mut Vec<u8>, m: &Match) -> Result<usize, EncodeError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::action::Action;
+    use super::super::action::{Action, Instruction};
     use super::*;
 
     fn full(event: FlowUpdateEvent) -> FlowUpdate {

@@ -17,7 +17,9 @@
 //!   0xffffff00..=0xffffffff (OVS `ofputil_port_from_ofp11()`);
 //! - actions: SET_VLAN_VID, SET_DL_SRC, SET_NW_TOS, SET_TP_SRC... become
 //!   `set_field`, STRIP_VLAN pop_vlan, ENQUEUE set_queue + output; Nicira's
-//!   NXAST_DEC_TTL and NXAST_SET_QUEUE are understood too;
+//!   NXAST_DEC_TTL, NXAST_SET_QUEUE and NXAST_GROUP are actions, and
+//!   NXAST_WRITE_METADATA and a final NXAST_RESUBMIT_TABLE stand for the
+//!   write-metadata and goto-table instructions, as Open vSwitch writes them;
 //! - the Nicira session messages `ovs-ofctl` sends (NXT_SET_FLOW_FORMAT,
 //!   NXT_FLOW_MOD_TABLE_ID, NXT_SET_PACKET_IN_FORMAT, NXT_SET_CONTROLLER_ID)
 //!   become [`Message::Nicira`]; NXM flow formats and Nicira packet-in
@@ -95,7 +97,10 @@ mod nx {
     pub(super) const ST_GROUP_FEATURES: u32 = 9;
     /// NXAST_* action subtypes.
     pub(super) const AST_SET_QUEUE: u16 = 4;
+    pub(super) const AST_RESUBMIT_TABLE: u16 = 14;
     pub(super) const AST_DEC_TTL: u16 = 18;
+    pub(super) const AST_WRITE_METADATA: u16 = 22;
+    pub(super) const AST_GROUP: u16 = 40;
 }
 
 /// Size of `ofp_stats_request`/`ofp_stats_reply`'s header: `ofp_header`,
@@ -535,8 +540,15 @@ mod act {
     /// VENDOR: vendor id, then Nicira's subtype.
     pub(super) const VENDOR: Field = 4..8;
     pub(super) const NX_SUBTYPE: Field = 8..10;
-    /// NXAST_SET_QUEUE's queue id.
+    /// NXAST_SET_QUEUE's queue id (and NXAST_GROUP's group id).
     pub(super) const NX_QUEUE_ID: Field = 12..16;
+    /// NXAST_RESUBMIT_TABLE: in_port, table.
+    pub(super) const NX_RESUBMIT_PORT: Field = 10..12;
+    pub(super) const NX_RESUBMIT_TABLE: usize = 12;
+    /// NXAST_WRITE_METADATA (32 bytes): metadata, mask.
+    pub(super) const NX_METADATA: Field = 16..24;
+    pub(super) const NX_METADATA_MASK: Field = 24..32;
+    pub(super) const NX_WRITE_METADATA_LEN: usize = 32;
     pub(super) const SHORT: usize = 8;
     pub(super) const LONG: usize = 16;
 }
@@ -552,7 +564,35 @@ fn l4_proto(m: Option<&Match>) -> Option<u8> {
 /// Parses an OF1.0 action list spanning all of `r`. `m` is the flow's match
 /// (SET_TP_* is a TCP, UDP or SCTP port rewrite depending on it; without a
 /// matching protocol it is OFPBAC_MATCH_INCONSISTENT, as in Open vSwitch).
-pub(crate) fn parse_actions(mut r: Reader<'_>, m: Option<&Match>) -> Result<Vec<Action>, OfpError> {
+pub(crate) fn parse_actions(r: Reader<'_>, m: Option<&Match>) -> Result<Vec<Action>, OfpError> {
+    parse_actions_with(r, m, None)
+}
+
+/// A flow's OF1.0 action list as the model's instructions: the actions as
+/// one apply-actions, Nicira's NXAST_WRITE_METADATA as write-metadata and a
+/// final NXAST_RESUBMIT_TABLE (in_port IN_PORT) as goto-table, the way Open
+/// vSwitch writes those instructions in OpenFlow 1.0
+/// (`ofp-actions.c:encode_GOTO_TABLE()`, `encode_WRITE_METADATA()`). A
+/// resubmit anywhere else, or with another port, is not in the model
+/// (BAD_ACTION/BAD_TYPE).
+pub(crate) fn parse_instructions(r: Reader<'_>, m: &Match) -> Result<Vec<Instruction>, OfpError> {
+    let mut extra = Vec::new();
+    let actions = parse_actions_with(r, Some(m), Some(&mut extra))?;
+    let mut out = Vec::with_capacity(1 + extra.len());
+    if !actions.is_empty() {
+        out.push(Instruction::ApplyActions(actions));
+    }
+    // Model order: apply-actions, write-metadata, goto-table.
+    extra.sort_by_key(|i| matches!(i, Instruction::GotoTable(_)));
+    out.extend(extra);
+    Ok(out)
+}
+
+fn parse_actions_with(
+    mut r: Reader<'_>,
+    m: Option<&Match>,
+    mut insts: Option<&mut Vec<Instruction>>,
+) -> Result<Vec<Action>, OfpError> {
     use OfpError::BadActionLen;
     let mut out = Vec::with_capacity(r.remaining() / 8);
     while !r.is_empty() {
@@ -645,9 +685,44 @@ pub(crate) fn parse_actions(mut r: Reader<'_>, m: Option<&Match>) -> Result<Vec<
                 if len < act::LONG || b.u32(act::VENDOR) != NX_VENDOR_ID {
                     return Err(OfpError::BadActionExperimenter);
                 }
+                let goto_seen = insts
+                    .as_deref()
+                    .is_some_and(|v| v.iter().any(|i| matches!(i, Instruction::GotoTable(_))));
+                if goto_seen {
+                    // Nothing may follow the resubmit that stands for goto.
+                    return Err(OfpError::BadActionType);
+                }
                 match b.u16(act::NX_SUBTYPE) {
                     nx::AST_DEC_TTL => out.push(Action::DecNwTtl),
                     nx::AST_SET_QUEUE => out.push(Action::SetQueue(b.u32(act::NX_QUEUE_ID))),
+                    nx::AST_GROUP if len == act::LONG => {
+                        out.push(Action::Group(GroupId(b.u32(act::NX_QUEUE_ID))))
+                    }
+                    nx::AST_WRITE_METADATA if len == act::NX_WRITE_METADATA_LEN => {
+                        let Some(v) = insts.as_deref_mut() else {
+                            return Err(OfpError::BadActionType);
+                        };
+                        if v.iter()
+                            .any(|i| matches!(i, Instruction::WriteMetadata { .. }))
+                        {
+                            return Err(OfpError::BadActionType);
+                        }
+                        v.push(Instruction::WriteMetadata {
+                            value: b.u64(act::NX_METADATA),
+                            mask: b.u64(act::NX_METADATA_MASK),
+                        });
+                    }
+                    nx::AST_RESUBMIT_TABLE
+                        if len == act::LONG
+                            && port_from_wire(b.u16(act::NX_RESUBMIT_PORT)) == PortNo::IN_PORT =>
+                    {
+                        let Some(v) = insts.as_deref_mut() else {
+                            return Err(OfpError::BadActionType);
+                        };
+                        v.push(Instruction::GotoTable(TableId(
+                            b.u8(act::NX_RESUBMIT_TABLE),
+                        )));
+                    }
                     // OFPERR_OFPBAC_BAD_VENDOR_TYPE has no OF1.0 code we
                     // model; OVS reports unknown Nicira actions as BAD_TYPE.
                     _ => return Err(OfpError::BadActionType),
@@ -714,6 +789,9 @@ pub(crate) fn emit_actions_for(
             }
             Action::PopVlan => short(out, at::STRIP_VLAN, &|_| {}),
             Action::DecNwTtl => nx16(out, nx::AST_DEC_TTL, &|_| {}),
+            Action::Group(g) => nx16(out, nx::AST_GROUP, &|b| {
+                b.set_u32(act::NX_QUEUE_ID, g.0);
+            }),
             Action::SetField(f) => {
                 let v = f.value;
                 match f.id {
@@ -783,28 +861,73 @@ pub(crate) fn emit_actions(out: &mut Vec<u8>, actions: &[Action]) -> Result<(), 
     emit_actions_for(out, actions, None)
 }
 
-/// The actions of a 1.3-shaped instruction list, if OF1.0 can carry it
-/// (no instructions, or one APPLY_ACTIONS).
-fn instructions_to_actions(insts: &[Instruction]) -> Result<&[Action], EncodeError> {
-    match insts {
-        [] => Ok(&[]),
-        [Instruction::ApplyActions(a)] => Ok(a),
-        _ => Err(EncodeError::Unsupported {
-            version: V,
-            what: "instructions other than apply_actions",
-        }),
+/// Writes a flow's instructions as an OF1.0 action list (the inverse of
+/// [`parse_instructions`]): apply-actions' actions, then write-metadata as
+/// NXAST_WRITE_METADATA or goto-table as NXAST_RESUBMIT_TABLE (not both:
+/// Open vSwitch cannot read that order back). OF1.0 has
+/// no action set and no meters: write-actions, clear-actions and meter are
+/// an error, or with `lossy` (flow stats, monitor updates) left out, as Open
+/// vSwitch's OF1.0 encoder leaves them out.
+pub(crate) fn emit_instructions(
+    out: &mut Vec<u8>,
+    insts: &[Instruction],
+    m: &Match,
+    lossy: bool,
+) -> Result<(), EncodeError> {
+    let fail = |what| Err(EncodeError::Unsupported { version: V, what });
+    let mut applies = insts.iter().filter_map(|i| match i {
+        Instruction::ApplyActions(a) => Some(a),
+        _ => None,
+    });
+    if let Some(a) = applies.next() {
+        emit_actions_for(out, a, Some(m))?;
     }
+    let count = |f: fn(&Instruction) -> bool| insts.iter().filter(|i| f(i)).count();
+    let n_md = count(|i| matches!(i, Instruction::WriteMetadata { .. }));
+    let n_goto = count(|i| matches!(i, Instruction::GotoTable(_)));
+    if applies.next().is_some() || n_md > 1 || n_goto > 1 {
+        return fail("an instruction type repeated");
+    }
+    // A resubmit after NXAST_WRITE_METADATA is an action after an
+    // instruction to Open vSwitch (OFPBAC_UNSUPPORTED_ORDER), and before it
+    // it would run ahead of the metadata write: no OF1.0 form keeps both.
+    if n_md > 0 && n_goto > 0 {
+        return fail("write-metadata together with goto-table");
+    }
+    for i in insts {
+        match i {
+            Instruction::ApplyActions(_) | Instruction::GotoTable(_) => {}
+            Instruction::WriteMetadata { value, mask } => {
+                let mut b = FieldsMut::<{ act::NX_WRITE_METADATA_LEN }>::new();
+                b.set_u16(act::TYPE, at::VENDOR)
+                    .set_u16(act::LEN, act::NX_WRITE_METADATA_LEN as u16)
+                    .set_u32(act::VENDOR, NX_VENDOR_ID)
+                    .set_u16(act::NX_SUBTYPE, nx::AST_WRITE_METADATA)
+                    .set_u64(act::NX_METADATA, *value)
+                    .set_u64(act::NX_METADATA_MASK, *mask);
+                b.emit(out);
+            }
+            _ if lossy => {}
+            _ => return fail("write-actions, clear-actions or meter instructions"),
+        }
+    }
+    for i in insts {
+        if let Instruction::GotoTable(t) = i {
+            let mut b = FieldsMut::<{ act::LONG }>::new();
+            b.set_u16(act::TYPE, at::VENDOR)
+                .set_u16(act::LEN, act::LONG as u16)
+                .set_u32(act::VENDOR, NX_VENDOR_ID)
+                .set_u16(act::NX_SUBTYPE, nx::AST_RESUBMIT_TABLE)
+                .set_u16(act::NX_RESUBMIT_PORT, OFPP10_IN_PORT)
+                .set_u8(act::NX_RESUBMIT_TABLE, t.0);
+            b.emit(out);
+        }
+    }
+    Ok(())
 }
 
-/// An OF1.0 action list as the model's instructions: one APPLY_ACTIONS (no
-/// instruction for an empty list, which drops).
-fn actions_to_instructions(a: Vec<Action>) -> Vec<Instruction> {
-    if a.is_empty() {
-        Vec::new()
-    } else {
-        vec![Instruction::ApplyActions(a)]
-    }
-}
+/// OFPP_IN_PORT in 16 bits.
+const OFPP10_IN_PORT: u16 = 0xfff8;
 
 // ---------------------------------------------------------------------------
 // Messages
@@ -1030,10 +1153,8 @@ fn parse_flow_mod(mut r: Reader<'_>) -> Result<FlowMod, OfpError> {
     if flags & !FF10_KNOWN != 0 {
         return Err(OfpError::BadFlowModFlags);
     }
-    let actions = parse_actions(
-        Reader::new(r.take_rest(), OfpError::BadActionLen),
-        Some(&match_),
-    )?;
+    let instructions =
+        parse_instructions(Reader::new(r.take_rest(), OfpError::BadActionLen), &match_)?;
     Ok(FlowMod {
         cookie: Cookie(b.u64(F::COOKIE)),
         cookie_mask: 0,
@@ -1047,7 +1168,7 @@ fn parse_flow_mod(mut r: Reader<'_>) -> Result<FlowMod, OfpError> {
         out_group: GroupId::ANY,
         flags,
         match_,
-        instructions: actions_to_instructions(actions),
+        instructions,
     })
 }
 
@@ -1080,11 +1201,7 @@ fn emit_flow_mod(out: &mut Vec<u8>, f: &FlowMod) -> Result<(), EncodeError> {
         )
         .set_u16(F::FLAGS, f.flags);
     b.emit(out);
-    emit_actions_for(
-        out,
-        instructions_to_actions(&f.instructions)?,
-        Some(&f.match_),
-    )
+    emit_instructions(out, &f.instructions, &f.match_, false)
 }
 
 /// `ofp_port_status` (OF1.0): reason, pad 7, `ofp_phy_port`.
@@ -1408,7 +1525,6 @@ pub(crate) fn emit_flow_stats_ref(
             version: V,
             what: "a stored match that does not decode",
         })?;
-        let actions = instructions_to_actions(f.instructions)?;
         let mut h = FieldsMut::<{ F::HEAD_LEN }>::new();
         h.set_u8(F::TABLE_ID, f.table_id.0);
         h.emit(out);
@@ -1425,7 +1541,7 @@ pub(crate) fn emit_flow_stats_ref(
             .set_u64(F::PACKET_COUNT, f.packet_count)
             .set_u64(F::BYTE_COUNT, f.byte_count);
         b.emit(out);
-        emit_actions_for(out, actions, Some(&shown))
+        emit_instructions(out, f.instructions, &shown, true)
     })();
     if let Err(e) = r {
         out.truncate(start);
@@ -1441,10 +1557,8 @@ fn parse_flow_stats(mut e: Reader<'_>) -> Result<FlowStats, OfpError> {
     let h = e.fixed(F::HEAD_LEN)?;
     let match_ = parse_match(&mut e)?;
     let b = e.fixed(F::TAIL_LEN)?;
-    let actions = parse_actions(
-        Reader::new(e.take_rest(), OfpError::BadActionLen),
-        Some(&match_),
-    )?;
+    let instructions =
+        parse_instructions(Reader::new(e.take_rest(), OfpError::BadActionLen), &match_)?;
     Ok(FlowStats {
         table_id: TableId(h.u8(F::TABLE_ID)),
         duration_sec: b.u32(F::DURATION_SEC),
@@ -1457,7 +1571,7 @@ fn parse_flow_stats(mut e: Reader<'_>) -> Result<FlowStats, OfpError> {
         packet_count: b.u64(F::PACKET_COUNT),
         byte_count: b.u64(F::BYTE_COUNT),
         match_,
-        instructions: actions_to_instructions(actions),
+        instructions,
     })
 }
 

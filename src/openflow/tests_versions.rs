@@ -528,8 +528,7 @@ fn of10_match_and_actions_map_onto_the_model() {
     let oxms = super::super::encode_oxms(&f.match_);
     let mut w = MultipartWriter::flow_stats_in(Version::V1_0, 9);
     w.push_flow_stats(&FlowStatsRef::of(&f, &oxms)).unwrap();
-    // A match OF1.0 cannot express is shown in its lossy form, an action it
-    // cannot express (goto_table) is refused.
+    // An action OF1.0 cannot express (push_vlan) is refused.
     let ipv6 = FlowStats {
         match_: Match {
             fields: vec![
@@ -537,7 +536,7 @@ fn of10_match_and_actions_map_onto_the_model() {
                 OxmField::exact(OxmId::Ipv6Src, 1),
             ],
         },
-        instructions: vec![Instruction::GotoTable(TableId(1))],
+        instructions: vec![Instruction::ApplyActions(vec![Action::PushVlan(0x8100)])],
         ..f.clone()
     };
     let oxms6 = super::super::encode_oxms(&ipv6.match_);
@@ -558,6 +557,85 @@ fn of10_match_and_actions_map_onto_the_model() {
     assert_eq!(v.len(), 1);
     assert_eq!(v[0].match_, f.match_);
     assert_eq!(v[0].instructions, f.instructions);
+    // Write-metadata and goto-table travel as Nicira actions (as OVS writes
+    // them in OF1.0); the action set and meters have no OF1.0 form and are
+    // left out of flow stats, as OVS leaves them out.
+    let one = |pipeline: Vec<Instruction>, shown: &[&str]| {
+        let mut with_meter = vec![Instruction::Meter(MeterId(1))];
+        with_meter.extend(pipeline.clone());
+        with_meter.push(Instruction::ClearActions);
+        let g = FlowStats {
+            instructions: with_meter,
+            ..f.clone()
+        };
+        let mut w = MultipartWriter::flow_stats_in(Version::V1_0, 9);
+        w.push_flow_stats(&FlowStatsRef::of(&g, &oxms)).unwrap();
+        let b = w.finish().remove(0);
+        let Message::MultipartReply(MultipartReply {
+            body: MpReplyBody::Flow(v),
+            ..
+        }) = decode_in(Version::V1_0, &b).unwrap().body
+        else {
+            panic!()
+        };
+        assert_eq!(v[0].instructions, pipeline);
+        if let Some(t) = ovs_print(&b) {
+            for n in shown {
+                assert!(t.contains(n), "{n} in {t}");
+            }
+        }
+        g
+    };
+    one(
+        vec![
+            Instruction::ApplyActions(vec![Action::Group(GroupId(4))]),
+            Instruction::GotoTable(TableId(3)),
+        ],
+        &["group:4", "resubmit(,3)"],
+    );
+    let g = one(
+        vec![
+            Instruction::ApplyActions(vec![Action::DecNwTtl]),
+            Instruction::WriteMetadata {
+                value: 5,
+                mask: 0xff,
+            },
+        ],
+        &["dec_ttl", "write_metadata:0x5/0xff"],
+    );
+    let both = FlowStats {
+        instructions: vec![
+            Instruction::WriteMetadata { value: 1, mask: 1 },
+            Instruction::GotoTable(TableId(1)),
+        ],
+        ..f.clone()
+    };
+    let mut w = MultipartWriter::flow_stats_in(Version::V1_0, 9);
+    assert!(w.push_flow_stats(&FlowStatsRef::of(&both, &oxms)).is_err());
+    // A flow-mod must not lose them: refused instead.
+    let fm = FlowMod {
+        cookie: Cookie(0),
+        cookie_mask: 0,
+        table_id: TableId(0),
+        command: FlowModCommand::Add,
+        idle_timeout: 0,
+        hard_timeout: 0,
+        priority: 1,
+        buffer_id: NO_BUFFER,
+        out_port: PortNo::ANY,
+        out_group: GroupId::ANY,
+        flags: 0,
+        match_: Match::default(),
+        instructions: g.instructions.clone(),
+    };
+    assert!(encode_to_vec_in(
+        Version::V1_0,
+        &OfpMsg {
+            xid: 1,
+            body: Message::FlowMod(fm)
+        }
+    )
+    .is_err());
     // Reserved ports keep their meaning across the 16/32-bit boundary.
     for (p16, p32) in [
         (1u16, 1u32),
