@@ -13,6 +13,8 @@ done
 /usr/bin/python3 -c 'import scapy.all' >/dev/null 2>&1 || need_apt=1
 if [ "$need_apt" = 1 ]; then
     apt-get update -qq
+    # tshark: answer its "non-root capture" question without a prompt.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
     apt-get install -y -qq openvswitch-common openvswitch-testcontroller iperf3 iputils-ping \
         iproute2 ethtool python3 python3-pip coreutils tcpdump curl openssl util-linux \
         tshark python3-scapy >/dev/null

@@ -429,6 +429,8 @@ impl Requests<'_> {
             MpRequestBody::TableFeatures(_) => Err(OfpError::TableFeaturesEperm),
             MpRequestBody::PortDesc => Ok(MpReplyBody::PortDesc(of.port_descs())),
             MpRequestBody::Experimenter { .. } => Err(OfpError::BadExperimenter),
+            // Flow monitors decode (openflow::monitor) but are not served yet.
+            MpRequestBody::FlowMonitor(_) => Err(OfpError::BadMultipart),
         };
         match body {
             Ok(b) => fx.reply(

@@ -2128,9 +2128,8 @@ mod set_field_audit {
         let ip4 = (EthType, 0x800);
         let ip6 = (EthType, 0x86dd);
         match id {
-            InPort | InPhyPort | Metadata | EthDst | EthSrc | EthType | TunnelId => {
-                (vec![], eth_ip4(6))
-            }
+            InPort | InPhyPort | Metadata | EthDst | EthSrc | EthType | TunnelId | TunIpv4Src
+            | TunIpv4Dst => (vec![], eth_ip4(6)),
             VlanVid | VlanPcp => (vec![(VlanVid, 0x1000 | 5)], tagged(eth_ip4(6))),
             IpDscp | IpEcn | IpProto | Ipv4Src | Ipv4Dst => (vec![ip4], eth_ip4(6)),
             TcpSrc | TcpDst => (vec![ip4, (IpProto, 6)], eth_ip4(6)),

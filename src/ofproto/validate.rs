@@ -114,6 +114,8 @@ fn set_field_ok(f: &OxmField, ctx: &Ctx) -> Result<(), OfpError> {
     let ok = match f.id {
         InPhyPort | EthType | IpProto | Ipv6Exthdr | MplsBos => false,
         PbbIsid => ctx.has(&[eth_type::PBB], None),
+        // Tunnel addresses are not written by translation yet (issue 11).
+        TunIpv4Src | TunIpv4Dst => return Err(OfpError::BadSetType),
         InPort | Metadata | EthDst | EthSrc | TunnelId => true,
         VlanVid | VlanPcp => ctx.lenient || ctx.vlan,
         IpDscp | IpEcn => ctx.has(IP, None),

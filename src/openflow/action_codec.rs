@@ -9,7 +9,6 @@
 use super::action::{Action, Instruction};
 use super::error::OfpError;
 use super::match_codec::{decode_oxm, encode_oxm, SET_FIELD_ERRORS};
-use super::message::{Bucket, MeterBand};
 use super::wire::{
     pad8, pad_to_8, patch_u16, put_u16, put_u32, put_u64, put_u8, put_zeros, Reader,
 };
@@ -42,11 +41,6 @@ const IT_APPLY_ACTIONS: u16 = 4;
 const IT_CLEAR_ACTIONS: u16 = 5;
 const IT_METER: u16 = 6;
 const IT_EXPERIMENTER: u16 = 0xffff;
-
-// OFPMBT_* numbers.
-const MBT_DROP: u16 = 1;
-const MBT_DSCP_REMARK: u16 = 2;
-const MBT_EXPERIMENTER: u16 = 0xffff;
 
 /// Split the next TLV (type, len) off `r`: returns its type and a reader over the
 /// whole element (header included). `min` is the smallest legal length.
@@ -336,95 +330,104 @@ pub(crate) fn encode_instructions(out: &mut Vec<u8>, insts: &[Instruction]) {
     }
 }
 
-/// Parse a bucket list (`ofp_bucket`: len, weight, watch_port, watch_group, pad 4,
-/// actions) spanning all of `r`.
-pub(crate) fn decode_buckets(mut r: Reader<'_>) -> Result<Vec<Bucket>, OfpError> {
-    let mut out = Vec::new();
-    while !r.is_empty() {
-        let len = r.peek_u16(0).map_err(|_| OfpError::BadBucket)? as usize;
-        if len < 16 || !len.is_multiple_of(8) || len > r.remaining() {
-            return Err(OfpError::BadBucket);
+/// OFPAT_METER (OF1.5.1 §7.2.5.15): OpenFlow 1.5 replaced the meter
+/// instruction with this action.
+const AT15_METER: u16 = 29;
+/// Size of OFPAT_METER.
+const AT15_METER_LEN: usize = 8;
+
+/// An OF1.5 instruction list: a leading OFPAT_METER action of an
+/// apply-actions instruction becomes the model's [`Instruction::Meter`]
+/// (ahead of the apply-actions, which is dropped if the meter was all it
+/// held); OFPIT_METER itself is not an OF1.5 instruction (UNKNOWN_INST, as
+/// Open vSwitch answers).
+pub(crate) fn decode_instructions15(r: Reader<'_>) -> Result<Vec<Instruction>, OfpError> {
+    let raw = r.rest();
+    // Find OFPIT_METER at the top level first: it does not exist in 1.5.
+    let mut scan = Reader::new(raw, OfpError::BadInstructionLen);
+    let mut out = Vec::with_capacity(4);
+    while !scan.is_empty() {
+        let (t, mut e) = next_tlv(&mut scan, 8, OfpError::BadInstructionLen)?;
+        match t {
+            IT_METER => return Err(OfpError::UnknownInstruction),
+            IT_APPLY_ACTIONS if e.remaining() >= 4 + AT15_METER_LEN => {
+                e.skip(4)?;
+                let acts = e.take_rest();
+                let first = u16::from_be_bytes([acts[0], acts[1]]);
+                let len = u16::from_be_bytes([acts[2], acts[3]]) as usize;
+                if first == AT15_METER && len == AT15_METER_LEN {
+                    let id = u32::from_be_bytes([acts[4], acts[5], acts[6], acts[7]]);
+                    out.push(Instruction::Meter(MeterId(id)));
+                    let rest = decode_actions(Reader::new(
+                        &acts[AT15_METER_LEN..],
+                        OfpError::BadActionLen,
+                    ))?;
+                    if !rest.is_empty() {
+                        out.push(Instruction::ApplyActions(rest));
+                    }
+                    continue;
+                }
+                out.push(Instruction::ApplyActions(decode_actions(Reader::new(
+                    acts,
+                    OfpError::BadActionLen,
+                ))?));
+            }
+            _ => {
+                // Re-parse this one instruction with the OF1.3 rules.
+                let mut one = Vec::new();
+                encode_raw_tlv(&mut one, t, e.rest());
+                out.extend(decode_instructions(Reader::new(
+                    &one,
+                    OfpError::BadInstructionLen,
+                ))?);
+            }
         }
-        let mut b = r.sub(len, OfpError::BadBucket)?;
-        b.skip(2)?;
-        let weight = b.u16()?;
-        let watch_port = PortNo(b.u32()?);
-        let watch_group = GroupId(b.u32()?);
-        b.skip(4)?;
-        let actions = decode_actions(Reader::new(b.take_rest(), OfpError::BadActionLen))?;
-        out.push(Bucket {
-            weight,
-            watch_port,
-            watch_group,
-            actions,
-        });
     }
     Ok(out)
 }
 
-/// Append a bucket list.
-pub(crate) fn encode_buckets(out: &mut Vec<u8>, buckets: &[Bucket]) {
-    for b in buckets {
-        let start = out.len();
-        put_u16(out, 0);
-        put_u16(out, b.weight);
-        put_u32(out, b.watch_port.0);
-        put_u32(out, b.watch_group.0);
-        put_zeros(out, 4);
-        encode_actions(out, &b.actions);
-        let len = out.len() - start;
-        patch_u16(out, start, len as u16);
-    }
+/// Re-frames a TLV whose 4-byte header was consumed.
+fn encode_raw_tlv(out: &mut Vec<u8>, t: u16, body: &[u8]) {
+    put_u16(out, t);
+    put_u16(out, (4 + body.len()) as u16);
+    out.extend_from_slice(body);
 }
 
-/// Parse a meter band list spanning all of `r`. Bands are 16 bytes; longer
-/// experimenter bands are accepted and their extra payload ignored.
-pub(crate) fn decode_bands(mut r: Reader<'_>) -> Result<Vec<MeterBand>, OfpError> {
-    let mut out = Vec::new();
-    while !r.is_empty() {
-        let (t, mut e) = next_tlv(&mut r, 16, OfpError::BadBand)?;
-        let len = e.remaining() + 4;
-        let rate = e.u32()?;
-        let burst_size = e.u32()?;
-        let band = match t {
-            MBT_DROP if len == 16 => MeterBand::Drop { rate, burst_size },
-            MBT_DSCP_REMARK if len == 16 => MeterBand::DscpRemark {
-                rate,
-                burst_size,
-                prec_level: e.u8()?,
-            },
-            MBT_EXPERIMENTER => MeterBand::Experimenter {
-                rate,
-                burst_size,
-                experimenter: e.u32()?,
-            },
-            _ => return Err(OfpError::BadBand),
-        };
-        out.push(band);
-    }
-    Ok(out)
-}
-
-/// Append a meter band list.
-pub(crate) fn encode_bands(out: &mut Vec<u8>, bands: &[MeterBand]) {
-    for b in bands {
-        let (t, rate, burst, tail) = match *b {
-            MeterBand::Drop { rate, burst_size } => (MBT_DROP, rate, burst_size, 0u32),
-            MeterBand::DscpRemark {
-                rate,
-                burst_size,
-                prec_level,
-            } => (MBT_DSCP_REMARK, rate, burst_size, (prec_level as u32) << 24),
-            MeterBand::Experimenter {
-                rate,
-                burst_size,
-                experimenter,
-            } => (MBT_EXPERIMENTER, rate, burst_size, experimenter),
-        };
-        put_u16(out, t);
-        put_u16(out, 16);
-        put_u32(out, rate);
-        put_u32(out, burst);
-        put_u32(out, tail);
+/// Writes instructions for OF1.5: a meter instruction becomes an OFPAT_METER
+/// action at the head of an apply-actions instruction written where the
+/// meter instruction stands (merged with the list's apply-actions, if it
+/// has one), so that decoding gives the same order back.
+pub(crate) fn encode_instructions15(out: &mut Vec<u8>, insts: &[Instruction]) {
+    let Some(m) = insts.iter().find_map(|i| match i {
+        Instruction::Meter(m) => Some(*m),
+        _ => None,
+    }) else {
+        return encode_instructions(out, insts);
+    };
+    let apply = insts.iter().find_map(|i| match i {
+        Instruction::ApplyActions(a) => Some(a),
+        _ => None,
+    });
+    let mut met = false;
+    for i in insts {
+        match i {
+            Instruction::Meter(_) if !met => {
+                met = true;
+                let start = out.len();
+                put_u16(out, IT_APPLY_ACTIONS);
+                put_u16(out, 0);
+                put_zeros(out, 4);
+                put_u16(out, AT15_METER);
+                put_u16(out, AT15_METER_LEN as u16);
+                put_u32(out, m.0);
+                if let Some(a) = apply {
+                    encode_actions(out, a);
+                }
+                let len = out.len() - start;
+                patch_u16(out, start + 2, len as u16);
+            }
+            Instruction::Meter(_) | Instruction::ApplyActions(_) => {}
+            other => encode_instructions(out, std::slice::from_ref(other)),
+        }
     }
 }

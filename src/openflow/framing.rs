@@ -3,8 +3,9 @@
 //!
 //! A TCP stream carries back-to-back messages whose 8-byte `ofp_header` gives
 //! their length. [`frame_len`] answers "is a whole message here yet, and how long
-//! is it"; [`negotiate`] implements the HELLO exchange of OpenFlow 1.3 §6.3.1 for
-//! a switch that speaks only version 0x04.
+//! is it"; [`negotiate_version`] implements the HELLO exchange of OF1.3.5 §6.3.1
+//! over every version we speak ([`Version::SUPPORTED`]); [`negotiate`] is the
+//! same for a session that speaks only OpenFlow 1.3.
 
 use super::message::OFP_VERSION;
 
@@ -60,7 +61,7 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, FrameError> {
 
 /// The peer and we share no OpenFlow version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("peer does not support OpenFlow 1.3 (header version {peer_version:#04x})")]
+#[error("no OpenFlow version in common with the peer (header version {peer_version:#04x})")]
 pub struct Incompatible {
     /// The version in the peer's HELLO header.
     pub peer_version: u8,
@@ -84,6 +85,27 @@ impl Version {
     pub const V1_4: Version = Version(0x05);
     /// OpenFlow 1.5 (wire 0x06).
     pub const V1_5: Version = Version(0x06);
+
+    /// The versions this switch speaks, lowest first: OpenFlow 1.0, 1.3, 1.4
+    /// and 1.5. 1.1 and 1.2 are not implemented: `ovs-ofctl` offers only 1.0
+    /// unless told otherwise, and the controllers we test with speak 1.3+.
+    pub const SUPPORTED: [Version; 4] =
+        [Version::V1_0, Version::V1_3, Version::V1_4, Version::V1_5];
+
+    /// Whether we speak this version.
+    pub fn is_supported(self) -> bool {
+        Self::SUPPORTED.contains(&self)
+    }
+
+    /// The highest version we speak.
+    pub const fn highest() -> Version {
+        Version::V1_5
+    }
+
+    /// Our HELLO version bitmap (bit n = wire version n), one 32-bit word.
+    pub fn bitmap() -> u32 {
+        Self::SUPPORTED.iter().fold(0, |b, v| b | 1 << v.0)
+    }
 }
 
 impl std::fmt::Display for Version {
@@ -95,7 +117,42 @@ impl std::fmt::Display for Version {
     }
 }
 
-/// Decide the session's version from the peer's HELLO (§6.3.1). With a version
+/// Decide the session's version from the peer's HELLO (OF1.3.5 §6.3.1) over
+/// every version in [`Version::SUPPORTED`]. With a version bitmap (ours is
+/// sent by [`super::codec::encode_hello_versions`]) it is the highest version
+/// set in both; without one, the lower of the two header versions (ours is the
+/// highest we speak), which must be one we speak. Anything else is
+/// incompatible: the caller then sends HELLO_FAILED/INCOMPATIBLE (in the
+/// lower of the two header versions, as `ovs-ofctl` expects) and closes.
+pub fn negotiate_version(
+    peer_header_version: u8,
+    peer_versions: &[u32],
+) -> Result<Version, Incompatible> {
+    let incompatible = Incompatible {
+        peer_version: peer_header_version,
+    };
+    if peer_versions.is_empty() {
+        let v = Version(peer_header_version.min(Version::highest().0));
+        return if v.is_supported() {
+            Ok(v)
+        } else {
+            Err(incompatible)
+        };
+    }
+    Version::SUPPORTED
+        .iter()
+        .rev()
+        .copied()
+        .find(|v| {
+            let bit = v.0 as usize;
+            peer_versions
+                .get(bit / 32)
+                .is_some_and(|w| w & (1 << (bit % 32)) != 0)
+        })
+        .ok_or(incompatible)
+}
+
+/// Decide a 1.3-only session's version from the peer's HELLO (§6.3.1). With a version
 /// bitmap, the highest common version is used, so 0x04 if its bit is set; without
 /// one, the lower of the two header versions, which is 0x04 only if the peer's is
 /// at least 0x04. Anything else is incompatible: the caller then sends
@@ -118,7 +175,7 @@ pub fn negotiate(peer_header_version: u8, peer_versions: &[u32]) -> Result<u8, I
     }
 }
 
-/// Our version bitmap for HELLO: only bit 4 (OpenFlow 1.3).
+/// The version bitmap of a 1.3-only HELLO: only bit 4 (OpenFlow 1.3).
 pub fn our_versions() -> Vec<u32> {
     vec![1 << OFP_VERSION]
 }
@@ -150,5 +207,27 @@ mod tests {
         assert!(negotiate(1, &[]).is_err());
         assert!(negotiate(6, &[0b1100010]).is_err());
         assert_eq!(our_versions(), vec![0x10]);
+    }
+
+    #[test]
+    fn negotiation_over_all_versions() {
+        let v = |n| Ok(Version(n));
+        // Bitmaps: the highest common version.
+        assert_eq!(negotiate_version(6, &[0b111_0010]), v(6));
+        assert_eq!(negotiate_version(6, &[0b011_0010]), v(5));
+        assert_eq!(negotiate_version(4, &[0b1_0010]), v(4));
+        assert_eq!(negotiate_version(1, &[0b10]), v(1));
+        // OF1.1/1.2 only: nothing in common.
+        assert!(negotiate_version(3, &[0b1100]).is_err());
+        // A bitmap naming only versions above ours.
+        assert!(negotiate_version(7, &[0b1000_0000]).is_err());
+        // No bitmap: the lower header version, if we speak it.
+        assert_eq!(negotiate_version(1, &[]), v(1));
+        assert_eq!(negotiate_version(5, &[]), v(5));
+        assert_eq!(negotiate_version(9, &[]), v(6));
+        assert!(negotiate_version(2, &[]).is_err());
+        assert!(negotiate_version(3, &[]).is_err());
+        assert!(negotiate_version(0, &[]).is_err());
+        assert_eq!(Version::bitmap(), 0b111_0010);
     }
 }

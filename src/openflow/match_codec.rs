@@ -10,7 +10,7 @@
 //! so that two rules that match the same packets compare equal in the classifier.
 
 use super::error::OfpError;
-use super::oxm::{Match, OxmField, OxmId, OXM_CLASS_BASIC};
+use super::oxm::{Match, OxmField, OxmId};
 use super::wire::{pad_to_8, patch_u16, put_u16, put_u32, Reader};
 
 /// OFPMT_OXM, the only match type of OpenFlow 1.3.
@@ -38,10 +38,11 @@ fn put_be_n(out: &mut Vec<u8>, v: u128, n: usize) {
     out.extend_from_slice(&bytes[16 - n..]);
 }
 
-/// The 32-bit OXM header for a basic field.
+/// The 32-bit OXM header for a field (basic or Nicira class).
 pub(crate) fn oxm_header(id: OxmId, has_mask: bool) -> u32 {
     let len = id.wire_len() * if has_mask { 2 } else { 1 };
-    ((OXM_CLASS_BASIC as u32) << 16) | ((id as u32) << 9) | ((has_mask as u32) << 8) | len as u32
+    let (class, field) = id.class_field();
+    ((class as u32) << 16) | ((field as u32) << 9) | ((has_mask as u32) << 8) | len as u32
 }
 
 /// Which error codes to use when an OXM is malformed: a match reports
@@ -78,10 +79,7 @@ pub(crate) fn decode_oxm(r: &mut Reader<'_>, e: &OxmErrors) -> Result<OxmField, 
     let has_mask = header & 0x100 != 0;
     let len = (header & 0xff) as usize;
     let payload = r.bytes(len).map_err(|_| e.bad_len)?;
-    if class != OXM_CLASS_BASIC {
-        return Err(e.bad_field);
-    }
-    let id = OxmId::from_u8(field).ok_or(e.bad_field)?;
+    let id = OxmId::from_class_field(class, field).ok_or(e.bad_field)?;
     let w = id.wire_len();
     if len != if has_mask { 2 * w } else { w } {
         return Err(e.bad_len);
@@ -199,7 +197,8 @@ fn prereq_ok(m: &Match, id: OxmId) -> bool {
     let proto = exact(m, IpProto);
     let icmp6_type = exact(m, Icmpv6Type);
     match id {
-        InPort | Metadata | EthDst | EthSrc | EthType | VlanVid | TunnelId => true,
+        InPort | Metadata | EthDst | EthSrc | EthType | VlanVid | TunnelId | TunIpv4Src
+        | TunIpv4Dst => true,
         InPhyPort => m.get(InPort).is_some(),
         VlanPcp => m.get(VlanVid).is_some_and(|f| {
             // VLAN_VID != NONE: the PRESENT bit must be required, not wildcarded.

@@ -1,7 +1,12 @@
-//! OpenFlow 1.3 messages as owned representations (`Repr` in smoltcp's terms).
+//! OpenFlow messages as owned representations (`Repr` in smoltcp's terms).
 //!
-//! A [`Message`] is what one OpenFlow message means, independent of its bytes.
-//! The codec (`decode`/`encode`) converts between the two; nothing here does I/O.
+//! A [`Message`] is what one OpenFlow message means, independent of its bytes
+//! and of the protocol version: the model is OpenFlow 1.3's (OXM matches,
+//! instructions, 32-bit ports), extended where another version carries more
+//! (OF1.0's ports in FEATURES_REPLY, OF1.4's role status and property-based
+//! async config, Nicira extensions, bundles, flow monitors). The per-version
+//! codecs (`decode_in`/`encode_in`) convert between the two; nothing here
+//! does I/O.
 
 use super::action::{Action, Instruction};
 use super::oxm::Match;
@@ -105,6 +110,234 @@ pub enum Message {
     SetAsync(AsyncConfig),
     /// OFPT_METER_MOD.
     MeterMod(MeterMod),
+    /// OFPT_ROLE_STATUS (OF1.4+; ONFT_ROLE_STATUS 1911 in OF1.3): the
+    /// switch tells a controller its role changed.
+    RoleStatus(RoleStatus),
+    /// OF1.4+ OFPT_SET_ASYNC: a property list that changes only the masks it
+    /// names (the OF1.3 form, all masks at once, is [`Message::SetAsync`]).
+    SetAsyncUpdate(AsyncUpdate),
+    /// A Nicira extension message that configures the session (`ovs-ofctl`
+    /// sends them before its real requests: as OF1.0 VENDOR messages, and
+    /// NXT_SET_PACKET_IN_FORMAT etc. as EXPERIMENTER messages in OF1.3+).
+    Nicira(NxMsg),
+    /// OFPT_BUNDLE_CONTROL (OF1.4+; ONF_ET_BUNDLE_CONTROL 2300 in OF1.3).
+    BundleControl(BundleCtrl),
+    /// OFPT_BUNDLE_ADD_MESSAGE (OF1.4+; ONF_ET_BUNDLE_ADD_MESSAGE 2301 in
+    /// OF1.3), with the message to add decoded in the session's version.
+    BundleAdd(BundleAdd),
+    /// Nicira NXT_FLOW_MONITOR_CANCEL (OF1.0) / ONFT_FLOW_MONITOR_CANCEL
+    /// (OF1.3): stop monitor `id`. (OF1.4+ cancels with an OFPMP_FLOW_MONITOR
+    /// request whose command is DELETE.)
+    FlowMonitorCancel(u32),
+    /// Nicira NXT_FLOW_MONITOR_PAUSED / ONFT_FLOW_MONITOR_PAUSED: the switch
+    /// stopped sending updates (its buffer is full). In OF1.4+ this is an
+    /// [`FlowUpdate::Paused`] update instead.
+    FlowMonitorPaused,
+    /// NXT_FLOW_MONITOR_RESUMED / ONFT_FLOW_MONITOR_RESUMED: updates flow again.
+    FlowMonitorResumed,
+}
+
+/// OFPBCT_* bundle control types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BundleCtrlType {
+    /// OFPBCT_OPEN_REQUEST.
+    OpenRequest,
+    /// OFPBCT_OPEN_REPLY.
+    OpenReply,
+    /// OFPBCT_CLOSE_REQUEST.
+    CloseRequest,
+    /// OFPBCT_CLOSE_REPLY.
+    CloseReply,
+    /// OFPBCT_COMMIT_REQUEST.
+    CommitRequest,
+    /// OFPBCT_COMMIT_REPLY.
+    CommitReply,
+    /// OFPBCT_DISCARD_REQUEST.
+    DiscardRequest,
+    /// OFPBCT_DISCARD_REPLY.
+    DiscardReply,
+}
+
+/// OFPBF_ATOMIC: all or nothing.
+pub const BF_ATOMIC: u16 = 1 << 0;
+/// OFPBF_ORDERED: apply in the order added.
+pub const BF_ORDERED: u16 = 1 << 1;
+
+/// OFPT_BUNDLE_CONTROL body (no properties: the only ones defined are
+/// experimenter properties and OF1.5's scheduling time, which are refused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BundleCtrl {
+    /// The bundle.
+    pub bundle_id: u32,
+    /// What to do (or what was done, for replies).
+    pub ctrl_type: BundleCtrlType,
+    /// OFPBF_* flags.
+    pub flags: u16,
+}
+
+/// OFPT_BUNDLE_ADD_MESSAGE body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BundleAdd {
+    /// The bundle.
+    pub bundle_id: u32,
+    /// OFPBF_* flags (must equal the bundle's).
+    pub flags: u16,
+    /// The message to add; its xid equals the outer message's.
+    pub message: Box<OfpMsg>,
+}
+
+/// One OFPMP_FLOW_MONITOR request entry (OF1.4 §7.3.5.19; also the Nicira
+/// and ONF OF1.3 forms, whose flags have the same bits).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowMonitorRequest {
+    /// Controller-chosen monitor id.
+    pub monitor_id: u32,
+    /// Only flows that output to this port (ANY: no filter).
+    pub out_port: PortNo,
+    /// Only flows that output to this group (ANY: no filter).
+    pub out_group: GroupId,
+    /// OFPFMF_* flags: INITIAL 1, ADD 2, REMOVED 4, MODIFY 8, INSTRUCTIONS
+    /// 16, NO_ABBREV 32, ONLY_OWN 64 (Nicira/ONF: the same bits up to 32).
+    pub flags: u16,
+    /// Table or ALL.
+    pub table_id: TableId,
+    /// ADD, MODIFY or DELETE.
+    pub command: FlowMonitorCommand,
+    /// Only flows this match covers (non-strict).
+    pub match_: Match,
+}
+
+/// OFPFMF_INITIAL.
+pub const FMF_INITIAL: u16 = 1 << 0;
+/// OFPFMF_ADD.
+pub const FMF_ADD: u16 = 1 << 1;
+/// OFPFMF_REMOVED.
+pub const FMF_REMOVED: u16 = 1 << 2;
+/// OFPFMF_MODIFY.
+pub const FMF_MODIFY: u16 = 1 << 3;
+/// OFPFMF_INSTRUCTIONS.
+pub const FMF_INSTRUCTIONS: u16 = 1 << 4;
+/// OFPFMF_NO_ABBREV (Nicira/ONF "OWN": own changes in full).
+pub const FMF_NO_ABBREV: u16 = 1 << 5;
+/// OFPFMF_ONLY_OWN (OF1.4 only).
+pub const FMF_ONLY_OWN: u16 = 1 << 6;
+
+/// OFPFMC_* flow monitor commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FlowMonitorCommand {
+    /// OFPFMC_ADD.
+    Add,
+    /// OFPFMC_MODIFY.
+    Modify,
+    /// OFPFMC_DELETE.
+    Delete,
+}
+
+/// What happened to a monitored flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FlowUpdateEvent {
+    /// OFPFME_INITIAL: present when the monitor was created (Nicira/ONF
+    /// report these as ADDED).
+    Initial,
+    /// OFPFME_ADDED.
+    Added,
+    /// OFPFME_REMOVED (Nicira/ONF DELETED).
+    Removed,
+    /// OFPFME_MODIFIED.
+    Modified,
+}
+
+/// One flow-monitor update (an OFPMP_FLOW_MONITOR reply entry).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FlowUpdate {
+    /// `ofp_flow_update_full`.
+    Full {
+        /// Event.
+        event: FlowUpdateEvent,
+        /// Table.
+        table_id: TableId,
+        /// OFPRR_* for REMOVED, else 0.
+        reason: u8,
+        /// Idle timeout.
+        idle_timeout: u16,
+        /// Hard timeout.
+        hard_timeout: u16,
+        /// Priority.
+        priority: u16,
+        /// Cookie.
+        cookie: Cookie,
+        /// Match.
+        match_: Match,
+        /// Instructions (empty unless the monitor asked for them).
+        instructions: Vec<Instruction>,
+    },
+    /// `ofp_flow_update_abbrev`: the change the controller's own request
+    /// with this xid made.
+    Abbrev {
+        /// The request's xid.
+        xid: u32,
+    },
+    /// OFPFME_PAUSED (OF1.4+).
+    Paused,
+    /// OFPFME_RESUMED (OF1.4+).
+    Resumed,
+}
+
+/// Nicira (vendor 0x00002320) session-configuration messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NxMsg {
+    /// NXT_SET_FLOW_FORMAT (12): always NXFF_OPENFLOW10 (0) here. NXM (2),
+    /// which this switch does not speak, is refused at decode time with
+    /// OFPBRC_EPERM, the error Open vSwitch gives for a format it will not
+    /// use; `ovs-ofctl` then falls back to the OpenFlow 1.0 format.
+    SetFlowFormat(u32),
+    /// NXT_FLOW_MOD_TABLE_ID (15): whether an OF1.0 FLOW_MOD's command
+    /// carries a table id in its upper byte.
+    FlowModTableId(bool),
+    /// NXT_SET_PACKET_IN_FORMAT (16): NXPIF_STANDARD (0), NXPIF_NXT_PACKET_IN
+    /// (1) or NXPIF_NXT_PACKET_IN2 (2).
+    SetPacketInFormat(u32),
+    /// NXT_SET_CONTROLLER_ID (20): the controller's connection id.
+    SetControllerId(u16),
+}
+
+/// OFPT_ROLE_STATUS body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoleStatus {
+    /// The new role.
+    pub role: ControllerRole,
+    /// OFPCRR_MASTER_REQUEST (0), CONFIG (1), EXPERIMENTER (2).
+    pub reason: u8,
+    /// Master election generation id.
+    pub generation_id: u64,
+}
+
+/// An OF1.4+ SET_ASYNC: each mask `[master/equal, slave]` the message names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AsyncUpdate {
+    /// PACKET_IN reasons.
+    pub packet_in_mask: [Option<u32>; 2],
+    /// PORT_STATUS reasons.
+    pub port_status_mask: [Option<u32>; 2],
+    /// FLOW_REMOVED reasons.
+    pub flow_removed_mask: [Option<u32>; 2],
+}
+
+impl AsyncUpdate {
+    /// Applies the masks this update names to `c`.
+    pub fn apply(&self, c: &mut AsyncConfig) {
+        for (dst, src) in [
+            (&mut c.packet_in_mask, self.packet_in_mask),
+            (&mut c.port_status_mask, self.port_status_mask),
+            (&mut c.flow_removed_mask, self.flow_removed_mask),
+        ] {
+            for (d, s) in dst.iter_mut().zip(src) {
+                if let Some(v) = s {
+                    *d = v;
+                }
+            }
+        }
+    }
 }
 
 /// OFPT_ERROR body.
@@ -131,6 +364,9 @@ pub struct SwitchFeatures {
     pub auxiliary_id: u8,
     /// OFPC_* capability bits.
     pub capabilities: u32,
+    /// The ports: sent only in OpenFlow 1.0, whose FEATURES_REPLY carries
+    /// them (later versions answer OFPMP_PORT_DESC instead; ignored there).
+    pub ports: Vec<PortDesc>,
 }
 
 /// GET_CONFIG_REPLY / SET_CONFIG body.
@@ -541,6 +777,9 @@ pub enum MpRequestBody {
         /// Payload.
         data: Vec<u8>,
     },
+    /// OFPMP_FLOW_MONITOR (OF1.4+), ONFST_FLOW_MONITOR (OF1.3) or Nicira
+    /// NXST_FLOW_MONITOR (OF1.0).
+    FlowMonitor(Vec<FlowMonitorRequest>),
 }
 
 /// A multipart reply (`flags` carries REPLY_MORE).
@@ -839,4 +1078,7 @@ pub enum MpReplyBody {
     TableFeatures(Vec<TableFeatures>),
     /// OFPMP_PORT_DESC.
     PortDesc(Vec<PortDesc>),
+    /// OFPMP_FLOW_MONITOR (and its ONF/Nicira forms): initial flows in
+    /// answer to a request, later updates with xid 0.
+    FlowMonitor(Vec<FlowUpdate>),
 }

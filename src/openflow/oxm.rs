@@ -1,5 +1,7 @@
-//! OXM match fields (OpenFlow 1.3 §7.2.3): the 40 basic fields as a uniform
-//! `(field, value, mask)` triple.
+//! OXM match fields (OpenFlow 1.3 §7.2.3): the 40 basic fields, and the
+//! Nicira tunnel fields controllers use over OpenFlow 1.3 (`tun_src`,
+//! `tun_dst`: NXM_NX_TUN_IPV4_SRC/DST, class 0x0001, as Open vSwitch puts
+//! them in OXM matches), as a uniform `(field, value, mask)` triple.
 //!
 //! A uniform shape (rather than one enum variant per field) keeps conversion to the
 //! switch's [`crate::datapath::flow::FlowKey`] table-driven and makes property
@@ -10,8 +12,19 @@ use crate::types::PortNo;
 
 /// OFPXMC_OPENFLOW_BASIC.
 pub const OXM_CLASS_BASIC: u16 = 0x8000;
+/// OFPXMC_NXM_1: Nicira's extension fields (NXM_NX_*), which Open vSwitch
+/// also uses inside OXM matches and set-field actions.
+pub const OXM_CLASS_NXM_1: u16 = 0x0001;
+/// NXM_NX_TUN_ID's field number: the same field as OXM TUNNEL_ID.
+pub const NXM_NX_TUN_ID: u8 = 16;
+/// NXM_NX_TUN_IPV4_SRC's field number.
+pub const NXM_NX_TUN_IPV4_SRC: u8 = 31;
+/// NXM_NX_TUN_IPV4_DST's field number.
+pub const NXM_NX_TUN_IPV4_DST: u8 = 32;
 
-/// The 40 OpenFlow basic OXM fields, numbered as on the wire.
+/// The 40 OpenFlow basic OXM fields, numbered as on the wire, and the Nicira
+/// tunnel fields (numbered after them; their wire class and field are
+/// [`OxmId::class_field`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum OxmId {
@@ -95,6 +108,10 @@ pub enum OxmId {
     TunnelId = 38,
     /// IPv6 extension header pseudo-field.
     Ipv6Exthdr = 39,
+    /// Tunnel outer IPv4 source (Nicira NXM_NX_TUN_IPV4_SRC, `tun_src`).
+    TunIpv4Src = 40,
+    /// Tunnel outer IPv4 destination (Nicira NXM_NX_TUN_IPV4_DST, `tun_dst`).
+    TunIpv4Dst = 41,
 }
 
 impl OxmId {
@@ -142,16 +159,42 @@ impl OxmId {
         OxmId::Ipv6Exthdr,
     ];
 
-    /// Field number to id.
+    /// The Nicira fields the codec knows (not in [`OxmId::ALL`], which is
+    /// the OpenFlow basic class only).
+    pub const NICIRA: [OxmId; 2] = [OxmId::TunIpv4Src, OxmId::TunIpv4Dst];
+
+    /// Basic-class field number to id.
     pub fn from_u8(n: u8) -> Option<OxmId> {
         Self::ALL.get(n as usize).copied()
+    }
+
+    /// The wire `(class, field)`.
+    pub const fn class_field(self) -> (u16, u8) {
+        match self {
+            OxmId::TunIpv4Src => (OXM_CLASS_NXM_1, NXM_NX_TUN_IPV4_SRC),
+            OxmId::TunIpv4Dst => (OXM_CLASS_NXM_1, NXM_NX_TUN_IPV4_DST),
+            id => (OXM_CLASS_BASIC, id as u8),
+        }
+    }
+
+    /// The id of a wire `(class, field)`. NXM_NX_TUN_ID is OXM TUNNEL_ID
+    /// under its Nicira name (encoded back in the basic class).
+    pub fn from_class_field(class: u16, field: u8) -> Option<OxmId> {
+        match (class, field) {
+            (OXM_CLASS_BASIC, n) => Self::from_u8(n),
+            (OXM_CLASS_NXM_1, NXM_NX_TUN_ID) => Some(OxmId::TunnelId),
+            (OXM_CLASS_NXM_1, NXM_NX_TUN_IPV4_SRC) => Some(OxmId::TunIpv4Src),
+            (OXM_CLASS_NXM_1, NXM_NX_TUN_IPV4_DST) => Some(OxmId::TunIpv4Dst),
+            _ => None,
+        }
     }
 
     /// Payload length on the wire (without mask), in bytes.
     pub const fn wire_len(self) -> usize {
         use OxmId::*;
         match self {
-            InPort | InPhyPort | Ipv4Src | Ipv4Dst | ArpSpa | ArpTpa | Ipv6Flabel | MplsLabel => 4,
+            InPort | InPhyPort | Ipv4Src | Ipv4Dst | ArpSpa | ArpTpa | Ipv6Flabel | MplsLabel
+            | TunIpv4Src | TunIpv4Dst => 4,
             Metadata | TunnelId => 8,
             EthDst | EthSrc | ArpSha | ArpTha | Ipv6NdSll | Ipv6NdTll => 6,
             EthType | VlanVid | TcpSrc | TcpDst | UdpSrc | UdpDst | SctpSrc | SctpDst | ArpOp
@@ -203,6 +246,8 @@ impl OxmId {
                 | PbbIsid
                 | TunnelId
                 | Ipv6Exthdr
+                | TunIpv4Src
+                | TunIpv4Dst
                 | TcpSrc
                 | TcpDst
                 | UdpSrc
@@ -256,6 +301,8 @@ impl OxmId {
             PbbIsid => "pbb_isid",
             TunnelId => "tun_id",
             Ipv6Exthdr => "ipv6_exthdr",
+            TunIpv4Src => "tun_src",
+            TunIpv4Dst => "tun_dst",
         }
     }
 }

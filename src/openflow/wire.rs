@@ -117,13 +117,6 @@ impl<'a> Reader<'a> {
         let s = self.bytes(n)?;
         Ok(Reader::new(s, short))
     }
-
-    /// A fixed-size NUL-padded string field, up to the first NUL.
-    pub(crate) fn string(&mut self, n: usize) -> Result<String, OfpError> {
-        let s = self.bytes(n)?;
-        let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
-        Ok(String::from_utf8_lossy(&s[..end]).into_owned())
-    }
 }
 
 /// Round `n` up to a multiple of 8.
@@ -158,21 +151,140 @@ pub(crate) fn pad_to_8(out: &mut Vec<u8>, start: usize) {
     put_zeros(out, pad8(len) - len);
 }
 
-/// Append `s` as a NUL-padded field of exactly `n` bytes, always NUL-terminated
-/// (the longest string kept is `n - 1` bytes, as C readers expect). Truncation
-/// happens at a character boundary so the field stays valid UTF-8.
-pub(crate) fn put_string(out: &mut Vec<u8>, s: &str, n: usize) {
-    let mut keep = s.len().min(n.saturating_sub(1));
-    while !s.is_char_boundary(keep) {
-        keep -= 1;
-    }
-    out.extend_from_slice(&s.as_bytes()[..keep]);
-    put_zeros(out, n - keep);
-}
-
 /// Overwrite a big-endian u16 at `at` (which the caller has already written).
 pub(crate) fn patch_u16(out: &mut [u8], at: usize, v: u16) {
     if let Some(dst) = out.get_mut(at..at + 2) {
         dst.copy_from_slice(&v.to_be_bytes());
+    }
+}
+
+/// A byte range inside a fixed-size structure (smoltcp's `wire::field::Field`).
+pub(crate) type Field = core::ops::Range<usize>;
+
+impl<'a> Reader<'a> {
+    /// The one length check of a fixed-size part: consumes `len` bytes (the
+    /// reader's own error if fewer remain) and returns them for field access.
+    pub(crate) fn fixed(&mut self, len: usize) -> Result<Fields<'a>, OfpError> {
+        self.bytes(len).map(Fields)
+    }
+
+    /// A structure that must be the whole rest of the reader, exactly `len`
+    /// bytes (anything else is BAD_LEN).
+    pub(crate) fn exact(&mut self, len: usize) -> Result<Fields<'a>, OfpError> {
+        if self.remaining() != len {
+            return Err(OfpError::BadLen);
+        }
+        self.fixed(len)
+    }
+}
+
+/// The bytes of a fixed-size structure whose length has been checked once;
+/// fields are read by their named ranges. A range outside the bytes (a bug in
+/// a layout table, which the round-trip tests would show) reads as zeros
+/// rather than panicking.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fields<'a>(pub(crate) &'a [u8]);
+
+impl<'a> Fields<'a> {
+    fn arr<const N: usize>(&self, f: Field) -> [u8; N] {
+        let mut a = [0u8; N];
+        if let Some(s) = self.0.get(f) {
+            if s.len() == N {
+                a.copy_from_slice(s);
+            }
+        }
+        a
+    }
+
+    pub(crate) fn u8(&self, at: usize) -> u8 {
+        self.0.get(at).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn u16(&self, f: Field) -> u16 {
+        u16::from_be_bytes(self.arr(f))
+    }
+
+    pub(crate) fn u32(&self, f: Field) -> u32 {
+        u32::from_be_bytes(self.arr(f))
+    }
+
+    pub(crate) fn u64(&self, f: Field) -> u64 {
+        u64::from_be_bytes(self.arr(f))
+    }
+
+    pub(crate) fn mac(&self, f: Field) -> [u8; 6] {
+        self.arr(f)
+    }
+
+    /// A NUL-padded string field, up to its first NUL.
+    pub(crate) fn string(&self, f: Field) -> String {
+        let s = self.0.get(f).unwrap_or(&[]);
+        let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
+        String::from_utf8_lossy(&s[..end]).into_owned()
+    }
+}
+
+/// A fixed-size structure being built: zeroed (so padding is zero), fields set
+/// by their named ranges, then appended whole.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FieldsMut<const N: usize>(pub(crate) [u8; N]);
+
+impl<const N: usize> FieldsMut<N> {
+    pub(crate) fn new() -> Self {
+        FieldsMut([0; N])
+    }
+
+    fn put(&mut self, f: Field, v: &[u8]) {
+        if let Some(d) = self.0.get_mut(f) {
+            if d.len() == v.len() {
+                d.copy_from_slice(v);
+            }
+        }
+    }
+
+    pub(crate) fn set_u8(&mut self, at: usize, v: u8) -> &mut Self {
+        if let Some(d) = self.0.get_mut(at) {
+            *d = v;
+        }
+        self
+    }
+
+    pub(crate) fn set_u16(&mut self, f: Field, v: u16) -> &mut Self {
+        self.put(f, &v.to_be_bytes());
+        self
+    }
+
+    pub(crate) fn set_u32(&mut self, f: Field, v: u32) -> &mut Self {
+        self.put(f, &v.to_be_bytes());
+        self
+    }
+
+    pub(crate) fn set_u64(&mut self, f: Field, v: u64) -> &mut Self {
+        self.put(f, &v.to_be_bytes());
+        self
+    }
+
+    pub(crate) fn set_bytes(&mut self, f: Field, v: &[u8]) -> &mut Self {
+        self.put(f, v);
+        self
+    }
+
+    /// A NUL-padded string, always NUL-terminated (the longest kept is one
+    /// byte shorter than the field, as C readers expect), cut at a character
+    /// boundary so the field stays valid UTF-8.
+    pub(crate) fn set_string(&mut self, f: Field, s: &str) -> &mut Self {
+        let n = f.len();
+        let mut keep = s.len().min(n.saturating_sub(1));
+        while !s.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        let start = f.start;
+        self.put(start..start + keep, &s.as_bytes()[..keep]);
+        self
+    }
+
+    /// Appends the structure.
+    pub(crate) fn emit(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.0);
     }
 }

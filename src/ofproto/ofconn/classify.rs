@@ -111,6 +111,7 @@ pub fn classify(body: &Message, head: &[u8]) -> Class {
         | Message::EchoReply(_)
         | Message::Error(_)
         | Message::Experimenter { .. }
+        | Message::Nicira(_)
         | Message::FeaturesRequest
         | Message::GetConfigRequest
         | Message::SetConfig(_)

@@ -1123,7 +1123,9 @@ impl OfConn {
                     e.err_type,
                     e.code
                 ),
-                Message::Experimenter { .. } => {
+                // Nicira session messages decode (openflow::NxMsg) but this
+                // switch does not act on them yet.
+                Message::Experimenter { .. } | Message::Nicira(_) => {
                     self.send_error(xid, OfpError::BadExperimenter, &head)
                 }
                 Message::FeaturesRequest => self.send(
@@ -1134,6 +1136,8 @@ impl OfConn {
                         n_tables: TableId::N_TABLES,
                         auxiliary_id: 0,
                         capabilities: CAPABILITIES,
+                        // Sent only in OpenFlow 1.0 replies.
+                        ports: Vec::new(),
                     }),
                 ),
                 Message::GetConfigRequest => {
