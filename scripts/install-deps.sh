@@ -5,13 +5,18 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 need_apt=0
-for p in ovs-ofctl ovs-appctl ovs-testcontroller iperf3 ping ip ethtool python3 stdbuf tcpdump curl; do
+for p in ovs-ofctl ovs-appctl ovs-testcontroller iperf3 ping ip ethtool python3 stdbuf tcpdump curl promtool prlimit; do
     command -v "$p" >/dev/null 2>&1 || need_apt=1
 done
 if [ "$need_apt" = 1 ]; then
     apt-get update -qq
     apt-get install -y -qq openvswitch-common openvswitch-testcontroller iperf3 iputils-ping \
-        iproute2 ethtool python3 python3-pip coreutils tcpdump curl >/dev/null
+        iproute2 ethtool python3 python3-pip coreutils tcpdump curl util-linux >/dev/null
+    # promtool (the strict /metrics check in tests/daemon.rs) comes with the
+    # Prometheus server package; its service is not needed (and not started
+    # without systemd).
+    apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    (service prometheus stop || systemctl stop prometheus) >/dev/null 2>&1 || true
     # The test controller package may start a service on 6653; the tests start
     # the binary themselves.
     (service openvswitch-testcontroller stop || systemctl stop openvswitch-testcontroller) >/dev/null 2>&1 || true

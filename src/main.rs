@@ -1,19 +1,22 @@
 //! `rvswitchd`: the daemon, its config checker and its control client.
 
-use rvswitchd::actors::daemon::{Daemon, COMMANDS};
+use rvswitchd::actors::daemon::Daemon;
 use rvswitchd::actors::port::{start_link_monitor, PortRegistry};
 use rvswitchd::config::{self, BridgeConfig, Config, FailMode, PortConfig};
-use rvswitchd::control::{http, unixctl};
+use rvswitchd::control::{commands, http, unixctl};
 use rvswitchd::daemon::cli::{self, Mode, RunOpts};
-use rvswitchd::daemon::{logging, process};
-use rvswitchd::messages::daemon::{Ctl, Reload, Shutdown};
+use rvswitchd::daemon::{fds, logging, process, procfs};
+use rvswitchd::messages::daemon::{Reload, ReloadOrigin, Shutdown};
 use rvswitchd::messages::Mailbox;
 use rvswitchd::netdev::PortType;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::rc::Rc;
 
 fn main() -> ExitCode {
+    if let Err(e) = process::make_crash_signals_fatal() {
+        eprintln!("rvswitchd: {e}");
+        return ExitCode::from(1);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     match cli::parse(&args) {
         Err(e) => {
@@ -75,6 +78,7 @@ fn contract_config(o: &RunOpts) -> Result<Config, String> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(cli::DEFAULT_CTL));
     cfg.daemon.stats_listen = String::new();
+    cfg.daemon.allow_no_bridges = false;
     cfg.datapath.flow_limit = 200_000;
     cfg.datapath.max_idle_ms = 600_000;
     cfg.bridge.push(BridgeConfig {
@@ -144,6 +148,17 @@ fn run(o: RunOpts) -> ExitCode {
         eprintln!("rvswitchd: {e}");
         return ExitCode::from(1);
     }
+    match fds::raise_limit() {
+        Ok(l) if l.soft > l.soft_at_start => tracing::info!(
+            "file descriptors: limit raised from {} to {} (the hard limit)",
+            l.soft_at_start,
+            l.soft
+        ),
+        Ok(l) => tracing::info!("file descriptors: limit {} (hard {})", l.soft, l.hard),
+        Err(e) => tracing::warn!("file descriptors: {e}"),
+    }
+    procfs::init();
+    fds::reserve().fill();
     let pidfile = match &o.pidfile {
         Some(p) => match process::Pidfile::create(p) {
             Ok(f) => Some(f),
@@ -201,36 +216,7 @@ async fn start(cfg: Config, cfg_path: Option<PathBuf>) -> Result<PathBuf, String
     let mb = Mailbox::new(addr, meter);
 
     let cmds = unixctl::Commands::default();
-    let list_cmds = cmds.clone();
-    cmds.register(
-        "list-commands",
-        "",
-        0,
-        0,
-        Rc::new(move |_| {
-            let text = list_cmds.list();
-            Box::pin(async move { Ok(text) })
-        }),
-    );
-    for (name, usage, min, max) in COMMANDS {
-        let mb = mb.clone();
-        let name_s = name.to_string();
-        cmds.register(
-            name,
-            usage,
-            *min,
-            *max,
-            Rc::new(move |args| {
-                let mb = mb.clone();
-                let cmd = name_s.clone();
-                Box::pin(async move {
-                    mb.ask(Ctl { cmd, args })
-                        .await
-                        .map_err(|e| format!("daemon unavailable: {e}"))?
-                })
-            }),
-        );
-    }
+    commands::register_all(&cmds, mb.clone());
     unixctl::serve(&ctl_path, cmds)
         .map_err(|e| format!("control socket {}: {e}", ctl_path.display()))?;
 
@@ -242,10 +228,18 @@ async fn start(cfg: Config, cfg_path: Option<PathBuf>) -> Result<PathBuf, String
             return;
         };
         while hup.recv().await.is_some() {
-            match mb2.ask(Reload { path: None }).await {
-                Ok(Ok(s)) => tracing::info!("SIGHUP: {}", s.trim()),
+            // The Daemon logs what the reload did; only a refusal to even
+            // start one needs saying here.
+            let r = mb2
+                .ask(Reload {
+                    path: None,
+                    origin: ReloadOrigin::Signal,
+                })
+                .await;
+            match r {
+                Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::error!("SIGHUP: {e}"),
-                Err(e) => tracing::error!("SIGHUP: {e}"),
+                Err(e) => tracing::error!("SIGHUP: daemon unavailable: {e}"),
             }
         }
     });

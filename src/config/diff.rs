@@ -1,5 +1,5 @@
 //! What changed between the running configuration and a new one, in the order
-//! the seed's `bridge_reconfigure` applies it: delete what is gone first (names
+//! OVS's `bridge.c:bridge_reconfigure()` applies it: delete what is gone first (names
 //! can move between bridges), then add, then reconfigure what remains.
 
 use super::{BridgeConfig, Config, PortConfig};

@@ -32,6 +32,10 @@ pub struct DaemonConfig {
     pub stats_listen: String,
     /// Initial log filter (tracing `EnvFilter` syntax: `info`, `rvswitchd=debug`, ...).
     pub log_level: String,
+    /// A file without any `[[bridge]]` is refused (an empty or truncated file
+    /// would otherwise delete every bridge on reload) unless this says that
+    /// running no bridge is what is meant.
+    pub allow_no_bridges: bool,
 }
 
 impl Default for DaemonConfig {
@@ -40,6 +44,7 @@ impl Default for DaemonConfig {
             control_socket: PathBuf::from("/run/rvswitchd/rvswitchd.ctl"),
             stats_listen: "127.0.0.1:9464".to_string(),
             log_level: "info".to_string(),
+            allow_no_bridges: false,
         }
     }
 }
@@ -52,9 +57,9 @@ pub struct DatapathConfig {
     pub flow_limit: u32,
     /// Idle datapath flows are deleted after this many ms (OVS `max-idle`).
     pub max_idle_ms: u64,
-    /// Upcall handler actors; 0 = the seed's formula.
+    /// Upcall handler actors; 0 = OVS's formula from the core count.
     pub n_handler_threads: usize,
-    /// Revalidator actors; 0 = the seed's formula.
+    /// Revalidator actors; 0 = OVS's formula from the core count.
     pub n_revalidator_threads: usize,
     /// Datapath poll threads per bridge.
     pub n_pmd_threads: usize,
@@ -82,7 +87,8 @@ impl Default for DatapathConfig {
 }
 
 impl DatapathConfig {
-    /// Thread counts as the seed computes them (`threads = max(cores, 2)`;
+    /// Thread counts as OVS computes them (`ofproto-dpif-upcall.c`:
+    /// `udpif_set_threads()` callers; `threads = max(cores, 2)`;
     /// revalidators `threads/4 + 1` or `max(threads - handlers, 1)`; handlers
     /// `max(threads - revalidators, 1)`). Returns `(handlers, revalidators)`.
     pub fn thread_counts(&self, cores: usize) -> (usize, usize) {
@@ -444,6 +450,15 @@ impl Config {
                     ));
                 }
             }
+        }
+        if self.bridge.is_empty() && !self.daemon.allow_no_bridges {
+            return Err(err(
+                "bridge".into(),
+                0,
+                "no [[bridge]] in the file: an empty or truncated file would delete every \
+                 bridge; set `[daemon] allow_no_bridges = true` if no bridge is meant"
+                    .into(),
+            ));
         }
         Ok(())
     }

@@ -1,5 +1,5 @@
 //! The control socket: JSON-RPC 1.0 over a unix stream socket, byte-compatible
-//! with what `ovs-appctl` speaks (seed 003, unixctl).
+//! with what `ovs-appctl` speaks (OVS `lib/unixctl.c`: `unixctl_server_run()`).
 //!
 //! A request is `{"id":ID,"method":"cmd","params":["arg",...]}` and the reply is
 //! `{"id":ID,"result":"text","error":null}` or `{"id":ID,"result":null,"error":"text"}`.
@@ -7,9 +7,17 @@
 //! parses a stream. As in OVS, each connection has at most one request in flight:
 //! we read the next request only after answering the current one.
 //!
+//! Bounds (every client is hostile): at most [`MAX_CLIENTS`] at once (the
+//! longest-idle one is evicted for a newcomer), a request of at most
+//! [`MAX_REQUEST`] bytes that must arrive within [`REQUEST_TIMEOUT`], a reply
+//! that must be read within [`WRITE_TIMEOUT`]; when descriptors run out the
+//! accept uses the reserve of [`crate::daemon::fds`]. The socket is created
+//! with mode 0600 without ever existing under the umask's mode.
+//!
 //! Threading: the server runs as local tasks on the actix System arbiter (the
 //! main thread); command handlers are futures that talk to actors by messages.
 
+use crate::daemon::fds;
 use crate::util::coverage::{self, c};
 use serde_json::{json, Value};
 use std::cell::RefCell;
@@ -28,8 +36,10 @@ pub type CmdFuture = Pin<Box<dyn Future<Output = CmdResult>>>;
 /// A command implementation.
 pub type CmdFn = Rc<dyn Fn(Vec<String>) -> CmdFuture>;
 
-/// Largest request we buffer before giving up on a client (it is garbage).
-const MAX_REQUEST: usize = 1 << 20;
+/// Largest request we buffer before giving up on a client. The longest real
+/// requests (`ofproto/trace` with a packet, `config/reload` with a path) are a
+/// few KiB.
+pub const MAX_REQUEST: usize = 256 * 1024;
 
 struct Command {
     usage: String,
@@ -92,15 +102,49 @@ impl Commands {
     }
 }
 
-/// Binds the socket (mode 0600), removing a stale one, and serves forever on the
-/// current (local) runtime. Returns the bound path for removal at exit.
-pub fn serve(path: &Path, commands: Commands) -> std::io::Result<PathBuf> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+/// Most control-socket clients admitted at once. At the cap, a new client
+/// evicts the one that has been idle longest (not running a command); when
+/// every admitted client is running a command, the new one is refused.
+pub const MAX_CLIENTS: usize = 32;
+/// Time a client has to send a whole request, counted from when we start
+/// waiting for it (after connecting, or after our previous reply).
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Time a client has to take our reply off the socket.
+pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Creates `path`'s directory if needed, mode 0755 (root writes, others may
+/// reach the sockets their own modes allow), and warns when an existing one
+/// lets others replace our sockets (group or world writable without sticky bit).
+pub fn ensure_run_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)?;
     }
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        tracing::warn!(
+            "{}: mode {:o} lets other users replace sockets in it",
+            dir.display(),
+            mode & 0o7777
+        );
+    }
+    Ok(())
+}
+
+/// Binds a unix socket at `path` with exactly `mode`, never exposed with the
+/// umask's mode: it is bound inside a fresh private directory (0700) next to
+/// `path`, chmod-ed there, and renamed into place. A stale socket nobody
+/// answers on is replaced; one that answers belongs to a running daemon.
+pub fn bind_private(path: &Path, mode: u32) -> std::io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    ensure_run_dir(path)?;
     if path.exists() {
-        // A socket nobody answers on is stale (an earlier crash); one that
-        // answers belongs to a running daemon and must not be stolen.
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::AddrInUse,
@@ -109,24 +153,124 @@ pub fn serve(path: &Path, commands: Commands) -> std::io::Result<PathBuf> {
         }
         std::fs::remove_file(path)?;
     }
-    let listener = UnixListener::bind(path)?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let parent = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let parent = parent.unwrap_or_else(|| Path::new("."));
+    let tmpdir = parent.join(format!(".rvswitchd-bind-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmpdir);
+    std::fs::DirBuilder::new().mode(0o700).create(&tmpdir)?;
+    let tmp = tmpdir.join("s");
+    let result = (|| {
+        let l = std::os::unix::net::UnixListener::bind(&tmp)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+        std::fs::rename(&tmp, path)?;
+        Ok(l)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_dir(&tmpdir);
+    result
+}
+
+/// One admitted client, for eviction.
+struct Client {
+    id: u64,
+    /// Running a command (not evictable).
+    busy: bool,
+    /// When it last became idle (connected, or finished a command).
+    idle_since: std::time::Instant,
+    abort: tokio::task::AbortHandle,
+}
+
+#[derive(Default)]
+struct Clients {
+    list: Vec<Client>,
+    next_id: u64,
+}
+
+type ClientTable = Rc<RefCell<Clients>>;
+
+/// Makes room for one more client: evicts the longest-idle one at the cap.
+/// False when every admitted client is busy.
+fn make_room(table: &ClientTable) -> bool {
+    let mut t = table.borrow_mut();
+    if t.list.len() < MAX_CLIENTS {
+        return true;
+    }
+    let oldest = t
+        .list
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.busy)
+        .min_by_key(|(_, c)| c.idle_since)
+        .map(|(i, _)| i);
+    match oldest {
+        Some(i) => {
+            let c = t.list.swap_remove(i);
+            coverage::inc(&c::unixctl_evicted);
+            c.abort.abort();
+            true
+        }
+        None => false,
+    }
+}
+
+fn set_busy(table: &ClientTable, id: u64, busy: bool) {
+    if let Some(c) = table.borrow_mut().list.iter_mut().find(|c| c.id == id) {
+        c.busy = busy;
+        if !busy {
+            c.idle_since = std::time::Instant::now();
+        }
+    }
+}
+
+fn admit(stream: UnixStream, commands: &Commands, table: &ClientTable) {
+    if !make_room(table) {
+        coverage::inc(&c::unixctl_refused);
+        // Say why before hanging up; never wait for a client we refuse.
+        let reply = json!({"id": null, "result": null,
+            "error": format!("too many control-socket clients ({MAX_CLIENTS}) running commands; try again")});
+        let mut out = serde_json::to_vec(&reply).unwrap_or_default();
+        out.push(b'\n');
+        let _ = stream.try_write(&out);
+        return;
+    }
+    let id = {
+        let mut t = table.borrow_mut();
+        t.next_id += 1;
+        t.next_id
+    };
+    let cmds = commands.clone();
+    let t2 = table.clone();
+    let task = actix_rt::spawn(async move {
+        let mut stream = stream;
+        if let Err(e) = serve_conn(&mut stream, cmds, &t2, id).await {
+            tracing::debug!("unixctl connection: {e}");
+        }
+        t2.borrow_mut().list.retain(|c| c.id != id);
+        // Keep the descriptor's number for the reserve when it needs one.
+        if let Ok(s) = stream.into_std() {
+            fds::reserve().give_back(s.into());
+        }
+    });
+    table.borrow_mut().list.push(Client {
+        id,
+        busy: false,
+        idle_since: std::time::Instant::now(),
+        abort: task.abort_handle(),
+    });
+}
+
+/// Binds the socket (mode 0600, see [`bind_private`]) and serves forever on
+/// the current (local) runtime. Returns the bound path for removal at exit.
+pub fn serve(path: &Path, commands: Commands) -> std::io::Result<PathBuf> {
+    let std_listener = bind_private(path, 0o600)?;
+    std_listener.set_nonblocking(true)?;
+    let listener = UnixListener::from_std(std_listener)?;
+    let table: ClientTable = Rc::default();
     actix_rt::spawn(async move {
         loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    let cmds = commands.clone();
-                    actix_rt::spawn(async move {
-                        if let Err(e) = serve_conn(stream, cmds).await {
-                            tracing::debug!("unixctl connection: {e}");
-                        }
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!("unixctl accept: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
+            let accepted = fds::accept_reserved("unixctl", || listener.accept()).await;
+            if let Some((stream, _)) = accepted {
+                admit(stream, &commands, &table);
             }
         }
     });
@@ -140,11 +284,28 @@ enum ConnError {
     Io(#[from] std::io::Error),
     #[error("bad JSON-RPC: {0}")]
     Bad(String),
+    #[error("no whole request within {0:?}")]
+    Timeout(std::time::Duration),
 }
 
-async fn serve_conn(mut stream: UnixStream, cmds: Commands) -> Result<(), ConnError> {
+async fn write_reply(stream: &mut UnixStream, reply: &Value) -> Result<(), ConnError> {
+    let mut out = serde_json::to_vec(reply).unwrap_or_default();
+    out.push(b'\n');
+    match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&out)).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(ConnError::Timeout(WRITE_TIMEOUT)),
+    }
+}
+
+async fn serve_conn(
+    stream: &mut UnixStream,
+    cmds: Commands,
+    table: &ClientTable,
+    id: u64,
+) -> Result<(), ConnError> {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
+    let mut deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
     loop {
         // Try to parse one complete JSON value from what we have.
         let parsed = {
@@ -160,27 +321,35 @@ async fn serve_conn(mut stream: UnixStream, cmds: Commands) -> Result<(), ConnEr
             Some(Ok((v, used))) => {
                 buf.drain(..used);
                 coverage::inc(&c::unixctl_received);
+                set_busy(table, id, true);
                 let reply = handle_request(&cmds, v).await;
-                let mut out = serde_json::to_vec(&reply).unwrap_or_default();
-                out.push(b'\n');
-                stream.write_all(&out).await?;
+                set_busy(table, id, false);
+                write_reply(stream, &reply).await?;
+                deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
             }
             Some(Err(e)) => {
                 coverage::inc(&c::unixctl_bad_request);
                 // Tell the client what was wrong, then hang up: there is no way to
                 // resynchronise a byte stream of garbage.
                 let reply = json!({"id": null, "result": null, "error": format!("invalid JSON-RPC request: {e}")});
-                let mut out = serde_json::to_vec(&reply).unwrap_or_default();
-                out.push(b'\n');
-                let _ = stream.write_all(&out).await;
+                let _ = write_reply(stream, &reply).await;
                 return Err(ConnError::Bad(e));
             }
             None => {
                 if buf.len() > MAX_REQUEST {
                     coverage::inc(&c::unixctl_bad_request);
+                    let reply = json!({"id": null, "result": null,
+                        "error": format!("request longer than {MAX_REQUEST} bytes")});
+                    let _ = write_reply(stream, &reply).await;
                     return Err(ConnError::Bad("request too long".into()));
                 }
-                let n = stream.read(&mut chunk).await?;
+                let n = match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        coverage::inc(&c::unixctl_timeout);
+                        return Err(ConnError::Timeout(REQUEST_TIMEOUT));
+                    }
+                };
                 if n == 0 {
                     return Ok(());
                 }

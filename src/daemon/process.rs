@@ -1,7 +1,9 @@
-//! Daemonizing (as the seed's `daemonize` does): the parent forks and exits only
-//! once the child reports a successful start through a pipe, so `rvswitchd
-//! --detach` returning 0 means the switch is up; the optional monitor process
-//! restarts the daemon after a crash signal, throttled.
+//! Daemonizing (as OVS's `lib/daemon-unix.c:daemonize_start()` does): the
+//! parent forks and exits only once the child reports a successful start
+//! through a pipe, so `rvswitchd --detach` returning 0 means the switch is up;
+//! the optional monitor process (`monitor_daemon()`) restarts the daemon after
+//! a crash signal, throttled; crash signals always crash
+//! ([`make_crash_signals_fatal`]).
 //!
 //! All forking happens before any thread is started (no actix system, no
 //! logging thread yet), which keeps `fork` sound in a Rust process.
@@ -13,6 +15,98 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// Crash signals for which the Rust runtime installs a handler (its stack
+/// overflow detector).
+const CHAINED_CRASH_SIGNALS: [libc::c_int; 2] = [libc::SIGSEGV, libc::SIGBUS];
+
+/// The handlers found for [`CHAINED_CRASH_SIGNALS`] (a `sa_sigaction` value;
+/// 0 = `SIG_DFL`), written once before any thread exists, read by the handler.
+static PREVIOUS: [std::sync::atomic::AtomicUsize; 2] = [
+    std::sync::atomic::AtomicUsize::new(0),
+    std::sync::atomic::AtomicUsize::new(0),
+];
+
+/// Why the first SIGSEGV used to be absorbed: the Rust runtime installs a
+/// SIGSEGV/SIGBUS handler that tells a stack overflow (a fault in a guard
+/// page: it prints which thread overflowed and aborts) from any other fault;
+/// for any other fault it resets the signal to its default action and
+/// *returns*, counting on the faulting instruction to fault again. A signal
+/// sent with `kill`/`tgkill` does not come back, so the first one vanished and
+/// only a second one killed the process. This handler runs first: a signal
+/// that was sent rather than raised by a fault (`si_code <= 0`: `SI_USER`,
+/// `SI_QUEUE`, `SI_TKILL`) gets its default action at once (it is blocked
+/// while we run, so re-raising delivers it the moment we return: the process
+/// dies of it and `--monitor` restarts a clean one); a real fault goes on to
+/// the runtime's handler, which still reports stack overflows.
+extern "C" fn crash_handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    let slot = CHAINED_CRASH_SIGNALS.iter().position(|s| *s == sig);
+    let prev = slot
+        .map(|i| PREVIOUS[i].load(std::sync::atomic::Ordering::Relaxed))
+        .unwrap_or(0);
+    // SAFETY: the kernel passes a valid siginfo_t to an SA_SIGINFO handler;
+    // a null pointer is checked for anyway.
+    let sent = info.is_null() || unsafe { (*info).si_code } <= 0;
+    if sent || prev == libc::SIG_DFL || prev == libc::SIG_IGN {
+        // SAFETY: signal() and raise() are async-signal-safe; resetting the
+        // disposition to SIG_DFL and re-raising is the documented way to die
+        // of a signal from its handler.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+            libc::raise(sig);
+        }
+        return;
+    }
+    // SAFETY: `prev` is the sa_sigaction of a handler installed with
+    // SA_SIGINFO by the Rust runtime (checked when it was saved), so it has
+    // this three-argument signature; we pass the kernel's own arguments on.
+    let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+        unsafe { std::mem::transmute(prev) };
+    f(sig, info, ctx);
+}
+
+/// Makes SIGSEGV and SIGBUS fatal on their first delivery, keeping the
+/// runtime's stack overflow report (see [`crash_handler`]). Call first thing
+/// in `main`, before any thread exists; forked children inherit it.
+pub fn make_crash_signals_fatal() -> Result<(), String> {
+    for (i, sig) in CHAINED_CRASH_SIGNALS.iter().enumerate() {
+        // SAFETY: an all-zero sigaction is a valid value to be filled in.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: querying the current action (null new action) of a valid
+        // signal number into a properly sized struct.
+        if unsafe { libc::sigaction(*sig, std::ptr::null(), &mut old) } != 0 {
+            return Err(format!(
+                "sigaction({sig}): {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let prev = if old.sa_flags & libc::SA_SIGINFO != 0 {
+            old.sa_sigaction
+        } else {
+            // A plain handler (or default/ignore) is not chained to.
+            libc::SIG_DFL
+        };
+        PREVIOUS[i].store(prev, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: as above; the new action is fully initialised below.
+        let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
+        new.sa_sigaction = crash_handler as *const () as usize;
+        // On the alternate stack the runtime gives every thread, so that a
+        // stack overflow can still be handled; SA_NODEFER is not set, so the
+        // signal stays blocked while the handler runs.
+        new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+        // SAFETY: `new.sa_mask` is a valid sigset_t to initialise.
+        unsafe { libc::sigemptyset(&mut new.sa_mask) };
+        // SAFETY: installing a handler with the SA_SIGINFO signature for a
+        // valid signal; `crash_handler` only makes async-signal-safe calls.
+        if unsafe { libc::sigaction(*sig, &new, std::ptr::null_mut()) } != 0 {
+            return Err(format!(
+                "sigaction({sig}): {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// The write end of the start-up pipe, held by the daemon until it is ready.
 pub struct ReadyNotifier {

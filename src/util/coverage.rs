@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 macro_rules! counters {
     ($($name:ident: $doc:literal),* $(,)?) => {
-        /// The counters.
+        /// The counters, one static atomic each (bumped with [`inc`]).
         #[allow(non_upper_case_globals)]
         pub mod c {
             use super::*;
@@ -15,9 +15,20 @@ macro_rules! counters {
                 pub static $name: AtomicU64 = AtomicU64::new(0);
             )*
         }
-        /// `(name, value)` of every counter.
-        pub fn all() -> Vec<(&'static str, u64)> {
-            vec![$((stringify!($name), c::$name.load(Relaxed))),*]
+
+        // The same list as a counter set, so that `/stats` serialises it and
+        // `/metrics` walks it (name and help) like any other set.
+        crate::counter_set! {
+            /// The coverage counters as a counter set (the statics in [`c`]
+            /// are what code bumps; this type only carries the snapshot).
+            pub struct CoverageSet / Coverage {
+                $( #[doc = $doc] $name, )*
+            }
+        }
+
+        /// Reads every counter.
+        pub fn snapshot() -> Coverage {
+            Coverage { $( $name: c::$name.load(Relaxed), )* }
         }
     };
 }
@@ -48,6 +59,21 @@ counters! {
     port_deleted: "Ports deleted.",
     port_open_failed: "Ports whose device could not be opened.",
     link_event: "rtnetlink link events received.",
+    config_reload_failed: "Reloads applied only in part (some change failed).",
+    unixctl_evicted: "Idle control-socket clients closed to admit a new one at the client cap.",
+    unixctl_refused: "Control-socket clients refused because every admitted client was busy.",
+    unixctl_timeout: "Control-socket clients closed for not sending a whole request in time.",
+    http_evicted: "Stats-endpoint connections closed to admit a new one at the connection cap.",
+    fd_exhausted: "Accepts on an operator socket that found no free file descriptor.",
+    fd_reserve_lent: "Operator connections accepted on a reserved file descriptor.",
+}
+
+/// `(name, value)` of every counter, in declaration order.
+pub fn all() -> Vec<(&'static str, u64)> {
+    use crate::util::counters::CounterSet;
+    let mut v = Vec::with_capacity(Coverage::FIELDS.len());
+    snapshot().for_each(&mut |name, _, value| v.push((name, value)));
+    v
 }
 
 /// Bumps a counter.
