@@ -29,8 +29,12 @@ if ! python3 -c 'import os_ken, eventlet' >/dev/null 2>&1; then
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
-    echo "rvswitchd needs a Rust toolchain (1.80 or newer): see https://rustup.rs" >&2
+    echo "rvswitchd needs a Rust toolchain (1.85 or newer): see https://rustup.rs" >&2
     exit 1
+fi
+# scripts/test.sh checks formatting and lints before the tests.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    rustup component add rustfmt clippy
 fi
 if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest

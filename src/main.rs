@@ -1,5 +1,12 @@
 //! `rvswitchd`: the daemon, its config checker and its control client.
 
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless
+)]
+
 use rvswitchd::actors::daemon::Daemon;
 use rvswitchd::actors::port::{start_link_monitor, PortRegistry};
 use rvswitchd::config::{self, BridgeConfig, Config, FailMode, PortConfig};
@@ -92,14 +99,12 @@ fn contract_config(o: &RunOpts) -> Result<Config, String> {
         mac_aging_secs: 300,
         mac_table_size: 8192,
         internal_port: false,
-        port: o
-            .ports
-            .iter()
-            .enumerate()
-            .map(|(i, p)| PortConfig {
+        port: (1u32..)
+            .zip(o.ports.iter())
+            .map(|(n, p)| PortConfig {
                 name: p.clone(),
                 kind: PortType::System,
-                ofport: Some(i as u32 + 1),
+                ofport: Some(n),
                 vlan: None,
                 trunks: vec![],
             })

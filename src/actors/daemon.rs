@@ -15,6 +15,13 @@
 //! the revalidators, and format the answers themselves. Runs on the System
 //! arbiter (main thread).
 
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless
+)]
+
 use crate::actors::bridge::{Bridge, BridgeParams, BridgeShared, LeaderLink};
 use crate::actors::metrics::{registry, ActorMeter, MetricSink, MsgName, StatsSource};
 use crate::actors::port::PortRegistry;
@@ -59,7 +66,7 @@ struct HandlerEntry {
     counters: Arc<HandlerCounters>,
 }
 
-/// The supervisor.
+/// The supervisor: owns the running configuration and every actor it started.
 pub struct Daemon {
     meter: Arc<ActorMeter>,
     cfg: Config,

@@ -18,6 +18,13 @@
 //! without being named again. This module defines only types and the walk; the
 //! text encodings live in `control/`.
 
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless
+)]
+
 use crate::util::counters::CounterSet;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use serde::Serialize;
@@ -81,6 +88,11 @@ fn bucket_of(ns: u64) -> usize {
         .min(HISTOGRAM_BUCKETS - 1)
 }
 
+/// One million: quantiles are given in parts per million.
+const PPM: u32 = 1_000_000;
+/// The 99th percentile, in parts per million.
+const P99: u32 = 990_000;
+
 /// A copy of a [`Histogram`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HistogramSnapshot {
@@ -108,16 +120,20 @@ impl HistogramSnapshot {
         self.counts.iter().sum()
     }
 
-    /// Upper bound (exclusive) of the bucket holding the `q`-quantile, ns; 0
-    /// with no observations. Resolution is a factor of two.
-    pub fn quantile_upper_ns(&self, q: f64) -> u64 {
+    /// Upper bound (exclusive) of the bucket holding the quantile given in
+    /// parts per million (`990_000` = p99), ns; 0 with no observations.
+    /// Resolution is a factor of two.
+    pub fn quantile_upper_ns(&self, ppm: u32) -> u64 {
         let total = self.count();
         if total == 0 {
             return 0;
         }
         // Observations at or below the quantile, rounded up: the p99 of 100
-        // observations is the 99th.
-        let want = ((total as f64) * q).ceil().max(1.0) as u64;
+        // observations is the 99th. Integer arithmetic in parts per million.
+        let ppm = u128::from(ppm.min(PPM));
+        let want = u64::try_from((u128::from(total) * ppm).div_ceil(1_000_000))
+            .unwrap_or(total)
+            .max(1);
         let mut acc = 0;
         for (i, c) in self.counts.iter().enumerate() {
             acc += c;
@@ -326,7 +342,7 @@ impl ActorMeter {
         }
     }
 
-    /// Current counters.
+    /// Current counters, for `/stats` and `actor/stats`.
     pub fn snapshot(&self) -> ActorSnapshot {
         let mut depth = 0u64;
         let mut all = HistogramSnapshot::default();
@@ -340,7 +356,7 @@ impl ActorMeter {
                 handled: c.handled,
                 dropped: c.dropped,
                 mean_us: h.mean_us(),
-                p99_us: h.quantile_upper_ns(0.99) as f64 / 1000.0,
+                p99_us: h.quantile_upper_ns(P99) as f64 / 1000.0,
                 max_us: h.max_ns as f64 / 1000.0,
             });
         });
@@ -354,7 +370,7 @@ impl ActorMeter {
             handling: HandlingSnapshot {
                 count: all.count(),
                 mean_us: all.mean_us(),
-                p99_us: all.quantile_upper_ns(0.99) as f64 / 1000.0,
+                p99_us: all.quantile_upper_ns(P99) as f64 / 1000.0,
                 max_us: all.max_ns as f64 / 1000.0,
             },
             restarts: self.restarts.load(Relaxed),
@@ -416,11 +432,11 @@ impl ActorMeter {
 /// Serialised view of one message type's counters.
 #[derive(Clone, Debug, Serialize)]
 pub struct MsgSnapshot {
-    /// Message type.
+    /// The message type's name.
     pub name: &'static str,
-    /// Enqueued.
+    /// Enqueued by senders (or taken from a stream).
     pub received: u64,
-    /// Handled.
+    /// Handled to the end (`received - handled` is waiting in the mailbox).
     pub handled: u64,
     /// Refused because the mailbox or queue was full or closed.
     pub dropped: u64,
@@ -435,7 +451,7 @@ pub struct MsgSnapshot {
 /// Handling time over all message types.
 #[derive(Clone, Debug, Serialize)]
 pub struct HandlingSnapshot {
-    /// Messages handled.
+    /// Messages handled, all types.
     pub count: u64,
     /// Mean, µs.
     pub mean_us: f64,
@@ -450,7 +466,7 @@ pub struct HandlingSnapshot {
 pub struct ActorSnapshot {
     /// Unique id (`bridge:br0`, `revalidator:1`).
     pub id: String,
-    /// Actor kind.
+    /// Actor kind (`Bridge`, `OfSession`, ...).
     pub kind: &'static str,
     /// The bridge it serves, if any.
     pub bridge: Option<String>,
@@ -458,7 +474,7 @@ pub struct ActorSnapshot {
     pub alive: bool,
     /// Enqueued minus handled.
     pub mailbox_depth: u64,
-    /// Mailbox capacity.
+    /// Mailbox capacity: senders wait (or are refused) beyond it.
     pub mailbox_capacity: usize,
     /// Handling time over all message types.
     pub handling: HandlingSnapshot,
@@ -560,7 +576,7 @@ pub struct Registry {
     started: Instant,
 }
 
-/// The registry.
+/// The process's registry (created on first use).
 pub fn registry() -> &'static Registry {
     static R: OnceLock<Registry> = OnceLock::new();
     R.get_or_init(|| Registry {
@@ -689,8 +705,8 @@ mod tests {
         h.observe_ns(1_000_000); // bucket 19
         let s = h.snapshot();
         assert_eq!(s.count(), 100);
-        assert_eq!(s.quantile_upper_ns(0.99), 1024);
-        assert_eq!(s.quantile_upper_ns(1.0), 1 << 20);
+        assert_eq!(s.quantile_upper_ns(P99), 1024);
+        assert_eq!(s.quantile_upper_ns(PPM), 1 << 20);
         assert_eq!(s.max_ns, 1_000_000);
         assert!((s.mean_us() - (99.0 * 1.0 + 1000.0) / 100.0).abs() < 1e-9);
         let g = s.grouped_seconds(2);

@@ -7,7 +7,7 @@ use super::{BridgeConfig, Config, PortConfig};
 /// Changes inside one bridge that survives the reload.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct BridgeDiff {
-    /// Bridge name.
+    /// The bridge's name (the same in both configurations).
     pub name: String,
     /// Ports to delete (by name).
     pub ports_removed: Vec<String>,

@@ -5,6 +5,13 @@
 //! and replaces it only after a new file has parsed *and* validated in full, so a
 //! bad reload never disturbs what runs.
 
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless
+)]
+
 mod diff;
 mod model;
 
@@ -21,7 +28,7 @@ pub enum ConfigError {
     /// opened for reading, since reading one can block or never end.
     #[error("{file}: not a regular file ({kind}); a configuration is a regular file")]
     NotRegular {
-        /// Path.
+        /// The path as given.
         file: String,
         /// What it is instead.
         kind: &'static str,
@@ -29,26 +36,26 @@ pub enum ConfigError {
     /// The file is larger than [`MAX_CONFIG_BYTES`].
     #[error("{file}: {size} bytes is larger than the {max}-byte limit for a configuration")]
     TooLarge {
-        /// Path.
+        /// The path as given.
         file: String,
         /// Its size (at least; it may still be growing).
         size: u64,
-        /// The limit.
+        /// [`MAX_CONFIG_BYTES`], for the message.
         max: u64,
     },
     /// The file could not be read.
     #[error("{file}: cannot read: {source}")]
     Read {
-        /// Path.
+        /// The path as given.
         file: String,
-        /// OS error.
+        /// What the OS said (no such file, permission denied, ...).
         #[source]
         source: std::io::Error,
     },
     /// TOML syntax or type error, unknown key, wrong type.
     #[error("{file}:{line}: {msg}")]
     Parse {
-        /// Path.
+        /// The path as given (or `<command line>`).
         file: String,
         /// 1-based line (0 when unknown).
         line: usize,
@@ -58,7 +65,7 @@ pub enum ConfigError {
     /// A semantic rule is broken (duplicates, ranges, addresses).
     #[error("{file}:{line}: {key}: {msg}")]
     Invalid {
-        /// Path.
+        /// The path as given (or `<command line>`).
         file: String,
         /// 1-based line (0 when unknown).
         line: usize,

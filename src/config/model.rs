@@ -178,7 +178,7 @@ fn default_true() -> bool {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortConfig {
-    /// Interface name.
+    /// Interface name: an existing device (system) or one we create (tap, internal).
     pub name: String,
     /// system | internal | tap.
     #[serde(rename = "type", default = "default_port_type")]
@@ -210,7 +210,7 @@ impl BridgeConfig {
         }
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in self.name.bytes() {
-            h ^= b as u64;
+            h ^= u64::from(b);
             h = h.wrapping_mul(0x100_0000_01b3);
         }
         DatapathId(h & 0x0000_ffff_ffff_ffff)
@@ -312,7 +312,7 @@ impl Config {
                 Ok(())
             }
         };
-        range("flow_limit", d.flow_limit as u64, 1, 10_000_000)?;
+        range("flow_limit", u64::from(d.flow_limit), 1, 10_000_000)?;
         range("max_idle_ms", d.max_idle_ms, 10, 3_600_000)?;
         range("n_handler_threads", d.n_handler_threads as u64, 0, 64)?;
         range(

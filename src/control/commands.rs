@@ -27,9 +27,9 @@ pub struct Spec {
     pub name: &'static str,
     /// Argument synopsis for `list-commands`.
     pub usage: &'static str,
-    /// Fewest arguments.
+    /// Fewest arguments accepted (fewer is an error before it runs).
     pub min: usize,
-    /// Most arguments.
+    /// Most arguments accepted.
     pub max: usize,
     run: Run,
 }

@@ -6,6 +6,13 @@
 //! This layer sits above the actors: it asks the Daemon typed questions and
 //! renders the answers; no actor imports it.
 
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless
+)]
+
 pub mod commands;
 pub mod http;
 pub mod metrics;

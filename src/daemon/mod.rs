@@ -3,6 +3,13 @@
 //! limits and reserve, `/proc` figures, and logging with a runtime-adjustable
 //! filter (`vlog/set`).
 
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless
+)]
+
 pub mod cli;
 pub mod fds;
 pub mod logging;

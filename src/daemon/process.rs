@@ -240,7 +240,7 @@ impl Pidfile {
     pub fn create(path: &Path) -> Result<Pidfile, String> {
         if let Ok(s) = std::fs::read_to_string(path) {
             if let Ok(pid) = s.trim().parse::<i32>() {
-                if pid as u32 != std::process::id()
+                if u32::try_from(pid).ok() != Some(std::process::id())
                     && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
                 {
                     return Err(format!("{}: already running as pid {pid}", path.display()));

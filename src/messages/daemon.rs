@@ -5,6 +5,13 @@
 //! request, and renders the answers. Nothing here is text for an operator
 //! except error strings.
 
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless
+)]
+
 use crate::config::Config;
 use crate::messages::bridge::Query;
 use actix::prelude::*;
@@ -33,7 +40,7 @@ pub enum ReloadOrigin {
 pub struct Reload {
     /// A file other than the start-up one (`config/reload FILE`).
     pub path: Option<PathBuf>,
-    /// Who asked.
+    /// Who asked (logged, and shown by `config/show`).
     pub origin: ReloadOrigin,
 }
 
@@ -143,7 +150,7 @@ pub struct SetFlowLimit(pub usize);
 /// Counts for `memory/show`.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct Inventory {
-    /// Bridges running.
+    /// Bridges running (built and started).
     pub bridges: usize,
     /// Ports registered (every bridge).
     pub ports: usize,

@@ -2,6 +2,13 @@
 //! `coverage/show`). Each counter is a static atomic, so bumping one on a
 //! rare-but-interesting path costs one relaxed add and no registration.
 
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless
+)]
+
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 macro_rules! counters {
