@@ -39,3 +39,8 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest
 fi
+# The packaged path (README: `cargo deb && apt install ./target/debian/*.deb`),
+# which tests/daemon.rs builds, installs and starts.
+if ! cargo deb --version >/dev/null 2>&1; then
+    cargo install --locked cargo-deb
+fi

@@ -791,6 +791,7 @@ impl Handler<Shutdown> for Daemon {
     fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) {
         let _g = self.guard::<Shutdown>();
         tracing::info!("shutting down");
+        crate::daemon::notify::notify("STOPPING=1\nSTATUS=shutting down");
         for e in self.bridges.values() {
             e.shared.dp.clone().shutdown();
         }

@@ -207,6 +207,8 @@ pub fn parse_str(text: &str, file: &str, env: bool) -> Result<Config, ConfigErro
         parsed
     };
     cfg.validate(text, file)?;
+    let mut cfg = cfg;
+    cfg.add_ovs_compat_listeners();
     Ok(cfg)
 }
 

@@ -36,6 +36,14 @@ pub struct DaemonConfig {
     /// would otherwise delete every bridge on reload) unless this says that
     /// running no bridge is what is meant.
     pub allow_no_bridges: bool,
+    /// Also serve the paths Open vSwitch's tools look for, so that
+    /// `ovs-ofctl dump-flows BRIDGE` and `ovs-appctl CMD` work without `-t`:
+    /// `punix:RUNDIR/BRIDGE.mgmt` is added to every bridge's listeners, and the
+    /// daemon writes `RUNDIR/ovs-vswitchd.pid` and serves its control socket at
+    /// `RUNDIR/ovs-vswitchd.PID.ctl` too; RUNDIR is `$OVS_RUNDIR` or
+    /// `/var/run/openvswitch`. The daemon refuses to start this way while a
+    /// real `ovs-vswitchd` runs.
+    pub ovs_compat_paths: bool,
 }
 
 impl Default for DaemonConfig {
@@ -45,6 +53,7 @@ impl Default for DaemonConfig {
             stats_listen: "127.0.0.1:9464".to_string(),
             log_level: "info".to_string(),
             allow_no_bridges: false,
+            ovs_compat_paths: false,
         }
     }
 }
@@ -265,7 +274,35 @@ pub fn check_controller(s: &str) -> Result<(), String> {
     }
 }
 
+/// The run directory Open vSwitch's tools use: `$OVS_RUNDIR` (as OVS's
+/// `lib/dirs.c:ovs_rundir()` honours it) or `/var/run/openvswitch`.
+pub fn ovs_rundir() -> PathBuf {
+    std::env::var_os("OVS_RUNDIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/run/openvswitch"))
+}
+
 impl Config {
+    /// With `[daemon] ovs_compat_paths`, adds `punix:RUNDIR/BRIDGE.mgmt` to
+    /// every bridge that does not listen there yet (see
+    /// [`DaemonConfig::ovs_compat_paths`]).
+    pub fn add_ovs_compat_listeners(&mut self) {
+        if !self.daemon.ovs_compat_paths {
+            return;
+        }
+        let rundir = ovs_rundir();
+        for b in &mut self.bridge {
+            let l = format!(
+                "punix:{}",
+                rundir.join(format!("{}.mgmt", b.name)).display()
+            );
+            if !b.listeners.contains(&l) {
+                b.listeners.push(l);
+            }
+        }
+    }
+
     /// Semantic checks that TOML typing cannot express. `text` is the file's
     /// content, used only to find line numbers for messages.
     pub fn validate(&self, text: &str, file: &str) -> Result<(), ConfigError> {

@@ -3,8 +3,8 @@
 //!
 //! The Daemon answers typed questions or routes a query to bridges and
 //! revalidators (`messages/daemon.rs`); everything printed is made here or in
-//! [`super::text`]. Commands run as futures on the control socket's task (main
-//! thread); none blocks it.
+//! [`super::text`]. Commands run as futures on the control socket's thread
+//! (`rvs-unixctl`); none blocks it.
 
 use super::text;
 use super::unixctl::{CmdFuture, Commands};
@@ -56,7 +56,7 @@ fn version(_: Mailbox<Daemon>, _: Vec<String>) -> CmdFuture {
 
 fn exit(d: Mailbox<Daemon>, _: Vec<String>) -> CmdFuture {
     Box::pin(async move {
-        actix_rt::spawn(async move {
+        tokio::task::spawn_local(async move {
             tokio::time::sleep(EXIT_DELAY).await;
             let _ = d.ask(Shutdown).await;
         });

@@ -7,7 +7,10 @@
 //! [`StatsSource`](crate::actors::metrics::StatsSource)s) — it never sends a
 //! message to an actor.
 //!
-//! Our own accept loop admits connections, so every input bound is ours:
+//! The thread has a descriptor table of its own
+//! ([`fds::private_table`]): peers flooding the OpenFlow listeners fill the
+//! shared table, not this one. Our own accept loop admits connections, so
+//! every input bound is ours:
 //! at most [`MAX_CONNECTIONS`] at once (a new one evicts the oldest), request
 //! heads of at most [`MAX_HEAD_BYTES`] that must arrive within
 //! [`HEAD_TIMEOUT`], and the descriptor reserve of [`fds`] when a flood has
@@ -50,7 +53,7 @@ pub fn process_stats() -> Value {
         "max_fds": lim.map(|l| l.soft),
         "max_fds_hard": lim.map(|l| l.hard),
         "max_fds_at_start": lim.map(|l| l.soft_at_start),
-        "reserved_fds": fds::reserve().available(),
+        "reserved_fds": fds::reserved(),
         "version": env!("CARGO_PKG_VERSION"),
     })
 }
@@ -135,16 +138,14 @@ fn admit(stream: tokio::net::TcpStream, table: &Admitted, id: u64) {
                 .keep_alive(true);
             b
         };
+        // However the connection ends, its descriptor refills the reserve
+        // without ever being free (see `fds::Reserved`).
         let conn = builder.serve_connection(
-            hyper_util::rt::TokioIo::new(stream),
+            hyper_util::rt::TokioIo::new(fds::Reserved::new(stream, fds::Pool::Http)),
             hyper::service::service_fn(serve_request),
         );
-        // Take the socket back when the peer is done, so that its
-        // descriptor can refill the reserve without ever being free.
-        if let Ok(parts) = conn.without_shutdown().await {
-            if let Ok(s) = parts.io.into_inner().into_std() {
-                fds::reserve().give_back(s.into());
-            }
+        if let Err(e) = conn.await {
+            tracing::debug!("stats endpoint connection: {e}");
         }
         t2.borrow_mut().retain(|(i, _)| *i != id);
     });
@@ -155,7 +156,8 @@ async fn accept_loop(listener: tokio::net::TcpListener) {
     let table: Admitted = Rc::default();
     let mut next_id = 0u64;
     loop {
-        let accepted = fds::accept_reserved("stats endpoint", || listener.accept()).await;
+        let accepted =
+            fds::accept_reserved(fds::Pool::Http, "stats endpoint", || listener.accept()).await;
         if let Some((s, _)) = accepted {
             next_id += 1;
             admit(s, &table, next_id);
@@ -176,6 +178,9 @@ pub fn start(addr: std::net::SocketAddr) -> std::io::Result<std::net::SocketAddr
     std::thread::Builder::new()
         .name("rvs-http".into())
         .spawn(move || {
+            if let Err(e) = fds::private_table() {
+                tracing::warn!("stats endpoint: {e}; sharing the process's descriptor table");
+            }
             let local_set = tokio::task::LocalSet::new();
             local_set.block_on(&rt, async move {
                 match tokio::net::TcpListener::from_std(std_listener) {

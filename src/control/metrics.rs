@@ -237,7 +237,7 @@ fn export_process(out: &mut dyn MetricSink) {
     g(
         "rvswitchd_process_reserved_fds",
         "Spare descriptors held for operator connections when all others are used.",
-        u64::try_from(fds::reserve().available()).ok(),
+        u64::try_from(fds::reserved()).ok(),
     );
     out.gauge(
         "rvswitchd_process_uptime_seconds",

@@ -18,3 +18,4 @@ pub mod http;
 pub mod metrics;
 pub mod text;
 pub mod unixctl;
+pub mod vsctl;

@@ -48,7 +48,6 @@ pub fn config_show(v: &ConfigView) -> String {
             let how = match origin {
                 ReloadOrigin::Signal => "SIGHUP",
                 ReloadOrigin::Control => "config/reload",
-                ReloadOrigin::Edit => "rvswitchd ctl edit",
             };
             let _ = writeln!(
                 s,

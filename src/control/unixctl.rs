@@ -14,8 +14,9 @@
 //! accept uses the reserve of [`crate::daemon::fds`]. The socket is created
 //! with mode 0600 without ever existing under the umask's mode.
 //!
-//! Threading: the server runs as local tasks on the actix System arbiter (the
-//! main thread); command handlers are futures that talk to actors by messages.
+//! Threading: the server runs on a thread of its own, `rvs-unixctl`, with a
+//! descriptor table of its own (see [`serve_on_thread`]); command handlers are
+//! futures there that talk to actors by messages.
 
 use crate::daemon::fds;
 use crate::util::coverage::{self, c};
@@ -112,64 +113,6 @@ pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// Time a client has to take our reply off the socket.
 pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Creates `path`'s directory if needed, mode 0755 (root writes, others may
-/// reach the sockets their own modes allow), and warns when an existing one
-/// lets others replace our sockets (group or world writable without sticky bit).
-pub fn ensure_run_dir(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
-        return Ok(());
-    };
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(dir)?;
-    }
-    let mode = std::fs::metadata(dir)?.permissions().mode();
-    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
-        tracing::warn!(
-            "{}: mode {:o} lets other users replace sockets in it",
-            dir.display(),
-            mode & 0o7777
-        );
-    }
-    Ok(())
-}
-
-/// Binds a unix socket at `path` with exactly `mode`, never exposed with the
-/// umask's mode: it is bound inside a fresh private directory (0700) next to
-/// `path`, chmod-ed there, and renamed into place. A stale socket nobody
-/// answers on is replaced; one that answers belongs to a running daemon.
-pub fn bind_private(path: &Path, mode: u32) -> std::io::Result<std::os::unix::net::UnixListener> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    ensure_run_dir(path)?;
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AddrInUse,
-                format!("{} is in use by a running daemon", path.display()),
-            ));
-        }
-        std::fs::remove_file(path)?;
-    }
-    let parent = path.parent().filter(|d| !d.as_os_str().is_empty());
-    let parent = parent.unwrap_or_else(|| Path::new("."));
-    let tmpdir = parent.join(format!(".rvswitchd-bind-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmpdir);
-    std::fs::DirBuilder::new().mode(0o700).create(&tmpdir)?;
-    let tmp = tmpdir.join("s");
-    let result = (|| {
-        let l = std::os::unix::net::UnixListener::bind(&tmp)?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
-        std::fs::rename(&tmp, path)?;
-        Ok(l)
-    })();
-    let _ = std::fs::remove_file(&tmp);
-    let _ = std::fs::remove_dir(&tmpdir);
-    result
-}
-
 /// One admitted client, for eviction.
 struct Client {
     id: u64,
@@ -240,16 +183,14 @@ fn admit(stream: UnixStream, commands: &Commands, table: &ClientTable) {
     };
     let cmds = commands.clone();
     let t2 = table.clone();
-    let task = actix_rt::spawn(async move {
-        let mut stream = stream;
+    let task = tokio::task::spawn_local(async move {
+        // However the connection ends (even evicted), its descriptor
+        // refills the reserve without ever being free (`fds::Reserved`).
+        let mut stream = fds::Reserved::new(stream, fds::Pool::Control);
         if let Err(e) = serve_conn(&mut stream, cmds, &t2, id).await {
             tracing::debug!("unixctl connection: {e}");
         }
         t2.borrow_mut().list.retain(|c| c.id != id);
-        // Keep the descriptor's number for the reserve when it needs one.
-        if let Ok(s) = stream.into_std() {
-            fds::reserve().give_back(s.into());
-        }
     });
     table.borrow_mut().list.push(Client {
         id,
@@ -259,22 +200,60 @@ fn admit(stream: UnixStream, commands: &Commands, table: &ClientTable) {
     });
 }
 
-/// Binds the socket (mode 0600, see [`bind_private`]) and serves forever on
-/// the current (local) runtime. Returns the bound path for removal at exit.
-pub fn serve(path: &Path, commands: Commands) -> std::io::Result<PathBuf> {
-    let std_listener = bind_private(path, 0o600)?;
-    std_listener.set_nonblocking(true)?;
-    let listener = UnixListener::from_std(std_listener)?;
-    let table: ClientTable = Rc::default();
-    actix_rt::spawn(async move {
-        loop {
-            let accepted = fds::accept_reserved("unixctl", || listener.accept()).await;
-            if let Some((stream, _)) = accepted {
-                admit(stream, &commands, &table);
+/// Binds the sockets at `paths` (mode 0600, see
+/// [`crate::daemon::sockets::bind_private`]) and serves them on a thread of
+/// their own, with a descriptor table of its own ([`fds::private_table`]) so
+/// that a flood filling the process's shared table cannot lock the operator
+/// out. `commands` builds the command table on that thread (commands are
+/// futures that talk to actors by messages, which works from any thread).
+/// Returns once every socket is bound, or with the first bind error.
+pub fn serve_on_thread<F>(paths: &[PathBuf], commands: F) -> std::io::Result<()>
+where
+    F: FnOnce() -> Commands + Send + 'static,
+{
+    let mut listeners = Vec::new();
+    for p in paths {
+        let l = crate::daemon::sockets::bind_private(p, 0o600)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
+        l.set_nonblocking(true)?;
+        listeners.push(l);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("rvs-unixctl".into())
+        .spawn(move || {
+            if let Err(e) = fds::private_table() {
+                tracing::warn!("control socket: {e}; sharing the process's descriptor table");
             }
+            let local_set = tokio::task::LocalSet::new();
+            local_set.block_on(&rt, async move {
+                let cmds = commands();
+                let mut tasks = Vec::new();
+                for l in listeners {
+                    match UnixListener::from_std(l) {
+                        Ok(l) => tasks.push(tokio::task::spawn_local(accept_loop(l, cmds.clone()))),
+                        Err(e) => tracing::error!("control socket: {e}"),
+                    }
+                }
+                for t in tasks {
+                    let _ = t.await;
+                }
+            });
+        })?;
+    Ok(())
+}
+
+async fn accept_loop(listener: UnixListener, commands: Commands) {
+    let table: ClientTable = Rc::default();
+    loop {
+        let accepted =
+            fds::accept_reserved(fds::Pool::Control, "unixctl", || listener.accept()).await;
+        if let Some((stream, _)) = accepted {
+            admit(stream, &commands, &table);
         }
-    });
-    Ok(path.to_path_buf())
+    }
 }
 
 /// Why a client connection ended.
@@ -288,7 +267,10 @@ enum ConnError {
     Timeout(std::time::Duration),
 }
 
-async fn write_reply(stream: &mut UnixStream, reply: &Value) -> Result<(), ConnError> {
+/// An admitted client connection.
+type Conn = fds::Reserved<UnixStream>;
+
+async fn write_reply(stream: &mut Conn, reply: &Value) -> Result<(), ConnError> {
     let mut out = serde_json::to_vec(reply).unwrap_or_default();
     out.push(b'\n');
     match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&out)).await {
@@ -298,7 +280,7 @@ async fn write_reply(stream: &mut UnixStream, reply: &Value) -> Result<(), ConnE
 }
 
 async fn serve_conn(
-    stream: &mut UnixStream,
+    stream: &mut Conn,
     cmds: Commands,
     table: &ClientTable,
     id: u64,
@@ -385,12 +367,20 @@ async fn handle_request(cmds: &Commands, v: Value) -> Value {
     }
 }
 
-/// Client side (`rvswitchd ctl`): sends one request and returns the reply.
-/// Blocking; used only by the command-line client.
-pub fn call(socket: &Path, method: &str, params: &[String]) -> Result<CmdResult, String> {
+/// Client side (`rvswitchd ctl`): sends one request and returns the reply,
+/// waiting at most `timeout` for it (None: forever). Blocking; used only by
+/// the command-line client.
+pub fn call(
+    socket: &Path,
+    method: &str,
+    params: &[String],
+    timeout: Option<std::time::Duration>,
+) -> Result<CmdResult, String> {
     use std::io::{Read, Write};
     let mut s = std::os::unix::net::UnixStream::connect(socket)
         .map_err(|e| format!("cannot connect to {}: {e}", socket.display()))?;
+    s.set_read_timeout(timeout).map_err(|e| e.to_string())?;
+    s.set_write_timeout(timeout).map_err(|e| e.to_string())?;
     let req = json!({"id": 0, "method": method, "params": params});
     let bytes = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
     s.write_all(&bytes).map_err(|e| e.to_string())?;

@@ -7,24 +7,40 @@
 //! recommends for daemons that need many descriptors). What was done is kept
 //! for `/stats`, `/metrics` and `memory/show`.
 //!
-//! The reserve: [`reserve`] holds a few descriptors open on `/dev/null`. When
-//! an operator-facing listener's `accept` fails with `EMFILE`/`ENFILE`, the
-//! listener calls [`Reserve::lend`], which closes one spare so that the very
-//! next `accept` gets its number, and later [`Reserve::give_back`] the accepted
-//! connection: `dup2` turns the connection's descriptor into a `/dev/null`
-//! spare in one system call, so the number never becomes free for another
-//! thread to take. Other listeners (OpenFlow) back off after an accept error,
-//! so in practice the lent number goes to the operator. Which thread touches
-//! it: any; the spares sit behind a mutex taken only on these rare paths.
+//! The operator threads (control socket, stats endpoint) run with descriptor
+//! tables of their own ([`private_table`]), so a flood that fills the shared
+//! table does not reach them at all; within their own tables the reserves
+//! below are a second line.
+//!
+//! The reserves: each operator-facing listener (the control socket, the
+//! stats endpoint) has its own [`reserve`] of descriptors held open on
+//! `/dev/null`, so that a flood on one cannot spend the other's. When such a
+//! listener's `accept` fails with `EMFILE`/`ENFILE`, it calls
+//! [`Reserve::lend`], which closes one spare so that the very next `accept`
+//! gets its number; the accepted connection is wrapped in [`Reserved`], whose
+//! drop hands the descriptor to [`Reserve::give_back`]: `dup2` turns it into a
+//! `/dev/null` spare in one system call, so the number never becomes free for
+//! another thread to take. Other listeners (OpenFlow) back off after an accept
+//! error, so in practice the lent number goes to the operator. Which thread
+//! touches it: any; the spares sit behind a mutex taken only on these paths.
 
 use parking_lot::Mutex;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::sync::OnceLock;
 
-/// Spare descriptors kept for operator connections (control socket and HTTP
-/// each need one at a time; two more cover a command that opens a file while
-/// both are busy).
-pub const RESERVED_FDS: usize = 4;
+/// Spare descriptors kept for each operator-facing listener: one for the
+/// connection being served, one more so that the next is accepted while the
+/// last one's descriptor is on its way back.
+pub const RESERVED_FDS: usize = 2;
+
+/// The operator-facing listeners, each with its own reserve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pool {
+    /// The control socket (`ovs-appctl`).
+    Control,
+    /// The HTTP statistics endpoint.
+    Http,
+}
 
 /// What [`raise_limit`] found and did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -79,12 +95,49 @@ pub fn limit() -> Option<FdLimit> {
     LIMIT.get().copied()
 }
 
-/// Descriptors open now (entries of `/proc/self/fd`, minus the one used to
-/// list it), or None when the directory cannot be opened — which is what
-/// happens when none are left.
+/// `/proc/self/fd`, opened once ([`fill_all`]) and re-read from the start
+/// each time, so that counting takes no descriptor (under exhaustion, taking
+/// one would race with an operator listener for its reserved number).
+fn fd_dir() -> Option<&'static Mutex<nix::dir::Dir>> {
+    static D: OnceLock<Option<Mutex<nix::dir::Dir>>> = OnceLock::new();
+    D.get_or_init(|| {
+        nix::dir::Dir::open(
+            "/proc/self/fd",
+            nix::fcntl::OFlag::O_RDONLY
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ok()
+        .map(Mutex::new)
+    })
+    .as_ref()
+}
+
+/// Descriptors open now (entries of `/proc/self/fd` but `.`, `..` and the
+/// one listing it), or None when the directory could not be opened.
 pub fn open_count() -> Option<u64> {
-    let n = std::fs::read_dir("/proc/self/fd").ok()?.count();
+    let mut dir = fd_dir()?.lock();
+    // The iterator rewinds the directory when dropped.
+    let n = dir
+        .iter()
+        .filter_map(Result::ok)
+        .filter(|e| !matches!(e.file_name().to_bytes(), b"." | b".."))
+        .count();
     u64::try_from(n.saturating_sub(1)).ok()
+}
+
+/// Gives the calling thread a descriptor table of its own (`unshare(2)` with
+/// `CLONE_FILES`): a copy of the process's table as it is now, after which
+/// descriptors this thread opens are not in the shared table and the shared
+/// table filling up (a flood of OpenFlow peers) cannot stop this thread from
+/// accepting — each table has its own `RLIMIT_NOFILE` room. The operator
+/// threads (control socket, stats endpoint) call it first thing, before any
+/// bridge exists, so that their copies hold no device descriptor (a copy
+/// keeps the open file alive: a TAP would outlive its bridge).
+pub fn private_table() -> Result<(), String> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_FILES)
+        .map_err(|e| format!("unshare(CLONE_FILES): {e}"))
 }
 
 /// True for the errors `accept` returns when descriptors are exhausted.
@@ -96,10 +149,10 @@ pub fn is_exhaustion(e: &std::io::Error) -> bool {
 const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// One accept on an operator-facing listener: `accept` is called again on a
-/// reserved descriptor when the first try finds none free; after an error
-/// that the reserve cannot cover it pauses and returns None (the caller loops).
-/// A successful accept refills the reserve if it was used.
-pub async fn accept_reserved<T, F, Fut>(what: &str, mut accept: F) -> Option<T>
+/// descriptor of `pool`'s reserve when the first try finds none free; after an
+/// error that the reserve cannot cover it pauses and returns None (the caller
+/// loops). A successful accept refills the reserve if it was used.
+pub async fn accept_reserved<T, F, Fut>(pool: Pool, what: &str, mut accept: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = std::io::Result<T>>,
@@ -109,9 +162,16 @@ where
         Ok(s) => Some(s),
         Err(e) if is_exhaustion(&e) => {
             coverage::inc(&c::fd_exhausted);
-            if reserve().lend() {
+            if reserve(pool).lend() {
                 coverage::inc(&c::fd_reserve_lent);
-                accept().await.ok()
+                let got = accept().await.ok();
+                if got.is_none() {
+                    // Another thread took the number first. Connections
+                    // handed back refill the reserve later (never an open
+                    // here: it would take numbers other listeners release).
+                    coverage::inc(&c::fd_reserve_raced);
+                }
+                got
             } else {
                 tracing::warn!("{what}: accept: {e} (descriptor reserve used up)");
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -124,10 +184,104 @@ where
             None
         }
     };
-    if got.is_some() && reserve().available() < RESERVED_FDS {
-        reserve().fill();
-    }
     got
+}
+
+/// A connection that can give its descriptor back to the reserve.
+pub trait IntoOwnedFd {
+    /// The descriptor, deregistered from the runtime (None if that failed).
+    fn into_owned_fd(self) -> Option<OwnedFd>;
+}
+
+impl IntoOwnedFd for tokio::net::TcpStream {
+    fn into_owned_fd(self) -> Option<OwnedFd> {
+        self.into_std().ok().map(OwnedFd::from)
+    }
+}
+
+impl IntoOwnedFd for tokio::net::UnixStream {
+    fn into_owned_fd(self) -> Option<OwnedFd> {
+        self.into_std().ok().map(OwnedFd::from)
+    }
+}
+
+/// An operator connection whose descriptor goes to [`Reserve::give_back`]
+/// however the connection ends (finished, failed, evicted by abort): the
+/// number is turned into a spare before anything could close it, so a lent
+/// number never becomes free for a flooding listener to take.
+pub struct Reserved<S: IntoOwnedFd> {
+    inner: Option<S>,
+    pool: Pool,
+}
+
+impl<S: IntoOwnedFd> Reserved<S> {
+    /// Wraps a connection accepted by `pool`'s listener.
+    pub fn new(s: S, pool: Pool) -> Self {
+        Reserved {
+            inner: Some(s),
+            pool,
+        }
+    }
+
+    fn get(&mut self) -> std::io::Result<&mut S> {
+        self.inner
+            .as_mut()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotConnected))
+    }
+}
+
+impl<S: IntoOwnedFd> Drop for Reserved<S> {
+    fn drop(&mut self) {
+        if let Some(fd) = self.inner.take().and_then(IntoOwnedFd::into_owned_fd) {
+            reserve(self.pool).give_back(fd);
+        }
+    }
+}
+
+impl<S: IntoOwnedFd + tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Reserved<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get() {
+            Ok(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Err(e) => std::task::Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl<S: IntoOwnedFd + tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Reserved<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get() {
+            Ok(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Err(e) => std::task::Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get() {
+            Ok(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Err(e) => std::task::Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get() {
+            Ok(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Err(e) => std::task::Poll::Ready(Err(e)),
+        }
+    }
 }
 
 /// Spare descriptors, see the module documentation.
@@ -135,12 +289,39 @@ pub struct Reserve {
     spares: Mutex<Vec<OwnedFd>>,
 }
 
-/// The process's reserve.
-pub fn reserve() -> &'static Reserve {
-    static R: OnceLock<Reserve> = OnceLock::new();
-    R.get_or_init(|| Reserve {
+/// The reserve of one listener.
+pub fn reserve(pool: Pool) -> &'static Reserve {
+    static CONTROL: OnceLock<Reserve> = OnceLock::new();
+    static HTTP: OnceLock<Reserve> = OnceLock::new();
+    let r = match pool {
+        Pool::Control => &CONTROL,
+        Pool::Http => &HTTP,
+    };
+    r.get_or_init(|| Reserve {
         spares: Mutex::new(Vec::new()),
     })
+}
+
+/// A `/dev/null` descriptor kept for the life of the process as the source
+/// of [`Reserve::give_back`]'s `dup2`, so that a number can be turned into a
+/// spare even when a reserve holds none.
+fn model() -> Option<&'static OwnedFd> {
+    static M: OnceLock<Option<OwnedFd>> = OnceLock::new();
+    M.get_or_init(open_null).as_ref()
+}
+
+/// Fills every reserve and opens what counting and handing back need (at
+/// start, before any flood).
+pub fn fill_all() {
+    let _ = model();
+    let _ = fd_dir();
+    reserve(Pool::Control).fill();
+    reserve(Pool::Http).fill();
+}
+
+/// Spares held by all reserves.
+pub fn reserved() -> usize {
+    reserve(Pool::Control).available() + reserve(Pool::Http).available()
 }
 
 fn open_null() -> Option<OwnedFd> {
@@ -179,19 +360,14 @@ impl Reserve {
         if s.len() >= RESERVED_FDS {
             return;
         }
-        let Some(model) = s.first().map(|f| f.as_raw_fd()) else {
-            // No spare to copy from: close it and try a fresh open, which gets
-            // the number just freed unless another thread is faster.
-            drop(fd);
-            if let Some(n) = open_null() {
-                s.push(n);
-            }
+        let Some(model) = model().or_else(|| s.first()).map(|f| f.as_raw_fd()) else {
             return;
         };
         let raw = fd.into_raw_fd();
-        // SAFETY: `model` is an open descriptor owned by a spare held under the
-        // lock, and `raw` was an owned descriptor whose ownership we just took;
-        // dup2 atomically closes `raw` and makes it a copy of `model`.
+        // SAFETY: `model` is an open descriptor owned by the process-long model
+        // (or a spare held under the lock), and `raw` was an owned descriptor
+        // whose ownership we just took; dup2 atomically closes `raw` and makes
+        // it a copy of `model`.
         let r = unsafe { libc::dup2(model, raw) };
         if r == raw {
             // SAFETY: `raw` is now an open descriptor that nothing else owns.
@@ -212,6 +388,12 @@ mod tests {
         let r = Reserve {
             spares: Mutex::new(Vec::new()),
         };
+        // Even empty, a reserve takes numbers back (from the model).
+        let f = std::fs::File::open("/proc/self/status").expect("open");
+        let raw = f.as_raw_fd();
+        r.give_back(OwnedFd::from(f));
+        assert_eq!(r.available(), 1);
+        assert_eq!(r.spares.lock()[0].as_raw_fd(), raw);
         r.fill();
         assert_eq!(r.available(), RESERVED_FDS);
         assert!(r.lend());

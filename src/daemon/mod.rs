@@ -12,6 +12,10 @@
 
 pub mod cli;
 pub mod fds;
+pub mod listening;
 pub mod logging;
+pub mod notify;
+pub mod ovs_compat;
 pub mod process;
 pub mod procfs;
+pub mod sockets;

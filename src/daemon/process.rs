@@ -11,7 +11,7 @@
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, pipe, setsid, ForkResult};
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -124,8 +124,8 @@ impl ReadyNotifier {
         if let Some(fd) = self.fd.take() {
             let mut f = std::fs::File::from(fd);
             let msg = match result {
-                Ok(()) => "0".to_string(),
-                Err(e) => format!("1{e}"),
+                Ok(()) => "0\n".to_string(),
+                Err(e) => format!("1{}\n", e.replace('\n', " ")),
             };
             let _ = f.write_all(msg.as_bytes());
         }
@@ -141,9 +141,12 @@ pub fn detach() -> Result<ReadyNotifier, String> {
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Parent { .. } => {
             drop(wr);
-            let mut f = std::fs::File::from(rd);
+            // One line, not "until EOF": threads with descriptor tables of
+            // their own (`fds::private_table`) hold copies of the write end
+            // for as long as the daemon runs.
             let mut s = String::new();
-            let _ = f.read_to_string(&mut s);
+            let _ = std::io::BufReader::new(std::fs::File::from(rd)).read_line(&mut s);
+            let s = s.trim_end_matches('\n');
             if s == "0" {
                 std::process::exit(0);
             }
@@ -230,9 +233,13 @@ fn is_crash(sig: Signal) -> bool {
     )
 }
 
-/// A pidfile removed when dropped.
+/// A pidfile, write-locked (`fcntl` `F_SETLK`) while we live and removed
+/// when dropped. The lock is what OVS's `lib/daemon-unix.c:read_pidfile()`
+/// checks (an unlocked pidfile is stale), so `ovs-appctl` finds us through it.
 pub struct Pidfile {
     path: PathBuf,
+    /// Holds the lock: closing any descriptor of the file would release it.
+    _file: std::fs::File,
 }
 
 impl Pidfile {
@@ -250,10 +257,31 @@ impl Pidfile {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        std::fs::write(path, format!("{}\n", std::process::id()))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .map_err(|e| err(&e))?;
+        // SAFETY: an all-zero flock is a valid value to fill in.
+        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+        // Both constants are small (1 and 0): the conversions cannot fail.
+        lock.l_type = libc::c_short::try_from(libc::F_WRLCK).unwrap_or(1);
+        lock.l_whence = libc::c_short::try_from(libc::SEEK_SET).unwrap_or(0);
+        // SAFETY: F_SETLK on a descriptor we own with a fully initialised
+        // struct flock (whole file, write lock); it does not block.
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &lock) } != 0 {
+            return Err(err(&format!(
+                "locked by another process ({})",
+                std::io::Error::last_os_error()
+            )));
+        }
+        file.write_all(format!("{}\n", std::process::id()).as_bytes())
+            .map_err(|e| err(&e))?;
         Ok(Pidfile {
             path: path.to_path_buf(),
+            _file: file,
         })
     }
 }

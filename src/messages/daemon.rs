@@ -24,10 +24,9 @@ use std::time::SystemTime;
 pub enum ReloadOrigin {
     /// SIGHUP (`systemctl reload`).
     Signal,
-    /// `config/reload [FILE]` on the control socket.
+    /// `config/reload [FILE]` on the control socket (also what `rvswitchd
+    /// ctl add-port ...` sends after editing the file).
     Control,
-    /// `rvswitchd ctl add-port ...` and friends, after editing the file.
-    Edit,
 }
 
 /// Re-read a configuration file and apply what changed.

@@ -73,6 +73,7 @@ counters! {
     http_evicted: "Stats-endpoint connections closed to admit a new one at the connection cap.",
     fd_exhausted: "Accepts on an operator socket that found no free file descriptor.",
     fd_reserve_lent: "Operator connections accepted on a reserved file descriptor.",
+    fd_reserve_raced: "Reserved descriptors another thread took between their release and our accept.",
 }
 
 /// `(name, value)` of every counter, in declaration order.
