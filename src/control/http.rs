@@ -172,22 +172,11 @@ pub fn start(addr: std::net::SocketAddr) -> std::io::Result<std::net::SocketAddr
     let std_listener = std::net::TcpListener::bind(addr)?;
     std_listener.set_nonblocking(true)?;
     let local = std_listener.local_addr()?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    std::thread::Builder::new()
-        .name("rvs-http".into())
-        .spawn(move || {
-            if let Err(e) = fds::private_table() {
-                tracing::warn!("stats endpoint: {e}; sharing the process's descriptor table");
-            }
-            let local_set = tokio::task::LocalSet::new();
-            local_set.block_on(&rt, async move {
-                match tokio::net::TcpListener::from_std(std_listener) {
-                    Ok(l) => accept_loop(l).await,
-                    Err(e) => tracing::error!("stats endpoint: {e}"),
-                }
-            });
-        })?;
+    fds::spawn_private_thread("rvs-http", move || async move {
+        match tokio::net::TcpListener::from_std(std_listener) {
+            Ok(l) => accept_loop(l).await,
+            Err(e) => tracing::error!("stats endpoint: {e}"),
+        }
+    })?;
     Ok(local)
 }

@@ -218,31 +218,19 @@ where
         l.set_nonblocking(true)?;
         listeners.push(l);
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    std::thread::Builder::new()
-        .name("rvs-unixctl".into())
-        .spawn(move || {
-            if let Err(e) = fds::private_table() {
-                tracing::warn!("control socket: {e}; sharing the process's descriptor table");
+    fds::spawn_private_thread("rvs-unixctl", move || async move {
+        let cmds = commands();
+        let mut tasks = Vec::new();
+        for l in listeners {
+            match UnixListener::from_std(l) {
+                Ok(l) => tasks.push(tokio::task::spawn_local(accept_loop(l, cmds.clone()))),
+                Err(e) => tracing::error!("control socket: {e}"),
             }
-            let local_set = tokio::task::LocalSet::new();
-            local_set.block_on(&rt, async move {
-                let cmds = commands();
-                let mut tasks = Vec::new();
-                for l in listeners {
-                    match UnixListener::from_std(l) {
-                        Ok(l) => tasks.push(tokio::task::spawn_local(accept_loop(l, cmds.clone()))),
-                        Err(e) => tracing::error!("control socket: {e}"),
-                    }
-                }
-                for t in tasks {
-                    let _ = t.await;
-                }
-            });
-        })?;
-    Ok(())
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    })
 }
 
 async fn accept_loop(listener: UnixListener, commands: Commands) {

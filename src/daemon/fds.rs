@@ -140,6 +140,30 @@ pub fn private_table() -> Result<(), String> {
         .map_err(|e| format!("unshare(CLONE_FILES): {e}"))
 }
 
+/// Starts the operator thread `name`: a descriptor table of its own
+/// ([`private_table`]), a single-threaded runtime with a `LocalSet`, and the
+/// future `run()` makes on that thread, run to its end. The runtime is built
+/// here so that its errors reach the caller.
+pub fn spawn_private_thread<F, Fut>(name: &str, run: F) -> std::io::Result<()>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let what = name.to_string();
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            if let Err(e) = private_table() {
+                tracing::warn!("{what}: {e}; sharing the process's descriptor table");
+            }
+            tokio::task::LocalSet::new().block_on(&rt, run());
+        })?;
+    Ok(())
+}
+
 /// True for the errors `accept` returns when descriptors are exhausted.
 pub fn is_exhaustion(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
