@@ -6,7 +6,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 need_apt=0
 for p in ovs-ofctl ovs-appctl ovs-testcontroller ovs-pki openssl prlimit iperf3 ping ip ethtool \
-    python3 stdbuf tcpdump curl tshark; do
+    python3 stdbuf tcpdump curl tshark promtool; do
     command -v "$p" >/dev/null 2>&1 || need_apt=1
 done
 # tests/conformance.rs builds frames with scapy under the system python.
@@ -18,6 +18,11 @@ if [ "$need_apt" = 1 ]; then
     apt-get install -y -qq openvswitch-common openvswitch-testcontroller iperf3 iputils-ping \
         iproute2 ethtool python3 python3-pip coreutils tcpdump curl openssl util-linux \
         tshark python3-scapy >/dev/null
+    # promtool (the strict /metrics check in tests/daemon.rs) comes with the
+    # Prometheus server package; its service is not needed (and not started
+    # without systemd).
+    apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    (service prometheus stop || systemctl stop prometheus) >/dev/null 2>&1 || true
     # The test controller package may start a service on 6653; the tests start
     # the binary themselves.
     (service openvswitch-testcontroller stop || systemctl stop openvswitch-testcontroller) >/dev/null 2>&1 || true
@@ -30,9 +35,18 @@ if ! python3 -c 'import os_ken, eventlet' >/dev/null 2>&1; then
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
-    echo "rvswitchd needs a Rust toolchain (1.80 or newer): see https://rustup.rs" >&2
+    echo "rvswitchd needs a Rust toolchain (1.85 or newer): see https://rustup.rs" >&2
     exit 1
+fi
+# scripts/test.sh checks formatting and lints before the tests.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    rustup component add rustfmt clippy
 fi
 if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest
+fi
+# The packaged path (README: `cargo deb && apt install ./target/debian/*.deb`),
+# which tests/daemon.rs builds, installs and starts.
+if ! cargo deb --version >/dev/null 2>&1; then
+    cargo install --locked cargo-deb
 fi

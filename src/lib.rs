@@ -8,8 +8,6 @@
 //! - [`actors`] and [`messages`]: the actor system and its typed messages.
 //! - [`config`]: the TOML model, validation and diff.
 
-#![warn(missing_docs)]
-
 pub mod actors;
 pub mod config;
 pub mod control;

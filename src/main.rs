@@ -1,34 +1,45 @@
 //! `rvswitchd`: the daemon, its config checker and its control client.
 
-use rvswitchd::actors::daemon::{Daemon, COMMANDS};
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless
+)]
+
+use rvswitchd::actors::daemon::Daemon;
 use rvswitchd::actors::port::{start_link_monitor, PortRegistry};
 use rvswitchd::config::{self, BridgeConfig, Config, FailMode, PortConfig};
-use rvswitchd::control::{http, unixctl};
-use rvswitchd::daemon::cli::{self, Mode, RunOpts};
-use rvswitchd::daemon::{logging, process};
-use rvswitchd::messages::daemon::{Ctl, Reload, Shutdown};
+use rvswitchd::control::vsctl::{self, Edit};
+use rvswitchd::control::{commands, http, unixctl};
+use rvswitchd::daemon::cli::{self, CtlOpts, Mode, RunOpts};
+use rvswitchd::daemon::{fds, listening, logging, notify, ovs_compat, process, procfs};
+use rvswitchd::messages::daemon::{GetInventory, Reload, ReloadOrigin, ShowConfig, Shutdown};
 use rvswitchd::messages::Mailbox;
 use rvswitchd::netdev::PortType;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Longest wait for every configured listener before reporting ready anyway
+/// (with the missing ones named in the status).
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often readiness is checked while waiting.
+const READY_POLL: Duration = Duration::from_millis(50);
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match cli::parse(&args) {
-        Err(e) => {
-            eprintln!("rvswitchd: {e}");
-            ExitCode::from(2)
-        }
-        Ok(Mode::Help) => {
-            print!("{}", cli::USAGE);
-            ExitCode::SUCCESS
-        }
-        Ok(Mode::Version) => {
-            println!("rvswitchd {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
-        Ok(Mode::CheckConfig(path)) => match config::load(&path) {
+    if let Err(e) = process::make_crash_signals_fatal() {
+        eprintln!("rvswitchd: {e}");
+        return ExitCode::from(1);
+    }
+    let mode = match cli::parse(std::env::args_os()) {
+        Ok(m) => m,
+        // Help and version print to stdout and exit 0; usage errors to
+        // stderr with status 2.
+        Err(e) => e.exit(),
+    };
+    match mode {
+        Mode::CheckConfig(path) => match config::load(&path) {
             Ok(_) => {
                 println!("{}: OK", path.display());
                 ExitCode::SUCCESS
@@ -38,26 +49,138 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Ok(Mode::Ctl {
-            socket,
-            command,
-            args,
-        }) => match unixctl::call(&socket, &command, &args) {
-            Ok(Ok(text)) => {
+        Mode::Completions(shell) => {
+            cli::completions(shell, &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Mode::Ctl(c) => ctl(c),
+        Mode::Run(o) => run(o),
+    }
+}
+
+/// One control-socket call; `Err` is a failure to talk to the daemon.
+fn call(c: &CtlOpts, method: &str, args: &[String]) -> Result<unixctl::CmdResult, String> {
+    let timeout = (c.timeout > 0).then(|| Duration::from_secs(c.timeout));
+    unixctl::call(&c.socket, method, args, timeout)
+}
+
+fn ctl(c: CtlOpts) -> ExitCode {
+    let fail = |e: String| {
+        eprintln!("rvswitchd ctl: {e}");
+        ExitCode::from(1)
+    };
+    let Some((cmd, args)) = c.command.split_first() else {
+        return fail("missing COMMAND".into());
+    };
+    if cmd == "show" {
+        return match ctl_show(&c) {
+            Ok(s) => {
+                print!("{s}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        };
+    }
+    if let Some(edit) = Edit::parse(&c.command) {
+        return match edit.and_then(|e| ctl_edit(&c, &e)) {
+            Ok((text, true)) => {
                 print!("{text}");
                 ExitCode::SUCCESS
             }
-            Ok(Err(text)) => {
-                eprintln!("{text}");
-                eprintln!("rvswitchd ctl: {} command failed", socket.display());
+            Ok((text, false)) => {
+                eprint!("{text}");
                 ExitCode::from(2)
             }
-            Err(e) => {
-                eprintln!("rvswitchd ctl: {e}");
-                ExitCode::from(1)
-            }
+            Err(e) => fail(e),
+        };
+    }
+    match call(&c, cmd, args) {
+        Ok(Ok(text)) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(text)) => {
+            eprintln!("{}", text.trim_end());
+            eprintln!("rvswitchd ctl: {} command failed", c.socket.display());
+            ExitCode::from(2)
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// `show`: the running configuration (or, with `--file` and no daemon, the file).
+fn ctl_show(c: &CtlOpts) -> Result<String, String> {
+    match call(c, "config/show", &[]) {
+        Ok(Ok(text)) => {
+            let cfg = config::parse_str(&text, "config/show", false).map_err(|e| e.to_string())?;
+            let source = text
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("# in force: "))
+                .unwrap_or("running configuration")
+                .to_string();
+            Ok(vsctl::show(&cfg, &source))
+        }
+        Ok(Err(e)) => Err(e),
+        Err(e) => match &c.file {
+            Some(f) => Ok(vsctl::show(
+                &config::load(f).map_err(|e| e.to_string())?,
+                &f.display().to_string(),
+            )),
+            None => Err(e),
         },
-        Ok(Mode::Run(o)) => run(o),
+    }
+}
+
+/// An edit: the file (`--file`, or the daemon's start-up file), then a reload
+/// when the daemon runs from that file. Returns the text and whether all of
+/// it succeeded.
+fn ctl_edit(c: &CtlOpts, edit: &Edit) -> Result<(String, bool), String> {
+    let daemon_file = match call(c, "config/path", &[]) {
+        Ok(Ok(p)) => Some(PathBuf::from(p.trim())),
+        _ => None,
+    };
+    let file = c
+        .file
+        .clone()
+        .or_else(|| daemon_file.clone())
+        .ok_or_else(|| {
+            format!(
+                "cannot ask {} which file to edit (is the daemon running?); name it with --file",
+                c.socket.display()
+            )
+        })?;
+    let mgmt_dir = c.socket.parent().unwrap_or(Path::new("/run/rvswitchd"));
+    let summary = vsctl::edit_file(&file, edit, mgmt_dir)?;
+    let same = daemon_file.as_ref().is_some_and(|d| {
+        d == &file || std::fs::canonicalize(d).ok() == std::fs::canonicalize(&file).ok()
+    });
+    if !same {
+        return Ok((
+            format!(
+                "{summary} in {}; no daemon runs from that file, so nothing was applied
+",
+                file.display()
+            ),
+            true,
+        ));
+    }
+    match call(c, "config/reload", &[])? {
+        Ok(text) => Ok((
+            format!(
+                "{summary} in {}
+{text}",
+                file.display()
+            ),
+            true,
+        )),
+        Err(text) => Ok((
+            format!(
+                "{summary} in {} (the file is changed), but applying it failed:\n{text}",
+                file.display()
+            ),
+            false,
+        )),
     }
 }
 
@@ -75,6 +198,7 @@ fn contract_config(o: &RunOpts) -> Result<Config, String> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(cli::DEFAULT_CTL));
     cfg.daemon.stats_listen = String::new();
+    cfg.daemon.allow_no_bridges = false;
     cfg.datapath.flow_limit = 200_000;
     cfg.datapath.max_idle_ms = 600_000;
     cfg.bridge.push(BridgeConfig {
@@ -88,14 +212,13 @@ fn contract_config(o: &RunOpts) -> Result<Config, String> {
         mac_aging_secs: 300,
         mac_table_size: 8192,
         internal_port: false,
-        port: o
-            .ports
-            .iter()
-            .enumerate()
-            .map(|(i, p)| PortConfig {
+        // `--ports ""` (no port) and repeated spaces give empty names: skipped.
+        port: (1u32..)
+            .zip(o.ports.iter().filter(|p| !p.is_empty()))
+            .map(|(n, p)| PortConfig {
                 name: p.clone(),
                 kind: PortType::System,
-                ofport: Some(i as u32 + 1),
+                ofport: Some(n),
                 vlan: None,
                 trunks: vec![],
             })
@@ -108,6 +231,8 @@ fn contract_config(o: &RunOpts) -> Result<Config, String> {
 }
 
 fn run(o: RunOpts) -> ExitCode {
+    // Before any thread: the notification variables must not reach children.
+    let notify_setup = notify::init();
     let loaded = match &o.config {
         Some(p) => config::load(p).map_err(|e| e.to_string()),
         None => contract_config(&o),
@@ -121,6 +246,13 @@ fn run(o: RunOpts) -> ExitCode {
     };
     if let Some(u) = &o.unixctl {
         cfg.daemon.control_socket = u.clone();
+    }
+    let ovs_rundir = cfg.daemon.ovs_compat_paths.then(config::ovs_rundir);
+    if let Some(dir) = &ovs_rundir {
+        if let Err(e) = ovs_compat::check_no_real_ovs(dir) {
+            eprintln!("rvswitchd: {e}");
+            return ExitCode::from(1);
+        }
     }
     rvswitchd::actors::connmgr::configure(&cfg.openflow, &cfg.ssl);
     // Fork before any thread exists.
@@ -145,95 +277,170 @@ fn run(o: RunOpts) -> ExitCode {
         eprintln!("rvswitchd: {e}");
         return ExitCode::from(1);
     }
-    let pidfile = match &o.pidfile {
-        Some(p) => match process::Pidfile::create(p) {
-            Ok(f) => Some(f),
+    match notify_setup {
+        Ok(Some(s)) => tracing::info!("{s}"),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("{e}"),
+    }
+    match fds::raise_limit() {
+        Ok(l) if l.soft > l.soft_at_start => tracing::info!(
+            "file descriptors: limit raised from {} to {} (the hard limit)",
+            l.soft_at_start,
+            l.soft
+        ),
+        Ok(l) => tracing::info!("file descriptors: limit {} (hard {})", l.soft, l.hard),
+        Err(e) => tracing::warn!("file descriptors: {e}"),
+    }
+    procfs::init();
+    fds::fill_all();
+    let mut pidfiles = Vec::new();
+    let wanted: Vec<PathBuf> = o
+        .pidfile
+        .iter()
+        .cloned()
+        .chain(ovs_rundir.as_deref().map(ovs_compat::pidfile))
+        .collect();
+    for p in wanted {
+        match process::Pidfile::create(&p) {
+            Ok(f) => pidfiles.push(f),
             Err(e) => {
                 ready.notify(Err(e.clone()));
                 eprintln!("rvswitchd: {e}");
                 return ExitCode::from(1);
             }
-        },
-        None => None,
-    };
+        }
+    }
     let sys = actix::System::new();
-    let result = sys.block_on(async move { start(cfg, o.config.clone()).await });
+    let result = sys.block_on(async move { start(cfg, o.config.clone(), ovs_rundir, ready).await });
     match result {
-        Ok(ctl_path) => {
+        Ok(sockets) => {
             tracing::info!("rvswitchd {} started", env!("CARGO_PKG_VERSION"));
-            ready.notify(Ok(()));
             if let Err(e) = sys.run() {
                 tracing::error!("event loop: {e}");
             }
-            let _ = std::fs::remove_file(ctl_path);
-            drop(pidfile);
+            for s in sockets {
+                let _ = std::fs::remove_file(s);
+            }
+            drop(pidfiles);
             tracing::info!("rvswitchd exited");
             ExitCode::SUCCESS
         }
-        Err(e) => {
+        Err((e, mut ready)) => {
             tracing::error!("{e}");
             eprintln!("rvswitchd: {e}");
+            notify::notify(&format!("STATUS={}", notify::status_line(&e)));
             ready.notify(Err(e));
             ExitCode::from(1)
         }
     }
 }
 
-async fn start(cfg: Config, cfg_path: Option<PathBuf>) -> Result<PathBuf, String> {
+/// Waits until every configured listener is held by this process (or
+/// [`READY_TIMEOUT`] passed), then tells the detaching parent and systemd
+/// (`READY=1` with a `STATUS=` line). What "ready" observes: the bridges'
+/// actors were started and their `punix:`/`ptcp:` listeners are listening
+/// sockets of this process; ports whose devices are missing or still opening,
+/// and active controller connections, are not waited for.
+async fn report_ready(daemon: Mailbox<Daemon>, mut ready: process::ReadyNotifier) {
+    let t = Instant::now();
+    let status = loop {
+        let view = match daemon.ask(ShowConfig).await {
+            Ok(v) => v,
+            Err(e) => break format!("daemon unavailable: {e}"),
+        };
+        let held = listening::held();
+        let missing: Vec<String> = view
+            .cfg
+            .bridge
+            .iter()
+            .flat_map(|b| b.listeners.iter().map(move |l| (b, l)))
+            .filter(|(_, l)| !held.has(l))
+            .map(|(b, l)| format!("{} {l}", b.name))
+            .collect();
+        let n = view.cfg.bridge.len();
+        if missing.is_empty() {
+            break format!("{n} bridge(s) configured, every listener listening");
+        }
+        if t.elapsed() >= READY_TIMEOUT {
+            let s = format!(
+                "{n} bridge(s) configured; not listening: {}",
+                missing.join(", ")
+            );
+            tracing::warn!("{s}");
+            break s;
+        }
+        tokio::time::sleep(READY_POLL).await;
+    };
+    ready.notify(Ok(()));
+    notify::notify(&format!("READY=1\nSTATUS={}", notify::status_line(&status)));
+}
+
+/// Sends `WATCHDOG=1` every half watchdog interval while the Daemon answers
+/// within that time: a stuck supervisor (main thread) stops the pings and
+/// systemd restarts the service.
+async fn watchdog(daemon: Mailbox<Daemon>, period: Duration) {
+    loop {
+        tokio::time::sleep(period).await;
+        match tokio::time::timeout(period, daemon.ask(GetInventory)).await {
+            Ok(Ok(_)) => {
+                notify::notify("WATCHDOG=1");
+            }
+            _ => tracing::warn!("watchdog: the daemon did not answer within {period:?}"),
+        }
+    }
+}
+
+type StartError = (String, process::ReadyNotifier);
+
+/// Starts the stats endpoint, the actors and the control socket(s); returns
+/// the socket paths to remove at exit.
+async fn start(
+    cfg: Config,
+    cfg_path: Option<PathBuf>,
+    ovs_rundir: Option<PathBuf>,
+    ready: process::ReadyNotifier,
+) -> Result<Vec<PathBuf>, StartError> {
     use actix::Actor;
     if !cfg.daemon.stats_listen.is_empty() {
-        let addr = cfg
-            .daemon
-            .stats_listen
-            .parse()
-            .map_err(|e| format!("daemon.stats_listen: {e}"))?;
-        http::start(addr).map_err(|e| format!("stats endpoint {addr}: {e}"))?;
+        let addr = match cfg.daemon.stats_listen.parse() {
+            Ok(a) => a,
+            Err(e) => return Err((format!("daemon.stats_listen: {e}"), ready)),
+        };
+        if let Err(e) = http::start(addr) {
+            return Err((format!("stats endpoint {addr}: {e}"), ready));
+        }
     }
     let ports = PortRegistry::default();
-    let monitor =
-        start_link_monitor(ports.clone()).map_err(|e| format!("rtnetlink monitor: {e}"))?;
+    let monitor = match start_link_monitor(ports.clone()) {
+        Ok(m) => m,
+        Err(e) => return Err((format!("rtnetlink monitor: {e}"), ready)),
+    };
     // The monitor lives as long as the process.
     std::mem::forget(monitor);
-    let ctl_path = cfg.daemon.control_socket.clone();
+    let mut sockets = vec![cfg.daemon.control_socket.clone()];
+    sockets.extend(ovs_rundir.as_deref().map(ovs_compat::ctl_socket));
     let mut daemon = Daemon::new(cfg, cfg_path, ports);
-    daemon.remove_on_exit(ctl_path.clone());
+    for s in &sockets {
+        daemon.remove_on_exit(s.clone());
+    }
     let meter = daemon.meter();
     let addr = daemon.start();
     let mb = Mailbox::new(addr, meter);
 
-    let cmds = unixctl::Commands::default();
-    let list_cmds = cmds.clone();
-    cmds.register(
-        "list-commands",
-        "",
-        0,
-        0,
-        Rc::new(move |_| {
-            let text = list_cmds.list();
-            Box::pin(async move { Ok(text) })
-        }),
-    );
-    for (name, usage, min, max) in COMMANDS {
-        let mb = mb.clone();
-        let name_s = name.to_string();
-        cmds.register(
-            name,
-            usage,
-            *min,
-            *max,
-            Rc::new(move |args| {
-                let mb = mb.clone();
-                let cmd = name_s.clone();
-                Box::pin(async move {
-                    mb.ask(Ctl { cmd, args })
-                        .await
-                        .map_err(|e| format!("daemon unavailable: {e}"))?
-                })
-            }),
-        );
+    // Before the Daemon's actor runs (it starts at our first await): the
+    // control thread's private descriptor table must hold no device.
+    let mb_ctl = mb.clone();
+    if let Err(e) = unixctl::serve_on_thread(&sockets, move || {
+        let cmds = unixctl::Commands::default();
+        commands::register_all(&cmds, mb_ctl);
+        cmds
+    }) {
+        return Err((format!("control socket {e}"), ready));
     }
-    unixctl::serve(&ctl_path, cmds)
-        .map_err(|e| format!("control socket {}: {e}", ctl_path.display()))?;
+    actix_rt::spawn(report_ready(mb.clone(), ready));
+    if let Some(period) = notify::watchdog_period() {
+        actix_rt::spawn(watchdog(mb.clone(), period));
+    }
 
     // Signals: HUP reloads, TERM/INT exit cleanly.
     let mb2 = mb.clone();
@@ -243,10 +450,18 @@ async fn start(cfg: Config, cfg_path: Option<PathBuf>) -> Result<PathBuf, String
             return;
         };
         while hup.recv().await.is_some() {
-            match mb2.ask(Reload { path: None }).await {
-                Ok(Ok(s)) => tracing::info!("SIGHUP: {}", s.trim()),
+            // The Daemon logs what the reload did; only a refusal to even
+            // start one needs saying here.
+            let r = mb2
+                .ask(Reload {
+                    path: None,
+                    origin: ReloadOrigin::Signal,
+                })
+                .await;
+            match r {
+                Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::error!("SIGHUP: {e}"),
-                Err(e) => tracing::error!("SIGHUP: {e}"),
+                Err(e) => tracing::error!("SIGHUP: daemon unavailable: {e}"),
             }
         }
     });
@@ -264,5 +479,5 @@ async fn start(cfg: Config, cfg_path: Option<PathBuf>) -> Result<PathBuf, String
             }
         });
     }
-    Ok(ctl_path)
+    Ok(sockets)
 }

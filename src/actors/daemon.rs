@@ -1,37 +1,57 @@
-//! The Daemon actor: the supervisor (seed 000's main loop and 002's
-//! `bridge_reconfigure`).
+//! The Daemon actor: the supervisor (OVS's `vswitchd/ovs-vswitchd.c` main
+//! loop and `bridge.c:bridge_reconfigure()`).
 //!
 //! Ownership: the Daemon owns the running [`Config`] and every other actor's
-//! address and Arbiter. It applies configuration changes in the seed's order
+//! address and Arbiter. It applies configuration changes in OVS's order
 //! (delete what is gone, add what is new, reconfigure the rest), resizes the
-//! upcall handler and revalidator pools, runs control-socket commands, and
-//! checks every second that its actors are alive: a dead upcall handler or
-//! revalidator is restarted (the revalidator's flows are purged first, since
-//! their ukeys died with it); a dead bridge is reported, not restarted, because
-//! its tables cannot be rebuilt. Runs on the System arbiter (main thread).
+//! upcall handler and revalidator pools, and checks every second that its
+//! actors are alive: a dead upcall handler or revalidator is restarted (the
+//! revalidator's flows are purged first, since their ukeys died with it); a
+//! dead bridge is reported, not restarted, because its tables cannot be
+//! rebuilt. It registers the statistics sources of what it starts.
+//!
+//! It renders nothing: control commands (`control/commands.rs`) ask it typed
+//! questions (`messages/daemon.rs`) or have it route a query to a bridge or
+//! the revalidators, and format the answers themselves. Runs on the System
+//! arbiter (main thread).
+
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless
+)]
 
 use crate::actors::bridge::{Bridge, BridgeParams, BridgeShared, LeaderLink};
-use crate::actors::metrics::{registry, ActorMeter, MsgName};
+use crate::actors::metrics::{registry, ActorMeter, MetricSink, MsgName, StatsSource};
 use crate::actors::port::PortRegistry;
 use crate::actors::revalidator::{self, RevalShared, Revalidator};
 use crate::actors::upcall::{self, HandlerCounters, UpcallHandler};
 use crate::config::{self, Config, ConfigDiff};
-use crate::control::http;
-use crate::messages::bridge::{BridgeQuery, Query, Reconfigure, StopBridge};
+use crate::messages::bridge::{BridgeQuery, Reconfigure, StopBridge};
 use crate::messages::daemon::*;
 use crate::messages::revalidator as rv;
 use crate::messages::upcall::{AttachBridge, DetachBridge, HandlerReport, SetRevalidators};
 use crate::messages::Mailbox;
 use crate::util::coverage::{self, c};
 use actix::prelude::*;
+use futures_util::future::join_all;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering::Relaxed;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Mailbox capacity of the Daemon.
 pub const MAILBOX: usize = 64;
+/// How often the supervisor checks its actors.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest `revalidator/wait` waits for a round.
+const WAIT_ROUND_TIMEOUT: Duration = Duration::from_secs(30);
+/// "Not reported yet" for the revalidator round gauge.
+const UNKNOWN: u64 = u64::MAX;
 
 struct BridgeEntry {
     mb: Mailbox<Bridge>,
@@ -46,36 +66,51 @@ struct HandlerEntry {
     counters: Arc<HandlerCounters>,
 }
 
-/// The supervisor.
+/// The supervisor: owns the running configuration and every actor it started.
 pub struct Daemon {
     meter: Arc<ActorMeter>,
     cfg: Config,
-    cfg_path: Option<PathBuf>,
+    /// The start-up file (`--config`), which SIGHUP and `config/reload` read.
+    startup: Option<PathBuf>,
+    /// The file the running configuration was last read from.
+    source: Option<PathBuf>,
+    applied: Option<(SystemTime, ReloadOrigin)>,
+    reloading: bool,
     bridges: BTreeMap<String, BridgeEntry>,
     handlers: Vec<HandlerEntry>,
     revalidators: Vec<(Mailbox<Revalidator>, Arbiter)>,
     reval: Arc<RevalShared>,
+    /// The leader's last reported round duration, ms ([`UNKNOWN`] before).
+    last_round_ms: Arc<AtomicU64>,
     leader: LeaderLink,
     ports: PortRegistry,
     next_index: u32,
     on_exit: Vec<PathBuf>,
+    startup_report: ApplyReport,
 }
 
+type ReportFuture = Pin<Box<dyn Future<Output = ApplyReport>>>;
+
 impl Daemon {
-    /// A supervisor for `cfg` (read from `cfg_path` when reloading).
+    /// A supervisor for `cfg`, read from `cfg_path` (None: built from flags).
     pub fn new(cfg: Config, cfg_path: Option<PathBuf>, ports: PortRegistry) -> Daemon {
         Daemon {
             meter: registry().meter("daemon".into(), "Daemon", None, MAILBOX),
             cfg,
-            cfg_path,
+            startup: cfg_path.clone(),
+            source: cfg_path,
+            applied: None,
+            reloading: false,
             bridges: BTreeMap::new(),
             handlers: Vec::new(),
             revalidators: Vec::new(),
             reval: Arc::new(RevalShared::default()),
+            last_round_ms: Arc::new(AtomicU64::new(UNKNOWN)),
             leader: LeaderLink::default(),
             ports,
             next_index: 1,
             on_exit: Vec::new(),
+            startup_report: ApplyReport::default(),
         }
     }
 
@@ -169,12 +204,15 @@ impl Daemon {
                 h.arbiter.stop();
             }
         }
-        // Re-plumb every bridge's upcall queues onto the new set.
-        let bridges: Vec<Arc<BridgeShared>> =
-            self.bridges.values().map(|b| b.shared.clone()).collect();
-        for br in bridges {
-            let txs = self.attach_to_handlers(&br);
-            br.upcall_routes.store(Arc::new(txs));
+        self.replumb_upcalls();
+        self.register_upcall_source();
+    }
+
+    /// Re-plumbs every bridge's upcall queues onto the current handlers.
+    fn replumb_upcalls(&self) {
+        for b in self.bridges.values() {
+            let txs = self.attach_to_handlers(&b.shared);
+            b.shared.upcall_routes.store(Arc::new(txs));
         }
     }
 
@@ -228,14 +266,11 @@ impl Daemon {
         let meter = bridge.meter();
         let arbiter = Arbiter::new();
         let addr = Bridge::start_in_arbiter(&arbiter.handle(), move |_| bridge);
-        let sh = shared.clone();
-        let reval = self.reval.clone();
-        http::add_source(
+        registry().add_source(
             &format!("datapath_{name}"),
-            Arc::new(move || {
-                let mut v = crate::control::render::dp_stats_json(&sh);
-                v["ukeys_all_bridges"] = serde_json::json!(reval.n_flows.load(Relaxed));
-                v
+            Arc::new(BridgeStats {
+                shared: shared.clone(),
+                reval: self.reval.clone(),
             }),
         );
         self.bridges.insert(
@@ -260,7 +295,7 @@ impl Daemon {
             for (r, _) in &self.revalidators {
                 r.tell(rv::ForgetBridge(b.shared.index));
             }
-            http::remove_source(&format!("datapath_{name}"));
+            registry().remove_source(&format!("datapath_{name}"));
             let mb = b.mb.clone();
             let arb = b._arbiter;
             actix::spawn(async move {
@@ -270,63 +305,85 @@ impl Daemon {
         }
     }
 
-    /// Starts everything for the current config.
-    fn start_all(&mut self) -> Result<(), String> {
+    fn register_upcall_source(&self) {
+        registry().add_source(
+            "upcall",
+            Arc::new(UpcallStats {
+                reval: self.reval.clone(),
+                handlers: self.handlers.iter().map(|h| h.counters.clone()).collect(),
+                last_round_ms: self.last_round_ms.clone(),
+            }),
+        );
+    }
+
+    /// Starts everything for the current config. A bridge that cannot be
+    /// built is left out of the running configuration (so a reload retries it)
+    /// and reported.
+    fn start_all(&mut self) -> ApplyReport {
+        let mut report = ApplyReport::default();
         let (nh, nr) = self.cfg.datapath.thread_counts(Self::cores());
         self.set_revalidators(nr);
         self.set_handlers(nh);
+        self.register_upcall_source();
         for b in self.cfg.bridge.clone() {
-            self.add_bridge(b)?;
+            let name = b.name.clone();
+            match self.add_bridge(b) {
+                Ok(()) => report.applied(format!("added bridge {name}")),
+                Err(e) => {
+                    self.cfg.bridge.retain(|x| x.name != name);
+                    report.failed(format!("bridge {name}"), e);
+                }
+            }
         }
-        let reval = self.reval.clone();
-        let handlers: Vec<Arc<HandlerCounters>> =
-            self.handlers.iter().map(|h| h.counters.clone()).collect();
-        http::add_source(
-            "upcall",
-            Arc::new(move || {
-                serde_json::json!({
-                    "flows": reval.n_flows.load(Relaxed),
-                    "flow_limit": reval.flow_limit.load(Relaxed),
-                    "rounds": reval.rounds.load(Relaxed),
-                    "handlers": handlers.iter().enumerate().map(|(i, c)| serde_json::json!({
-                        "id": i.to_string(),
-                        "upcalls": c.upcalls.load(Relaxed),
-                        "installed": c.installed.load(Relaxed),
-                        "over_limit": c.over_limit.load(Relaxed),
-                        "duplicates": c.duplicates.load(Relaxed),
-                        "packet_ins": c.packet_ins.load(Relaxed),
-                        "packet_ins_dropped": c.packet_ins_dropped.load(Relaxed),
-                    })).collect::<Vec<_>>(),
-                })
-            }),
-        );
-        Ok(())
+        report
     }
 
-    fn apply_diff(&mut self, new: Config, d: &ConfigDiff) -> Vec<String> {
-        let mut notes = Vec::new();
+    /// Applies `d` (computed from the running config to `new`): the part the
+    /// Daemon does itself goes into the returned report at once; each
+    /// reconfigured bridge's own answer arrives through the futures.
+    fn apply_diff(&mut self, new: Config, d: &ConfigDiff) -> (ApplyReport, Vec<ReportFuture>) {
+        let mut r = ApplyReport::default();
+        let mut pending: Vec<ReportFuture> = Vec::new();
         // 1. Delete what is gone (before adding: names can move between bridges).
         for name in &d.bridges_removed {
             self.remove_bridge(name);
-            notes.push(format!("deleted bridge {name}"));
+            r.applied(format!("deleted bridge {name}"));
         }
         for bd in &d.bridges_changed {
             if let (Some(b), Some(cfg)) = (self.bridges.get(&bd.name), new.bridge(&bd.name)) {
-                b.mb.tell(Reconfigure {
+                let mb = b.mb.clone();
+                let msg = Reconfigure {
                     diff: bd.clone(),
                     cfg: cfg.clone(),
-                });
+                };
+                let name = bd.name.clone();
+                pending.push(Box::pin(async move {
+                    match mb.ask(msg).await {
+                        Ok(answer) => answer.into_report(),
+                        Err(e) => {
+                            let mut f = ApplyReport::default();
+                            f.failed(format!("bridge {name}"), format!("not reconfigured: {e}"));
+                            f
+                        }
+                    }
+                }));
                 for p in &bd.ports_removed {
-                    notes.push(format!("bridge {}: deleted port {p}", bd.name));
+                    r.applied(format!("bridge {}: deleted port {p}", bd.name));
                 }
                 for p in &bd.ports_added {
-                    notes.push(format!("bridge {}: added port {}", bd.name, p.name));
+                    r.applied(format!("bridge {}: added port {}", bd.name, p.name));
                 }
                 for p in &bd.ports_changed {
-                    notes.push(format!("bridge {}: reconfigured port {}", bd.name, p.name));
+                    r.applied(format!("bridge {}: reconfigured port {}", bd.name, p.name));
                 }
                 if bd.connections_changed || bd.fail_mode_changed {
-                    notes.push(format!("bridge {}: connections reconfigured", bd.name));
+                    r.applied(format!("bridge {}: connections reconfigured", bd.name));
+                }
+                if bd.dpid_changed {
+                    r.applied(format!("bridge {}: datapath id {}", bd.name, cfg.dpid()));
+                }
+                if bd.mac_changed {
+                    r.applied(format!("bridge {}: MAC learning settings", bd.name));
                 }
             }
         }
@@ -336,8 +393,13 @@ impl Daemon {
         for b in d.bridges_added.clone() {
             let name = b.name.clone();
             match self.add_bridge(b) {
-                Ok(()) => notes.push(format!("added bridge {name}")),
-                Err(e) => notes.push(format!("bridge {name}: {e}")),
+                Ok(()) => r.applied(format!("added bridge {name}")),
+                Err(e) => {
+                    // Not running, so not in the running configuration: the
+                    // next reload tries again.
+                    self.cfg.bridge.retain(|x| x.name != name);
+                    r.failed(format!("bridge {name}"), e);
+                }
             }
         }
         // 3. Reconfigure process-wide settings.
@@ -346,11 +408,11 @@ impl Daemon {
             let (oh, or) = old_dp.thread_counts(Self::cores());
             if nr != or {
                 self.set_revalidators(nr);
-                notes.push(format!("revalidators: {or} -> {nr}"));
+                r.applied(format!("revalidators: {or} -> {nr}"));
             }
             if nh != oh {
                 self.set_handlers(nh);
-                notes.push(format!("handlers: {oh} -> {nh}"));
+                r.applied(format!("handlers: {oh} -> {nh}"));
             }
             if let Some(l) = self.leader.read().as_ref() {
                 l.tell(rv::SetLimits {
@@ -358,58 +420,28 @@ impl Daemon {
                     max_idle_ms: self.cfg.datapath.max_idle_ms,
                 });
             }
-            notes.push("datapath settings updated".into());
+            r.applied("datapath settings updated");
         }
         if d.log_level_changed {
             match crate::daemon::logging::set_level(&self.cfg.daemon.log_level) {
-                Ok(()) => notes.push(format!("log level: {}", self.cfg.daemon.log_level)),
-                Err(e) => notes.push(format!("log level not changed: {e}")),
+                Ok(()) => r.applied(format!("log level: {}", self.cfg.daemon.log_level)),
+                Err(e) => r.failed("daemon.log_level", e),
             }
         }
-        for k in &d.needs_restart {
-            notes.push(format!("{k} changes only after a restart"));
-        }
-        notes
+        r.needs_restart.extend(d.needs_restart.iter().cloned());
+        (r, pending)
     }
 
-    fn reload(&mut self, path: Option<PathBuf>) -> Result<String, String> {
-        coverage::inc(&c::config_reload);
-        let path = path
-            .or_else(|| self.cfg_path.clone())
-            .ok_or("the daemon was started without a config file")?;
-        let new = match config::load(&path) {
-            Ok(c) => c,
-            Err(e) => {
-                coverage::inc(&c::config_reload_refused);
-                tracing::error!("reload refused, running config unchanged: {e}");
-                return Err(format!(
-                    "reload refused, running configuration unchanged: {e}"
-                ));
-            }
-        };
-        let d = ConfigDiff::between(&self.cfg, &new);
-        if d.is_empty() {
-            self.cfg_path = Some(path);
-            return Ok("configuration unchanged\n".into());
-        }
-        let notes = self.apply_diff(new, &d);
-        self.cfg_path = Some(path);
-        tracing::info!("configuration reloaded: {}", notes.join("; "));
-        Ok(format!(
-            "configuration reloaded:\n  {}\n",
-            notes.join("\n  ")
-        ))
-    }
-
-    fn health(&mut self) {
+    fn health(&mut self, ctx: &mut Context<Self>) {
         // Revalidators: a dead one loses its ukeys, so its flows are purged
         // (the datapath forgets them; traffic re-creates them) and it restarts.
-        let mut restart = Vec::new();
-        for (i, (m, _)) in self.revalidators.iter().enumerate() {
-            if !m.connected() {
-                restart.push(i);
-            }
-        }
+        let restart: Vec<usize> = self
+            .revalidators
+            .iter()
+            .enumerate()
+            .filter(|(_, (m, _))| !m.connected())
+            .map(|(i, _)| i)
+            .collect();
         for i in restart {
             coverage::inc(&c::actor_died);
             coverage::inc(&c::actor_restarted);
@@ -433,13 +465,14 @@ impl Daemon {
             let n = self.revalidators.len();
             self.set_revalidators(n);
         }
-        let mut dead_handlers = Vec::new();
-        for (i, h) in self.handlers.iter().enumerate() {
-            if !h.mb.connected() {
-                dead_handlers.push(i);
-            }
-        }
-        for i in dead_handlers {
+        let dead_handlers: Vec<usize> = self
+            .handlers
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| !h.mb.connected())
+            .map(|(i, _)| i)
+            .collect();
+        for i in dead_handlers.iter().copied() {
             coverage::inc(&c::actor_died);
             coverage::inc(&c::actor_restarted);
             tracing::error!("upcall handler {i} died; restarting it");
@@ -447,12 +480,10 @@ impl Daemon {
             h.mb.meter.restarted();
             let old = std::mem::replace(&mut self.handlers[i], h);
             old.arbiter.stop();
-            let bridges: Vec<Arc<BridgeShared>> =
-                self.bridges.values().map(|b| b.shared.clone()).collect();
-            for br in bridges {
-                let txs = self.attach_to_handlers(&br);
-                br.upcall_routes.store(Arc::new(txs));
-            }
+        }
+        if !dead_handlers.is_empty() {
+            self.replumb_upcalls();
+            self.register_upcall_source();
         }
         for (name, b) in self.bridges.iter_mut() {
             if !b.mb.connected() && !b.dead_reported {
@@ -463,330 +494,39 @@ impl Daemon {
                 b.mb.meter.set_error(msg);
             }
         }
+        // The leader's round time, for /metrics (the leader keeps it only in
+        // its state report).
+        if let Some(l) = self.leader.read().clone() {
+            let slot = self.last_round_ms.clone();
+            ctx.spawn(
+                async move {
+                    if let Ok(r) = l.ask(rv::ReportState).await {
+                        if let Some(ms) = r["last_round_ms"].as_u64() {
+                            slot.store(ms, Relaxed);
+                        }
+                    }
+                }
+                .into_actor(self),
+            );
+        }
     }
 
-    fn bridge(&self, name: Option<&String>) -> Result<Mailbox<Bridge>, String> {
-        match name {
-            Some(n) => self
+    fn targets(&self, t: &BridgeTarget) -> Result<Vec<Mailbox<Bridge>>, String> {
+        match t {
+            BridgeTarget::Named(n) => self
                 .bridges
                 .get(n)
-                .map(|b| b.mb.clone())
+                .map(|b| vec![b.mb.clone()])
                 .ok_or_else(|| format!("no such bridge: {n}")),
-            None => match self.bridges.values().next() {
-                Some(b) if self.bridges.len() == 1 => Ok(b.mb.clone()),
+            BridgeTarget::Only => match self.bridges.values().next() {
+                Some(b) if self.bridges.len() == 1 => Ok(vec![b.mb.clone()]),
                 Some(_) => Err("several bridges: name one".into()),
                 None => Err("no bridges".into()),
             },
-        }
-    }
-
-    fn upcall_show(&self) -> ResponseFuture<Result<String, String>> {
-        let leader = self.leader.read().clone();
-        let handlers: Vec<Mailbox<UpcallHandler>> =
-            self.handlers.iter().map(|h| h.mb.clone()).collect();
-        let queues: Vec<(String, usize)> = self
-            .bridges
-            .iter()
-            .map(|(n, b)| (n.clone(), b.shared.dp.n_flows()))
-            .collect();
-        Box::pin(async move {
-            let Some(leader) = leader else {
-                return Err("no revalidators".into());
-            };
-            let r = leader
-                .ask(rv::ReportState)
-                .await
-                .map_err(|e| e.to_string())?;
-            let g = |p: &str| r.pointer(p).cloned().unwrap_or(serde_json::Value::Null);
-            let mut s = String::from("rvswitchd@userspace:\n");
-            s.push_str(&format!(
-                "  flows         : (current {}) (avg {}) (max {}) (limit {})\n",
-                g("/flows/current"),
-                g("/flows/average"),
-                g("/flows/maximum"),
-                g("/flow_limit")
-            ));
-            s.push_str(&format!("  dump duration : {}ms\n", g("/last_round_ms")));
-            s.push_str(&format!(
-                "  flow limit    : {} (configured {})",
-                g("/flow_limit"),
-                g("/flow_limit_configured")
-            ));
-            match r.get("flow_limit_last_change") {
-                Some(ch) if !ch.is_null() => s.push_str(&format!(
-                    ", last changed {:.1}s ago from {} to {}: {}\n",
-                    ch["ago_ms"].as_u64().unwrap_or(0) as f64 / 1000.0,
-                    ch["from"],
-                    ch["to"],
-                    ch["reason"].as_str().unwrap_or("")
-                )),
-                _ => s.push_str(", never changed\n"),
-            }
-            s.push_str(&format!(
-                "  max idle      : {}ms{}\n",
-                g("/max_idle_ms"),
-                if r["paused"].as_bool() == Some(true) {
-                    " (revalidators paused)"
-                } else {
-                    ""
-                }
-            ));
-            s.push_str(&format!(
-                "  rounds        : {} (last: {} flows, keep {}, modify {}, delete idle {}, kill-all {}, changed {})\n",
-                g("/rounds"),
-                g("/last_round/flows"),
-                g("/last_round/keep"),
-                g("/last_round/modify"),
-                g("/last_round/delete_idle"),
-                g("/last_round/delete_kill_all"),
-                g("/last_round/delete_changed")
-            ));
-            s.push_str(&format!(
-                "  decisions     : keep {}, modify {}, delete idle {}, kill-all {}, changed {}, swept {}\n",
-                g("/totals/keep"),
-                g("/totals/modify"),
-                g("/totals/delete_idle"),
-                g("/totals/delete_kill_all"),
-                g("/totals/delete_changed"),
-                g("/swept")
-            ));
-            for (n, f) in &queues {
-                s.push_str(&format!("  bridge {n}: {f} datapath flows\n"));
-            }
-            if let Some(a) = r["ukeys_per_revalidator"].as_array() {
-                for (i, k) in a.iter().enumerate() {
-                    s.push_str(&format!("  revalidator {i}: (keys {k})\n"));
-                }
-            }
-            for h in handlers {
-                if let Ok(t) = h.ask(HandlerReport).await {
-                    s.push_str(&t);
-                }
-            }
-            Ok(s)
-        })
-    }
-
-    fn run_ctl(
-        &mut self,
-        cmd: &str,
-        args: Vec<String>,
-        ctx: &mut Context<Self>,
-    ) -> ResponseFuture<Result<String, String>> {
-        let ready = |r: Result<String, String>| -> ResponseFuture<Result<String, String>> {
-            Box::pin(async move { r })
-        };
-        let leader = self.leader.read().clone();
-        match cmd {
-            "version" => ready(Ok(format!(
-                "rvswitchd (rvswitchd) {}\n",
-                env!("CARGO_PKG_VERSION")
-            ))),
-            "exit" => {
-                ctx.notify_later(Shutdown, Duration::from_millis(50));
-                ready(Ok(String::new()))
-            }
-            "config/show" => ready(Ok(toml::to_string_pretty(&self.cfg).unwrap_or_default())),
-            "config/reload" => ready(self.reload(args.first().map(PathBuf::from))),
-            "actor/stats" => ready(Ok(serde_json::to_string_pretty(&serde_json::json!({
-                "process": http::process_stats(),
-                "actors": registry().snapshot(),
-            }))
-            .unwrap_or_default())),
-            "vlog/list" => ready(Ok(format!(
-                "current filter: {}\n",
-                crate::daemon::logging::current()
-            ))),
-            "vlog/set" => {
-                let spec = args.join(" ");
-                ready(crate::daemon::logging::set_level(&spec).map(|_| String::new()))
-            }
-            "memory/show" => {
-                let p = http::process_stats();
-                let flows: usize = self.bridges.values().map(|b| b.shared.dp.n_flows()).sum();
-                let rules: usize = self
-                    .bridges
-                    .values()
-                    .map(|b| {
-                        b.shared
-                            .view
-                            .snapshot
-                            .load()
-                            .tables
-                            .iter()
-                            .map(|t| t.len())
-                            .sum::<usize>()
-                    })
-                    .sum();
-                ready(Ok(format!(
-                    "rss:{}kB peak:{}kB threads:{} bridges:{} ports:{} rules:{} datapath-flows:{} ukeys:{}\n",
-                    p["rss_bytes"].as_u64().unwrap_or(0) / 1024,
-                    p["rss_peak_bytes"].as_u64().unwrap_or(0) / 1024,
-                    p["threads"],
-                    self.bridges.len(),
-                    self.ports.lock().len(),
-                    rules,
-                    flows,
-                    self.reval.n_flows.load(Relaxed),
-                )))
-            }
-            "coverage/show" => {
-                let mut s = String::from("Event coverage (totals since start):\n");
-                for (k, v) in coverage::all() {
-                    s.push_str(&format!("{k:<28} total: {v}\n"));
-                }
-                ready(Ok(s))
-            }
-            "upcall/show" => self.upcall_show(),
-            "upcall/set-flow-limit" => {
-                let n: usize = match args.first().and_then(|a| a.parse().ok()) {
-                    Some(n) if n > 0 => n,
-                    _ => return ready(Err("usage: upcall/set-flow-limit N".into())),
-                };
-                self.cfg.datapath.flow_limit = n as u32;
-                if let Some(l) = leader {
-                    l.tell(rv::SetLimits {
-                        flow_limit: n,
-                        max_idle_ms: self.cfg.datapath.max_idle_ms,
-                    });
-                }
-                ready(Ok(format!("set flow_limit to {n}\n")))
-            }
-            "revalidator/wait" => Box::pin(async move {
-                let l = leader.ok_or("no revalidators")?;
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                l.ask(rv::WaitRound(tx)).await.map_err(|e| e.to_string())?;
-                match tokio::time::timeout(Duration::from_secs(30), rx).await {
-                    Ok(Ok(())) => Ok(String::new()),
-                    _ => Err("no revalidation round completed within 30 s (paused?)".into()),
-                }
-            }),
-            "revalidator/pause" => {
-                if let Some(l) = leader {
-                    l.tell(rv::Pause);
-                }
-                ready(Ok(String::new()))
-            }
-            "revalidator/resume" => {
-                if let Some(l) = leader {
-                    l.tell(rv::Resume);
-                }
-                ready(Ok(String::new()))
-            }
-            "revalidator/purge" => {
-                let members: Vec<Mailbox<Revalidator>> =
-                    self.revalidators.iter().map(|(m, _)| m.clone()).collect();
-                Box::pin(async move {
-                    let mut n = 0;
-                    for m in members {
-                        n += m.ask(rv::Purge).await.unwrap_or(0);
-                    }
-                    Ok(format!("purged {n} datapath flows\n"))
-                })
-            }
-            "dpctl/dump-flows"
-            | "dpctl/del-flows"
-            | "dpctl/show"
-            | "fdb/show"
-            | "fdb/flush"
-            | "ofctl/show-connections"
-            | "dpif-netdev/pmd-stats-show"
-            | "bridge/show" => {
-                let q = match cmd {
-                    "dpctl/dump-flows" => Query::DumpDpFlows,
-                    "dpctl/del-flows" => Query::DelDpFlows,
-                    "dpctl/show" => Query::DpShow,
-                    "fdb/show" => Query::FdbShow,
-                    "fdb/flush" => Query::FdbFlush,
-                    "ofctl/show-connections" => Query::Connections,
-                    "dpif-netdev/pmd-stats-show" => Query::PmdStats,
-                    _ => Query::Show,
-                };
-                // dpctl/* take an optional datapath name; with several bridges
-                // and none named, every bridge answers in turn.
-                let targets: Vec<Mailbox<Bridge>> = match args.iter().find(|a| !a.starts_with('-'))
-                {
-                    Some(n) => match self.bridge(Some(n)) {
-                        Ok(b) => vec![b],
-                        Err(e) => return ready(Err(e)),
-                    },
-                    None => self.bridges.values().map(|b| b.mb.clone()).collect(),
-                };
-                Box::pin(async move {
-                    let mut s = String::new();
-                    for b in targets {
-                        s.push_str(&crate::control::render::answer(
-                            &b.ask(BridgeQuery(q.clone()))
-                                .await
-                                .map_err(|e| e.to_string())??,
-                        ));
-                    }
-                    Ok(s)
-                })
-            }
-            "ofproto/trace" => {
-                let (b, flow) = match args.len() {
-                    1 => (self.bridge(None), args[0].clone()),
-                    _ => (self.bridge(args.first()), args[1..].join(",")),
-                };
-                Box::pin(async move {
-                    let b = b?;
-                    b.ask(BridgeQuery(Query::Trace(flow)))
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .map(|a| crate::control::render::answer(&a))
-                })
-            }
-            "debug/stop-actor" => {
-                // Stops a handler or revalidator as if it had died, so that the
-                // supervisor's detection and restart can be seen working.
-                let id = args.first().cloned().unwrap_or_default();
-                let idx = |p: &str| id.strip_prefix(p).and_then(|n| n.parse::<usize>().ok());
-                if let Some(i) = idx("revalidator:").filter(|i| *i < self.revalidators.len()) {
-                    self.revalidators[i].0.tell(rv::Exit { handover: None });
-                    ready(Ok(format!("stopping {id}\n")))
-                } else if let Some(i) = idx("handler:").filter(|i| *i < self.handlers.len()) {
-                    self.handlers[i]
-                        .mb
-                        .tell(crate::messages::upcall::StopHandler);
-                    ready(Ok(format!("stopping {id}\n")))
-                } else {
-                    ready(Err(format!("{id:?}: expected revalidator:N or handler:N")))
-                }
-            }
-            other => ready(Err(format!("\"{other}\" is not a valid command"))),
+            BridgeTarget::All => Ok(self.bridges.values().map(|b| b.mb.clone()).collect()),
         }
     }
 }
-
-/// Commands the daemon answers: `(name, usage, min args, max args)`.
-pub const COMMANDS: &[(&str, &str, usize, usize)] = &[
-    ("version", "", 0, 0),
-    ("exit", "", 0, 0),
-    ("config/show", "", 0, 0),
-    ("config/reload", "[FILE]", 0, 1),
-    ("actor/stats", "", 0, 0),
-    ("vlog/list", "", 0, 0),
-    ("vlog/set", "SPEC", 1, 8),
-    ("memory/show", "", 0, 0),
-    ("coverage/show", "", 0, 0),
-    ("upcall/show", "", 0, 0),
-    ("upcall/set-flow-limit", "N", 1, 1),
-    ("revalidator/wait", "", 0, 0),
-    ("revalidator/pause", "", 0, 0),
-    ("revalidator/resume", "", 0, 0),
-    ("revalidator/purge", "", 0, 0),
-    ("dpctl/dump-flows", "[-m] [BRIDGE]", 0, 3),
-    ("dpctl/del-flows", "[BRIDGE]", 0, 1),
-    ("dpctl/show", "[BRIDGE]", 0, 2),
-    ("ofproto/trace", "[BRIDGE] FLOW", 1, 16),
-    ("fdb/show", "BRIDGE", 1, 1),
-    ("fdb/flush", "[BRIDGE]", 0, 1),
-    ("ofctl/show-connections", "[BRIDGE]", 0, 1),
-    ("dpif-netdev/pmd-stats-show", "[BRIDGE]", 0, 1),
-    ("bridge/show", "[BRIDGE]", 0, 1),
-    ("debug/stop-actor", "revalidator:N|handler:N", 1, 1),
-];
 
 impl Actor for Daemon {
     type Context = Context<Self>;
@@ -794,30 +534,258 @@ impl Actor for Daemon {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(MAILBOX);
         self.meter.mark_alive();
-        if let Err(e) = self.start_all() {
-            tracing::error!("start-up: {e}");
-            self.meter.set_error(e);
+        let report = self.start_all();
+        for f in &report.failed {
+            tracing::error!("start-up: {}: {}", f.what, f.error);
+            self.meter.set_error(format!("{}: {}", f.what, f.error));
         }
-        ctx.run_interval(Duration::from_secs(1), |a, _| {
+        self.startup_report = report;
+        ctx.run_interval(HEALTH_INTERVAL, |a, ctx| {
             let _g = a.meter.stream_item("HealthCheck");
-            a.health();
+            a.health(ctx);
         });
     }
 }
 
 impl Handler<Reload> for Daemon {
-    type Result = Result<String, String>;
+    type Result = ResponseActFuture<Self, Result<ApplyReport, String>>;
     fn handle(&mut self, m: Reload, _: &mut Context<Self>) -> Self::Result {
         let _g = self.guard::<Reload>();
-        self.reload(m.path)
+        coverage::inc(&c::config_reload);
+        let path =
+            match m.path.clone().or_else(|| self.startup.clone()) {
+                Some(p) => p,
+                None => return Box::pin(fut::ready(Err(
+                    "the daemon was started without a config file: name one (config/reload FILE)"
+                        .to_string(),
+                ))),
+            };
+        if self.reloading {
+            return Box::pin(fut::ready(Err(
+                "a reload is already in progress; try again when it has finished".to_string(),
+            )));
+        }
+        self.reloading = true;
+        let origin = m.origin;
+        // Reading happens off the actor's thread: a slow file system cannot
+        // stall the supervisor (the file is size-capped and never a FIFO).
+        let p2 = path.clone();
+        let load = actix_rt::task::spawn_blocking(move || config::load(&p2));
+        Box::pin(load.into_actor(self).then(move |loaded, a, _| {
+            let new = match loaded {
+                Ok(Ok(c)) => Ok(c),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(format!("reading {}: {e}", path.display())),
+            };
+            let new = match new {
+                Ok(c) => c,
+                Err(e) => {
+                    a.reloading = false;
+                    coverage::inc(&c::config_reload_refused);
+                    tracing::error!("reload refused, running configuration unchanged: {e}");
+                    return Box::pin(fut::ready(Err(format!(
+                        "reload refused, running configuration unchanged: {e}"
+                    ))))
+                        as ResponseActFuture<Self, Result<ApplyReport, String>>;
+                }
+            };
+            let d = ConfigDiff::between(&a.cfg, &new);
+            a.source = Some(path.clone());
+            a.applied = Some((SystemTime::now(), origin));
+            let (report, pending) = a.apply_diff(new, &d);
+            Box::pin(join_all(pending).into_actor(a).map(move |parts, a, _| {
+                a.reloading = false;
+                let mut report = report;
+                for p in parts {
+                    report.merge(p);
+                }
+                if report.ok() {
+                    tracing::info!(
+                        "configuration reloaded from {} ({origin:?}): {}",
+                        path.display(),
+                        if report.applied.is_empty() {
+                            "unchanged".to_string()
+                        } else {
+                            report.applied.join("; ")
+                        }
+                    );
+                } else {
+                    coverage::inc(&c::config_reload_failed);
+                    for f in &report.failed {
+                        tracing::error!("reload from {}: {}: {}", path.display(), f.what, f.error);
+                    }
+                }
+                Ok(report)
+            }))
+        }))
     }
 }
 
-impl Handler<Ctl> for Daemon {
-    type Result = ResponseFuture<Result<String, String>>;
-    fn handle(&mut self, m: Ctl, ctx: &mut Context<Self>) -> Self::Result {
-        let _g = self.guard::<Ctl>();
-        self.run_ctl(&m.cmd, m.args, ctx)
+impl Handler<ShowConfig> for Daemon {
+    type Result = MessageResult<ShowConfig>;
+    fn handle(&mut self, _: ShowConfig, _: &mut Context<Self>) -> Self::Result {
+        let _g = self.guard::<ShowConfig>();
+        MessageResult(ConfigView {
+            cfg: self.cfg.clone(),
+            source: self.source.clone(),
+            startup: self.startup.clone(),
+            applied: self.applied,
+        })
+    }
+}
+
+impl Handler<SetFlowLimit> for Daemon {
+    type Result = ();
+    fn handle(&mut self, m: SetFlowLimit, _: &mut Context<Self>) {
+        let _g = self.guard::<SetFlowLimit>();
+        self.cfg.datapath.flow_limit = u32::try_from(m.0).unwrap_or(u32::MAX);
+        if let Some(l) = self.leader.read().as_ref() {
+            l.tell(rv::SetLimits {
+                flow_limit: m.0,
+                max_idle_ms: self.cfg.datapath.max_idle_ms,
+            });
+        }
+    }
+}
+
+impl Handler<GetInventory> for Daemon {
+    type Result = MessageResult<GetInventory>;
+    fn handle(&mut self, _: GetInventory, _: &mut Context<Self>) -> Self::Result {
+        let _g = self.guard::<GetInventory>();
+        let b = self.bridges.values();
+        MessageResult(Inventory {
+            bridges: self.bridges.len(),
+            ports: self.ports.lock().len(),
+            rules: b
+                .clone()
+                .map(|b| {
+                    b.shared
+                        .view
+                        .snapshot
+                        .load()
+                        .tables
+                        .iter()
+                        .map(|t| t.len())
+                        .sum::<usize>()
+                })
+                .sum(),
+            datapath_flows: b.map(|b| b.shared.dp.n_flows()).sum(),
+            ukeys: self.reval.n_flows.load(Relaxed),
+        })
+    }
+}
+
+impl Handler<BridgeCtl> for Daemon {
+    type Result = ResponseFuture<Result<Vec<crate::messages::bridge::BridgeAnswer>, String>>;
+    fn handle(&mut self, m: BridgeCtl, _: &mut Context<Self>) -> Self::Result {
+        let _g = self.guard::<BridgeCtl>();
+        let targets = self.targets(&m.target);
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for b in targets? {
+                let text = b
+                    .ask(BridgeQuery(m.query.clone()))
+                    .await
+                    .map_err(|e| format!("bridge unavailable: {e}"))??;
+                out.push(text);
+            }
+            Ok(out)
+        })
+    }
+}
+
+impl Handler<Revalidators> for Daemon {
+    type Result = ResponseFuture<Result<usize, String>>;
+    fn handle(&mut self, m: Revalidators, _: &mut Context<Self>) -> Self::Result {
+        let _g = self.guard::<Revalidators>();
+        let leader = self.leader.read().clone();
+        let members: Vec<Mailbox<Revalidator>> =
+            self.revalidators.iter().map(|(m, _)| m.clone()).collect();
+        Box::pin(async move {
+            let l = leader.ok_or("no revalidators")?;
+            match m.0 {
+                RevalCtl::Wait => {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    l.ask(rv::WaitRound(tx)).await.map_err(|e| e.to_string())?;
+                    match tokio::time::timeout(WAIT_ROUND_TIMEOUT, rx).await {
+                        Ok(Ok(())) => Ok(0),
+                        _ => Err(format!(
+                            "no revalidation round completed within {} s (paused?)",
+                            WAIT_ROUND_TIMEOUT.as_secs()
+                        )),
+                    }
+                }
+                RevalCtl::Pause => {
+                    l.ask(rv::Pause).await.map_err(|e| e.to_string())?;
+                    Ok(0)
+                }
+                RevalCtl::Resume => {
+                    l.ask(rv::Resume).await.map_err(|e| e.to_string())?;
+                    Ok(0)
+                }
+                RevalCtl::Purge => {
+                    let mut n = 0;
+                    for m in members {
+                        n += m.ask(rv::Purge).await.map_err(|e| e.to_string())?;
+                    }
+                    Ok(n)
+                }
+            }
+        })
+    }
+}
+
+impl Handler<GetUpcallView> for Daemon {
+    type Result = ResponseFuture<Result<UpcallView, String>>;
+    fn handle(&mut self, _: GetUpcallView, _: &mut Context<Self>) -> Self::Result {
+        let _g = self.guard::<GetUpcallView>();
+        let leader = self.leader.read().clone();
+        let handlers: Vec<Mailbox<UpcallHandler>> =
+            self.handlers.iter().map(|h| h.mb.clone()).collect();
+        let bridges: Vec<(String, usize)> = self
+            .bridges
+            .iter()
+            .map(|(n, b)| (n.clone(), b.shared.dp.n_flows()))
+            .collect();
+        Box::pin(async move {
+            let leader = leader.ok_or("no revalidators")?;
+            let report = leader
+                .ask(rv::ReportState)
+                .await
+                .map_err(|e| format!("revalidator leader unavailable: {e}"))?;
+            let mut texts = Vec::new();
+            for h in handlers {
+                match h.ask(HandlerReport).await {
+                    Ok(t) => texts.push(t),
+                    Err(e) => texts.push(format!("  handler {}: unavailable: {e}\n", h.meter.id)),
+                }
+            }
+            Ok(UpcallView {
+                leader: report,
+                bridges,
+                handlers: texts,
+            })
+        })
+    }
+}
+
+impl Handler<StopActor> for Daemon {
+    type Result = Result<(), String>;
+    fn handle(&mut self, m: StopActor, _: &mut Context<Self>) -> Self::Result {
+        let _g = self.guard::<StopActor>();
+        let id = m.0;
+        let idx = |p: &str| id.strip_prefix(p).and_then(|n| n.parse::<usize>().ok());
+        if let Some(i) = idx("revalidator:").filter(|i| *i < self.revalidators.len()) {
+            self.revalidators[i].0.tell(rv::Exit { handover: None });
+            Ok(())
+        } else if let Some(i) = idx("handler:").filter(|i| *i < self.handlers.len()) {
+            self.handlers[i]
+                .mb
+                .tell(crate::messages::upcall::StopHandler);
+            Ok(())
+        } else {
+            Err(format!("{id:?}: expected revalidator:N or handler:N"))
+        }
     }
 }
 
@@ -826,11 +794,9 @@ impl Handler<Shutdown> for Daemon {
     fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) {
         let _g = self.guard::<Shutdown>();
         tracing::info!("shutting down");
-        let names: Vec<String> = self.bridges.keys().cloned().collect();
-        for b in &names {
-            if let Some(e) = self.bridges.get(b) {
-                e.shared.dp.clone().shutdown();
-            }
+        crate::daemon::notify::notify("STOPPING=1\nSTATUS=shutting down");
+        for e in self.bridges.values() {
+            e.shared.dp.clone().shutdown();
         }
         for p in &self.on_exit {
             let _ = std::fs::remove_file(p);
@@ -847,5 +813,163 @@ impl Handler<Shutdown> for Daemon {
             tokio::time::sleep(Duration::from_millis(100)).await;
             System::current().stop();
         });
+    }
+}
+
+/// `/stats` `datapath_BRIDGE` and its `/metrics` families, both from one
+/// typed report ([`BridgeShared::dp_report`]): the poll threads' and the
+/// bridge's counter sets are walked by [`export_set`], the per-port OpenFlow
+/// counters by their serialised names.
+struct BridgeStats {
+    shared: Arc<BridgeShared>,
+    reval: Arc<RevalShared>,
+}
+
+impl StatsSource for BridgeStats {
+    fn json(&self) -> serde_json::Value {
+        let mut v = self.shared.dp_report().to_json();
+        v["ukeys_all_bridges"] = serde_json::json!(self.reval.n_flows.load(Relaxed));
+        v
+    }
+
+    fn export(&self, out: &mut dyn MetricSink) {
+        use crate::actors::metrics::{export_json_counters, export_set};
+        let r = self.shared.dp_report();
+        let name = r.bridge.as_str();
+        let b = [("bridge", name)];
+        out.gauge(
+            "rvswitchd_datapath_megaflows",
+            "Megaflows installed in the bridge's datapath.",
+            &b,
+            r.n_flows as f64,
+        );
+        out.counter(
+            "rvswitchd_datapath_ops_dropped",
+            "Datapath deletes and flushes not queued to a poll thread (queue full; housekeeping purges the flows).",
+            &b,
+            r.stats.ops_dropped,
+        );
+        out.counter(
+            "rvswitchd_datapath_upcall_route_drops",
+            "Miss batches dropped because the chosen upcall handler's queue was full.",
+            &b,
+            r.upcall_route_drops,
+        );
+        out.counter(
+            "rvswitchd_datapath_meter_syncs",
+            "Whole meter sets queued to poll threads that had missed a meter update.",
+            &b,
+            r.stats.meter_syncs,
+        );
+        out.gauge(
+            "rvswitchd_datapath_meters_stale_threads",
+            "Poll threads still waiting for a meter-set sync (their meters may differ).",
+            &b,
+            r.stats.meters_stale_threads as f64,
+        );
+        export_set(out, "rvswitchd_bridge", &b, &r.counters);
+        for (i, t) in r.stats.threads.iter().enumerate() {
+            let pmd = i.to_string();
+            export_set(
+                out,
+                "rvswitchd_datapath_pmd",
+                &[("bridge", name), ("pmd", &pmd)],
+                t,
+            );
+        }
+        for p in &r.ports {
+            let ofport = p.port_no.0.to_string();
+            let counters = serde_json::to_value(p.counters.openflow()).unwrap_or_default();
+            export_json_counters(
+                out,
+                "rvswitchd_port",
+                "per port",
+                &[("bridge", name), ("port", &p.name), ("ofport", &ofport)],
+                &counters,
+            );
+        }
+    }
+}
+
+/// `/stats` `upcall` (flow counts and limit, rounds, per-handler counters)
+/// and its `/metrics` families.
+struct UpcallStats {
+    reval: Arc<RevalShared>,
+    handlers: Vec<Arc<HandlerCounters>>,
+    last_round_ms: Arc<AtomicU64>,
+}
+
+impl UpcallStats {
+    fn handler_json(c: &HandlerCounters) -> serde_json::Value {
+        serde_json::json!({
+            "upcalls": c.upcalls.load(Relaxed),
+            "misses": c.misses.load(Relaxed),
+            "actions": c.actions.load(Relaxed),
+            "installed": c.installed.load(Relaxed),
+            "over_limit": c.over_limit.load(Relaxed),
+            "duplicates": c.duplicates.load(Relaxed),
+            "slow_path": c.slow_path.load(Relaxed),
+            "packet_ins": c.packet_ins.load(Relaxed),
+            "packet_ins_dropped": c.packet_ins_dropped.load(Relaxed),
+            "dp_busy": c.dp_busy.load(Relaxed),
+            "raced": c.raced.load(Relaxed),
+        })
+    }
+}
+
+impl StatsSource for UpcallStats {
+    fn json(&self) -> serde_json::Value {
+        let last = self.last_round_ms.load(Relaxed);
+        serde_json::json!({
+            "flows": self.reval.n_flows.load(Relaxed),
+            "flow_limit": self.reval.flow_limit.load(Relaxed),
+            "rounds": self.reval.rounds.load(Relaxed),
+            "last_round_ms": (last != UNKNOWN).then_some(last),
+            "handlers": self.handlers.iter().enumerate().map(|(i, c)| {
+                let mut v = Self::handler_json(c);
+                v["id"] = serde_json::json!(i.to_string());
+                v
+            }).collect::<Vec<_>>(),
+        })
+    }
+
+    fn export(&self, out: &mut dyn MetricSink) {
+        out.gauge(
+            "rvswitchd_upcall_flows",
+            "Datapath flows the revalidators track (all bridges).",
+            &[],
+            self.reval.n_flows.load(Relaxed) as f64,
+        );
+        out.gauge(
+            "rvswitchd_upcall_flow_limit",
+            "Current adaptive flow limit (OVS flow-limit; lowered when rounds are slow).",
+            &[],
+            self.reval.flow_limit.load(Relaxed) as f64,
+        );
+        out.counter(
+            "rvswitchd_revalidator_rounds",
+            "Revalidation rounds completed.",
+            &[],
+            self.reval.rounds.load(Relaxed),
+        );
+        let last = self.last_round_ms.load(Relaxed);
+        if last != UNKNOWN {
+            out.gauge(
+                "rvswitchd_revalidator_last_round_seconds",
+                "Duration of the last revalidation round the leader reported (sampled every second).",
+                &[],
+                last as f64 / 1000.0,
+            );
+        }
+        for (i, c) in self.handlers.iter().enumerate() {
+            let id = i.to_string();
+            crate::actors::metrics::export_json_counters(
+                out,
+                "rvswitchd_upcall_handler",
+                "per upcall handler",
+                &[("handler", &id)],
+                &Self::handler_json(c),
+            );
+        }
     }
 }

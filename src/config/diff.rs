@@ -1,5 +1,5 @@
 //! What changed between the running configuration and a new one, in the order
-//! the seed's `bridge_reconfigure` applies it: delete what is gone first (names
+//! OVS's `bridge.c:bridge_reconfigure()` applies it: delete what is gone first (names
 //! can move between bridges), then add, then reconfigure what remains.
 
 use super::{BridgeConfig, Config, PortConfig};
@@ -7,7 +7,7 @@ use super::{BridgeConfig, Config, PortConfig};
 /// Changes inside one bridge that survives the reload.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct BridgeDiff {
-    /// Bridge name.
+    /// The bridge's name (the same in both configurations).
     pub name: String,
     /// Ports to delete (by name).
     pub ports_removed: Vec<String>,

@@ -5,6 +5,13 @@
 //! and replaces it only after a new file has parsed *and* validated in full, so a
 //! bad reload never disturbs what runs.
 
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless
+)]
+
 mod diff;
 mod model;
 
@@ -17,19 +24,38 @@ use std::path::Path;
 /// can be known, and the key, because an operator fixing a file needs all three.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The path is not a regular file (a FIFO, a device, a directory): never
+    /// opened for reading, since reading one can block or never end.
+    #[error("{file}: not a regular file ({kind}); a configuration is a regular file")]
+    NotRegular {
+        /// The path as given.
+        file: String,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// The file is larger than [`MAX_CONFIG_BYTES`].
+    #[error("{file}: {size} bytes is larger than the {max}-byte limit for a configuration")]
+    TooLarge {
+        /// The path as given.
+        file: String,
+        /// Its size (at least; it may still be growing).
+        size: u64,
+        /// [`MAX_CONFIG_BYTES`], for the message.
+        max: u64,
+    },
     /// The file could not be read.
     #[error("{file}: cannot read: {source}")]
     Read {
-        /// Path.
+        /// The path as given.
         file: String,
-        /// OS error.
+        /// What the OS said (no such file, permission denied, ...).
         #[source]
         source: std::io::Error,
     },
     /// TOML syntax or type error, unknown key, wrong type.
     #[error("{file}:{line}: {msg}")]
     Parse {
-        /// Path.
+        /// The path as given (or `<command line>`).
         file: String,
         /// 1-based line (0 when unknown).
         line: usize,
@@ -39,7 +65,7 @@ pub enum ConfigError {
     /// A semantic rule is broken (duplicates, ranges, addresses).
     #[error("{file}:{line}: {key}: {msg}")]
     Invalid {
-        /// Path.
+        /// The path as given (or `<command line>`).
         file: String,
         /// 1-based line (0 when unknown).
         line: usize,
@@ -50,15 +76,86 @@ pub enum ConfigError {
     },
 }
 
-/// Reads, parses, applies `RVSWITCHD__SECTION__KEY` environment overrides and
-/// validates a configuration file.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
+/// Largest configuration file we read: a thousand bridges with a hundred
+/// ports each fit in a quarter of it.
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+fn file_kind(ft: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Reads a configuration file's text, hostile-input safe: the path must name
+/// a regular file (checked before opening, and again on the opened descriptor
+/// in case it was swapped in between; the open is non-blocking so a FIFO
+/// swapped in cannot stall us), of at most [`MAX_CONFIG_BYTES`] (checked
+/// before reading, and the read stops there whatever the file does meanwhile).
+pub fn read_file(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let read_err = |source| ConfigError::Read {
         file: file.clone(),
         source,
-    })?;
-    parse_str(&text, &file, true)
+    };
+    let check = |md: &std::fs::Metadata| -> Result<(), ConfigError> {
+        if !md.file_type().is_file() {
+            return Err(ConfigError::NotRegular {
+                file: file.clone(),
+                kind: file_kind(md.file_type()),
+            });
+        }
+        if md.len() > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                file: file.clone(),
+                size: md.len(),
+                max: MAX_CONFIG_BYTES,
+            });
+        }
+        Ok(())
+    };
+    check(&std::fs::metadata(path).map_err(read_err)?)?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(read_err)?;
+    check(&f.metadata().map_err(read_err)?)?;
+    let mut buf = Vec::new();
+    f.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(read_err)?;
+    if buf.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            file: file.clone(),
+            size: buf.len() as u64,
+            max: MAX_CONFIG_BYTES,
+        });
+    }
+    String::from_utf8(buf).map_err(|e| ConfigError::Parse {
+        file: file.clone(),
+        line: 0,
+        msg: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+    })
+}
+
+/// Reads (see [`read_file`]), parses, applies `RVSWITCHD__SECTION__KEY`
+/// environment overrides and validates a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = read_file(path)?;
+    parse_str(&text, &path.display().to_string(), true)
 }
 
 /// Parses and validates configuration text. `env` enables environment overrides.
@@ -110,6 +207,8 @@ pub fn parse_str(text: &str, file: &str, env: bool) -> Result<Config, ConfigErro
         parsed
     };
     cfg.validate(text, file)?;
+    let mut cfg = cfg;
+    cfg.add_ovs_compat_listeners();
     Ok(cfg)
 }
 
@@ -140,21 +239,68 @@ pub(crate) fn locate(text: &str, key: &str, value: &str, nth: usize) -> usize {
 mod tests {
     use super::*;
 
+    /// A valid file without bridges.
+    const NONE: &str = "[daemon]\nallow_no_bridges = true\n";
+
+    #[test]
+    fn a_file_without_bridges_is_refused_unless_it_says_so() {
+        for text in ["", "# only a comment\n", "[daemon]\nlog_level = \"info\"\n"] {
+            let e = parse_str(text, "e.toml", false).unwrap_err().to_string();
+            assert!(
+                e.contains("e.toml") && e.contains("allow_no_bridges"),
+                "{e}"
+            );
+        }
+        assert!(parse_str(NONE, "n.toml", false).unwrap().bridge.is_empty());
+    }
+
+    #[test]
+    fn only_small_regular_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = read_file(Path::new("/dev/urandom"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("character device"), "{e}");
+        let e = read_file(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("directory"), "{e}");
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // Refused at once: a FIFO is never opened (nobody writes to this one).
+        let e = read_file(&fifo).unwrap_err().to_string();
+        assert!(e.contains("FIFO"), "{e}");
+        let big = dir.path().join("big.toml");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(MAX_CONFIG_BYTES + 1).unwrap();
+        let e = read_file(&big).unwrap_err().to_string();
+        assert!(e.contains("larger than"), "{e}");
+        let bin = dir.path().join("bin.toml");
+        std::fs::write(&bin, [0xff, 0xfe, 0x00]).unwrap();
+        assert!(read_file(&bin).unwrap_err().to_string().contains("UTF-8"));
+        let ok = dir.path().join("ok.toml");
+        std::fs::write(&ok, NONE).unwrap();
+        assert!(load(&ok).is_ok());
+    }
+
     #[test]
     fn environment_overrides_apply_and_are_validated() {
         // The only test that sets RVSWITCHD__ variables, so no other test
         // sees them.
         std::env::set_var("RVSWITCHD__DATAPATH__FLOW_LIMIT", "1234");
         std::env::set_var("RVSWITCHD__DAEMON__LOG_LEVEL", "debug");
-        let c = parse_str("[datapath]\nflow_limit = 5\n", "t.toml", true).unwrap();
+        let c = parse_str(
+            "[daemon]\nallow_no_bridges = true\n[datapath]\nflow_limit = 5\n",
+            "t.toml",
+            true,
+        )
+        .unwrap();
         assert_eq!(c.datapath.flow_limit, 1234);
         assert_eq!(c.daemon.log_level, "debug");
         std::env::set_var("RVSWITCHD__DATAPATH__FLOW_LIMIT", "0");
-        let e = parse_str("", "t.toml", true).unwrap_err().to_string();
+        let e = parse_str(NONE, "t.toml", true).unwrap_err().to_string();
         assert!(e.contains("datapath.flow_limit"), "{e}");
         std::env::remove_var("RVSWITCHD__DATAPATH__FLOW_LIMIT");
         std::env::remove_var("RVSWITCHD__DAEMON__LOG_LEVEL");
-        let c = parse_str("", "t.toml", true).unwrap();
+        let c = parse_str(NONE, "t.toml", true).unwrap();
         assert_eq!(c.datapath.flow_limit, 200_000);
     }
 

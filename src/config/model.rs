@@ -38,6 +38,18 @@ pub struct DaemonConfig {
     pub stats_listen: String,
     /// Initial log filter (tracing `EnvFilter` syntax: `info`, `rvswitchd=debug`, ...).
     pub log_level: String,
+    /// A file without any `[[bridge]]` is refused (an empty or truncated file
+    /// would otherwise delete every bridge on reload) unless this says that
+    /// running no bridge is what is meant.
+    pub allow_no_bridges: bool,
+    /// Also serve the paths Open vSwitch's tools look for, so that
+    /// `ovs-ofctl dump-flows BRIDGE` and `ovs-appctl CMD` work without `-t`:
+    /// `punix:RUNDIR/BRIDGE.mgmt` is added to every bridge's listeners, and the
+    /// daemon writes `RUNDIR/ovs-vswitchd.pid` and serves its control socket at
+    /// `RUNDIR/ovs-vswitchd.PID.ctl` too; RUNDIR is `$OVS_RUNDIR` or
+    /// `/var/run/openvswitch`. The daemon refuses to start this way while a
+    /// real `ovs-vswitchd` runs.
+    pub ovs_compat_paths: bool,
 }
 
 impl Default for DaemonConfig {
@@ -46,6 +58,8 @@ impl Default for DaemonConfig {
             control_socket: PathBuf::from("/run/rvswitchd/rvswitchd.ctl"),
             stats_listen: "127.0.0.1:9464".to_string(),
             log_level: "info".to_string(),
+            allow_no_bridges: false,
+            ovs_compat_paths: false,
         }
     }
 }
@@ -58,9 +72,9 @@ pub struct DatapathConfig {
     pub flow_limit: u32,
     /// Idle datapath flows are deleted after this many ms (OVS `max-idle`).
     pub max_idle_ms: u64,
-    /// Upcall handler actors; 0 = the seed's formula.
+    /// Upcall handler actors; 0 = OVS's formula from the core count.
     pub n_handler_threads: usize,
-    /// Revalidator actors; 0 = the seed's formula.
+    /// Revalidator actors; 0 = OVS's formula from the core count.
     pub n_revalidator_threads: usize,
     /// Datapath poll threads per bridge.
     pub n_pmd_threads: usize,
@@ -88,7 +102,8 @@ impl Default for DatapathConfig {
 }
 
 impl DatapathConfig {
-    /// Thread counts as the seed computes them (`threads = max(cores, 2)`;
+    /// Thread counts as OVS computes them (`ofproto-dpif-upcall.c`:
+    /// `udpif_set_threads()` callers; `threads = max(cores, 2)`;
     /// revalidators `threads/4 + 1` or `max(threads - handlers, 1)`; handlers
     /// `max(threads - revalidators, 1)`). Returns `(handlers, revalidators)`.
     pub fn thread_counts(&self, cores: usize) -> (usize, usize) {
@@ -178,7 +193,7 @@ fn default_true() -> bool {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortConfig {
-    /// Interface name.
+    /// Interface name: an existing device (system) or one we create (tap, internal).
     pub name: String,
     /// system | internal | tap.
     #[serde(rename = "type", default = "default_port_type")]
@@ -210,7 +225,7 @@ impl BridgeConfig {
         }
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in self.name.bytes() {
-            h ^= b as u64;
+            h ^= u64::from(b);
             h = h.wrapping_mul(0x100_0000_01b3);
         }
         DatapathId(h & 0x0000_ffff_ffff_ffff)
@@ -269,7 +284,35 @@ pub fn check_controller(s: &str) -> Result<(), String> {
     }
 }
 
+/// The run directory Open vSwitch's tools use: `$OVS_RUNDIR` (as OVS's
+/// `lib/dirs.c:ovs_rundir()` honours it) or `/var/run/openvswitch`.
+pub fn ovs_rundir() -> PathBuf {
+    std::env::var_os("OVS_RUNDIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/run/openvswitch"))
+}
+
 impl Config {
+    /// With `[daemon] ovs_compat_paths`, adds `punix:RUNDIR/BRIDGE.mgmt` to
+    /// every bridge that does not listen there yet (see
+    /// [`DaemonConfig::ovs_compat_paths`]).
+    pub fn add_ovs_compat_listeners(&mut self) {
+        if !self.daemon.ovs_compat_paths {
+            return;
+        }
+        let rundir = ovs_rundir();
+        for b in &mut self.bridge {
+            let l = format!(
+                "punix:{}",
+                rundir.join(format!("{}.mgmt", b.name)).display()
+            );
+            if !b.listeners.contains(&l) {
+                b.listeners.push(l);
+            }
+        }
+    }
+
     /// Semantic checks that TOML typing cannot express. `text` is the file's
     /// content, used only to find line numbers for messages.
     pub fn validate(&self, text: &str, file: &str) -> Result<(), ConfigError> {
@@ -316,7 +359,7 @@ impl Config {
                 Ok(())
             }
         };
-        range("flow_limit", d.flow_limit as u64, 1, 10_000_000)?;
+        range("flow_limit", u64::from(d.flow_limit), 1, 10_000_000)?;
         range("max_idle_ms", d.max_idle_ms, 10, 3_600_000)?;
         range("n_handler_threads", d.n_handler_threads as u64, 0, 64)?;
         range(
@@ -465,6 +508,15 @@ impl Config {
                     ));
                 }
             }
+        }
+        if self.bridge.is_empty() && !self.daemon.allow_no_bridges {
+            return Err(err(
+                "bridge".into(),
+                0,
+                "no [[bridge]] in the file: an empty or truncated file would delete every \
+                 bridge; set `[daemon] allow_no_bridges = true` if no bridge is meant"
+                    .into(),
+            ));
         }
         Ok(())
     }

@@ -1,66 +1,59 @@
-//! The HTTP actor-stats endpoint: `GET /stats` (JSON) and `GET /metrics`
-//! (Prometheus text exposition).
+//! The HTTP statistics endpoint: `GET /stats` (JSON) and `GET /metrics`
+//! (Prometheus text exposition, see [`super::metrics`]).
 //!
-//! It runs on its own thread with its own actix System so that a busy or stuck
-//! switch actor can never stop an operator from looking at it, and it reads only
-//! atomics (the actor registry and registered [`StatsSource`]s) — it never sends
-//! a message to an actor.
+//! It runs on its own thread with its own single-threaded tokio runtime, so
+//! that a busy or stuck switch actor can never stop an operator from looking
+//! at it, and it reads only atomics (the actor registry and registered
+//! [`StatsSource`](crate::actors::metrics::StatsSource)s) — it never sends a
+//! message to an actor.
+//!
+//! The thread has a descriptor table of its own
+//! ([`fds::private_table`]): peers flooding the OpenFlow listeners fill the
+//! shared table, not this one. Our own accept loop admits connections, so
+//! every input bound is ours:
+//! at most [`MAX_CONNECTIONS`] at once (a new one evicts the oldest), request
+//! heads of at most [`MAX_HEAD_BYTES`] that must arrive within
+//! [`HEAD_TIMEOUT`], and the descriptor reserve of [`fds`] when a flood has
+//! used every free descriptor. hyper speaks HTTP/1.1 on each admitted
+//! connection.
 
 use crate::actors::metrics::registry;
-use crate::util::coverage;
-use arc_swap::ArcSwap;
+use crate::daemon::{fds, procfs};
+use crate::util::coverage::{self, c};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Map, Value};
-use std::fmt::Write as _;
-use std::sync::{Arc, OnceLock};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::rc::Rc;
+use std::time::Duration;
 
-/// A named producer of extra statistics (datapath counters, upcall and
-/// revalidator state). It must only read atomics or cheap snapshots.
-pub type StatsSource = Arc<dyn Fn() -> Value + Send + Sync>;
+/// Most connections served at once; one more evicts the oldest (a scraper
+/// reconnects; a client holding connections open to starve others cannot).
+pub const MAX_CONNECTIONS: usize = 16;
+/// Largest request head (request line and headers) we buffer.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Time a client has to send a whole request head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn sources() -> &'static ArcSwap<Vec<(String, StatsSource)>> {
-    static S: OnceLock<ArcSwap<Vec<(String, StatsSource)>>> = OnceLock::new();
-    S.get_or_init(|| ArcSwap::from_pointee(Vec::new()))
-}
-
-/// Adds (or replaces) a stats source under `name`.
-pub fn add_source(name: &str, f: StatsSource) {
-    let name = name.to_string();
-    sources().rcu(|cur| {
-        let mut v: Vec<_> = cur.iter().filter(|(n, _)| *n != name).cloned().collect();
-        v.push((name.clone(), f.clone()));
-        Arc::new(v)
-    });
-}
-
-/// Removes a stats source.
-pub fn remove_source(name: &str) {
-    sources().rcu(|cur| {
-        Arc::new(
-            cur.iter()
-                .filter(|(n, _)| n != name)
-                .cloned()
-                .collect::<Vec<_>>(),
-        )
-    });
-}
-
-/// Process figures from /proc: RSS in bytes and thread count.
+/// Process figures: pid, uptime, memory, threads, descriptors, version.
+/// Figures that could not be read are `null`, never a made-up 0.
 pub fn process_stats() -> Value {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
+    let p = procfs::status();
+    let lim = fds::limit();
     json!({
         "pid": std::process::id(),
         "uptime_s": registry().uptime_s(),
-        "rss_bytes": field("VmRSS:") * 1024,
-        "rss_peak_bytes": field("VmHWM:") * 1024,
-        "threads": field("Threads:"),
+        "rss_bytes": p.rss_bytes,
+        "rss_peak_bytes": p.rss_peak_bytes,
+        "threads": p.threads,
+        "open_fds": fds::open_count(),
+        "max_fds": lim.map(|l| l.soft),
+        "max_fds_hard": lim.map(|l| l.hard),
+        "max_fds_at_start": lim.map(|l| l.soft_at_start),
+        "reserved_fds": fds::reserved(),
         "version": env!("CARGO_PKG_VERSION"),
     })
 }
@@ -73,188 +66,117 @@ pub fn stats_json() -> Value {
         "actors".into(),
         serde_json::to_value(registry().snapshot()).unwrap_or(Value::Null),
     );
-    let cov: Map<String, Value> = coverage::all()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
-        .collect();
-    doc.insert("coverage".into(), Value::Object(cov));
-    for (name, f) in sources().load().iter() {
-        doc.insert(name.clone(), f());
+    doc.insert(
+        "coverage".into(),
+        serde_json::to_value(coverage::snapshot()).unwrap_or(Value::Null),
+    );
+    for (name, s) in registry().sources().iter() {
+        doc.insert(name.clone(), s.json());
     }
     Value::Object(doc)
 }
 
-fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+fn reply(status: StatusCode, ctype: &str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(ctype) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
 }
 
-fn metric_name(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
+async fn serve_request(
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Ok(reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "only GET and HEAD\n".into(),
+        ));
+    }
+    Ok(match req.uri().path() {
+        "/stats" => reply(
+            StatusCode::OK,
+            "application/json",
+            serde_json::to_string_pretty(&stats_json()).unwrap_or_default(),
+        ),
+        "/metrics" => reply(
+            StatusCode::OK,
+            super::metrics::CONTENT_TYPE,
+            super::metrics::metrics_text(),
+        ),
+        "/" => reply(
+            StatusCode::OK,
+            "text/plain",
+            "rvswitchd: GET /stats (JSON), GET /metrics (Prometheus)\n".into(),
+        ),
+        _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+    })
 }
 
-/// Flattens numeric leaves of a JSON value into Prometheus samples.
-fn flatten(out: &mut String, prefix: &str, labels: &[(String, String)], v: &Value) {
-    match v {
-        Value::Number(n) => {
-            let l = if labels.is_empty() {
-                String::new()
-            } else {
-                let parts: Vec<String> = labels
-                    .iter()
-                    .map(|(k, v)| format!("{}=\"{}\"", k, esc(v)))
-                    .collect();
-                format!("{{{}}}", parts.join(","))
-            };
-            let _ = writeln!(out, "{}{} {}", metric_name(prefix), l, n);
-        }
-        Value::Bool(b) => flatten(out, prefix, labels, &json!(*b as u8)),
-        Value::Object(m) => {
-            for (k, v) in m {
-                flatten(out, &format!("{prefix}_{k}"), labels, v);
+/// Admitted connections, oldest first: id and the handle that closes it.
+type Admitted = Rc<RefCell<VecDeque<(u64, tokio::task::AbortHandle)>>>;
+
+fn admit(stream: tokio::net::TcpStream, table: &Admitted, id: u64) {
+    {
+        let mut t = table.borrow_mut();
+        while t.len() >= MAX_CONNECTIONS {
+            if let Some((_, h)) = t.pop_front() {
+                coverage::inc(&c::http_evicted);
+                h.abort();
             }
         }
-        Value::Array(a) => {
-            for (i, v) in a.iter().enumerate() {
-                // Use a "name"/"id" member as the label when there is one.
-                let key = v
-                    .get("name")
-                    .or_else(|| v.get("id"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .unwrap_or_else(|| i.to_string());
-                let mut l = labels.to_vec();
-                l.push((
-                    format!(
-                        "{}_key",
-                        metric_name(prefix.rsplit('_').next().unwrap_or("item"))
-                    ),
-                    key,
-                ));
-                flatten(out, prefix, &l, v);
-            }
+    }
+    let t2 = table.clone();
+    let task = tokio::task::spawn_local(async move {
+        let builder = {
+            let mut b = hyper::server::conn::http1::Builder::new();
+            b.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .max_buf_size(MAX_HEAD_BYTES)
+                .keep_alive(true);
+            b
+        };
+        // However the connection ends, its descriptor refills the reserve
+        // without ever being free (see `fds::Reserved`).
+        let conn = builder.serve_connection(
+            hyper_util::rt::TokioIo::new(fds::Reserved::new(stream, fds::Pool::Http)),
+            hyper::service::service_fn(serve_request),
+        );
+        if let Err(e) = conn.await {
+            tracing::debug!("stats endpoint connection: {e}");
         }
-        _ => {}
+        t2.borrow_mut().retain(|(i, _)| *i != id);
+    });
+    table.borrow_mut().push_back((id, task.abort_handle()));
+}
+
+async fn accept_loop(listener: tokio::net::TcpListener) {
+    let table: Admitted = Rc::default();
+    let mut next_id = 0u64;
+    loop {
+        let accepted =
+            fds::accept_reserved(fds::Pool::Http, "stats endpoint", || listener.accept()).await;
+        if let Some((s, _)) = accepted {
+            next_id += 1;
+            admit(s, &table, next_id);
+        }
     }
 }
 
-/// The whole `/metrics` text.
-pub fn metrics_text() -> String {
-    let mut out = String::new();
-    let p = process_stats();
-    let _ = writeln!(out, "# HELP rvswitchd_process_rss_bytes Resident set size.");
-    let _ = writeln!(out, "# TYPE rvswitchd_process_rss_bytes gauge");
-    flatten(&mut out, "rvswitchd_process", &[], &p);
-    let _ = writeln!(
-        out,
-        "# HELP rvswitchd_actor_messages_received_total Messages enqueued to an actor, by type."
-    );
-    let _ = writeln!(
-        out,
-        "# TYPE rvswitchd_actor_messages_received_total counter"
-    );
-    for a in registry().snapshot() {
-        let base = format!(
-            "actor=\"{}\",kind=\"{}\",bridge=\"{}\"",
-            esc(&a.id),
-            a.kind,
-            esc(a.bridge.as_deref().unwrap_or(""))
-        );
-        for m in &a.messages {
-            let l = format!("{base},msg=\"{}\"", m.name);
-            let _ = writeln!(
-                out,
-                "rvswitchd_actor_messages_received_total{{{l}}} {}",
-                m.received
-            );
-            let _ = writeln!(
-                out,
-                "rvswitchd_actor_messages_handled_total{{{l}}} {}",
-                m.handled
-            );
-            let _ = writeln!(
-                out,
-                "rvswitchd_actor_messages_dropped_total{{{l}}} {}",
-                m.dropped
-            );
-            let _ = writeln!(out, "rvswitchd_actor_handling_mean_us{{{l}}} {}", m.mean_us);
-            let _ = writeln!(out, "rvswitchd_actor_handling_p99_us{{{l}}} {}", m.p99_us);
-            let _ = writeln!(out, "rvswitchd_actor_handling_max_us{{{l}}} {}", m.max_us);
+/// Binds `addr` and serves on a thread of its own. Returns once the socket is
+/// bound (or failed to bind), with the bound address, so start-up errors are
+/// reported by the caller.
+pub fn start(addr: std::net::SocketAddr) -> std::io::Result<std::net::SocketAddr> {
+    let std_listener = std::net::TcpListener::bind(addr)?;
+    std_listener.set_nonblocking(true)?;
+    let local = std_listener.local_addr()?;
+    fds::spawn_private_thread("rvs-http", move || async move {
+        match tokio::net::TcpListener::from_std(std_listener) {
+            Ok(l) => accept_loop(l).await,
+            Err(e) => tracing::error!("stats endpoint: {e}"),
         }
-        let _ = writeln!(
-            out,
-            "rvswitchd_actor_mailbox_depth{{{base}}} {}",
-            a.mailbox_depth
-        );
-        let _ = writeln!(
-            out,
-            "rvswitchd_actor_mailbox_capacity{{{base}}} {}",
-            a.mailbox_capacity
-        );
-        let _ = writeln!(
-            out,
-            "rvswitchd_actor_restarts_total{{{base}}} {}",
-            a.restarts
-        );
-        let _ = writeln!(out, "rvswitchd_actor_alive{{{base}}} {}", a.alive as u8);
-    }
-    for (k, v) in coverage::all() {
-        let _ = writeln!(out, "rvswitchd_coverage_total{{counter=\"{k}\"}} {v}");
-    }
-    for (name, f) in sources().load().iter() {
-        flatten(&mut out, &format!("rvswitchd_{name}"), &[], &f());
-    }
-    out
-}
-
-/// Starts the endpoint on its own thread. Returns once the socket is bound (or
-/// failed to bind), so startup errors are reported by the caller.
-pub fn start(addr: std::net::SocketAddr) -> std::io::Result<()> {
-    use actix_web::{web, App, HttpResponse, HttpServer};
-    let (tx, rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
-    std::thread::Builder::new()
-        .name("rvs-http".into())
-        .spawn(move || {
-            let sys = actix_rt::System::new();
-            sys.block_on(async move {
-                let server = HttpServer::new(|| {
-                    App::new()
-                        .route(
-                            "/stats",
-                            web::get().to(|| async {
-                                HttpResponse::Ok().content_type("application/json").body(
-                                    serde_json::to_string_pretty(&stats_json()).unwrap_or_default(),
-                                )
-                            }),
-                        )
-                        .route(
-                            "/metrics",
-                            web::get().to(|| async {
-                                HttpResponse::Ok()
-                                    .content_type("text/plain; version=0.0.4")
-                                    .body(metrics_text())
-                            }),
-                        )
-                })
-                .workers(1)
-                .disable_signals()
-                .bind(addr);
-                match server {
-                    Ok(s) => {
-                        let _ = tx.send(Ok(()));
-                        if let Err(e) = s.run().await {
-                            tracing::error!("stats endpoint stopped: {e}");
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                    }
-                }
-            });
-        })?;
-    rx.recv()
-        .unwrap_or_else(|_| Err(std::io::Error::other("stats thread died")))
+    })?;
+    Ok(local)
 }

@@ -10,7 +10,7 @@
 
 use crate::datapath::odp_format::format_flow;
 use crate::datapath::pmd::PmdStatsSnapshot;
-use crate::messages::bridge::{BridgeAnswer, BridgeShared, DpReport, PortState, PortsReport};
+use crate::messages::bridge::{BridgeAnswer, DpReport, PortState, PortsReport};
 use crate::ofproto::mac_learning::MacEntryInfo;
 use crate::types::PortNo;
 use std::fmt::Write;
@@ -154,43 +154,6 @@ pub fn pmd_stats(r: &DpReport) -> String {
     s
 }
 
-/// The datapath counters of a bridge for `/stats` (every counter by its
-/// declared name, so `/metrics` gets each one).
-pub fn dp_stats_json(shared: &BridgeShared) -> serde_json::Value {
-    dp_report_json(&shared.dp_report())
-}
-
-/// [`dp_stats_json`] from an already taken report.
-pub fn dp_report_json(r: &DpReport) -> serde_json::Value {
-    serde_json::json!({
-        "megaflows": r.n_flows,
-        "total": json(&r.stats.total),
-        "pmd_threads": r.stats.threads.iter().enumerate().map(|(i, x)| {
-            let mut v = json(x);
-            v["id"] = serde_json::json!(i.to_string());
-            v
-        }).collect::<Vec<_>>(),
-        "ops_dropped": r.stats.ops_dropped,
-        "meter_syncs": r.stats.meter_syncs,
-        "meters_stale_threads": r.stats.meters_stale_threads,
-        "upcall_route_drops": r.upcall_route_drops,
-        "bridge": json(&r.counters),
-        // Per port, so that overload at a port (frames the kernel dropped
-        // because the poll thread fell behind) shows where it happens.
-        "ports": r.ports.iter().map(|p| {
-            let mut v = json(&p.counters.openflow());
-            v["name"] = serde_json::json!(p.name);
-            v["port_no"] = serde_json::json!(p.port_no.0);
-            v
-        }).collect::<Vec<_>>(),
-    })
-}
-
-/// A counter set as JSON (plain structs of numbers always serialise).
-fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
-    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,7 +225,7 @@ mod tests {
 
     #[test]
     fn stats_json_names_every_counter() {
-        let v = dp_report_json(&report());
+        let v = report().to_json();
         assert_eq!(v["total"]["masked_lookups"], 6);
         assert_eq!(v["pmd_threads"][0]["id"], "0");
         assert_eq!(v["bridge"]["packet_out_drops"], 5);

@@ -1,7 +1,153 @@
-//! Command-line parsing. Hand-written (three modes, a dozen flags) so that the
-//! messages name exactly what was wrong.
+//! The command line, declared with `clap` (help, precise errors, shell
+//! completions). The help text is written to serve as the manual page's body
+//! (`docs/rvswitchd.8` follows it).
 
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+
+/// Default control socket path.
+pub const DEFAULT_CTL: &str = "/run/rvswitchd/rvswitchd.ctl";
+
+/// rvswitchd: a userspace OpenFlow 1.3 switch for Linux.
+///
+/// Runs the switch described by a TOML configuration file (see
+/// /etc/rvswitchd/rvswitchd.toml), or checks such a file, or talks to a
+/// running daemon through its control socket.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rvswitchd",
+    version,
+    about = "A userspace OpenFlow 1.3 switch for Linux",
+    long_about = None,
+    after_long_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    /// What to do; without a subcommand, run the daemon.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options of the daemon itself.
+    #[command(flatten)]
+    pub run: RunOpts,
+}
+
+const AFTER_HELP: &str = "\
+SIGNALS:
+  SIGHUP          re-read the start-up configuration file (--config) and apply what changed
+                  (systemctl reload); never a file named in an earlier config/reload FILE
+  SIGTERM, SIGINT exit cleanly
+  SIGSEGV, SIGBUS crash (with --monitor, a clean process is started again)
+
+FILES:
+  /etc/rvswitchd/rvswitchd.toml   configuration (packaged)
+  /run/rvswitchd/rvswitchd.ctl    control socket, mode 0600 (daemon.control_socket)
+  /run/rvswitchd/BRIDGE.mgmt      OpenFlow socket of a bridge in the shipped configuration
+
+ENVIRONMENT:
+  NOTIFY_SOCKET, WATCHDOG_USEC    systemd notification (READY=1, STOPPING=1, WATCHDOG=1)
+  JOURNAL_STREAM                  when stderr is the journal, log lines carry <N> level prefixes
+  OVS_RUNDIR                      run directory for [daemon] ovs_compat_paths (default /var/run/openvswitch)
+  RVSWITCHD__SECTION__KEY=VALUE   overrides a configuration key (e.g. RVSWITCHD__DAEMON__LOG_LEVEL=debug)
+
+EXIT STATUS:
+  0 success; 1 the daemon could not start or the file is invalid; 2 usage error, or a control
+  command failed (like ovs-appctl)
+
+EXAMPLES:
+  rvswitchd --config /etc/rvswitchd/rvswitchd.toml --detach --pidfile /run/rvswitchd/rvswitchd.pid
+  rvswitchd --check-config my.toml
+  rvswitchd ctl upcall/show
+  rvswitchd ctl add-port br0 veth1 ofport=1 vlan=10
+  rvswitchd ctl show
+  ovs-ofctl -O OpenFlow13 dump-flows unix:/run/rvswitchd/br0.mgmt";
+
+/// Options for running the daemon.
+#[derive(Debug, Clone, Default, PartialEq, Args)]
+pub struct RunOpts {
+    /// Configuration file to run (required unless the benchmark flags are given).
+    #[arg(short = 'c', long, value_name = "FILE", required_unless_present_any = ["check_config", "listen"])]
+    pub config: Option<PathBuf>,
+    /// Validate FILE (syntax, keys, ranges, addresses) and exit: errors name file, line and key.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["config", "detach", "monitor"])]
+    pub check_config: Option<PathBuf>,
+    /// Fork into the background; return only once the switch is up (0) or failed (1).
+    #[arg(long)]
+    pub detach: bool,
+    /// Write the daemon's pid to PATH (removed at exit; refused if a live process holds it).
+    #[arg(long, value_name = "PATH")]
+    pub pidfile: Option<PathBuf>,
+    /// Keep a monitor process that restarts the daemon after a crash signal (at most every 10 s).
+    #[arg(long)]
+    pub monitor: bool,
+    /// Append logs to PATH instead of stderr.
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+    /// Benchmark contract: datapath id (decimal) of the one secure bridge.
+    #[arg(long, value_name = "N", requires = "listen")]
+    pub dpid: Option<u64>,
+    /// Benchmark contract: OpenFlow listener IP:PORT of the one bridge (makes --config optional).
+    #[arg(long, value_name = "IP:PORT")]
+    pub listen: Option<String>,
+    /// Benchmark contract: interfaces to attach as OpenFlow ports 1, 2, ... (space-separated).
+    #[arg(
+        long,
+        value_name = "\"P1 P2...\"",
+        value_delimiter = ' ',
+        requires = "listen"
+    )]
+    pub ports: Vec<String>,
+    /// Control socket path, overriding daemon.control_socket.
+    #[arg(long, value_name = "PATH")]
+    pub unixctl: Option<PathBuf>,
+}
+
+/// Subcommands.
+#[derive(Debug, Clone, PartialEq, Subcommand)]
+pub enum Command {
+    /// Talk to a running daemon (like ovs-appctl, plus ovs-vsctl-like port and bridge edits).
+    ///
+    /// COMMAND is a control command (`rvswitchd ctl list-commands` lists them), or one of:
+    ///
+    ///   add-port BRIDGE IFACE [type=system|tap|internal] [ofport=N] [vlan=N] [trunks=N,N...]
+    ///   del-port [BRIDGE] IFACE
+    ///   add-br BRIDGE [fail_mode=standalone|secure] [datapath_id=HEX16] [listener=ADDR...]
+    ///   del-br BRIDGE
+    ///   show
+    ///
+    /// Edits change the configuration file (the daemon's start-up file, or --file) atomically,
+    /// keeping its comments, then apply it through the same reload as SIGHUP, so the file stays
+    /// the truth.
+    #[command(verbatim_doc_comment)]
+    Ctl(CtlOpts),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `rvswitchd ctl` options.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct CtlOpts {
+    /// The daemon's control socket.
+    #[arg(short = 't', long = "target", value_name = "SOCKET", default_value = DEFAULT_CTL)]
+    pub socket: PathBuf,
+    /// Configuration file to edit (default: the running daemon's start-up file).
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Seconds to wait for the daemon's answer (0: forever).
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub timeout: u64,
+    /// The command and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND [ARG]..."
+    )]
+    pub command: Vec<String>,
+}
 
 /// What the binary was asked to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -10,151 +156,111 @@ pub enum Mode {
     Run(RunOpts),
     /// Validate a config file and exit.
     CheckConfig(PathBuf),
-    /// Control-socket client: `ctl [-t SOCKET] COMMAND [ARG...]`.
-    Ctl {
-        /// Socket path.
-        socket: PathBuf,
-        /// Command.
-        command: String,
-        /// Arguments.
-        args: Vec<String>,
-    },
-    /// Print usage.
-    Help,
-    /// Print version.
-    Version,
+    /// Control-socket client.
+    Ctl(CtlOpts),
+    /// Print a completion script.
+    Completions(clap_complete::Shell),
 }
 
-/// Options for running the daemon.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RunOpts {
-    /// Config file (required unless the benchmark-contract flags are used).
-    pub config: Option<PathBuf>,
-    /// Fork into the background.
-    pub detach: bool,
-    /// Write our pid here.
-    pub pidfile: Option<PathBuf>,
-    /// Keep a monitor process that restarts us after a crash.
-    pub monitor: bool,
-    /// Append logs to this file instead of stderr.
-    pub log_file: Option<PathBuf>,
-    /// Benchmark contract: datapath id (decimal).
-    pub dpid: Option<u64>,
-    /// Benchmark contract: OpenFlow listen `IP:PORT`.
-    pub listen: Option<String>,
-    /// Benchmark contract: ports to attach as 1, 2, ...
-    pub ports: Vec<String>,
-    /// Control socket path overriding the config.
-    pub unixctl: Option<PathBuf>,
+/// Parses `args` (with the program name first). Help and version requests
+/// and usage errors come back as `clap::Error`, which prints itself.
+pub fn parse<I, T>(args: I) -> Result<Mode, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::try_parse_from(args)?;
+    Ok(match cli.command {
+        Some(Command::Ctl(c)) => Mode::Ctl(c),
+        Some(Command::Completions { shell }) => Mode::Completions(shell),
+        None => match cli.run.check_config {
+            Some(p) => Mode::CheckConfig(p),
+            None => Mode::Run(cli.run),
+        },
+    })
 }
 
-/// Default control socket path.
-pub const DEFAULT_CTL: &str = "/run/rvswitchd/rvswitchd.ctl";
-
-/// Usage text.
-pub const USAGE: &str = "\
-rvswitchd: a userspace OpenFlow 1.3 switch
-
-usage:
-  rvswitchd --config FILE [--detach] [--pidfile PATH] [--monitor] [--log-file PATH]
-  rvswitchd --check-config FILE
-  rvswitchd ctl [-t SOCKET] COMMAND [ARG...]      (like ovs-appctl)
-  rvswitchd --dpid N --listen IP:PORT --ports \"p1 p2\" [--unixctl PATH]
-                                                   (benchmark contract: one secure bridge)
-";
-
-/// Parses `args` (without the program name).
-pub fn parse(args: &[String]) -> Result<Mode, String> {
-    if args.first().map(String::as_str) == Some("ctl") {
-        let mut socket = PathBuf::from(DEFAULT_CTL);
-        let mut rest = &args[1..];
-        if rest.first().map(String::as_str) == Some("-t")
-            || rest.first().map(String::as_str) == Some("--target")
-        {
-            let s = rest.get(1).ok_or("ctl: -t needs a socket path")?;
-            socket = PathBuf::from(s);
-            rest = &rest[2..];
-        }
-        let command = rest
-            .first()
-            .ok_or("ctl: missing COMMAND (try list-commands)")?;
-        return Ok(Mode::Ctl {
-            socket,
-            command: command.clone(),
-            args: rest[1..].to_vec(),
-        });
-    }
-    let mut o = RunOpts::default();
-    let mut i = 0;
-    let val = |i: &mut usize, flag: &str| -> Result<String, String> {
-        *i += 1;
-        args.get(*i)
-            .cloned()
-            .ok_or_else(|| format!("{flag} needs a value"))
-    };
-    while i < args.len() {
-        let a = args[i].as_str();
-        match a {
-            "-h" | "--help" => return Ok(Mode::Help),
-            "-V" | "--version" => return Ok(Mode::Version),
-            "--check-config" => return Ok(Mode::CheckConfig(PathBuf::from(val(&mut i, a)?))),
-            "-c" | "--config" => o.config = Some(PathBuf::from(val(&mut i, a)?)),
-            "--detach" => o.detach = true,
-            "--monitor" => o.monitor = true,
-            "--pidfile" => o.pidfile = Some(PathBuf::from(val(&mut i, a)?)),
-            "--log-file" => o.log_file = Some(PathBuf::from(val(&mut i, a)?)),
-            "--dpid" => {
-                let v = val(&mut i, a)?;
-                o.dpid = Some(
-                    v.parse()
-                        .map_err(|_| format!("--dpid: {v:?} is not a number"))?,
-                );
-            }
-            "--listen" => o.listen = Some(val(&mut i, a)?),
-            "--ports" => {
-                o.ports = val(&mut i, a)?
-                    .split_whitespace()
-                    .map(str::to_string)
-                    .collect()
-            }
-            "--unixctl" => o.unixctl = Some(PathBuf::from(val(&mut i, a)?)),
-            other => return Err(format!("unknown option {other:?}\n\n{USAGE}")),
-        }
-        i += 1;
-    }
-    if o.config.is_none() && o.listen.is_none() {
-        return Err(format!("--config FILE is required\n\n{USAGE}"));
-    }
-    Ok(Mode::Run(o))
+/// Writes the completion script for `shell`.
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "rvswitchd", out);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
+    fn p(v: &[&str]) -> Result<Mode, clap::Error> {
+        parse(std::iter::once("rvswitchd").chain(v.iter().copied()))
     }
 
     #[test]
     fn parses_modes() {
-        assert_eq!(
-            parse(&s(&["ctl", "-t", "/tmp/x", "version"])).unwrap(),
-            Mode::Ctl {
-                socket: "/tmp/x".into(),
-                command: "version".into(),
-                args: vec![]
+        match p(&["ctl", "-t", "/tmp/x", "version"]).unwrap() {
+            Mode::Ctl(c) => {
+                assert_eq!(c.socket, PathBuf::from("/tmp/x"));
+                assert_eq!(c.command, vec!["version".to_string()]);
             }
-        );
-        match parse(&s(&["--config", "a.toml", "--detach", "--pidfile", "p"])).unwrap() {
+            m => panic!("{m:?}"),
+        }
+        match p(&["ctl", "dpctl/dump-flows", "-m", "br0"]).unwrap() {
+            Mode::Ctl(c) => {
+                assert_eq!(c.socket, PathBuf::from(DEFAULT_CTL));
+                assert_eq!(c.command, vec!["dpctl/dump-flows", "-m", "br0"]);
+            }
+            m => panic!("{m:?}"),
+        }
+        match p(&["--config", "a.toml", "--detach", "--pidfile", "p"]).unwrap() {
             Mode::Run(o) => {
                 assert!(o.detach);
                 assert_eq!(o.pidfile, Some("p".into()));
             }
             m => panic!("{m:?}"),
         }
-        assert!(parse(&s(&["--bogus"])).is_err());
-        assert!(parse(&s(&[])).is_err());
-        assert!(parse(&s(&["--dpid", "x", "--listen", "1"])).is_err());
+        assert_eq!(
+            p(&["--check-config", "x.toml"]).unwrap(),
+            Mode::CheckConfig("x.toml".into())
+        );
+        match p(&["--dpid", "7", "--listen", "127.0.0.1:1", "--ports", "a b"]).unwrap() {
+            Mode::Run(o) => assert_eq!(o.ports, vec!["a", "b"]),
+            m => panic!("{m:?}"),
+        }
+        assert!(matches!(
+            p(&["completions", "bash"]).unwrap(),
+            Mode::Completions(clap_complete::Shell::Bash)
+        ));
+    }
+
+    #[test]
+    fn errors_name_what_is_wrong() {
+        let e = p(&["--bogus"]).unwrap_err().to_string();
+        assert!(e.contains("--bogus"), "{e}");
+        let e = p(&[]).unwrap_err().to_string();
+        assert!(e.contains("--config"), "{e}");
+        let e = p(&["--dpid", "x", "--listen", "1"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--dpid") && e.contains("'x'"), "{e}");
+        let e = p(&["ctl"]).unwrap_err().to_string();
+        assert!(e.contains("COMMAND"), "{e}");
+        let e = p(&["--check-config", "a", "--detach"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot be used with"), "{e}");
+    }
+
+    #[test]
+    fn completions_are_generated() {
+        let mut out = Vec::new();
+        completions(clap_complete::Shell::Bash, &mut out);
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.contains("rvswitchd") && s.contains("--check-config"));
+    }
+
+    #[test]
+    fn the_declaration_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 }

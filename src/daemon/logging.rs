@@ -1,7 +1,19 @@
 //! Logging through `tracing`, with the filter swappable at run time so that
 //! `vlog/set` changes verbosity without a restart.
+//!
+//! Three outputs: a file (`--log-file`), the journal, or plain stderr. When
+//! systemd connected stderr to the journal (`JOURNAL_STREAM` names stderr's
+//! device and inode, `systemd.exec(5)`), each line starts with the `<N>`
+//! syslog priority that journald reads (`sd-daemon(3)`: `<3>` error, `<4>`
+//! warning, `<6>` info, `<7>` debug), without timestamp or colours (the
+//! journal adds its own), and a multi-line message repeats the prefix on every
+//! line so that none is stored at the wrong priority.
 
 use std::sync::OnceLock;
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{
     layer::SubscriberExt, reload, util::SubscriberInitExt, EnvFilter, Registry,
 };
@@ -11,7 +23,56 @@ type Handle = reload::Handle<EnvFilter, Registry>;
 static HANDLE: OnceLock<Handle> = OnceLock::new();
 static CURRENT: OnceLock<parking_lot::Mutex<String>> = OnceLock::new();
 
-/// Installs the global subscriber writing to stderr or to `file`.
+/// The `sd-daemon(3)` priority prefix of a level.
+fn journal_priority(l: &Level) -> u8 {
+    match *l {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO => 6,
+        _ => 7,
+    }
+}
+
+/// One event as journald wants a stderr line: `<N>target: message fields`.
+struct JournalFormat;
+
+impl<S, N> FormatEvent<S, N> for JournalFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let prio = journal_priority(event.metadata().level());
+        let mut body = String::new();
+        ctx.format_fields(Writer::new(&mut body), event)?;
+        let prefix = format!("<{prio}>");
+        let body = body.replace('\n', &format!("\n{prefix}"));
+        writeln!(writer, "{prefix}{}: {body}", event.metadata().target())
+    }
+}
+
+/// True when stderr is the journal stream systemd set up for us.
+pub fn stderr_is_journal() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(js) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = js.split_once(':') else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    std::fs::metadata("/proc/self/fd/2").is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+}
+
+/// Installs the global subscriber writing to `file`, to the journal (stderr
+/// with priority prefixes, see the module documentation) or to stderr.
 pub fn init(level: &str, file: Option<&std::path::Path>) -> Result<(), String> {
     let filter = EnvFilter::try_new(level).map_err(|e| format!("log level {level:?}: {e}"))?;
     let (layer, handle) = reload::Layer::new(filter);
@@ -28,6 +89,15 @@ pub fn init(level: &str, file: Option<&std::path::Path>) -> Result<(), String> {
                 .with(fmt.with_ansi(false).with_writer(std::sync::Mutex::new(f)))
                 .try_init()
         }
+        None if stderr_is_journal() => tracing_subscriber::registry()
+            .with(layer)
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .event_format(JournalFormat)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
         None => tracing_subscriber::registry()
             .with(layer)
             .with(fmt.with_writer(std::io::stderr))

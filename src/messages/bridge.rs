@@ -121,6 +121,38 @@ pub struct DpReport {
     pub ports: Vec<PortCounterLine>,
 }
 
+impl DpReport {
+    /// The report as `/stats` shows it (every counter under its declared
+    /// name; plain serialisation of the typed report, no rendering).
+    pub fn to_json(&self) -> serde_json::Value {
+        fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+            serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+        }
+        serde_json::json!({
+            "megaflows": self.n_flows,
+            "total": json(&self.stats.total),
+            "pmd_threads": self.stats.threads.iter().enumerate().map(|(i, x)| {
+                let mut v = json(x);
+                v["id"] = serde_json::json!(i.to_string());
+                v
+            }).collect::<Vec<_>>(),
+            "ops_dropped": self.stats.ops_dropped,
+            "meter_syncs": self.stats.meter_syncs,
+            "meters_stale_threads": self.stats.meters_stale_threads,
+            "upcall_route_drops": self.upcall_route_drops,
+            "bridge": json(&self.counters),
+            // Per port, so that overload at a port (frames the kernel dropped
+            // because the poll thread fell behind) shows where it happens.
+            "ports": self.ports.iter().map(|p| {
+                let mut v = json(&p.counters.openflow());
+                v["name"] = serde_json::json!(p.name);
+                v["port_no"] = serde_json::json!(p.port_no.0);
+                v
+            }).collect::<Vec<_>>(),
+        })
+    }
+}
+
 /// One port's counters in a [`DpReport`].
 #[derive(Clone, Debug)]
 pub struct PortCounterLine {

@@ -2,11 +2,18 @@
 //! `coverage/show`). Each counter is a static atomic, so bumping one on a
 //! rare-but-interesting path costs one relaxed add and no registration.
 
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless
+)]
+
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 macro_rules! counters {
     ($($name:ident: $doc:literal),* $(,)?) => {
-        /// The counters.
+        /// The counters, one static atomic each (bumped with [`inc`]).
         #[allow(non_upper_case_globals)]
         pub mod c {
             use super::*;
@@ -15,9 +22,20 @@ macro_rules! counters {
                 pub static $name: AtomicU64 = AtomicU64::new(0);
             )*
         }
-        /// `(name, value)` of every counter.
-        pub fn all() -> Vec<(&'static str, u64)> {
-            vec![$((stringify!($name), c::$name.load(Relaxed))),*]
+
+        // The same list as a counter set, so that `/stats` serialises it and
+        // `/metrics` walks it (name and help) like any other set.
+        crate::counter_set! {
+            /// The coverage counters as a counter set (the statics in [`c`]
+            /// are what code bumps; this type only carries the snapshot).
+            pub struct CoverageSet / Coverage {
+                $( #[doc = $doc] $name, )*
+            }
+        }
+
+        /// Reads every counter.
+        pub fn snapshot() -> Coverage {
+            Coverage { $( $name: c::$name.load(Relaxed), )* }
         }
     };
 }
@@ -61,6 +79,22 @@ counters! {
     xlate_nested_encap: "Packets dropped: push_pbb or push_mpls onto a PBB frame.",
     group_mod_loop: "GROUP_MODs refused because they would close a loop of group references.",
     group_mod_too_deep: "GROUP_MODs refused because a chain of group references would exceed MAX_GROUP_CHAIN.",
+    config_reload_failed: "Reloads applied only in part (some change failed).",
+    unixctl_evicted: "Idle control-socket clients closed to admit a new one at the client cap.",
+    unixctl_refused: "Control-socket clients refused because every admitted client was busy.",
+    unixctl_timeout: "Control-socket clients closed for not sending a whole request in time.",
+    http_evicted: "Stats-endpoint connections closed to admit a new one at the connection cap.",
+    fd_exhausted: "Accepts on an operator socket that found no free file descriptor.",
+    fd_reserve_lent: "Operator connections accepted on a reserved file descriptor.",
+    fd_reserve_raced: "Reserved descriptors another thread took between their release and our accept.",
+}
+
+/// `(name, value)` of every counter, in declaration order.
+pub fn all() -> Vec<(&'static str, u64)> {
+    use crate::util::counters::CounterSet;
+    let mut v = Vec::with_capacity(Coverage::FIELDS.len());
+    snapshot().for_each(&mut |name, _, value| v.push((name, value)));
+    v
 }
 
 /// Bumps a counter.
