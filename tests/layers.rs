@@ -38,11 +38,6 @@ const EXCEPTIONS: &[(&str, &str, &str)] = &[
         "actors::metrics",
         "mailbox meters: actors/metrics.rs is a leaf (checked below) that belongs in util/",
     ),
-    (
-        "actors/daemon.rs",
-        "control",
-        "the daemon registers /stats sources and runs control commands until run_ctl moves to control/",
-    ),
 ];
 
 fn src_dir() -> PathBuf {
