@@ -665,7 +665,6 @@ fn reload_failures_make_ovs_appctl_exit_non_zero() {
 }
 
 #[test]
-#[ignore = "needs the Connmgr to return listener bind failures in its Reconfigure answer (issue 9 item 7; wired at merge)"]
 fn a_listener_that_cannot_bind_fails_the_reload() {
     let br = format!("rvb{}", uniq());
     let d = Daemon::start(&base(&br));

@@ -384,7 +384,13 @@ fn ports_come_and_go_under_traffic() {
     let cfg = std::fs::read_to_string(&d.config).expect("config")
         + &format!("\n[[bridge.port]]\nname = \"{ghost}\"\n");
     std::fs::write(&d.config, cfg).expect("write");
-    d.appctl_ok(&["config/reload"]);
+    // The reload says so (and ovs-appctl fails), yet the rest is applied.
+    let (ok, _, err) = d.appctl(&["config/reload"]);
+    assert!(!ok, "a reload with a missing device must fail");
+    assert!(
+        err.contains(&ghost) && err.contains("could not open network device"),
+        "{err}"
+    );
     assert!(wait_for(10, || {
         d.stats_json()["actors"]
             .as_array()

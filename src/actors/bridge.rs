@@ -19,7 +19,11 @@ use crate::config::{BridgeConfig, FailMode, PortConfig};
 use crate::datapath::meter::now_ns;
 use crate::datapath::pmd::{Datapath, DpError, Execute, UpcallBatch};
 use crate::messages::bridge::*;
-use crate::messages::connmgr::{AsyncEvent, ConnmgrReport, FailOpen, Notify, SetConnections};
+use crate::messages::connmgr::{
+    AsyncEvent, ConnmgrReport, FailOpen, ListenerStatus, Notify, SetConnections,
+};
+use crate::messages::daemon::ApplyReport;
+use crate::messages::port::OpenStatus;
 use crate::messages::revalidator::TablesChanged;
 use crate::messages::Mailbox;
 use crate::netdev::packet::VnetHdr;
@@ -747,9 +751,41 @@ impl Handler<FailOpen> for Bridge {
     }
 }
 
+impl Bridge {
+    /// What failed among the listeners and the given ports, once the
+    /// Connmgr and those Ports have handled what they were told (their
+    /// mailboxes are ordered, so asking now gets the outcome).
+    fn failures(&self, ports: Vec<(String, Addr<Port>)>) -> ReportFuture {
+        let bridge = self.cfg.name.clone();
+        let cm = self.connmgr.clone();
+        Box::pin(async move {
+            let mut r = ApplyReport::default();
+            if let Some(cm) = cm {
+                match cm.ask(ListenerStatus).await {
+                    Ok(v) => {
+                        for (l, e) in v {
+                            r.failed(format!("bridge {bridge}: listener {l}"), e);
+                        }
+                    }
+                    Err(e) => r.failed(format!("bridge {bridge}: listeners"), e.to_string()),
+                }
+            }
+            for (name, addr) in ports {
+                if let Ok(Some(e)) = addr.send(OpenStatus).await {
+                    r.failed(format!("bridge {bridge}: port {name}"), e);
+                }
+            }
+            r
+        })
+    }
+}
+
+/// A report still being gathered from the Connmgr and Ports.
+type ReportFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ApplyReport>>>;
+
 impl Handler<Reconfigure> for Bridge {
-    type Result = ();
-    fn handle(&mut self, m: Reconfigure, ctx: &mut Context<Self>) {
+    type Result = ResponseActFuture<Self, ApplyReport>;
+    fn handle(&mut self, m: Reconfigure, ctx: &mut Context<Self>) -> Self::Result {
         let _g = self.guard::<Reconfigure>();
         let d = m.diff;
         self.cfg = m.cfg;
@@ -758,8 +794,13 @@ impl Handler<Reconfigure> for Bridge {
         for name in &d.ports_removed {
             self.remove_port(name);
         }
+        let mut added = Vec::new();
         for p in d.ports_added {
+            let name = p.name.clone();
             self.add_port(p, ctx);
+            if let Some(slot) = self.ports.get(&name) {
+                added.push((name, slot.addr.clone()));
+            }
         }
         for p in d.ports_changed {
             if let Some(slot) = self.ports.get_mut(&p.name) {
@@ -787,6 +828,20 @@ impl Handler<Reconfigure> for Bridge {
         }
         self.ensure_internal_port(ctx);
         self.publish();
+        Box::pin(self.failures(added).into_actor(self))
+    }
+}
+
+impl Handler<StartReport> for Bridge {
+    type Result = ResponseActFuture<Self, ApplyReport>;
+    fn handle(&mut self, _: StartReport, _: &mut Context<Self>) -> Self::Result {
+        let _g = self.guard::<StartReport>();
+        let ports = self
+            .ports
+            .iter()
+            .map(|(n, s)| (n.clone(), s.addr.clone()))
+            .collect();
+        Box::pin(self.failures(ports).into_actor(self))
     }
 }
 

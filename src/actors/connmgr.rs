@@ -262,6 +262,9 @@ pub struct Connmgr {
     controller_lost_since: Option<u64>,
     packet_ins_delivered: u64,
     stats: Arc<OfStats>,
+    /// Configured listeners that could not be bound, with why (retried at
+    /// the next [`SetConnections`]; reported to reloads by [`ListenerStatus`]).
+    bind_errors: HashMap<String, String>,
 }
 
 /// Listener/controller task → Connmgr: a connection is open; start its
@@ -313,6 +316,7 @@ impl Connmgr {
             controller_lost_since: Some(now_ms()),
             packet_ins_delivered: 0,
             stats,
+            bind_errors: HashMap::new(),
         }
     }
 
@@ -339,9 +343,12 @@ impl Connmgr {
                 let msg = format!("{name}: cannot listen: {e}");
                 tracing::error!("{msg}");
                 self.meter.set_error(msg);
+                self.bind_errors
+                    .insert(name.to_string(), format!("cannot listen: {e}"));
                 return;
             }
         };
+        self.bind_errors.remove(name);
         let name2 = name.to_string();
         let tls_stats = Arc::new(TlsListenerStats::default());
         let tls2 = tls_stats.clone();
@@ -443,6 +450,7 @@ impl Connmgr {
     fn apply(&mut self, cfg: SetConnections, ctx: &mut Context<Self>) {
         // Delete what is gone first, then add (names can be reused).
         let keep_l: Vec<String> = cfg.listeners.clone();
+        self.bind_errors.retain(|n, _| keep_l.contains(n));
         self.listeners.retain(|l| {
             let keep = keep_l.contains(&l.name);
             if !keep {
@@ -904,6 +912,20 @@ impl Handler<Opened> for Connmgr {
     fn handle(&mut self, m: Opened, ctx: &mut Context<Self>) {
         let _g = self.guard::<Opened>();
         self.open(m, ctx);
+    }
+}
+
+impl Handler<ListenerStatus> for Connmgr {
+    type Result = MessageResult<ListenerStatus>;
+    fn handle(&mut self, _: ListenerStatus, _: &mut Context<Self>) -> Self::Result {
+        let _g = self.guard::<ListenerStatus>();
+        let mut v: Vec<(String, String)> = self
+            .bind_errors
+            .iter()
+            .map(|(n, e)| (n.clone(), e.clone()))
+            .collect();
+        v.sort();
+        MessageResult(v)
     }
 }
 

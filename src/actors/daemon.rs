@@ -28,7 +28,7 @@ use crate::actors::port::PortRegistry;
 use crate::actors::revalidator::{self, RevalShared, Revalidator};
 use crate::actors::upcall::{self, HandlerCounters, UpcallHandler};
 use crate::config::{self, Config, ConfigDiff};
-use crate::messages::bridge::{BridgeQuery, Reconfigure, StopBridge};
+use crate::messages::bridge::{BridgeQuery, Reconfigure, StartReport, StopBridge};
 use crate::messages::daemon::*;
 use crate::messages::revalidator as rv;
 use crate::messages::upcall::{AttachBridge, DetachBridge, HandlerReport, SetRevalidators};
@@ -388,12 +388,33 @@ impl Daemon {
             }
         }
         let old_dp = self.cfg.datapath.clone();
+        // Connection settings: new connections use them (existing ones keep
+        // theirs); certificate files are re-read at the next handshake.
+        if new.openflow != self.cfg.openflow || new.ssl != self.cfg.ssl {
+            crate::actors::connmgr::configure(&new.openflow, &new.ssl);
+            r.applied("[openflow]/[ssl] settings (for new connections)");
+        }
         self.cfg = new;
         // 2. Add.
         for b in d.bridges_added.clone() {
             let name = b.name.clone();
             match self.add_bridge(b) {
-                Ok(()) => r.applied(format!("added bridge {name}")),
+                Ok(()) => {
+                    r.applied(format!("added bridge {name}"));
+                    // Its listeners and ports report what failed.
+                    if let Some(mb) = self.bridges.get(&name).map(|b| b.mb.clone()) {
+                        pending.push(Box::pin(async move {
+                            match mb.ask(StartReport).await {
+                                Ok(rep) => rep,
+                                Err(e) => {
+                                    let mut f = ApplyReport::default();
+                                    f.failed(format!("bridge {name}"), format!("not started: {e}"));
+                                    f
+                                }
+                            }
+                        }));
+                    }
+                }
                 Err(e) => {
                     // Not running, so not in the running configuration: the
                     // next reload tries again.

@@ -194,6 +194,22 @@ impl Handler<LinkDeleted> for Port {
     }
 }
 
+impl Handler<OpenStatus> for Port {
+    type Result = Option<String>;
+    fn handle(&mut self, _: OpenStatus, _: &mut Context<Self>) -> Option<String> {
+        let _g = self.guard::<OpenStatus>();
+        if self.attached {
+            None
+        } else {
+            Some(
+                self.error
+                    .clone()
+                    .unwrap_or_else(|| "not opened yet".to_string()),
+            )
+        }
+    }
+}
+
 impl Handler<StopPort> for Port {
     type Result = ();
     fn handle(&mut self, _: StopPort, ctx: &mut Context<Self>) {

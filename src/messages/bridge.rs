@@ -260,15 +260,23 @@ pub struct PortDetached {
     pub reason: String,
 }
 
-/// Daemon → Bridge: apply a reload's changes for this bridge.
+/// Daemon → Bridge: apply a reload's changes for this bridge. The answer
+/// lists what failed: listeners that could not be bound and ports whose
+/// device could not be opened (what the Daemon cannot see for itself).
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "crate::messages::daemon::ApplyReport")]
 pub struct Reconfigure {
     /// What changed.
     pub diff: crate::config::BridgeDiff,
     /// The bridge's new settings.
     pub cfg: crate::config::BridgeConfig,
 }
+
+/// Daemon → Bridge (just started by a reload): which of its listeners and
+/// ports failed, as for [`Reconfigure`].
+#[derive(Message)]
+#[rtype(result = "crate::messages::daemon::ApplyReport")]
+pub struct StartReport;
 
 /// Daemon → Bridge: delete the bridge (ports, connections, datapath).
 #[derive(Message)]
@@ -376,6 +384,7 @@ crate::msg_names!(
     PortLinkChanged,
     PortDetached,
     Reconfigure,
+    StartReport,
     StopBridge,
     BridgeQuery
 );

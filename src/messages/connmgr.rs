@@ -135,3 +135,12 @@ crate::msg_names!(
     Disconnect,
     FailOpen
 );
+
+/// Bridge → Connmgr: the configured listeners that could not be bound, with
+/// the error (empty when all listen). Binding happens while
+/// [`SetConnections`] is handled, so asking after telling it gets its outcome.
+#[derive(Message)]
+#[rtype(result = "Vec<(String, String)>")]
+pub struct ListenerStatus;
+
+crate::msg_names!(ListenerStatus);

@@ -21,3 +21,12 @@ crate::msg_names!(LinkChanged, LinkDeleted);
 pub struct StopPort;
 
 crate::msg_names!(StopPort);
+
+/// Bridge → Port: is the device open? `Some(error)` when it is not (the
+/// first attempt runs when the Port starts, so asking right after starting
+/// it gets that attempt's outcome; a missing device is retried meanwhile).
+#[derive(Message)]
+#[rtype(result = "Option<String>")]
+pub struct OpenStatus;
+
+crate::msg_names!(OpenStatus);
