@@ -943,6 +943,22 @@ fn metrics_pass_promtool_check() {
         }
     }
     assert!(text.contains("# TYPE rvswitchd_actor_handling_seconds histogram"));
+    // The OpenFlow drop counters, one per asynchronous kind (issue 9 item 3),
+    // in /metrics and /stats alike (ofctl/show-connections: tests/hostile.rs).
+    let stats = d.stats_json();
+    for kind in [
+        "packet_ins_dropped",
+        "flow_removed_dropped",
+        "port_status_dropped",
+    ] {
+        let sample = format!("rvswitchd_openflow_session_{kind}_total{{bridge=\"{br}\"}}");
+        assert!(text.contains(&sample), "{sample} missing");
+        assert!(
+            stats["openflow"][&br]["sessions"][kind].is_u64(),
+            "{kind}: {}",
+            stats["openflow"]
+        );
+    }
     assert!(text.contains("rvswitchd_actor_handling_seconds_bucket{"));
 }
 

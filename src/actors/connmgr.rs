@@ -16,7 +16,7 @@
 pub mod reconnect;
 pub mod tls;
 
-use crate::actors::metrics::{ActorMeter, MsgName};
+use crate::actors::metrics::{export_set, ActorMeter, MetricSink, MsgName, StatsSource};
 use crate::actors::session::{OfSession, ReadHalf, SessionParams, WriteHalf};
 use crate::config::{OpenflowConfig, SslConfig};
 use crate::messages::bridge::OfRequests;
@@ -155,14 +155,19 @@ fn stats_registry() -> &'static Mutex<Vec<Weak<OfStats>>> {
     R.get_or_init(|| Mutex::new(Vec::new()))
 }
 
-/// Every bridge's OpenFlow connection counters, for `/stats` and `/metrics`:
-/// `{"BRIDGE": {"open_sessions", "events": {...}, "sessions": {...}}}`.
-/// Reads atomics only, so the HTTP thread may call it at any time.
-pub fn stats_json() -> serde_json::Value {
+/// Every bridge's live [`OfStats`] (reads atomics and a short list only, so
+/// the HTTP thread may call it at any time).
+fn all_stats() -> Vec<Arc<OfStats>> {
     let mut reg = stats_registry().lock();
     reg.retain(|w| w.strong_count() > 0);
+    reg.iter().filter_map(Weak::upgrade).collect()
+}
+
+/// Every bridge's OpenFlow connection counters, for `/stats`:
+/// `{"BRIDGE": {"open_sessions", "events": {...}, "sessions": {...}}}`.
+pub fn stats_json() -> serde_json::Value {
     let mut m = serde_json::Map::new();
-    for s in reg.iter().filter_map(Weak::upgrade) {
+    for s in all_stats() {
         m.insert(
             s.bridge.clone(),
             json!({
@@ -173,6 +178,32 @@ pub fn stats_json() -> serde_json::Value {
         );
     }
     serde_json::Value::Object(m)
+}
+
+/// The `/stats` member `openflow` and its `/metrics` families: per bridge,
+/// the connection events and the sum of every session's counters (the
+/// dropped asynchronous messages of each kind among them), each counter set
+/// walked once.
+pub struct OpenflowStats;
+
+impl StatsSource for OpenflowStats {
+    fn json(&self) -> serde_json::Value {
+        stats_json()
+    }
+
+    fn export(&self, out: &mut dyn MetricSink) {
+        for s in all_stats() {
+            let b = [("bridge", s.bridge.as_str())];
+            out.gauge(
+                "rvswitchd_openflow_sessions_open",
+                "OpenFlow sessions open on the bridge.",
+                &b,
+                s.open_sessions() as f64,
+            );
+            export_set(out, "rvswitchd_openflow", &b, &s.events.snapshot());
+            export_set(out, "rvswitchd_openflow_session", &b, &s.sessions());
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

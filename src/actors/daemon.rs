@@ -325,6 +325,7 @@ impl Daemon {
         self.set_revalidators(nr);
         self.set_handlers(nh);
         self.register_upcall_source();
+        registry().add_source("openflow", Arc::new(crate::actors::connmgr::OpenflowStats));
         for b in self.cfg.bridge.clone() {
             let name = b.name.clone();
             match self.add_bridge(b) {
