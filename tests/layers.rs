@@ -27,18 +27,7 @@ const LAYERS: &[&[&str]] = &[
 ];
 
 /// `(file, imported module path prefix, why it is allowed for now)`.
-const EXCEPTIONS: &[(&str, &str, &str)] = &[
-    (
-        "config/model.rs",
-        "netdev",
-        "PortType now lives in types.rs; config/ still names it through netdev's re-export",
-    ),
-    (
-        "messages/mod.rs",
-        "actors::metrics",
-        "mailbox meters: actors/metrics.rs is a leaf (checked below) that belongs in util/",
-    ),
-];
+const EXCEPTIONS: &[(&str, &str, &str)] = &[];
 
 fn src_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
@@ -407,13 +396,6 @@ fn no_module_imports_a_layer_above_its_own() {
             "exception {f} -> {prefix} ({why}) no longer occurs: remove it"
         );
     }
-    // The metrics exception is sound only while that module is a leaf.
-    let metrics = vec!["actors".to_string(), "metrics".to_string()];
-    assert!(
-        g.edges.get(&metrics).is_some_and(|d| d.is_empty()),
-        "actors/metrics.rs must import nothing from the crate: {:?}",
-        g.edges.get(&metrics)
-    );
 }
 
 #[test]

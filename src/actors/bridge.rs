@@ -12,7 +12,6 @@
 //! so no stale megaflow forwards a packet once the barrier is answered.
 
 use crate::actors::connmgr::{Connmgr, ConnmgrParams, PACKET_IN_QUEUE};
-use crate::actors::metrics::{registry, ActorMeter, MsgName};
 use crate::actors::port::{BridgeInbox, Port, PortParams};
 use crate::actors::revalidator::Revalidator;
 use crate::config::{BridgeConfig, FailMode, PortConfig};
@@ -38,6 +37,7 @@ use crate::ofproto::Ofproto;
 use crate::openflow::message::{Message, OfpMsg};
 use crate::types::{DatapathId, PortNo};
 use crate::util::coverage::{self, c};
+use crate::util::metrics::{registry, ActorMeter, MsgName};
 use crate::util::time::now_ms;
 use actix::prelude::{
     Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, ResponseActFuture,
@@ -178,7 +178,7 @@ impl Bridge {
         self.meter.clone()
     }
 
-    fn guard<M: MsgName>(&self) -> crate::actors::metrics::HandleGuard {
+    fn guard<M: MsgName>(&self) -> crate::util::metrics::HandleGuard {
         self.meter.handling(M::NAME)
     }
 

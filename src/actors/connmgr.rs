@@ -16,7 +16,6 @@
 pub mod reconnect;
 pub mod tls;
 
-use crate::actors::metrics::{export_set, ActorMeter, MetricSink, MsgName, StatsSource};
 use crate::actors::session::{OfSession, ReadHalf, SessionParams, WriteHalf};
 use crate::config::{OpenflowConfig, SslConfig};
 use crate::messages::bridge::OfRequests;
@@ -26,6 +25,7 @@ use crate::openflow::error::OfpError;
 use crate::openflow::message::ControllerRole;
 use crate::types::DatapathId;
 use crate::util::coverage::{self, c};
+use crate::util::metrics::{export_set, ActorMeter, MetricSink, MsgName, StatsSource};
 use crate::util::time::now_ms;
 use actix::prelude::*;
 use arc_swap::ArcSwap;
@@ -316,7 +316,7 @@ crate::msg_names!(Opened);
 impl Connmgr {
     /// A connection manager with no connections yet (send [`SetConnections`]).
     pub fn new(p: ConnmgrParams) -> Connmgr {
-        let meter = crate::actors::metrics::registry().meter(
+        let meter = crate::util::metrics::registry().meter(
             format!("connmgr:{}", p.bridge_name),
             "Connmgr",
             Some(p.bridge_name.clone()),
@@ -361,7 +361,7 @@ impl Connmgr {
         self.stats.clone()
     }
 
-    fn guard<M: MsgName>(&self) -> crate::actors::metrics::HandleGuard {
+    fn guard<M: MsgName>(&self) -> crate::util::metrics::HandleGuard {
         self.meter.handling(M::NAME)
     }
 

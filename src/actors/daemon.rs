@@ -23,7 +23,6 @@
 )]
 
 use crate::actors::bridge::{Bridge, BridgeParams, BridgeShared, LeaderLink};
-use crate::actors::metrics::{registry, ActorMeter, MetricSink, MsgName, StatsSource};
 use crate::actors::port::PortRegistry;
 use crate::actors::revalidator::{self, RevalShared, Revalidator};
 use crate::actors::upcall::{self, HandlerCounters, UpcallHandler};
@@ -34,6 +33,7 @@ use crate::messages::revalidator as rv;
 use crate::messages::upcall::{AttachBridge, DetachBridge, HandlerReport, SetRevalidators};
 use crate::messages::Mailbox;
 use crate::util::coverage::{self, c};
+use crate::util::metrics::{registry, ActorMeter, MetricSink, MsgName, StatsSource};
 use actix::prelude::*;
 use futures_util::future::join_all;
 use std::collections::BTreeMap;
@@ -124,7 +124,7 @@ impl Daemon {
         self.on_exit.push(p);
     }
 
-    fn guard<M: MsgName>(&self) -> crate::actors::metrics::HandleGuard {
+    fn guard<M: MsgName>(&self) -> crate::util::metrics::HandleGuard {
         self.meter.handling(M::NAME)
     }
 
@@ -855,7 +855,7 @@ impl StatsSource for BridgeStats {
     }
 
     fn export(&self, out: &mut dyn MetricSink) {
-        use crate::actors::metrics::{export_json_counters, export_set};
+        use crate::util::metrics::{export_json_counters, export_set};
         let r = self.shared.dp_report();
         let name = r.bridge.as_str();
         let b = [("bridge", name)];
@@ -985,7 +985,7 @@ impl StatsSource for UpcallStats {
         }
         for (i, c) in self.handlers.iter().enumerate() {
             let id = i.to_string();
-            crate::actors::metrics::export_json_counters(
+            crate::util::metrics::export_json_counters(
                 out,
                 "rvswitchd_upcall_handler",
                 "per upcall handler",

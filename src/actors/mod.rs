@@ -14,7 +14,6 @@
 pub mod bridge;
 pub mod connmgr;
 pub mod daemon;
-pub mod metrics;
 pub mod port;
 pub mod revalidator;
 pub mod session;

@@ -9,7 +9,6 @@
 //! detached cleanly. Link events reach it from the process-wide rtnetlink
 //! monitor thread through the [`PortRegistry`]. Runs on its bridge's Arbiter.
 
-use crate::actors::metrics::{registry, ActorMeter, MsgName};
 use crate::config::PortConfig;
 use crate::messages::bridge::{PortAttached, PortDetached, PortLinkChanged};
 use crate::messages::port::*;
@@ -17,6 +16,7 @@ use crate::netdev::netlink::{self, LinkInfo};
 use crate::netdev::{self, NetdevError, PortType};
 use crate::types::PortNo;
 use crate::util::coverage::{self, c};
+use crate::util::metrics::{registry, ActorMeter, MsgName};
 use actix::prelude::*;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -82,7 +82,7 @@ impl Port {
         }
     }
 
-    fn guard<M: MsgName>(&self) -> crate::actors::metrics::HandleGuard {
+    fn guard<M: MsgName>(&self) -> crate::util::metrics::HandleGuard {
         self.meter.handling(M::NAME)
     }
 

@@ -18,10 +18,10 @@
 pub mod policy;
 pub mod round;
 
-use crate::actors::metrics::{ActorMeter, MsgName};
 use crate::messages::revalidator::*;
 use crate::messages::Mailbox;
 use crate::util::coverage::{self, c};
+use crate::util::metrics::{ActorMeter, MsgName};
 use crate::util::time::now_ms;
 use actix::prelude::*;
 use policy::{decide, Decision, DeleteReason, FlowView};
@@ -91,7 +91,7 @@ impl Revalidator {
         }
     }
 
-    fn guard<M: MsgName>(&self) -> crate::actors::metrics::HandleGuard {
+    fn guard<M: MsgName>(&self) -> crate::util::metrics::HandleGuard {
         self.meter.handling(M::NAME)
     }
 
@@ -562,7 +562,7 @@ pub fn start_one(
     flow_limit: usize,
     max_idle_ms: u64,
 ) -> (Mailbox<Revalidator>, Arbiter) {
-    let meter = crate::actors::metrics::registry().meter(
+    let meter = crate::util::metrics::registry().meter(
         format!("revalidator:{id}"),
         "Revalidator",
         None,

@@ -15,11 +15,11 @@
 //!
 //! Runs on its bridge's Arbiter.
 
-use crate::actors::metrics::{ActorMeter, MsgName};
 use crate::messages::bridge::OfRequests;
 use crate::messages::connmgr::*;
 use crate::ofproto::ofconn::{CloseReason, ConnCounters, Event, OfConn, RoleAnswer, Settings};
 use crate::util::coverage::{self, c};
+use crate::util::metrics::{ActorMeter, MsgName};
 use actix::prelude::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, MessageResult, Recipient,
     SpawnHandle, WrapFuture,
@@ -100,7 +100,7 @@ pub struct OfSession {
 impl OfSession {
     /// Creates a session over a connected stream, split into halves.
     pub fn new(p: SessionParams, reader: ReadHalf, writer: WriteHalf) -> OfSession {
-        let meter = crate::actors::metrics::registry().meter(
+        let meter = crate::util::metrics::registry().meter(
             format!("session:{}:{}", p.bridge_name, p.id),
             "OfSession",
             Some(p.bridge_name.clone()),
@@ -131,7 +131,7 @@ impl OfSession {
         self.counters.clone()
     }
 
-    fn guard<M: MsgName>(&self) -> crate::actors::metrics::HandleGuard {
+    fn guard<M: MsgName>(&self) -> crate::util::metrics::HandleGuard {
         self.meter.handling(M::NAME)
     }
 
@@ -326,7 +326,7 @@ impl Actor for OfSession {
             t.abort();
         }
         self.meter.mark_dead();
-        crate::actors::metrics::registry().remove(&self.meter.id);
+        crate::util::metrics::registry().remove(&self.meter.id);
         let reason = self
             .close_reason
             .take()

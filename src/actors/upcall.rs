@@ -13,7 +13,6 @@
 //! read through each bridge's `ofproto::view::XlateView`, MAC learning takes
 //! its lock once per translation. Each handler runs on its own Arbiter.
 
-use crate::actors::metrics::{registry, ActorMeter, MsgName};
 use crate::datapath::actions::UserspaceReason;
 use crate::datapath::dpflow::{DpFlow, DpFlowStatsSnapshot};
 use crate::datapath::flow::FlowKey;
@@ -30,6 +29,7 @@ use crate::openflow::message::{PacketIn, NO_BUFFER};
 use crate::openflow::oxm::{Match, OxmField};
 use crate::types::{Cookie, PortNo, TableId};
 use crate::util::coverage::{self, c};
+use crate::util::metrics::{registry, ActorMeter, MsgName};
 use crate::util::time::now_ms;
 use actix::prelude::*;
 use std::collections::HashMap;
@@ -126,7 +126,7 @@ impl UpcallHandler {
         self.meter.clone()
     }
 
-    fn guard<M: MsgName>(&self) -> crate::actors::metrics::HandleGuard {
+    fn guard<M: MsgName>(&self) -> crate::util::metrics::HandleGuard {
         self.meter.handling(M::NAME)
     }
 

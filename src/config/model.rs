@@ -1,8 +1,8 @@
 //! The configuration model: what each TOML key means, its default and its range.
 
 use super::{locate, ConfigError};
-use crate::netdev::PortType;
 use crate::types::DatapathId;
+use crate::types::PortType;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;

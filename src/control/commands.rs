@@ -36,7 +36,7 @@ pub struct Spec {
 
 async fn ask<M>(d: &Mailbox<Daemon>, m: M) -> Result<M::Result, String>
 where
-    M: actix::Message + crate::actors::metrics::MsgName + Send + 'static,
+    M: actix::Message + crate::util::metrics::MsgName + Send + 'static,
     M::Result: Send,
     Daemon: actix::Handler<M>,
 {
@@ -96,7 +96,7 @@ fn actor_stats(_: Mailbox<Daemon>, _: Vec<String>) -> CmdFuture {
     Box::pin(async {
         let v = serde_json::json!({
             "process": super::http::process_stats(),
-            "actors": crate::actors::metrics::registry().snapshot(),
+            "actors": crate::util::metrics::registry().snapshot(),
         });
         serde_json::to_string_pretty(&v).map_err(|e| e.to_string())
     })

@@ -4,7 +4,7 @@
 //! It runs on its own thread with its own single-threaded tokio runtime, so
 //! that a busy or stuck switch actor can never stop an operator from looking
 //! at it, and it reads only atomics (the actor registry and registered
-//! [`StatsSource`](crate::actors::metrics::StatsSource)s) — it never sends a
+//! [`StatsSource`](crate::util::metrics::StatsSource)s) — it never sends a
 //! message to an actor.
 //!
 //! The thread has a descriptor table of its own
@@ -17,9 +17,9 @@
 //! used every free descriptor. hyper speaks HTTP/1.1 on each admitted
 //! connection.
 
-use crate::actors::metrics::registry;
 use crate::daemon::{fds, procfs};
 use crate::util::coverage::{self, c};
+use crate::util::metrics::registry;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};

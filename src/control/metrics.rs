@@ -10,9 +10,9 @@
 //! TYPE, so samples of one family are never interleaved with another's.
 //! Runs on the HTTP thread; reads only atomics.
 
-use crate::actors::metrics::{registry, HistogramSnapshot, MetricKind, MetricSink};
 use crate::daemon::{fds, procfs};
 use crate::util::coverage;
+use crate::util::metrics::{registry, HistogramSnapshot, MetricKind, MetricSink};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -258,7 +258,7 @@ pub fn collect() -> Families {
     let mut f = Families::default();
     export_process(&mut f);
     registry().export_actors(&mut f);
-    crate::actors::metrics::export_set(&mut f, "rvswitchd_coverage", &[], &coverage::snapshot());
+    crate::util::metrics::export_set(&mut f, "rvswitchd_coverage", &[], &coverage::snapshot());
     for (_, s) in registry().sources().iter() {
         s.export(&mut f);
     }
@@ -280,7 +280,7 @@ pub fn metrics_text() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actors::metrics::Histogram;
+    use crate::util::metrics::Histogram;
 
     #[test]
     fn families_are_grouped_typed_and_deduplicated() {

@@ -10,7 +10,7 @@
 //! actor (a reply path, a list of members), it carries an [`Inbox`] — a
 //! `Recipient` of exactly the message that will be sent there, with the
 //! receiver's meter — so this layer sits below `actors` and does not import it
-//! (its one dependency there is `actors::metrics`, a leaf with no crate imports
+//! (its one dependency there is `util::metrics`, a leaf with no crate imports
 //! that holds the meters).
 
 pub mod bridge;
@@ -20,7 +20,7 @@ pub mod port;
 pub mod revalidator;
 pub mod upcall;
 
-use crate::actors::metrics::{ActorMeter, MsgName};
+use crate::util::metrics::{ActorMeter, MsgName};
 use actix::dev::ToEnvelope;
 use actix::prelude::*;
 use std::sync::Arc;
@@ -169,7 +169,7 @@ impl<A: Actor> Mailbox<A> {
 #[macro_export]
 macro_rules! msg_names {
     ($($t:ident),* $(,)?) => {
-        $(impl $crate::actors::metrics::MsgName for $t {
+        $(impl $crate::util::metrics::MsgName for $t {
             const NAME: &'static str = stringify!($t);
         })*
     };

@@ -1,6 +1,8 @@
-//! Small helpers with no better home: clocks, coverage counters and the
-//! counter-set macro every component declares its counters with.
+//! Small helpers with no better home: clocks, coverage counters, the
+//! counter-set macro every component declares its counters with, and the
+//! process-wide actor meters and statistics sources (`metrics`).
 
 pub mod counters;
 pub mod coverage;
+pub mod metrics;
 pub mod time;
