@@ -974,6 +974,12 @@ impl StatsSource for UpcallStats {
             &[],
             self.reval.rounds.load(Relaxed),
         );
+        out.histogram(
+            "rvswitchd_revalidator_round_seconds",
+            "Duration of each revalidation round (leader's clock, ms resolution).",
+            &[],
+            &self.reval.round_time.snapshot(),
+        );
         let last = self.last_round_ms.load(Relaxed);
         if last != UNKNOWN {
             out.gauge(

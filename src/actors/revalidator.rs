@@ -263,6 +263,9 @@ impl Revalidator {
                     }
                     self.shared.flow_limit.store(flow_limit, Relaxed);
                     self.shared.rounds.fetch_add(1, Relaxed);
+                    self.shared
+                        .round_time
+                        .observe_ns(duration_ms.saturating_mul(1_000_000));
                     coverage::inc(&c::revalidate_round);
                     tracing::debug!(round, duration_ms, "revalidation round done");
                 }

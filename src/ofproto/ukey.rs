@@ -74,6 +74,9 @@ pub struct RevalShared {
     pub flow_limit: AtomicUsize,
     /// Completed rounds.
     pub rounds: AtomicU64,
+    /// How long each round took, for `/metrics`
+    /// (`rvswitchd_revalidator_round_seconds`).
+    pub round_time: crate::util::metrics::Histogram,
 }
 
 /// Decisions of one revalidation round (or of one member's share of it).

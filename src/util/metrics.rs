@@ -45,6 +45,7 @@ pub const HISTOGRAM_BUCKETS: usize = 40;
 
 /// A latency histogram with log2 buckets, in nanoseconds. Recording is three
 /// relaxed atomic adds and a max; readers take a [`HistogramSnapshot`].
+#[derive(Debug)]
 pub struct Histogram {
     counts: [AtomicU64; HISTOGRAM_BUCKETS],
     sum_ns: AtomicU64,
