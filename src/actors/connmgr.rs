@@ -42,8 +42,6 @@ use std::time::Duration;
 pub const MAILBOX: usize = 256;
 /// Capacity of the packet-in channel into the Connmgr.
 pub const PACKET_IN_QUEUE: usize = 1024;
-/// Listen backlog of `punix:` sockets.
-const UNIX_BACKLOG: i32 = 128;
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
@@ -748,7 +746,8 @@ impl PassiveListener {
             Ok((PassiveListener::Tls(tcp(rest)?), None))
         } else if let Some(path) = name.strip_prefix("punix:") {
             let path = PathBuf::from(path);
-            let l = bind_unix(&path, of.unix_mode(), &of.unix_socket_group)?;
+            let l =
+                crate::daemon::sockets::bind_private(&path, of.unix_mode(), &of.unix_socket_group)?;
             Ok((
                 PassiveListener::Unix(tokio::net::UnixListener::from_std(l)?),
                 Some(path),
@@ -782,59 +781,6 @@ impl PassiveListener {
             }
         }
     }
-}
-
-/// Resolves a group name or number.
-fn resolve_group(g: &str) -> std::io::Result<Option<nix::unistd::Gid>> {
-    if g.is_empty() {
-        return Ok(None);
-    }
-    if let Ok(n) = g.parse::<u32>() {
-        return Ok(Some(nix::unistd::Gid::from_raw(n)));
-    }
-    match nix::unistd::Group::from_name(g) {
-        Ok(Some(gr)) => Ok(Some(gr.gid)),
-        Ok(None) => Err(std::io::Error::other(format!("no group named {g:?}"))),
-        Err(e) => Err(std::io::Error::from(e)),
-    }
-}
-
-/// Binds a Unix listening socket whose file has exactly `mode` (and `group`),
-/// never the umask's idea of it, and never briefly more open than that: the
-/// socket's own inode is made mode 0 before `bind` (Linux creates the file
-/// with the socket inode's mode less the umask, `af_unix.c: unix_bind()`),
-/// the owner and mode are set on the file, and only then does it `listen`
-/// (before that a `connect` is refused).
-fn bind_unix(
-    path: &std::path::Path,
-    mode: u32,
-    group: &str,
-) -> std::io::Result<std::os::unix::net::UnixListener> {
-    use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
-    use nix::sys::stat::{fchmod, Mode};
-    use std::os::unix::fs::PermissionsExt;
-    let gid = resolve_group(group)?;
-    if let Some(d) = path.parent() {
-        let _ = std::fs::create_dir_all(d);
-    }
-    let _ = std::fs::remove_file(path);
-    let fd = socket::socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        None,
-    )?;
-    fchmod(&fd, Mode::empty())?;
-    socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &UnixAddr::new(path)?)?;
-    if gid.is_some() {
-        nix::unistd::chown(path, None, gid)?;
-    }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    socket::listen(
-        &fd,
-        Backlog::new(UNIX_BACKLOG).map_err(std::io::Error::from)?,
-    )?;
-    Ok(std::os::unix::net::UnixListener::from(fd))
 }
 
 /// The default OpenFlow port (IANA).

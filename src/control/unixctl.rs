@@ -213,7 +213,7 @@ where
 {
     let mut listeners = Vec::new();
     for p in paths {
-        let l = crate::daemon::sockets::bind_private(p, 0o600)
+        let l = crate::daemon::sockets::bind_private(p, 0o600, "")
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
         l.set_nonblocking(true)?;
         listeners.push(l);

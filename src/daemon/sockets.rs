@@ -29,12 +29,45 @@ pub fn ensure_run_dir(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Binds a unix socket at `path` with exactly `mode`, never exposed with the
-/// umask's mode: it is bound inside a fresh private directory (0700) next to
-/// `path`, chmod-ed there, and renamed into place. A stale socket nobody
-/// answers on is replaced; one that answers belongs to a running daemon.
-pub fn bind_private(path: &Path, mode: u32) -> std::io::Result<std::os::unix::net::UnixListener> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+/// Backlog of unix listening sockets (OpenFlow `punix:` and the control
+/// socket): the kernel's maximum (`net.core.somaxconn` caps it), as Rust's
+/// own `UnixListener::bind` uses, so a burst of clients waits in the queue
+/// rather than being refused while we accept.
+const UNIX_BACKLOG: i32 = libc::SOMAXCONN;
+
+/// Resolves a group given by name or number; empty = keep root's group.
+fn resolve_group(g: &str) -> std::io::Result<Option<nix::unistd::Gid>> {
+    if g.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(n) = g.parse::<u32>() {
+        return Ok(Some(nix::unistd::Gid::from_raw(n)));
+    }
+    match nix::unistd::Group::from_name(g) {
+        Ok(Some(gr)) => Ok(Some(gr.gid)),
+        Ok(None) => Err(std::io::Error::other(format!("no group named {g:?}"))),
+        Err(e) => Err(std::io::Error::from(e)),
+    }
+}
+
+/// Binds a unix listening socket at `path` whose file has exactly `mode`
+/// (and `group`, when not empty), never the umask's idea of it and never
+/// briefly more open than that: the socket's own inode is made mode 0 before
+/// `bind` (Linux creates the file with the socket inode's mode less the
+/// umask, `af_unix.c: unix_bind()`), the owner and mode are set on the file,
+/// and only then does it `listen` (before that a `connect` is refused). The
+/// directory is made as [`ensure_run_dir`] says. A stale socket nobody
+/// answers on is replaced; one that answers belongs to a running daemon and
+/// is refused (`AddrInUse`).
+pub fn bind_private(
+    path: &Path,
+    mode: u32,
+    group: &str,
+) -> std::io::Result<std::os::unix::net::UnixListener> {
+    use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+    use nix::sys::stat::{fchmod, Mode};
+    use std::os::unix::fs::PermissionsExt;
+    let gid = resolve_group(group)?;
     ensure_run_dir(path)?;
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -45,21 +78,23 @@ pub fn bind_private(path: &Path, mode: u32) -> std::io::Result<std::os::unix::ne
         }
         std::fs::remove_file(path)?;
     }
-    let parent = path.parent().filter(|d| !d.as_os_str().is_empty());
-    let parent = parent.unwrap_or_else(|| Path::new("."));
-    let tmpdir = parent.join(format!(".rvswitchd-bind-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmpdir);
-    std::fs::DirBuilder::new().mode(0o700).create(&tmpdir)?;
-    let tmp = tmpdir.join("s");
-    let result = (|| {
-        let l = std::os::unix::net::UnixListener::bind(&tmp)?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
-        std::fs::rename(&tmp, path)?;
-        Ok(l)
-    })();
-    let _ = std::fs::remove_file(&tmp);
-    let _ = std::fs::remove_dir(&tmpdir);
-    result
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
+    fchmod(&fd, Mode::empty())?;
+    socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &UnixAddr::new(path)?)?;
+    if gid.is_some() {
+        nix::unistd::chown(path, None, gid)?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    socket::listen(
+        &fd,
+        Backlog::new(UNIX_BACKLOG).map_err(std::io::Error::from)?,
+    )?;
+    Ok(std::os::unix::net::UnixListener::from(fd))
 }
 
 #[cfg(test)]
@@ -71,16 +106,16 @@ mod tests {
     fn binds_with_the_mode_replaces_stale_refuses_live() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("sub/s.sock");
-        let l = bind_private(&p, 0o640).unwrap();
+        let l = bind_private(&p, 0o640, "").unwrap();
         assert_eq!(
             std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o640
         );
-        let e = bind_private(&p, 0o600).unwrap_err();
+        let e = bind_private(&p, 0o600, "").unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
         drop(l);
         // Stale now (nobody listens): replaced.
-        let _l = bind_private(&p, 0o600).unwrap();
+        let _l = bind_private(&p, 0o600, "").unwrap();
         assert_eq!(
             std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
