@@ -497,6 +497,11 @@ impl Requests<'_> {
             k.set(Field::InPort, ip.0 as u128);
             k
         });
+        // The actions get a FLOW_MOD's checks, the packet standing in for the
+        // match (set-field prerequisites, MPLS/VLAN ethertype rules, meters).
+        if let Err(e) = self.ofproto.validate_packet_out(&key, &po.actions) {
+            return fx.error(xid, e, head);
+        }
         self.publish();
         let x = self.view.translate_actions(
             &key,

@@ -197,6 +197,62 @@ fn packet_out_refuses_what_the_spec_and_ovs_refuse() {
 }
 
 #[test]
+fn packet_out_actions_get_the_flow_mod_checks() {
+    let mut s = Switch::new();
+    // set_field ipv4_dst on an ARP frame: the packet stands in for the match,
+    // and an IPv4 field without an IPv4 packet is refused as in a FLOW_MOD.
+    let mut set_ip = vec![
+        0,
+        25,
+        0,
+        16,
+        0x80,
+        0x00,
+        12 << 1,
+        4,
+        10,
+        0,
+        0,
+        7,
+        0,
+        0,
+        0,
+        0,
+    ];
+    set_ip.extend_from_slice(&output(1));
+    let fx = s.send(&packet_out(1, NO_BUFFER, OFPP_CONTROLLER, &set_ip));
+    assert!(
+        matches!(error_of(&fx), Some((2, _))),
+        "a bad action is an OFPET_BAD_ACTION: {:?}",
+        error_of(&fx)
+    );
+    assert!(executes(&fx).is_empty());
+    // The same set-field is fine for the ARP field it can rewrite.
+    let mut set_arp = vec![
+        0,
+        25,
+        0,
+        16,
+        0x80,
+        0x00,
+        23 << 1,
+        4,
+        10,
+        0,
+        0,
+        7,
+        0,
+        0,
+        0,
+        0,
+    ];
+    set_arp.extend_from_slice(&output(1));
+    let fx = s.send(&packet_out(2, NO_BUFFER, OFPP_CONTROLLER, &set_arp));
+    assert_eq!(error_of(&fx), None);
+    assert_eq!(executes(&fx).len(), 1);
+}
+
+#[test]
 fn packet_out_to_an_existing_group_runs_its_buckets() {
     let mut s = Switch::new();
     s.of.group_mod(
