@@ -9,10 +9,11 @@
 //! Only the wire is here; holding bundles open, validating and committing
 //! them is ofproto's work.
 
-use super::codec::decode_in;
 use super::error::OfpError;
 use super::framing::{header, Version, HEADER_LEN};
-use super::message::{BundleAdd, BundleCtrl, BundleCtrlType, Message, BF_ATOMIC, BF_ORDERED};
+use super::message::{
+    BundleAdd, BundleCtrl, BundleCtrlType, Message, OfpMsg, BF_ATOMIC, BF_ORDERED,
+};
 use super::prop;
 use super::wire::{Field, FieldsMut, Reader};
 
@@ -108,7 +109,17 @@ pub(crate) fn emit_ctrl(out: &mut Vec<u8>, c: &BundleCtrl) {
 /// rules as a message on its own, and its error is reported as is. A bundle
 /// message inside a bundle is OFPBFC_MSG_UNSUP (which also bounds the
 /// nesting, so no input can recurse deeply).
-pub(crate) fn parse_add(v: Version, xid: u32, mut r: Reader<'_>) -> Result<BundleAdd, OfpError> {
+///
+/// `decode_inner` is the session's message decoder (`codec::decode_in` for
+/// `v`): passed in, because the codec that dispatches to this module is the
+/// one that knows every message, and a bundle module calling back into it
+/// would make the two depend on each other.
+pub(crate) fn parse_add(
+    v: Version,
+    xid: u32,
+    mut r: Reader<'_>,
+    decode_inner: impl FnOnce(&[u8]) -> Result<OfpMsg, OfpError>,
+) -> Result<BundleAdd, OfpError> {
     let b = r.fixed(ctrl::LEN)?;
     let h = header(r.rest()).ok_or(OfpError::BundleMsgBadLen)?;
     let len = h.length as usize;
@@ -122,7 +133,7 @@ pub(crate) fn parse_add(v: Version, xid: u32, mut r: Reader<'_>) -> Result<Bundl
         return Err(OfpError::BundleMsgBadXid);
     }
     let inner = r.bytes(len)?;
-    let message = decode_in(v, inner).map_err(|e| e.error)?;
+    let message = decode_inner(inner)?;
     if matches!(
         message.body,
         Message::BundleAdd(_) | Message::BundleControl(_) | Message::Hello { .. }
@@ -142,22 +153,23 @@ pub(crate) fn parse_add(v: Version, xid: u32, mut r: Reader<'_>) -> Result<Bundl
     })
 }
 
-/// Appends an add's fixed part and inner message (encoded in `v`).
+/// Appends an add's fixed part and inner message, encoded by
+/// `encode_inner` (the session's `codec::encode_in`; see [`parse_add`]).
 pub(crate) fn emit_add(
-    v: Version,
     out: &mut Vec<u8>,
     a: &BundleAdd,
-) -> Result<(), super::codec::EncodeError> {
+    encode_inner: impl FnOnce(&OfpMsg, &mut Vec<u8>) -> Result<(), super::framing::EncodeError>,
+) -> Result<(), super::framing::EncodeError> {
     let mut b = FieldsMut::<{ ctrl::LEN }>::new();
     b.set_u32(ctrl::BUNDLE_ID, a.bundle_id)
         .set_u16(ctrl::FLAGS, a.flags);
     b.emit(out);
-    super::codec::encode_in(v, &a.message, out)
+    encode_inner(&a.message, out)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::codec::{encode_to_vec_in, msg_type14};
+    use super::super::codec::{decode_in, encode_to_vec_in, msg_type14};
     use super::super::message::OfpMsg;
     use super::*;
 

@@ -20,53 +20,18 @@
 use super::error::OfpError;
 use super::framing::{header, our_versions, Version, HEADER_LEN};
 use super::message::*;
-use super::wire::{patch_u16, put_u16, put_u32, put_u8, Reader};
+use super::wire::{patch_u16, put_u16, put_u32, Reader};
 use super::{
     bundle, controller, flow, group, hello, meter, monitor, multipart, packet, port, switch,
 };
 
+pub use super::flow::FlowStatsRef;
+pub(crate) use super::framing::put_header_v;
+pub use super::framing::{msg_type, EncodeError, MAX_MSG_LEN};
 pub use super::mp_writer::{
-    encode_multipart_reply_split, encode_multipart_reply_split_in, FlowStatsRef, MultipartWriter,
+    encode_multipart_reply_split, encode_multipart_reply_split_in, MultipartWriter,
 };
 pub use super::multipart::mp_type;
-
-/// Largest OpenFlow message (the header's length field is 16 bits).
-pub const MAX_MSG_LEN: usize = 65535;
-
-/// OFPT_* message type numbers.
-#[allow(missing_docs)]
-pub mod msg_type {
-    pub const HELLO: u8 = 0;
-    pub const ERROR: u8 = 1;
-    pub const ECHO_REQUEST: u8 = 2;
-    pub const ECHO_REPLY: u8 = 3;
-    pub const EXPERIMENTER: u8 = 4;
-    pub const FEATURES_REQUEST: u8 = 5;
-    pub const FEATURES_REPLY: u8 = 6;
-    pub const GET_CONFIG_REQUEST: u8 = 7;
-    pub const GET_CONFIG_REPLY: u8 = 8;
-    pub const SET_CONFIG: u8 = 9;
-    pub const PACKET_IN: u8 = 10;
-    pub const FLOW_REMOVED: u8 = 11;
-    pub const PORT_STATUS: u8 = 12;
-    pub const PACKET_OUT: u8 = 13;
-    pub const FLOW_MOD: u8 = 14;
-    pub const GROUP_MOD: u8 = 15;
-    pub const PORT_MOD: u8 = 16;
-    pub const TABLE_MOD: u8 = 17;
-    pub const MULTIPART_REQUEST: u8 = 18;
-    pub const MULTIPART_REPLY: u8 = 19;
-    pub const BARRIER_REQUEST: u8 = 20;
-    pub const BARRIER_REPLY: u8 = 21;
-    pub const QUEUE_GET_CONFIG_REQUEST: u8 = 22;
-    pub const QUEUE_GET_CONFIG_REPLY: u8 = 23;
-    pub const ROLE_REQUEST: u8 = 24;
-    pub const ROLE_REPLY: u8 = 25;
-    pub const GET_ASYNC_REQUEST: u8 = 26;
-    pub const GET_ASYNC_REPLY: u8 = 27;
-    pub const SET_ASYNC: u8 = 28;
-    pub const METER_MOD: u8 = 29;
-}
 
 /// Bytes of the offending request echoed in an ERROR (as Open vSwitch does).
 const ERROR_DATA_LEN: usize = 64;
@@ -83,22 +48,6 @@ pub struct DecodeError {
     /// another protocol version (or sent less than a header), so nothing it sends
     /// later can be trusted to mean what we think.
     pub fatal: bool,
-}
-
-/// A message that cannot be put on the wire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum EncodeError {
-    /// The encoding would exceed the 65535-byte limit of the length field.
-    #[error("OpenFlow message of {0} bytes exceeds the 65535-byte limit")]
-    TooLong(usize),
-    /// The message (or a part of it) has no encoding in this version.
-    #[error("{what} cannot be encoded in {version}")]
-    Unsupported {
-        /// The session's version.
-        version: Version,
-        /// What could not be represented.
-        what: &'static str,
-    },
 }
 
 // ---------------------------------------------------------------------------
@@ -214,7 +163,9 @@ fn decode_onf13(exp_type: u32, xid: u32, data: &[u8]) -> Result<Option<Message>,
         ONFT_ROLE_STATUS => Message::RoleStatus(controller::parse_role_status(r)?),
         bundle::ONF_ET_BUNDLE_CONTROL => Message::BundleControl(bundle::parse_ctrl(r)?),
         bundle::ONF_ET_BUNDLE_ADD_MESSAGE => {
-            Message::BundleAdd(bundle::parse_add(Version::V1_3, xid, r)?)
+            Message::BundleAdd(bundle::parse_add(Version::V1_3, xid, r, |m| {
+                decode_in(Version::V1_3, m).map_err(|e| e.error)
+            })?)
         }
         monitor::ONF_FLOW_MONITOR => Message::FlowMonitorCancel(r.exact(4)?.u32(0..4)),
         monitor::ONFT_FLOW_MONITOR_PAUSED => empty(&r, Message::FlowMonitorPaused)?,
@@ -294,7 +245,11 @@ pub(crate) fn decode_body(v: Version, t: u8, xid: u32, r: Reader<'_>) -> Result<
         T::METER_MOD => Message::MeterMod(meter::parse_mod(r)?),
         msg_type14::ROLE_STATUS if v14 => Message::RoleStatus(controller::parse_role_status(r)?),
         msg_type14::BUNDLE_CONTROL if v14 => Message::BundleControl(bundle::parse_ctrl(r)?),
-        msg_type14::BUNDLE_ADD_MESSAGE if v14 => Message::BundleAdd(bundle::parse_add(v, xid, r)?),
+        msg_type14::BUNDLE_ADD_MESSAGE if v14 => {
+            Message::BundleAdd(bundle::parse_add(v, xid, r, |m| {
+                decode_in(v, m).map_err(|e| e.error)
+            })?)
+        }
         _ => return Err(OfpError::BadType),
     })
 }
@@ -410,14 +365,6 @@ pub fn encode_hello(xid: u32, out: &mut Vec<u8>) {
 /// An OpenFlow 1.3 ERROR reply ([`encode_error_in`] for 1.3).
 pub fn encode_error_reply(xid: u32, err: OfpError, offending: &[u8]) -> Vec<u8> {
     encode_error_in(Version::V1_3, xid, err, offending)
-}
-
-/// Appends an `ofp_header` in `v` whose length is patched later.
-pub(crate) fn put_header_v(out: &mut Vec<u8>, v: Version, t: u8, xid: u32) {
-    put_u8(out, v.0);
-    put_u8(out, t);
-    put_u16(out, 0);
-    put_u32(out, xid);
 }
 
 /// Patch the length of the message starting at `start`, or undo it if too long.
@@ -546,13 +493,13 @@ fn encode_body(v: Version, m: &Message, out: &mut Vec<u8>) -> Result<u8, EncodeE
             controller::emit_experimenter(out, super::error::ONF_VENDOR_ID, ONFT_ROLE_STATUS, &body)
         }
         Message::BundleControl(c) if v14 => bundle::emit_ctrl(out, c),
-        Message::BundleAdd(a) if v14 => bundle::emit_add(v, out, a)?,
+        Message::BundleAdd(a) if v14 => bundle::emit_add(out, a, |m, o| encode_in(v, m, o))?,
         Message::BundleControl(c) => onf_experimenter(out, bundle::ONF_ET_BUNDLE_CONTROL, |o| {
             bundle::emit_ctrl(o, c);
             Ok(())
         })?,
         Message::BundleAdd(a) => onf_experimenter(out, bundle::ONF_ET_BUNDLE_ADD_MESSAGE, |o| {
-            bundle::emit_add(v, o, a)
+            bundle::emit_add(o, a, |m, o2| encode_in(v, m, o2))
         })?,
         Message::FlowMonitorCancel(id) => onf_experimenter(out, monitor::ONF_FLOW_MONITOR, |o| {
             o.extend_from_slice(&id.to_be_bytes());

@@ -7,6 +7,7 @@
 //! Each is a fixed part (named ranges below) followed by an `ofp_match` and,
 //! where present, stats and instructions.
 
+use super::action::Instruction;
 use super::action_codec::{
     decode_instructions, decode_instructions15, encode_instructions, encode_instructions15,
 };
@@ -16,7 +17,6 @@ use super::match_codec::{decode_match, encode_match, encode_match_oxms};
 use super::message::{
     AggregateStats, FlowMod, FlowModCommand, FlowRemoved, FlowStats, FlowStatsRequest,
 };
-use super::mp_writer::FlowStatsRef;
 use super::wire::{patch_u16, Field, FieldsMut, Reader};
 use crate::types::{Cookie, GroupId, PortNo, TableId};
 
@@ -544,6 +544,58 @@ pub(crate) fn emit_removed15(out: &mut Vec<u8>, f: &FlowRemoved) {
         oxs::put64(o, oxs::PACKET_COUNT, f.packet_count);
         oxs::put64(o, oxs::BYTE_COUNT, f.byte_count);
     });
+}
+
+/// One flow-stats entry borrowed from wherever the switch keeps its rules, so a
+/// dump of 100k rules encodes straight from them (no per-rule [`FlowStats`]
+/// with cloned match and instructions). The match is given as its OXM TLVs
+/// ([`super::encode_oxms`]).
+#[derive(Clone, Copy, Debug)]
+pub struct FlowStatsRef<'a> {
+    /// Table.
+    pub table_id: TableId,
+    /// Age, seconds.
+    pub duration_sec: u32,
+    /// Age, nanoseconds part.
+    pub duration_nsec: u32,
+    /// Priority.
+    pub priority: u16,
+    /// Idle timeout.
+    pub idle_timeout: u16,
+    /// Hard timeout.
+    pub hard_timeout: u16,
+    /// OFPFF_* flags.
+    pub flags: u16,
+    /// Cookie.
+    pub cookie: Cookie,
+    /// Packets.
+    pub packet_count: u64,
+    /// Bytes.
+    pub byte_count: u64,
+    /// The match's OXM TLVs.
+    pub match_oxm: &'a [u8],
+    /// Instructions.
+    pub instructions: &'a [Instruction],
+}
+
+impl<'a> FlowStatsRef<'a> {
+    /// The borrowed view of an owned entry whose match is encoded as `oxms`.
+    pub(crate) fn of(f: &'a FlowStats, oxms: &'a [u8]) -> FlowStatsRef<'a> {
+        FlowStatsRef {
+            table_id: f.table_id,
+            duration_sec: f.duration_sec,
+            duration_nsec: f.duration_nsec,
+            priority: f.priority,
+            idle_timeout: f.idle_timeout,
+            hard_timeout: f.hard_timeout,
+            flags: f.flags,
+            cookie: f.cookie,
+            packet_count: f.packet_count,
+            byte_count: f.byte_count,
+            match_oxm: oxms,
+            instructions: &f.instructions,
+        }
+    }
 }
 
 #[cfg(test)]

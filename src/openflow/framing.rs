@@ -180,6 +180,68 @@ pub fn our_versions() -> Vec<u32> {
     vec![1 << OFP_VERSION]
 }
 
+/// Largest OpenFlow message (the header's length field is 16 bits).
+pub const MAX_MSG_LEN: usize = 65535;
+
+/// OFPT_* message type numbers.
+#[allow(missing_docs)]
+pub mod msg_type {
+    pub const HELLO: u8 = 0;
+    pub const ERROR: u8 = 1;
+    pub const ECHO_REQUEST: u8 = 2;
+    pub const ECHO_REPLY: u8 = 3;
+    pub const EXPERIMENTER: u8 = 4;
+    pub const FEATURES_REQUEST: u8 = 5;
+    pub const FEATURES_REPLY: u8 = 6;
+    pub const GET_CONFIG_REQUEST: u8 = 7;
+    pub const GET_CONFIG_REPLY: u8 = 8;
+    pub const SET_CONFIG: u8 = 9;
+    pub const PACKET_IN: u8 = 10;
+    pub const FLOW_REMOVED: u8 = 11;
+    pub const PORT_STATUS: u8 = 12;
+    pub const PACKET_OUT: u8 = 13;
+    pub const FLOW_MOD: u8 = 14;
+    pub const GROUP_MOD: u8 = 15;
+    pub const PORT_MOD: u8 = 16;
+    pub const TABLE_MOD: u8 = 17;
+    pub const MULTIPART_REQUEST: u8 = 18;
+    pub const MULTIPART_REPLY: u8 = 19;
+    pub const BARRIER_REQUEST: u8 = 20;
+    pub const BARRIER_REPLY: u8 = 21;
+    pub const QUEUE_GET_CONFIG_REQUEST: u8 = 22;
+    pub const QUEUE_GET_CONFIG_REPLY: u8 = 23;
+    pub const ROLE_REQUEST: u8 = 24;
+    pub const ROLE_REPLY: u8 = 25;
+    pub const GET_ASYNC_REQUEST: u8 = 26;
+    pub const GET_ASYNC_REPLY: u8 = 27;
+    pub const SET_ASYNC: u8 = 28;
+    pub const METER_MOD: u8 = 29;
+}
+
+/// A message that cannot be put on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// The encoding would exceed the 65535-byte limit of the length field.
+    #[error("OpenFlow message of {0} bytes exceeds the 65535-byte limit")]
+    TooLong(usize),
+    /// The message (or a part of it) has no encoding in this version.
+    #[error("{what} cannot be encoded in {version}")]
+    Unsupported {
+        /// The session's version.
+        version: Version,
+        /// What could not be represented.
+        what: &'static str,
+    },
+}
+
+/// Appends an `ofp_header` in `v` whose length is patched later.
+pub(crate) fn put_header_v(out: &mut Vec<u8>, v: Version, t: u8, xid: u32) {
+    // Written by hand rather than with `wire`'s helpers: `wire` reports
+    // errors as `OfpError`, whose codes depend on `Version` defined here.
+    out.extend_from_slice(&[v.0, t, 0, 0]);
+    out.extend_from_slice(&xid.to_be_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,6 +37,7 @@ mod monitor;
 mod mp_writer;
 mod multipart;
 mod of10;
+mod of10_fields;
 pub mod oxm;
 mod packet;
 mod port;

@@ -21,8 +21,8 @@
 //! Nicira's 16-bit NXM_OF_IN_PORT carries.
 
 use super::action_codec::{decode_instructions, encode_instructions};
-use super::codec::EncodeError;
 use super::error::OfpError;
+use super::framing::EncodeError;
 use super::framing::Version;
 use super::match_codec::{decode_match, decode_oxm, encode_match, encode_oxm, MATCH_ERRORS};
 use super::message::*;
@@ -388,7 +388,7 @@ pub(crate) fn parse_requests_nx(mut r: Reader<'_>) -> Result<Vec<FlowMonitorRequ
         let m = r.sub(pad8(mlen), OfpError::BadLen)?;
         v.push(FlowMonitorRequest {
             monitor_id: b.u32(F::ID),
-            out_port: super::of10::port_from_wire(b.u16(F::OUT_PORT)),
+            out_port: super::of10_fields::port_from_wire(b.u16(F::OUT_PORT)),
             out_group: GroupId::ANY,
             flags: nx_flags(b.u16(F::FLAGS))?,
             table_id: TableId(b.u8(F::TABLE_ID)),
@@ -406,10 +406,11 @@ pub(crate) fn emit_requests_nx(
     use req_nx as F;
     for q in reqs {
         check_nx_request(Version::V1_0, q)?;
-        let port = super::of10::port_to_wire(q.out_port).ok_or(EncodeError::Unsupported {
-            version: Version::V1_0,
-            what: "an out_port above 0xff00",
-        })?;
+        let port =
+            super::of10_fields::port_to_wire(q.out_port).ok_or(EncodeError::Unsupported {
+                version: Version::V1_0,
+                what: "an out_port above 0xff00",
+            })?;
         let start = out.len();
         let mut b = FieldsMut::<{ F::LEN }>::new();
         b.set_u32(F::ID, q.monitor_id)
@@ -448,7 +449,7 @@ pub(crate) fn parse_updates_nx(v: Version, mut r: Reader<'_>) -> Result<Vec<Flow
             let mlen = b.u16(F::MATCH_LEN) as usize;
             let m = e.sub(pad8(mlen), OfpError::BadLen)?;
             let match_ = nxm_parse(m, mlen)?;
-            let insts = super::of10::parse_instructions(
+            let insts = super::of10_fields::parse_instructions(
                 Reader::new(e.take_rest(), OfpError::BadActionLen),
                 &match_,
             )?;
@@ -518,7 +519,8 @@ pub(crate) fn emit_update_nx(
             b.emit(out);
             let mlen = if v == Version::V1_0 {
                 let r = nxm_emit(out, match_).and_then(|n| {
-                    super::of10::emit_instructions(out, instructions, match_, true).map(|_| n)
+                    super::of10_fields::emit_instructions(out, instructions, match_, true)
+                        .map(|_| n)
                 });
                 match r {
                     Ok(n) => n,
@@ -581,7 +583,7 @@ fn nxm_parse(m: Reader<'_>, len: usize) -> Result<Match, OfpError> {
         let class = (h >> 16) as u16;
         let f = if h == NXM_OF_IN_PORT {
             r.skip(4)?;
-            OxmField::in_port(super::of10::port_from_wire(r.u16()?))
+            OxmField::in_port(super::of10_fields::port_from_wire(r.u16()?))
         } else if class == 0 {
             let field = ((h >> 9) & 0x7f) as u8;
             let has_mask = h & 0x100 != 0;
@@ -635,7 +637,7 @@ fn nxm_emit(out: &mut Vec<u8>, m: &Match) -> Result<usize, EncodeError> {
     let start = out.len();
     for f in &m.fields {
         if f.id == OxmId::InPort {
-            let p = super::of10::port_to_wire(PortNo(f.value as u32)).ok_or(
+            let p = super::of10_fields::port_to_wire(PortNo(f.value as u32)).ok_or(
                 EncodeError::Unsupported {
                     version: Version::V1_0,
                     what: "an in_port above 0xff00",

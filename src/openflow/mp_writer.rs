@@ -7,24 +7,22 @@
 //! entry that overflows the current message moves (only its own bytes) to the
 //! next, so the cost is linear in the reply.
 
-use super::action::Instruction;
-use super::codec::{msg_type, put_header_v, EncodeError, MAX_MSG_LEN};
-use super::flow;
+use super::flow::{self, FlowStatsRef};
 use super::framing::Version;
-use super::message::{FlowStats, MpReplyBody, MPF_MORE};
+use super::framing::{msg_type, put_header_v, EncodeError, MAX_MSG_LEN};
+use super::message::{MpReplyBody, MPF_MORE};
 use super::multipart::{
     emit_entry, emit_header, emit_reply_prefix, emit_single_body, header, n_entries, reply_type_in,
     MP_HEADER_LEN,
 };
 use super::wire::patch_u16;
-use crate::types::{Cookie, TableId};
 
 /// Starts a multipart reply message of type `t` in a fresh buffer, with
 /// `prefix` (an experimenter/vendor stats header) after the multipart header.
 fn start_reply(v: Version, xid: u32, t: u16, prefix: &[u8], capacity: usize) -> Vec<u8> {
     let mut m = Vec::with_capacity(capacity);
     if v == Version::V1_0 {
-        put_header_v(&mut m, v, super::of10::msg_type::STATS_REPLY, xid);
+        put_header_v(&mut m, v, super::of10_fields::msg_type::STATS_REPLY, xid);
         super::of10::emit_stats_header(&mut m, t, 0);
     } else {
         put_header_v(&mut m, v, msg_type::MULTIPART_REPLY, xid);
@@ -46,7 +44,7 @@ fn seal_reply(m: &mut [u8], more: bool) {
 /// Header length of a reply in `v` (OF1.0's stats header is 4 bytes shorter).
 fn header_len(v: Version) -> usize {
     if v == Version::V1_0 {
-        super::of10::STATS_HEADER_LEN
+        super::of10_fields::STATS_HEADER_LEN
     } else {
         MP_HEADER_LEN
     }
@@ -144,58 +142,6 @@ pub fn encode_multipart_reply_split_in(
     msgs.push(cur);
     out.append(&mut msgs);
     Ok(())
-}
-
-/// One flow-stats entry borrowed from wherever the switch keeps its rules, so a
-/// dump of 100k rules encodes straight from them (no per-rule [`FlowStats`]
-/// with cloned match and instructions). The match is given as its OXM TLVs
-/// ([`super::encode_oxms`]).
-#[derive(Clone, Copy, Debug)]
-pub struct FlowStatsRef<'a> {
-    /// Table.
-    pub table_id: TableId,
-    /// Age, seconds.
-    pub duration_sec: u32,
-    /// Age, nanoseconds part.
-    pub duration_nsec: u32,
-    /// Priority.
-    pub priority: u16,
-    /// Idle timeout.
-    pub idle_timeout: u16,
-    /// Hard timeout.
-    pub hard_timeout: u16,
-    /// OFPFF_* flags.
-    pub flags: u16,
-    /// Cookie.
-    pub cookie: Cookie,
-    /// Packets.
-    pub packet_count: u64,
-    /// Bytes.
-    pub byte_count: u64,
-    /// The match's OXM TLVs.
-    pub match_oxm: &'a [u8],
-    /// Instructions.
-    pub instructions: &'a [Instruction],
-}
-
-impl<'a> FlowStatsRef<'a> {
-    /// The borrowed view of an owned entry whose match is encoded as `oxms`.
-    pub(crate) fn of(f: &'a FlowStats, oxms: &'a [u8]) -> FlowStatsRef<'a> {
-        FlowStatsRef {
-            table_id: f.table_id,
-            duration_sec: f.duration_sec,
-            duration_nsec: f.duration_nsec,
-            priority: f.priority,
-            idle_timeout: f.idle_timeout,
-            hard_timeout: f.hard_timeout,
-            flags: f.flags,
-            cookie: f.cookie,
-            packet_count: f.packet_count,
-            byte_count: f.byte_count,
-            match_oxm: oxms,
-            instructions: &f.instructions,
-        }
-    }
 }
 
 /// Builds a multipart reply of any length one entry at a time: finished

@@ -7,7 +7,7 @@ use super::controller::{emit_experimenter, parse_experimenter};
 use super::error::OfpError;
 use super::framing::Version;
 use super::message::{DescStats, MpReplyBody, MpRequestBody, MultipartReply, MultipartRequest};
-use super::wire::{Field, FieldsMut, Reader};
+use super::wire::{next_entry, Field, FieldsMut, Reader};
 use super::{flow, group, meter, monitor, port, table};
 use crate::types::{GroupId, MeterId, PortNo};
 
@@ -54,20 +54,6 @@ pub(crate) fn emit_header(out: &mut Vec<u8>, t: u16, flags: u16) {
     let mut b = FieldsMut::<{ header::LEN }>::new();
     b.set_u16(header::TYPE, t).set_u16(header::FLAGS, flags);
     b.emit(out);
-}
-
-/// Splits off the next entry of a list whose entries each carry their 16-bit
-/// length at `len_off` and are at least `min` long.
-pub(crate) fn next_entry<'a>(
-    r: &mut Reader<'a>,
-    len_off: usize,
-    min: usize,
-) -> Result<Reader<'a>, OfpError> {
-    let len = r.peek_u16(len_off)? as usize;
-    if len < min {
-        return Err(OfpError::BadLen);
-    }
-    r.sub(len, OfpError::BadLen)
 }
 
 /// Decodes every entry of a variable-length list.
@@ -220,7 +206,7 @@ pub(crate) fn emit_request(
     v: Version,
     out: &mut Vec<u8>,
     req: &MultipartRequest,
-) -> Result<(), super::codec::EncodeError> {
+) -> Result<(), super::framing::EncodeError> {
     if let MpRequestBody::FlowMonitor(reqs) = &req.body {
         if v >= Version::V1_4 {
             emit_header(out, mp_type::FLOW_MONITOR, req.flags);
@@ -418,7 +404,7 @@ pub(crate) fn emit_reply(
     v: Version,
     out: &mut Vec<u8>,
     rep: &MultipartReply,
-) -> Result<(), super::codec::EncodeError> {
+) -> Result<(), super::framing::EncodeError> {
     emit_header(out, reply_type_in(v, &rep.body), rep.flags);
     emit_reply_prefix(v, out, &rep.body);
     emit_single_body(out, &rep.body);
@@ -468,7 +454,7 @@ pub(crate) fn emit_entry(
     out: &mut Vec<u8>,
     b: &MpReplyBody,
     i: usize,
-) -> Result<(), super::codec::EncodeError> {
+) -> Result<(), super::framing::EncodeError> {
     let v15 = v >= Version::V1_5;
     match b {
         MpReplyBody::FlowMonitor(e) if v >= Version::V1_4 => monitor::emit_update14(out, &e[i]),

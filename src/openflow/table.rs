@@ -93,7 +93,7 @@ pub(crate) fn emit_features(out: &mut Vec<u8>, t: &TableFeatures) {
 pub(crate) fn parse_features_list(mut r: Reader<'_>) -> Result<Vec<TableFeatures>, OfpError> {
     let mut v = Vec::new();
     while !r.is_empty() {
-        let e = super::multipart::next_entry(&mut r, features::LENGTH.start, features::LEN)?;
+        let e = super::wire::next_entry(&mut r, features::LENGTH.start, features::LEN)?;
         v.push(parse_features(e)?);
     }
     Ok(v)

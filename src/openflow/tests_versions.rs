@@ -644,10 +644,16 @@ fn of10_match_and_actions_map_onto_the_model() {
         (0xfffd, 0xffff_fffd),
         (0xffff, 0xffff_ffff),
     ] {
-        assert_eq!(super::super::of10::port_from_wire(p16), PortNo(p32));
-        assert_eq!(super::super::of10::port_to_wire(PortNo(p32)), Some(p16));
+        assert_eq!(super::super::of10_fields::port_from_wire(p16), PortNo(p32));
+        assert_eq!(
+            super::super::of10_fields::port_to_wire(PortNo(p32)),
+            Some(p16)
+        );
     }
-    assert_eq!(super::super::of10::port_to_wire(PortNo(0x1_0000)), None);
+    assert_eq!(
+        super::super::of10_fields::port_to_wire(PortNo(0x1_0000)),
+        None
+    );
     // SET_TP_DST without an L4 protocol in the match is inconsistent.
     let po = [
         1u8, 13, 0, 24, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfd, 0, 8, 0, 10, 0, 8, 0, 80,

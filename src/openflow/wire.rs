@@ -288,3 +288,17 @@ impl<const N: usize> FieldsMut<N> {
         out.extend_from_slice(&self.0);
     }
 }
+
+/// Splits off the next entry of a list whose entries each carry their 16-bit
+/// length at `len_off` and are at least `min` long.
+pub(crate) fn next_entry<'a>(
+    r: &mut Reader<'a>,
+    len_off: usize,
+    min: usize,
+) -> Result<Reader<'a>, OfpError> {
+    let len = r.peek_u16(len_off)? as usize;
+    if len < min {
+        return Err(OfpError::BadLen);
+    }
+    r.sub(len, OfpError::BadLen)
+}
