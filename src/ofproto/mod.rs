@@ -723,7 +723,9 @@ impl Ofproto {
                     return Err(OfpError::BadMeterFlags);
                 }
                 if mm.bands.len() > MAX_METER_BANDS {
-                    return Err(OfpError::OutOfMeters);
+                    // As OVS `handle_meter_mod()`: more bands than the
+                    // meter features advertise.
+                    return Err(OfpError::OutOfBands);
                 }
                 for b in &mm.bands {
                     match b {

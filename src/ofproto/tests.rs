@@ -531,6 +531,21 @@ fn group_mod_codes_liveness_and_delete_removes_flows() {
             Some(OfpError::InvalidGroup)
         );
     }
+    // A watch on a bucket of a group without liveness is
+    // OFPGMFC_WATCH_UNSUPPORTED (OVS `ofputil_check_group_mod()`).
+    for t in [GroupType::All, GroupType::Indirect] {
+        let watched = gm(GroupModCommand::Add, t, 3, vec![bucket(1, vec![out(1)])]);
+        assert_eq!(
+            o.group_mod(&watched, 0).err(),
+            Some(OfpError::WatchUnsupported)
+        );
+        let mut by_group = gm(GroupModCommand::Add, t, 3, vec![bucket(0, vec![out(1)])]);
+        by_group.buckets[0].watch_group = GroupId(1);
+        assert_eq!(
+            o.group_mod(&by_group, 0).err(),
+            Some(OfpError::WatchUnsupported)
+        );
+    }
     let selfloop = gm(
         GroupModCommand::Add,
         GroupType::All,
@@ -761,6 +776,13 @@ fn meter_mod_codes_and_delete_removes_flows() {
         o.meter_mod(&mm(MeterModCommand::Add, 1, 3, band.clone()), 0)
             .err(),
         Some(OfpError::BadMeterFlags)
+    );
+    // More bands than the meter features advertise: OFPMMFC_OUT_OF_BANDS.
+    let too_many = vec![band[0].clone(); super::MAX_METER_BANDS + 1];
+    assert_eq!(
+        o.meter_mod(&mm(MeterModCommand::Add, 1, MF_KBPS, too_many), 0)
+            .err(),
+        Some(OfpError::OutOfBands)
     );
     o.meter_mod(&mm(MeterModCommand::Add, 1, MF_KBPS, band.clone()), 0)
         .unwrap();

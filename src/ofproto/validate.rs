@@ -299,6 +299,17 @@ impl Ofproto {
         if gm.group_type != GroupType::Select && gm.buckets.iter().any(|b| b.weight != 0) {
             return Err(OfpError::InvalidGroup);
         }
+        // Only fast-failover and select buckets have liveness: a watch on an
+        // all or indirect bucket means nothing, and OVS
+        // `ofputil_check_group_mod()` refuses it.
+        if matches!(gm.group_type, GroupType::All | GroupType::Indirect)
+            && gm
+                .buckets
+                .iter()
+                .any(|b| b.watch_port != PortNo::ANY || b.watch_group != GroupId::ANY)
+        {
+            return Err(OfpError::WatchUnsupported);
+        }
         match gm.group_type {
             GroupType::Indirect if gm.buckets.len() != 1 => return Err(OfpError::InvalidGroup),
             GroupType::FastFailover => {

@@ -110,6 +110,9 @@ pub enum OfpError {
     InvalidGroup,
     /// OFPET_GROUP_MOD_FAILED / OFPGMFC_OUT_OF_GROUPS.
     OutOfGroups,
+    /// OFPET_GROUP_MOD_FAILED / OFPGMFC_WATCH_UNSUPPORTED (a watch port or
+    /// group on a bucket of a group type that has no liveness).
+    WatchUnsupported,
     /// OFPET_GROUP_MOD_FAILED / OFPGMFC_CHAINING_UNSUPPORTED.
     ChainingUnsupported,
     /// OFPET_GROUP_MOD_FAILED / OFPGMFC_BAD_TYPE.
@@ -160,6 +163,8 @@ pub enum OfpError {
     BadBand,
     /// OFPET_METER_MOD_FAILED / OFPMMFC_OUT_OF_METERS.
     OutOfMeters,
+    /// OFPET_METER_MOD_FAILED / OFPMMFC_OUT_OF_BANDS.
+    OutOfBands,
     /// OFPET_TABLE_FEATURES_FAILED / OFPTFFC_BAD_TABLE.
     TableFeaturesBadTable,
     /// OFPET_TABLE_FEATURES_FAILED / OFPTFFC_EPERM.
@@ -382,6 +387,7 @@ impl OfpError {
             GroupExists => &[(1, 1, Nx(6, 0)), (2, 6, Of(6, 0))],
             InvalidGroup => &[(1, 1, Nx(6, 1)), (2, 6, Of(6, 1))],
             OutOfGroups => &[(1, 1, Nx(6, 3)), (2, 6, Of(6, 3))],
+            WatchUnsupported => &[(1, 1, Nx(6, 2)), (2, 6, Of(6, 2))],
             ChainingUnsupported => &[(1, 1, Nx(6, 5)), (2, 6, Of(6, 5))],
             BadGroupType => &[(1, 1, Nx(6, 10)), (3, 6, Of(6, 10))],
             BadGroupCommand => &[(1, 1, Nx(6, 11)), (3, 6, Of(6, 11))],
@@ -407,6 +413,7 @@ impl OfpError {
             BadRate => &[(4, 6, Of(12, 6))],
             BadBand => &[(4, 6, Of(12, 8))],
             OutOfMeters => &[(4, 6, Of(12, 10))],
+            OutOfBands => &[(4, 6, Of(12, 11))],
             TableFeaturesBadTable => &[(4, 6, Of(13, 0))],
             TableFeaturesEperm => &[(4, 6, Of(13, 5))],
             BadPropertyType => &[
