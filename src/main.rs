@@ -207,6 +207,7 @@ fn contract_config(o: &RunOpts) -> Result<Config, String> {
         fail_mode: FailMode::Secure,
         listeners: vec![format!("ptcp:{port}:{ip}")],
         controllers: vec![],
+        protocols: None,
         inactivity_probe_ms: 5000,
         max_backoff_ms: 8000,
         mac_aging_secs: 300,

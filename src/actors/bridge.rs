@@ -35,6 +35,7 @@ use crate::ofproto::rule::{PortInfo, PC_PORT_DOWN, PS_LINK_DOWN, PS_LIVE};
 use crate::ofproto::view::XlateView;
 use crate::ofproto::Ofproto;
 use crate::openflow::message::{Message, OfpMsg};
+use crate::openflow::{Version, Versions};
 use crate::types::{DatapathId, PortNo};
 use crate::util::coverage::{self, c};
 use crate::util::metrics::{registry, ActorMeter, MsgName};
@@ -296,6 +297,14 @@ impl Bridge {
             listeners: self.cfg.listeners.clone(),
             controllers: self.cfg.controllers.clone(),
             probe_ms: self.cfg.inactivity_probe_ms,
+            versions: Versions::of(
+                &self
+                    .cfg
+                    .protocol_versions()
+                    .into_iter()
+                    .map(Version)
+                    .collect::<Vec<_>>(),
+            ),
             max_backoff_ms: self.cfg.max_backoff_ms,
             standalone: self.cfg.fail_mode == FailMode::Standalone,
         }
@@ -859,6 +868,7 @@ impl Handler<StopBridge> for Bridge {
                 listeners: vec![],
                 controllers: vec![],
                 probe_ms: 0,
+                versions: Versions::supported(),
                 max_backoff_ms: 0,
                 standalone: false,
             });

@@ -621,6 +621,9 @@ impl Connmgr {
         let me = ctx.address();
         let mut settings = Settings::new(self.dpid);
         settings.probe_interval = m.probe;
+        if let Some(cfg) = &self.cfg {
+            settings.versions = cfg.versions;
+        }
         settings.hello_timeout = Duration::from_millis(of.hello_timeout_ms);
         settings.tx_budget = usize::try_from(of.output_budget_bytes).unwrap_or(usize::MAX);
         settings.stuck_timeout = Duration::from_millis(of.stuck_timeout_ms);

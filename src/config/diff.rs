@@ -135,6 +135,7 @@ fn diff_bridge(o: &BridgeConfig, n: &BridgeConfig) -> BridgeDiff {
     d.connections_changed = o.listeners != n.listeners
         || o.controllers != n.controllers
         || o.inactivity_probe_ms != n.inactivity_probe_ms
+        || o.protocols != n.protocols
         || o.max_backoff_ms != n.max_backoff_ms;
     d.fail_mode_changed = o.fail_mode != n.fail_mode;
     d.dpid_changed = o.dpid() != n.dpid();

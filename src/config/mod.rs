@@ -255,6 +255,36 @@ mod tests {
     }
 
     #[test]
+    fn protocols_name_versions_we_speak() {
+        let cfg = |p: &str| format!("[[bridge]]\nname = \"b\"\n{p}\n");
+        let c = parse_str(&cfg(""), "p.toml", false).unwrap();
+        assert_eq!(c.bridge[0].protocol_versions(), [1, 4, 5, 6]);
+        let c = parse_str(
+            &cfg("protocols = [\"OpenFlow13\", \"OpenFlow15\"]"),
+            "p.toml",
+            false,
+        )
+        .unwrap();
+        assert_eq!(c.bridge[0].protocol_versions(), [4, 6]);
+        for (p, why) in [
+            ("protocols = []", "allows no OpenFlow version"),
+            ("protocols = [\"OpenFlow12\"]", "not implemented"),
+            ("protocols = [\"OF13\"]", "not an OpenFlow version name"),
+        ] {
+            let e = parse_str(&cfg(p), "p.toml", false).unwrap_err().to_string();
+            assert!(
+                e.contains("bridge[0].protocols") && e.contains(why),
+                "{p}: {e}"
+            );
+        }
+        // A change of protocols reaches the connection manager on reload.
+        let a = parse_str(&cfg(""), "a", false).unwrap();
+        let b = parse_str(&cfg("protocols = [\"OpenFlow13\"]"), "b", false).unwrap();
+        let d = ConfigDiff::between(&a, &b);
+        assert!(d.bridges_changed[0].connections_changed, "{d:?}");
+    }
+
+    #[test]
     fn only_small_regular_files_are_read() {
         let dir = tempfile::tempdir().unwrap();
         let e = read_file(Path::new("/dev/urandom"))

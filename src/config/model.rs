@@ -153,6 +153,12 @@ pub struct BridgeConfig {
     /// Active controller connections: `tcp:IP[:PORT]`, `unix:PATH`.
     #[serde(default)]
     pub controllers: Vec<String>,
+    /// OpenFlow versions this bridge allows its controllers and tools, by
+    /// Open vSwitch's names (`Bridge:protocols`): "OpenFlow10", "OpenFlow13",
+    /// "OpenFlow14", "OpenFlow15". Absent: all four (OVS also allows every
+    /// version it implements by default).
+    #[serde(default)]
+    pub protocols: Option<Vec<String>>,
     /// Inactivity probe interval for controller connections, ms (0 disables).
     #[serde(default = "default_probe_ms")]
     pub inactivity_probe_ms: u64,
@@ -171,6 +177,44 @@ pub struct BridgeConfig {
     /// `[[bridge.port]]`.
     #[serde(default)]
     pub port: Vec<PortConfig>,
+}
+
+/// OpenFlow versions by Open vSwitch's names, with their wire numbers: the
+/// ones this switch speaks, and the ones it knows but does not implement.
+const PROTOCOLS: &[(&str, Option<u8>)] = &[
+    ("OpenFlow10", Some(0x01)),
+    ("OpenFlow11", None),
+    ("OpenFlow12", None),
+    ("OpenFlow13", Some(0x04)),
+    ("OpenFlow14", Some(0x05)),
+    ("OpenFlow15", Some(0x06)),
+];
+
+/// The wire version of a `protocols` name, or why it cannot be allowed.
+pub fn protocol_wire_version(name: &str) -> Result<u8, String> {
+    match PROTOCOLS.iter().find(|(n, _)| *n == name) {
+        Some((_, Some(v))) => Ok(*v),
+        Some((_, None)) => Err(format!(
+            "{name:?} is not implemented (this switch speaks OpenFlow10, OpenFlow13, OpenFlow14 and OpenFlow15)"
+        )),
+        None => Err(format!(
+            "{name:?} is not an OpenFlow version name (OpenFlow10, OpenFlow13, OpenFlow14, OpenFlow15)"
+        )),
+    }
+}
+
+impl BridgeConfig {
+    /// The wire versions the bridge allows: its `protocols` (validated), or
+    /// every version this switch speaks.
+    pub fn protocol_versions(&self) -> Vec<u8> {
+        match &self.protocols {
+            Some(names) => names
+                .iter()
+                .filter_map(|n| protocol_wire_version(n).ok())
+                .collect(),
+            None => PROTOCOLS.iter().filter_map(|(_, v)| *v).collect(),
+        }
+    }
 }
 
 fn default_probe_ms() -> u64 {
@@ -425,6 +469,24 @@ impl Config {
                         m,
                     )
                 })?;
+            }
+            if let Some(names) = &b.protocols {
+                if names.is_empty() {
+                    return Err(err(
+                        format!("{bkey}.protocols"),
+                        locate(text, "protocols", "", 0),
+                        "allows no OpenFlow version: leave it out for all of them".to_string(),
+                    ));
+                }
+                for n in names {
+                    protocol_wire_version(n).map_err(|m| {
+                        err(
+                            format!("{bkey}.protocols"),
+                            locate(text, "protocols", n, 0),
+                            m,
+                        )
+                    })?;
+                }
             }
             for c in &b.controllers {
                 check_controller(c).map_err(|m| {

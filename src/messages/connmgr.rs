@@ -1,7 +1,7 @@
 //! Inboxes of the Connmgr actor and its OfSession actors.
 
 use crate::openflow::message::ControllerRole;
-use crate::openflow::Version;
+use crate::openflow::{Version, Versions};
 use actix::prelude::*;
 
 /// An asynchronous message for controllers, before per-connection filtering
@@ -18,6 +18,8 @@ pub struct SetConnections {
     pub controllers: Vec<String>,
     /// Inactivity probe, ms (0 = none).
     pub probe_ms: u64,
+    /// The OpenFlow versions new sessions may negotiate (`protocols`).
+    pub versions: Versions,
     /// Longest reconnect backoff, ms.
     pub max_backoff_ms: u64,
     /// Whether to fall back to NORMAL when controllers are lost.

@@ -76,6 +76,9 @@ pub const MAX_GROUPS: usize = 65_536;
 pub const MAX_METERS: usize = 65_536;
 /// Most bands per meter.
 pub const MAX_METER_BANDS: usize = 8;
+/// FEATURES_REPLY capabilities: FLOW_STATS | TABLE_STATS | PORT_STATS |
+/// GROUP_STATS (the same bits in every version we speak).
+pub const CAPABILITIES: u32 = 0x1 | 0x2 | 0x4 | 0x8;
 
 /// A classifier of rules: what one flow table is.
 pub type RuleTable = Classifier<Arc<Rule>>;

@@ -369,6 +369,11 @@ impl Requests<'_> {
             Message::PacketOut(po) => self.packet_out(xid, po, head, now_ms, fx),
             Message::MultipartRequest(req) => self.multipart(xid, req, head, now_ms, fx),
             Message::BarrierRequest => fx.answers.push(Answer::Barrier(xid)),
+            // Only OpenFlow 1.0 sessions send it here (their reply lists the
+            // ports; see ofconn::classify).
+            Message::FeaturesRequest => {
+                fx.reply(xid, Message::FeaturesReply(self.ofproto.features()))
+            }
             Message::QueueGetConfigRequest { port } => {
                 fx.reply(xid, Message::QueueGetConfigReply { port })
             }

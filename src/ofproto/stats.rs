@@ -8,12 +8,14 @@ use super::rule::Rule;
 use super::{Ofproto, MAX_GROUPS, MAX_METERS, MAX_METER_BANDS, N_TABLES};
 use crate::openflow::codec::{FlowStatsRef, MultipartWriter};
 use crate::openflow::error::OfpError;
+use crate::openflow::message::SwitchFeatures;
 use crate::openflow::message::{
     AggregateStats, DescStats, FlowStats, FlowStatsRequest, GroupDesc, GroupFeatures, GroupStats,
     MeterConfig, MeterFeatures, MeterStats, PortDesc, TableFeatureProp, TableFeatures, TableStats,
     MF_BURST, MF_KBPS, MF_PKTPS, MF_STATS,
 };
 use crate::openflow::oxm::{OxmId, OXM_CLASS_BASIC};
+use crate::openflow::Version;
 use crate::types::{GroupId, MeterId, TableId};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -255,6 +257,19 @@ impl Ofproto {
             .collect()
     }
 
+    /// FEATURES_REPLY for an OpenFlow 1.0 peer, whose reply lists the ports
+    /// (later versions get it from the connection and OFPMP_PORT_DESC).
+    pub fn features(&self) -> SwitchFeatures {
+        SwitchFeatures {
+            datapath_id: self.dpid,
+            n_buffers: 0,
+            n_tables: TableId::N_TABLES,
+            auxiliary_id: 0,
+            capabilities: super::CAPABILITIES,
+            ports: self.port_descs(),
+        }
+    }
+
     /// OFPMP_PORT_DESC.
     pub fn port_descs(&self) -> Vec<PortDesc> {
         self.ports
@@ -483,18 +498,25 @@ impl Ofproto {
 /// messages while later ones are still being encoded.
 #[derive(Debug)]
 pub struct FlowStatsJob {
+    xid: u32,
     rules: std::vec::IntoIter<Arc<Rule>>,
     now_ms: u64,
+    /// Created by the first chunk, in the version the session asks for
+    /// (the bridge that collects the rules does not know it); `done` once
+    /// finished.
     w: Option<MultipartWriter>,
+    done: bool,
 }
 
 impl FlowStatsJob {
     /// A job answering request `xid` with `rules`, ages computed at `now_ms`.
     pub fn new(xid: u32, now_ms: u64, rules: Vec<Arc<Rule>>) -> FlowStatsJob {
         FlowStatsJob {
+            xid,
             rules: rules.into_iter(),
             now_ms,
-            w: Some(MultipartWriter::flow_stats(xid)),
+            w: None,
+            done: false,
         }
     }
 
@@ -507,12 +529,17 @@ impl FlowStatsJob {
     /// returns those messages; an empty vector means the job is finished. A rule
     /// whose entry cannot fit in a message (impossible for a rule that came in
     /// a FLOW_MOD, kept as a guard) is left out and logged.
-    pub fn next_chunk(&mut self, min_msgs: usize) -> Vec<Vec<u8>> {
-        let Some(w) = self.w.as_mut() else {
+    pub fn next_chunk(&mut self, version: Version, min_msgs: usize) -> Vec<Vec<u8>> {
+        if self.done {
             return Vec::new();
-        };
+        }
+        let xid = self.xid;
+        let w = self
+            .w
+            .get_or_insert_with(|| MultipartWriter::flow_stats_in(version, xid));
         while w.n_ready() < min_msgs.max(1) {
             let Some(r) = self.rules.next() else {
+                self.done = true;
                 return self
                     .w
                     .take()
@@ -546,7 +573,7 @@ impl FlowStatsJob {
     pub fn encode_all(mut self) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         loop {
-            let c = self.next_chunk(usize::MAX);
+            let c = self.next_chunk(Version::V1_3, usize::MAX);
             if c.is_empty() {
                 return out;
             }

@@ -1305,7 +1305,7 @@ fn flow_stats_job_streams_in_64k_messages() {
     let mut job = FlowStatsJob::new(9, 0, o.flow_stats_rules(&req).unwrap());
     let mut streamed = vec![];
     loop {
-        let c = job.next_chunk(1);
+        let c = job.next_chunk(crate::openflow::Version::V1_3, 1);
         if c.is_empty() {
             break;
         }

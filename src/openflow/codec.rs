@@ -18,7 +18,7 @@
 //! Everything here is pure and synchronous; the session owns the buffers.
 
 use super::error::OfpError;
-use super::framing::{header, our_versions, Version, HEADER_LEN};
+use super::framing::{header, our_versions, Version, Versions, HEADER_LEN};
 use super::message::*;
 use super::wire::{patch_u16, put_u16, put_u32, Reader};
 use super::{
@@ -309,9 +309,21 @@ pub fn encode_to_vec_in(version: Version, msg: &OfpMsg) -> Result<Vec<u8>, Encod
 /// version 0x06 (the highest) and a bitmap naming 1.0, 1.3, 1.4 and 1.5.
 /// Pair with [`super::framing::negotiate_version`].
 pub fn encode_hello_versions(xid: u32, out: &mut Vec<u8>) {
+    encode_hello_for(xid, Versions::supported(), out);
+}
+
+/// Our HELLO when we allow `ours`: header version the highest of them (1.5
+/// if `ours` is empty, which then negotiates nothing) and `ours` as the
+/// version bitmap. Pair with [`super::framing::negotiate_among`].
+pub fn encode_hello_for(xid: u32, ours: Versions, out: &mut Vec<u8>) {
     let start = out.len();
-    put_header_v(out, Version::highest(), msg_type::HELLO, xid);
-    hello::emit(out, &[Version::bitmap()]);
+    put_header_v(
+        out,
+        ours.highest().unwrap_or(Version::highest()),
+        msg_type::HELLO,
+        xid,
+    );
+    hello::emit(out, &[ours.bitmap()]);
     let len = out.len() - start;
     patch_u16(out, start + 2, len as u16);
 }

@@ -117,23 +117,107 @@ impl std::fmt::Display for Version {
     }
 }
 
+/// A set of OpenFlow versions, kept as a HELLO version bitmap keeps it (bit
+/// n = wire version n): the versions a bridge allows its peers (`protocols`
+/// in its configuration, as Open vSwitch's `Bridge:protocols`). Only versions
+/// in [`Version::SUPPORTED`] can be members.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Versions(u32);
+
+impl Versions {
+    /// Every version we speak (the default, as OVS allows every version it
+    /// implements unless told otherwise).
+    pub fn supported() -> Versions {
+        Versions(Version::bitmap())
+    }
+
+    /// The set of `vs`; versions we do not speak are left out.
+    pub fn of(vs: &[Version]) -> Versions {
+        Versions(
+            vs.iter()
+                .filter(|v| v.is_supported())
+                .fold(0, |b, v| b | 1 << v.0),
+        )
+    }
+
+    /// Whether `v` is in the set.
+    pub fn contains(self, v: Version) -> bool {
+        v.0 < 32 && self.0 & (1 << v.0) != 0
+    }
+
+    /// True for the empty set.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The set as a HELLO version bitmap word.
+    pub fn bitmap(self) -> u32 {
+        self.0
+    }
+
+    /// The highest version in the set (the header version of our HELLO).
+    pub fn highest(self) -> Option<Version> {
+        Version::SUPPORTED
+            .iter()
+            .rev()
+            .copied()
+            .find(|v| self.contains(*v))
+    }
+
+    /// The members, lowest first.
+    pub fn iter(self) -> impl Iterator<Item = Version> {
+        Version::SUPPORTED
+            .into_iter()
+            .filter(move |v| self.contains(*v))
+    }
+}
+
+impl std::fmt::Display for Versions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        for v in self.iter() {
+            if !first {
+                f.write_str(", ")?;
+            }
+            first = false;
+            write!(f, "{v}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Decide the session's version from the peer's HELLO (OF1.3.5 §6.3.1) over
-/// every version in [`Version::SUPPORTED`]. With a version bitmap (ours is
-/// sent by [`super::codec::encode_hello_versions`]) it is the highest version
-/// set in both; without one, the lower of the two header versions (ours is the
-/// highest we speak), which must be one we speak. Anything else is
-/// incompatible: the caller then sends HELLO_FAILED/INCOMPATIBLE (in the
-/// lower of the two header versions, as `ovs-ofctl` expects) and closes.
+/// every version in [`Version::SUPPORTED`]: [`negotiate_among`] with
+/// [`Versions::supported`].
 pub fn negotiate_version(
+    peer_header_version: u8,
+    peer_versions: &[u32],
+) -> Result<Version, Incompatible> {
+    negotiate_among(Versions::supported(), peer_header_version, peer_versions)
+}
+
+/// Decide the session's version from the peer's HELLO (OF1.3.5 §6.3.1) when
+/// we allow `ours`. With a version bitmap (ours is sent by
+/// [`super::codec::encode_hello_for`]) it is the highest version set in both;
+/// without one, the lower of the two header versions (ours is the highest we
+/// allow), which must be one we allow. Anything else is incompatible: the
+/// caller then sends HELLO_FAILED/INCOMPATIBLE (in the lower of the two header
+/// versions, as `ovs-ofctl` expects) and closes. OVS: `ofputil_decode_hello()`
+/// and `vconn_recv_hello()`.
+pub fn negotiate_among(
+    ours: Versions,
     peer_header_version: u8,
     peer_versions: &[u32],
 ) -> Result<Version, Incompatible> {
     let incompatible = Incompatible {
         peer_version: peer_header_version,
     };
+    let Some(highest) = ours.highest() else {
+        return Err(incompatible);
+    };
     if peer_versions.is_empty() {
-        let v = Version(peer_header_version.min(Version::highest().0));
-        return if v.is_supported() {
+        let v = Version(peer_header_version.min(highest.0));
+        return if ours.contains(v) {
             Ok(v)
         } else {
             Err(incompatible)
@@ -143,6 +227,7 @@ pub fn negotiate_version(
         .iter()
         .rev()
         .copied()
+        .filter(|v| ours.contains(*v))
         .find(|v| {
             let bit = v.0 as usize;
             peer_versions

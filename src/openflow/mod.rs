@@ -51,10 +51,11 @@ mod tests;
 
 pub use codec::{
     decode, decode_any, decode_in, encode, encode_error_in, encode_error_reply, encode_hello,
-    encode_hello_versions, encode_in, encode_multipart_reply_split,
+    encode_hello_for, encode_hello_versions, encode_in, encode_multipart_reply_split,
     encode_multipart_reply_split_in, encode_to_vec, encode_to_vec_in, DecodeError, EncodeError,
 };
 pub use framing::{
-    frame_len, header, negotiate, negotiate_version, FrameError, Header, Incompatible, Version,
+    frame_len, header, negotiate, negotiate_among, negotiate_version, FrameError, Header,
+    Incompatible, Version, Versions,
 };
 pub use match_codec::{check_prerequisites, decode_oxms, encode_oxms};

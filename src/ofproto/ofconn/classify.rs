@@ -107,6 +107,9 @@ fn slave_refused_wire(head: &[u8]) -> bool {
 pub fn classify(body: &Message, head: &[u8]) -> Class {
     let route = match body {
         Message::Hello { .. } => Route::Hello,
+        // OpenFlow 1.0's FEATURES_REPLY lists the ports (later versions
+        // answer OFPMP_PORT_DESC instead), and only the bridge knows them.
+        Message::FeaturesRequest if head.first() == Some(&1) => Route::Bridge,
         Message::EchoRequest(_)
         | Message::EchoReply(_)
         | Message::Error(_)
@@ -116,7 +119,8 @@ pub fn classify(body: &Message, head: &[u8]) -> Class {
         | Message::GetConfigRequest
         | Message::SetConfig(_)
         | Message::GetAsyncRequest
-        | Message::SetAsync(_) => Route::Local,
+        | Message::SetAsync(_)
+        | Message::SetAsyncUpdate(_) => Route::Local,
         Message::RoleRequest(_) => Route::Role,
         Message::FeaturesReply(_)
         | Message::GetConfigReply(_)
@@ -159,6 +163,10 @@ mod tests {
         let c = classify(&Message::BarrierRequest, &[4, 20, 0, 8]);
         assert_eq!(c.route, Route::Bridge);
         assert!(!c.slave_refused);
+        let c = classify(&Message::FeaturesRequest, &[4, 5, 0, 8]);
+        assert_eq!(c.route, Route::Local);
+        let c = classify(&Message::FeaturesRequest, &[1, 5, 0, 8]);
+        assert_eq!(c.route, Route::Bridge, "OF1.0 features carry the ports");
         let c = classify(&Message::BarrierReply, &[4, 21, 0, 8]);
         assert_eq!(c.route, Route::NotForSwitch);
         let c = classify(

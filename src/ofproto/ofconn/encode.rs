@@ -6,17 +6,15 @@
 use crate::ofproto::FlowStatsJob;
 use crate::openflow::error::OfpError;
 use crate::openflow::message::{Message, OfpMsg};
-use crate::openflow::{self, EncodeError, Version};
+use crate::openflow::{self, EncodeError, Version, Versions};
 
 /// Why a message could not be encoded.
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeFailure {
-    /// The codec refused it (too long for one message).
+    /// The codec refused it: too long for one message, or a message (or a
+    /// part of one) the negotiated version cannot express.
     #[error(transparent)]
     Codec(#[from] EncodeError),
-    /// No encoder for the negotiated version.
-    #[error("no encoder for {0}")]
-    Version(Version),
 }
 
 /// Encodes in one negotiated version.
@@ -36,17 +34,6 @@ impl Encoder {
         self.version
     }
 
-    /// The codec encodes only OpenFlow 1.3 today; negotiation never picks
-    /// another version, so this refusal is the seam for the multi-version
-    /// codec rather than a path peers can reach.
-    fn check(&self) -> Result<(), EncodeFailure> {
-        if self.version == Version::V1_3 {
-            Ok(())
-        } else {
-            Err(EncodeFailure::Version(self.version))
-        }
-    }
-
     /// Encodes one message; a multipart reply becomes as many messages as
     /// its body needs (OFPMPF_REPLY_MORE on all but the last).
     pub fn message(
@@ -55,11 +42,13 @@ impl Encoder {
         body: Message,
         out: &mut Vec<Vec<u8>>,
     ) -> Result<(), EncodeFailure> {
-        self.check()?;
         if let Message::MultipartReply(mp) = &body {
-            openflow::encode_multipart_reply_split(xid, &mp.body, out)?;
+            openflow::encode_multipart_reply_split_in(self.version, xid, &mp.body, out)?;
         } else {
-            out.push(openflow::encode_to_vec(&OfpMsg { xid, body })?);
+            out.push(openflow::encode_to_vec_in(
+                self.version,
+                &OfpMsg { xid, body },
+            )?);
         }
         Ok(())
     }
@@ -67,7 +56,7 @@ impl Encoder {
     /// An OFPT_ERROR carrying the first bytes of `data` (the offending
     /// request, or text for HELLO_FAILED).
     pub fn error(&self, xid: u32, error: OfpError, data: &[u8]) -> Vec<u8> {
-        openflow::encode_error_reply(xid, error, data)
+        openflow::encode_error_in(self.version, xid, error, data)
     }
 
     /// An OFPT_ERROR with a raw type and code, for codes the error enum does
@@ -79,12 +68,12 @@ impl Encoder {
             code,
             data,
         });
-        openflow::encode_to_vec(&OfpMsg { xid, body }).unwrap_or_default()
+        openflow::encode_to_vec_in(self.version, &OfpMsg { xid, body }).unwrap_or_default()
     }
 
     /// The next parts of a streamed flow-stats reply (empty when finished).
     pub fn flow_stats(&self, job: &mut FlowStatsJob, min_msgs: usize) -> Vec<Vec<u8>> {
-        job.next_chunk(min_msgs)
+        job.next_chunk(self.version, min_msgs)
     }
 }
 
@@ -92,17 +81,16 @@ impl Encoder {
 /// least 64 bytes").
 pub const ERROR_DATA_LEN: usize = 64;
 
-/// Our HELLO, sent before the version is known: the codec's HELLO advertises
-/// every version it speaks in its bitmap.
-pub fn hello(xid: u32) -> Vec<u8> {
+/// Our HELLO, sent before the version is known: it advertises the versions
+/// the bridge allows in its bitmap, with the highest in the header.
+pub fn hello(xid: u32, ours: Versions) -> Vec<u8> {
     let mut v = Vec::new();
-    openflow::encode_hello(xid, &mut v);
+    openflow::encode_hello_for(xid, ours, &mut v);
     v
 }
 
 /// An error sent before negotiation finished (HELLO_FAILED with a text
-/// explanation, OF1.3.5 §6.3.1). The codec writes it with a 1.3 header; a
-/// multi-version codec should use the peer's header version here.
-pub fn hello_failed(xid: u32, text: &str) -> Vec<u8> {
-    openflow::encode_error_reply(xid, OfpError::HelloIncompatible, text.as_bytes())
+/// explanation, OF1.3.5 §6.3.1), in `version` (see the caller for which).
+pub fn hello_failed(version: Version, xid: u32, text: &str) -> Vec<u8> {
+    openflow::encode_error_in(version, xid, OfpError::HelloIncompatible, text.as_bytes())
 }

@@ -45,10 +45,10 @@ mod tests;
 use crate::ofproto::FlowStatsJob;
 use crate::openflow::error::OfpError;
 use crate::openflow::message::{
-    AsyncConfig, ControllerRole, FlowRemoved, Message, OfpMsg, PacketIn, PortStatus, RoleMsg,
-    SwitchConfig, SwitchFeatures,
+    AsyncConfig, ControllerRole, FlowRemoved, Message, NxMsg, OfpMsg, PacketIn, PortStatus,
+    RoleMsg, SwitchConfig, SwitchFeatures,
 };
-use crate::openflow::{self, DecodeError, Version};
+use crate::openflow::{self, DecodeError, Version, Versions};
 use crate::types::{DatapathId, TableId};
 use classify::{classify, reply_may_be_large, Route};
 use encode::{Encoder, ERROR_DATA_LEN};
@@ -139,6 +139,9 @@ pub struct Settings {
     /// PACKET_IN rate limit: packets per second and burst (OVS
     /// `controller_rate_limit`/`controller_burst_limit`); `None`: unlimited.
     pub packet_in_limit: Option<(u32, u32)>,
+    /// The OpenFlow versions the bridge allows (its `protocols`); HELLO
+    /// advertises them and negotiation picks among them.
+    pub versions: Versions,
 }
 
 /// Default output budget: 4 MiB (64 full-size messages).
@@ -158,6 +161,7 @@ impl Settings {
             tx_budget: DEFAULT_TX_BUDGET,
             stuck_timeout: DEFAULT_STUCK_TIMEOUT,
             packet_in_limit: None,
+            versions: Versions::supported(),
         }
     }
 }
@@ -269,8 +273,6 @@ const NO_BUFFER_LEN: u16 = 0xffff;
 const BRC_EPERM: (u16, u16) = (1, 5);
 /// OFPET_METER_MOD_FAILED / OFPMMFC_UNKNOWN.
 const MMFC_UNKNOWN: (u16, u16) = (12, 0);
-/// FEATURES_REPLY capabilities: FLOW_STATS | TABLE_STATS | PORT_STATS | GROUP_STATS.
-const CAPABILITIES: u32 = 0x1 | 0x2 | 0x4 | 0x8;
 /// The default miss_send_len (OFPCML_DEFAULT... OF1.3.5 §7.3.2: 128).
 const DEFAULT_MISS_SEND_LEN: u16 = 128;
 
@@ -320,6 +322,13 @@ pub struct OfConn {
     role: ControllerRole,
     async_cfg: AsyncConfig,
     switch_cfg: SwitchConfig,
+    /// NXT_FLOW_MOD_TABLE_ID: the peer said its OF1.0 FLOW_MODs carry a
+    /// table id in the command's upper byte. The codec always reads that
+    /// byte (Open vSwitch's tools send zero there otherwise); kept for
+    /// display.
+    flow_mod_table_id: bool,
+    /// NXT_SET_CONTROLLER_ID: the id the controller gave this connection.
+    controller_id: u16,
     rx: Vec<u8>,
     rx_start: usize,
     held: Option<Frame>,
@@ -357,6 +366,8 @@ impl OfConn {
                 deadline: now + s.hello_timeout,
             },
             role: ControllerRole::Equal,
+            flow_mod_table_id: false,
+            controller_id: 0,
             async_cfg: AsyncConfig::default(),
             switch_cfg: SwitchConfig {
                 flags: 0,
@@ -388,7 +399,7 @@ impl OfConn {
             counters: Arc::new(ConnCounters::default()),
             s,
         };
-        let hello = encode::hello(0);
+        let hello = encode::hello(0, c.s.versions);
         c.push_msg(&hello);
         c
     }
@@ -753,6 +764,8 @@ impl OfConn {
             version: self.version().map(|v| v.to_string()),
             role: format!("{:?}", self.role).to_lowercase(),
             miss_send_len: self.switch_cfg.miss_send_len,
+            controller_id: self.controller_id,
+            flow_mod_table_id: self.flow_mod_table_id,
             idle_s: now.saturating_duration_since(self.last_heard).as_secs_f64(),
             tx_queued_bytes: self.txq.queued(),
             tx_budget_bytes: self.txq.budget(),
@@ -918,7 +931,13 @@ impl OfConn {
         match openflow::frame_len(buf) {
             Ok(Some(len)) if buf.len() >= len => {
                 let raw = &buf[..len];
-                let msg = openflow::decode(raw);
+                // Before HELLO the version is not known; after it, every
+                // message must be in the negotiated one (decode_in refuses
+                // others with BAD_VERSION, fatal).
+                let msg = match &self.state {
+                    State::Up { enc } => openflow::decode_in(enc.version(), raw),
+                    _ => openflow::decode_any(raw).map(|(_, m)| m),
+                };
                 let head = raw[..len.min(ERROR_DATA_LEN)].to_vec();
                 self.rx_start += len;
                 if self.rx_start == self.rx.len() {
@@ -1042,6 +1061,22 @@ impl OfConn {
         });
     }
 
+    /// The version of a HELLO_FAILED: the lower of the peer's header version
+    /// and ours, as OVS `vconn_recv_hello()` answers (so that a peer of an
+    /// older version can read it), raised to one we can encode.
+    fn hello_error_version(&self, peer: u8) -> Version {
+        let ours = self.s.versions.highest().unwrap_or(Version::V1_3);
+        let v = Version(peer.min(ours.0));
+        if v.is_supported() {
+            v
+        } else {
+            Version::SUPPORTED
+                .into_iter()
+                .find(|s| s.0 >= v.0)
+                .unwrap_or(Version::V1_3)
+        }
+    }
+
     fn on_hello(&mut self, frame: Frame) {
         let hv = frame.wire_version();
         let xid = match &frame.msg {
@@ -1067,16 +1102,19 @@ impl OfConn {
             _ => {
                 // OVS `vcs_recv_hello()` drops a peer whose first message is
                 // not a HELLO; we say why first.
-                let b = encode::hello_failed(xid, "expected OFPT_HELLO as the first message");
+                let b = encode::hello_failed(
+                    self.hello_error_version(hv),
+                    xid,
+                    "expected OFPT_HELLO as the first message",
+                );
                 self.counters.errors_sent.fetch_add(1, Relaxed);
                 self.push_msg(&b);
                 self.close(CloseReason::NotHello);
                 return;
             }
         };
-        match openflow::negotiate(hv, &versions) {
-            Ok(v) => {
-                let version = Version(v);
+        match openflow::negotiate_among(self.s.versions, hv, &versions) {
+            Ok(version) => {
                 self.state = State::Up {
                     enc: Encoder::new(version),
                 };
@@ -1084,14 +1122,33 @@ impl OfConn {
             }
             Err(e) => {
                 let b = encode::hello_failed(
+                    self.hello_error_version(hv),
                     xid,
-                    &format!("We support only OpenFlow 1.3 (version 0x04); {e}"),
+                    &format!("This bridge allows {}; {e}", self.s.versions),
                 );
                 self.counters.errors_sent.fetch_add(1, Relaxed);
                 crate::util::coverage::inc(&crate::util::coverage::c::ofp_error_sent);
                 self.push_msg(&b);
                 self.close(CloseReason::Incompatible);
             }
+        }
+    }
+
+    /// The Nicira session messages `ovs-ofctl` sends to an OpenFlow 1.0
+    /// switch (OVS `handle_nxt_set_flow_format()`,
+    /// `handle_nxt_flow_mod_table_id()`, `handle_nxt_set_packet_in_format()`,
+    /// `handle_nxt_set_controller_id()`). NXM flow formats are refused by the
+    /// codec already (OFPBRC_EPERM); the Nicira packet-in formats are too,
+    /// because we send only standard PACKET_INs, so a controller that asks
+    /// for them learns it at once instead of waiting for packet-ins it
+    /// cannot parse.
+    fn nicira(&mut self, xid: u32, n: NxMsg, head: &[u8]) {
+        match n {
+            NxMsg::SetFlowFormat(_) => {}
+            NxMsg::FlowModTableId(on) => self.flow_mod_table_id = on,
+            NxMsg::SetPacketInFormat(0) => {}
+            NxMsg::SetPacketInFormat(_) => self.send_error(xid, OfpError::Eperm, head),
+            NxMsg::SetControllerId(id) => self.controller_id = id,
         }
     }
 
@@ -1123,9 +1180,8 @@ impl OfConn {
                     e.err_type,
                     e.code
                 ),
-                // Nicira session messages decode (openflow::NxMsg) but this
-                // switch does not act on them yet.
-                Message::Experimenter { .. } | Message::Nicira(_) => {
+                Message::Nicira(n) => self.nicira(xid, n, &head),
+                Message::Experimenter { .. } => {
                     self.send_error(xid, OfpError::BadExperimenter, &head)
                 }
                 Message::FeaturesRequest => self.send(
@@ -1135,7 +1191,7 @@ impl OfConn {
                         n_buffers: 0,
                         n_tables: TableId::N_TABLES,
                         auxiliary_id: 0,
-                        capabilities: CAPABILITIES,
+                        capabilities: crate::ofproto::CAPABILITIES,
                         // Sent only in OpenFlow 1.0 replies.
                         ports: Vec::new(),
                     }),
@@ -1158,6 +1214,8 @@ impl OfConn {
                     self.send(xid, Message::GetAsyncReply(a));
                 }
                 Message::SetAsync(a) => self.async_cfg = a,
+                // OF1.4+ SET_ASYNC names only the masks it changes.
+                Message::SetAsyncUpdate(u) => u.apply(&mut self.async_cfg),
                 _ => self.send_error(xid, OfpError::BadType, &head),
             },
         }
@@ -1175,6 +1233,11 @@ pub struct ConnStatus {
     pub role: String,
     /// Current miss_send_len.
     pub miss_send_len: u16,
+    /// The id the controller gave itself (NXT_SET_CONTROLLER_ID; 0 if none).
+    pub controller_id: u16,
+    /// Whether the peer enabled table ids in OF1.0 FLOW_MODs
+    /// (NXT_FLOW_MOD_TABLE_ID).
+    pub flow_mod_table_id: bool,
     /// Seconds since we last heard from the peer (or could not have).
     pub idle_s: f64,
     /// Output queue fill, bytes.

@@ -15,6 +15,7 @@ use crate::types::{Cookie, GroupId, MacAddr, PortNo};
 /// One message as the peer receives it.
 #[derive(Debug, Clone)]
 struct Got {
+    version: u8,
     msg_type: u8,
     xid: u32,
     body: Vec<u8>,
@@ -201,6 +202,7 @@ impl Peer {
             }
             let m = &self.inbox[off..off + len];
             out.push(Got {
+                version: m[0],
                 msg_type: m[1],
                 xid: u32::from_be_bytes([m[4], m[5], m[6], m[7]]),
                 body: m[8..].to_vec(),
@@ -283,26 +285,74 @@ impl Peer {
 
 // ---- HELLO -------------------------------------------------------------------
 
+/// Settings allowing only `vs`.
+fn allowing(vs: &[Version]) -> Settings {
+    let mut s = settings();
+    s.versions = Versions::of(vs);
+    s
+}
+
 #[test]
 fn hello_variants() {
-    // Header-only HELLO of a later version: negotiates 1.3 (§6.3.1).
+    // Our HELLO: the highest allowed version in the header, all of them in
+    // the bitmap (OF1.3.5 §6.3.1; OVS sends the same).
+    let mut p = Peer {
+        c: OfConn::new(allowing(&[Version::V1_0, Version::V1_4]), Instant::now()),
+        now: Instant::now(),
+        inbox: Vec::new(),
+        unacked: VecDeque::new(),
+        reads: true,
+        events: Vec::new(),
+    };
+    let ours = p.take();
+    assert_eq!(ours[0].version, 5);
+    assert_eq!(ours[0].body, [0, 1, 0, 8, 0, 0, 0, 0x22]);
+    // Header-only HELLO of a later version than ours: ours (the lower).
     let mut p = Peer::new(settings());
+    p.send(&raw(7, 0, 1, &[]));
+    assert_eq!(p.c.version(), Some(Version::V1_5));
+    assert!(matches!(p.events[0], Event::Up { .. }));
+    // Header-only: the lower of the two header versions, if allowed.
+    for (hv, v) in [(1, Version::V1_0), (4, Version::V1_3), (5, Version::V1_4)] {
+        let mut p = Peer::new(settings());
+        p.send(&raw(hv, 0, 1, &[]));
+        assert_eq!(p.c.version(), Some(v), "header version {hv}");
+    }
+    let mut p = Peer::new(allowing(&[Version::V1_3]));
     p.send(&raw(6, 0, 1, &[]));
     assert_eq!(p.c.version(), Some(Version::V1_3));
-    assert!(matches!(p.events[0], Event::Up { .. }));
-    // Version bitmap naming 1.0 and 1.3.
-    let mut p = Peer::new(settings());
-    p.send(&raw(6, 0, 1, &[0, 1, 0, 8, 0, 0, 0, 0x12]));
+    // Version bitmaps: the highest in both.
+    for (bits, v) in [
+        (0x12, Version::V1_3),
+        (0x72, Version::V1_5),
+        (0x32, Version::V1_4),
+        (0x02, Version::V1_0),
+    ] {
+        let mut p = Peer::new(settings());
+        p.send(&raw(6, 0, 1, &[0, 1, 0, 8, 0, 0, 0, bits]));
+        assert_eq!(p.c.version(), Some(v), "bitmap {bits:#x}");
+    }
+    let mut p = Peer::new(allowing(&[Version::V1_0, Version::V1_3]));
+    p.send(&raw(6, 0, 1, &[0, 1, 0, 8, 0, 0, 0, 0x72]));
     assert_eq!(p.c.version(), Some(Version::V1_3));
-    // 1.0 only: HELLO_FAILED with text, then close.
-    let mut p = Peer::new(settings());
+    // Nothing in common (1.0 only against a 1.3-only bridge): HELLO_FAILED
+    // with a text naming what we allow, in the peer's version, then close.
+    let mut p = Peer::new(allowing(&[Version::V1_3]));
     p.send(&raw(1, 0, 7, &[]));
     let got = p.take();
     assert_eq!(got[0].error(), Some((0, 0)));
+    assert_eq!(got[0].version, 1);
     assert_eq!(got[0].xid, 7);
-    assert!(String::from_utf8_lossy(&got[0].body[4..]).contains("1.3"));
+    assert!(String::from_utf8_lossy(&got[0].body[4..]).contains("OpenFlow 1.3"));
     assert_eq!(p.closed(), Some(&CloseReason::Incompatible));
     assert!(!p.c.wants_input());
+    // Versions we do not speak (1.1, 1.2) are never negotiated.
+    let mut p = Peer::new(settings());
+    p.send(&raw(6, 0, 1, &[0, 1, 0, 8, 0, 0, 0, 0x0c]));
+    assert_eq!(p.closed(), Some(&CloseReason::Incompatible));
+    let mut p = Peer::new(settings());
+    p.send(&raw(2, 0, 1, &[]));
+    assert_eq!(p.closed(), Some(&CloseReason::Incompatible));
     // A HELLO whose element has a bad length: OVS negotiates on the header
     // version; we do too, at once (no 10 s limbo), and count it.
     let mut p = Peer::new(settings());
@@ -310,8 +360,8 @@ fn hello_variants() {
     assert_eq!(p.c.version(), Some(Version::V1_3));
     assert_eq!(p.c.counters().snapshot().hello_unparsed, 1);
     assert!(p.take().is_empty(), "no error for an unparsed element");
-    // ... and an old header version with a bad element fails at once.
-    let mut p = Peer::new(settings());
+    // ... and a header version we do not allow with a bad element fails at once.
+    let mut p = Peer::new(allowing(&[Version::V1_3]));
     p.send(&raw(1, 0, 1, &[0, 1, 0, 2]));
     assert_eq!(p.closed(), Some(&CloseReason::Incompatible));
     // Anything else first: an error, then close (OVS vcs_recv_hello()).
@@ -319,6 +369,33 @@ fn hello_variants() {
     p.send(&raw(4, 2, 3, &[]));
     assert_eq!(p.take()[0].error(), Some((0, 0)));
     assert_eq!(p.closed(), Some(&CloseReason::NotHello));
+}
+
+#[test]
+fn every_message_after_hello_is_in_the_negotiated_version() {
+    for (v, echo_req, echo_rep) in [(1u8, 2u8, 3u8), (4, 2, 3), (5, 2, 3), (6, 2, 3)] {
+        let mut p = Peer::new(settings());
+        p.send(&raw(v, 0, 1, &[]));
+        assert_eq!(p.c.version(), Some(Version(v)));
+        p.send(&raw(v, echo_req, 9, b"abc"));
+        let got = p.take();
+        assert_eq!(got.len(), 1, "version {v}");
+        assert_eq!((got[0].version, got[0].msg_type), (v, echo_rep));
+        assert_eq!(got[0].body, b"abc");
+        // A request in the version's own numbering: FEATURES_REQUEST is 5
+        // in every version; its reply is in the session's version.
+        p.send(&raw(v, 5, 10, &[]));
+        let got = p.take();
+        assert_eq!((got[0].version, got[0].msg_type, got[0].xid), (v, 6, 10));
+        // Another version after negotiation: BAD_VERSION, and the session
+        // ends (nothing it sends can be trusted to mean what we think).
+        let other = if v == 4 { 6 } else { 4 };
+        p.send(&raw(other, 2, 11, &[]));
+        let got = p.take();
+        assert_eq!(got[0].version, v);
+        assert_eq!(got[0].error(), Some((1, 0)), "OFPBRC_BAD_VERSION in {v}");
+        assert!(p.closed().is_some());
+    }
 }
 
 #[test]
