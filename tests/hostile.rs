@@ -616,3 +616,47 @@ fn a_slave_is_refused_writes_end_to_end() {
     assert_eq!(got[1], (11, 1, Some(vec![0, 1, 0, 10])));
     assert_eq!((got[2].0, got[2].1), (12, 6));
 }
+
+/// A peer on a listener that completes HELLO and then goes silent (a killed
+/// VM, a cut route: no FIN ever comes) is probed and closed, so it cannot
+/// hold a slot of `max_connections_per_listener` for ever; OVS probes
+/// passive connections the same way.
+#[test]
+fn a_vanished_listener_peer_is_probed_and_closed() {
+    if !require(true, &["ovs-appctl"]) {
+        return;
+    }
+    let br = format!("rvh{}", uniq());
+    let port = free_port();
+    let cfg = format!(
+        "[daemon]\ncontrol_socket = \"@CTL@\"\nstats_listen = \"@STATS@\"\n\n[datapath]\nn_handler_threads = 1\nn_revalidator_threads = 1\n\n[[bridge]]\nname = \"{br}\"\ninactivity_probe_ms = 500\nlisteners = [\"punix:@MGMT@\", \"ptcp:{port}:127.0.0.1\"]\n"
+    );
+    let d = Daemon::start(&cfg);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    s.write_all(&hello()).expect("hello");
+    assert_eq!(read_msg(&mut s).expect("switch hello").0, 0);
+    // Silent from now on: an ECHO_REQUEST comes, then the close.
+    let mut echo = false;
+    let t0 = Instant::now();
+    loop {
+        match read_msg(&mut s) {
+            Ok((2, _, _)) => echo = true,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "never closed");
+    }
+    assert!(echo, "closed without probing first");
+    let mut closed = 0;
+    for _ in 0..50 {
+        closed = connections(&d)["events"]["closed_probe_timeout"]
+            .as_u64()
+            .unwrap_or(0);
+        if closed == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(closed, 1, "{}", connections(&d));
+}

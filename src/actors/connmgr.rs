@@ -219,6 +219,9 @@ enum Origin {
 
 struct SessionEntry {
     addr: Addr<OfSession>,
+    /// The session's counters, for drops that happen before it sees a
+    /// message (its mailbox was full).
+    counters: Arc<ConnCounters>,
     peer: String,
     origin: Origin,
     /// Order of arrival (eviction picks the oldest).
@@ -255,6 +258,10 @@ struct Controller {
     task: actix_rt::task::JoinHandle<()>,
     fsm: Arc<Mutex<Reconnect>>,
 }
+
+/// Inactivity probe of connections on `punix:` listeners (OVS's management
+/// socket interval): local tools such as `ovs-ofctl monitor` answer it.
+const MGMT_PROBE: Duration = Duration::from_secs(60);
 
 /// Fixed facts the Connmgr needs about its bridge.
 pub struct ConnmgrParams {
@@ -361,6 +368,21 @@ impl Connmgr {
 
     fn guard<M: MsgName>(&self) -> crate::util::metrics::HandleGuard {
         self.meter.handling(M::NAME)
+    }
+
+    /// The inactivity probe of a connection accepted on listener `name`.
+    /// OVS probes passive connections too: the bridge's management socket
+    /// every 60 s (`bridge_ofproto_controller_for_mgmt()`), other services
+    /// at their `inactivity_probe`. Without it a peer that vanished without
+    /// closing (a killed VM, a cut route) would hold one of the listener's
+    /// `max_connections_per_listener` slots for ever.
+    fn listener_probe(&self, name: &str) -> Option<Duration> {
+        if name.starts_with("punix:") {
+            return Some(MGMT_PROBE);
+        }
+        self.cfg
+            .as_ref()
+            .and_then(|c| (c.probe_ms > 0).then(|| Duration::from_millis(c.probe_ms)))
     }
 
     fn start_listener(&mut self, name: &str, ctx: &mut Context<Self>) {
@@ -557,9 +579,14 @@ impl Connmgr {
             .values()
             .filter(|s| s.negotiated && !s.closing)
         {
-            // Same-arbiter delivery; a full session mailbox drops (counted).
+            // Same-arbiter delivery; a full session mailbox drops, counted
+            // by kind in the session's counters (and for packet-ins in the
+            // coverage counter too).
             if s.addr.try_send(Deliver(ev.clone())).is_err() {
-                coverage::inc(&c::packet_in_dropped);
+                s.counters.async_dropped(&ev);
+                if matches!(ev, AsyncEvent::PacketIn { .. }) {
+                    coverage::inc(&c::packet_in_dropped);
+                }
             }
         }
     }
@@ -620,7 +647,10 @@ impl Connmgr {
         let id = NEXT_SESSION.fetch_add(1, Relaxed);
         let me = ctx.address();
         let mut settings = Settings::new(self.dpid);
-        settings.probe_interval = m.probe;
+        settings.probe_interval = match &m.origin {
+            Origin::Controller(_) => m.probe,
+            Origin::Listener(name) => self.listener_probe(name),
+        };
         if let Some(cfg) = &self.cfg {
             settings.versions = cfg.versions;
         }
@@ -644,13 +674,15 @@ impl Connmgr {
             on_close: m.on_close,
         };
         let session = OfSession::new(p, m.r, m.w);
-        self.stats.live.lock().push((id, session.counters()));
+        let counters = session.counters();
+        self.stats.live.lock().push((id, counters.clone()));
         let addr = session.start();
         self.next_seq += 1;
         self.sessions.insert(
             id,
             SessionEntry {
                 addr,
+                counters,
                 peer: m.peer,
                 origin: m.origin,
                 seq: self.next_seq,

@@ -144,6 +144,22 @@ pub struct Settings {
     pub versions: Versions,
 }
 
+impl ConnCounters {
+    /// Counts one asynchronous message of `ev`'s kind that did not reach the
+    /// peer: its output queue was full, the session's mailbox was (the
+    /// connection manager's fan-out), or the negotiated version cannot
+    /// express it. Each kind has its own counter (issue: replies are never
+    /// dropped; asynchronous messages may be, and say so by kind).
+    pub fn async_dropped(&self, ev: &AsyncEvent) {
+        match ev {
+            AsyncEvent::PacketIn { .. } => &self.packet_ins_dropped,
+            AsyncEvent::PortStatus(_) => &self.port_status_dropped,
+            AsyncEvent::FlowRemoved(_) => &self.flow_removed_dropped,
+        }
+        .fetch_add(1, Relaxed);
+    }
+}
+
 /// Default output budget: 4 MiB (64 full-size messages).
 pub const DEFAULT_TX_BUDGET: usize = 4 << 20;
 /// Default HELLO timeout.
@@ -620,7 +636,7 @@ impl OfConn {
         if !self.async_wanted(ev) {
             return;
         }
-        let (body, sent, dropped) = match ev {
+        let (body, sent) = match ev {
             AsyncEvent::PacketIn { pin, max_len } => {
                 if let Some(buckets) = self.pin_limit.as_mut() {
                     let b = &mut buckets[usize::from(pin.reason != OFPR_NO_MATCH)];
@@ -638,31 +654,26 @@ impl OfConn {
                 if limit != NO_BUFFER_LEN && p.data.len() > limit as usize {
                     p.data.truncate(limit as usize);
                 }
-                (
-                    Message::PacketIn(p),
-                    &self.counters.packet_ins,
-                    &self.counters.packet_ins_dropped,
-                )
+                (Message::PacketIn(p), &self.counters.packet_ins)
             }
             AsyncEvent::PortStatus(ps) => (
                 Message::PortStatus((**ps).clone()),
                 &self.counters.port_status,
-                &self.counters.port_status_dropped,
             ),
             AsyncEvent::FlowRemoved(fr) => (
                 Message::FlowRemoved((**fr).clone()),
                 &self.counters.flow_removed,
-                &self.counters.flow_removed_dropped,
             ),
         };
         let mut out = Vec::new();
         if let Err(e) = enc.message(0, body, &mut out) {
             tracing::debug!("asynchronous message not encodable: {e}");
+            self.counters.async_dropped(ev);
             return;
         }
         let len: usize = out.iter().map(Vec::len).sum();
         if !self.txq.async_fits(len) {
-            dropped.fetch_add(1, Relaxed);
+            self.counters.async_dropped(ev);
             return;
         }
         sent.fetch_add(1, Relaxed);

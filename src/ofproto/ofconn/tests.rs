@@ -256,7 +256,8 @@ impl Peer {
         }
     }
 
-    /// A bridge that answers BARRIER and refuses FLOW_MODs to table 255.
+    /// A bridge that answers BARRIER and FEATURES and refuses FLOW_MODs to
+    /// table 255.
     fn bridge(&mut self) -> usize {
         let mut n = 0;
         while let Some((token, msgs)) = self.batch() {
@@ -267,6 +268,10 @@ impl Peer {
                     Message::BarrierRequest => Some(OfReply::Msg(OfpMsg {
                         xid: m.xid,
                         body: Message::BarrierReply,
+                    })),
+                    Message::FeaturesRequest => Some(OfReply::Msg(OfpMsg {
+                        xid: m.xid,
+                        body: Message::FeaturesReply(Ofproto::new(DatapathId(1), "").features()),
                     })),
                     Message::FlowMod(f) if f.table_id == TableId(255) => Some(OfReply::Error {
                         xid: m.xid,
@@ -383,8 +388,13 @@ fn every_message_after_hello_is_in_the_negotiated_version() {
         assert_eq!((got[0].version, got[0].msg_type), (v, echo_rep));
         assert_eq!(got[0].body, b"abc");
         // A request in the version's own numbering: FEATURES_REQUEST is 5
-        // in every version; its reply is in the session's version.
+        // in every version; its reply is in the session's version. OF1.0's
+        // lists the ports, so the bridge answers it.
         p.send(&raw(v, 5, 10, &[]));
+        if v == 1 {
+            assert!(p.take().is_empty());
+            assert_eq!(p.bridge(), 1, "sent to the bridge");
+        }
         let got = p.take();
         assert_eq!((got[0].version, got[0].msg_type, got[0].xid), (v, 6, 10));
         // Another version after negotiation: BAD_VERSION, and the session
@@ -740,6 +750,13 @@ fn a_peer_that_does_not_read_stops_being_read_and_loses_no_reply() {
     p.c.handle_async(&port_status(), p.now);
     let snap = p.c.counters().snapshot();
     assert_eq!((snap.packet_ins_dropped, snap.port_status_dropped), (1, 1));
+    assert_eq!(snap.flow_removed_dropped, 0);
+    // Drops before the connection sees the event (the connection
+    // manager's fan-out into a full mailbox) land in the same counters.
+    p.c.counters().async_dropped(&port_status());
+    p.c.counters().async_dropped(&packet_in(0, 10));
+    let snap = p.c.counters().snapshot();
+    assert_eq!((snap.packet_ins_dropped, snap.port_status_dropped), (2, 2));
     assert_eq!(snap.flow_removed_dropped, 0);
     // The peer starts reading: every reply arrives, and input reopens.
     p.reads = true;
