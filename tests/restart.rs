@@ -228,3 +228,38 @@ fn secure_bridge_forwards_after_a_restart_without_re_adding_flows() {
         "a state file was written with restore_flows = false"
     );
 }
+
+#[test]
+fn tables_saved_after_a_change_survive_a_crash() {
+    if !require(true, &["ovs-appctl", "ovs-ofctl"]) {
+        return;
+    }
+    let br = format!("rvk{}", uniq());
+    let cfg = bridge_config(&br, &[], "fail_mode = \"secure\"\n", "")
+        .replace("[datapath]", "state_save_ms = 100\n\n[datapath]");
+    let mut d = Daemon::start(&cfg);
+    let state = d.dir.join("state").join(format!("{br}.state"));
+    let size = || std::fs::metadata(&state).map(|m| m.len()).unwrap_or(0);
+    // The internal port's arrival is a change too: its save comes first.
+    assert!(wait_for(10, || size() > 0), "no save\n{}", d.log_text());
+    let empty = size();
+    d.ofctl_ok("add-flow", &["cookie=0x77,priority=321,actions=drop"]);
+    // Written by the batched save, not at shutdown: the process is killed.
+    assert!(
+        wait_for(10, || size() > empty),
+        "no save after a change\n{}",
+        d.log_text()
+    );
+    assert!(state_counter(&d, &br, "saves") >= 2);
+    let mut c = d.child.take().expect("running");
+    c.kill().expect("SIGKILL");
+    let _ = c.wait();
+    d.spawn();
+    let after = rules(&d);
+    assert_eq!(after.len(), 1, "{after:?}\n{}", d.log_text());
+    assert!(
+        after[0].contains("cookie=0x77") && after[0].contains("priority=321"),
+        "{after:?}"
+    );
+    assert_eq!(state_counter(&d, &br, "rules_restored"), 1);
+}
