@@ -213,6 +213,8 @@ fn contract_config(o: &RunOpts) -> Result<Config, String> {
         mac_aging_secs: 300,
         mac_table_size: 8192,
         internal_port: false,
+        // As Open vSwitch: a benchmark run starts with empty tables.
+        restore_flows: false,
         // `--ports ""` (no port) and repeated spaces give empty names: skipped.
         port: (1u32..)
             .zip(o.ports.iter().filter(|p| !p.is_empty()))

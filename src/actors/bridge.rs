@@ -11,6 +11,8 @@
 //! revalidation round that started after the preceding changes has finished,
 //! so no stale megaflow forwards a packet once the barrier is answered.
 
+mod state;
+
 use crate::actors::connmgr::{Connmgr, ConnmgrParams, PACKET_IN_QUEUE};
 use crate::actors::port::{BridgeInbox, Port, PortParams};
 use crate::actors::revalidator::Revalidator;
@@ -46,7 +48,9 @@ use actix::prelude::{
 };
 use arc_swap::ArcSwap;
 use parking_lot::RwLock;
+use state::StateFile;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,6 +91,10 @@ pub struct BridgeParams {
     pub leader: LeaderLink,
     /// Where Port actors register for link events.
     pub port_registry: crate::actors::port::PortRegistry,
+    /// Where its state file lives (`[daemon] state_dir`).
+    pub state_dir: PathBuf,
+    /// Its state file is written at most this often, ms.
+    pub state_save_ms: u64,
 }
 
 /// The bridge actor.
@@ -110,6 +118,8 @@ pub struct Bridge {
     /// (see [`SPIN_WINDOW`]); shared with the spinning task.
     /// Deadline in [`now_ns`] time; 0 = no spinner running.
     spin_until: Arc<AtomicU64>,
+    /// Its tables across restarts.
+    state: StateFile,
 }
 
 impl Bridge {
@@ -148,7 +158,9 @@ impl Bridge {
             upcall_route_drops: AtomicU64::new(0),
             installing: AtomicUsize::new(0),
             counters: BridgeCounters::default(),
+            state: StateCounters::default(),
         });
+        let state = StateFile::new(&p.cfg, &p.state_dir, p.state_save_ms, shared.clone());
         let meter = registry().meter(
             format!("bridge:{}", p.cfg.name),
             "Bridge",
@@ -170,6 +182,7 @@ impl Bridge {
             barriers: Barriers::default(),
             stopping: false,
             spin_until: Arc::new(AtomicU64::new(0)),
+            state,
         };
         Ok((b, shared))
     }
@@ -426,6 +439,44 @@ impl Bridge {
     }
 }
 
+impl Bridge {
+    /// Restores the state file (or deletes it when restoring is off): the
+    /// entries go through the request path, their effects (meters for the
+    /// poll threads) are applied, and the tables are published.
+    fn restore_state(&mut self) {
+        if !self.cfg.restore_flows {
+            self.state.forget();
+            return;
+        }
+        let mut fx = Effects::default();
+        {
+            let mut rq = Requests {
+                ofproto: &mut self.ofproto,
+                view: &self.shared.view,
+                port_counters: &|_| None,
+            };
+            self.state.restore(&mut rq, &mut fx);
+        }
+        let waiting = self.apply(&mut fx);
+        debug_assert!(waiting.is_empty(), "a restore executes no packet");
+        self.publish();
+    }
+
+    /// Starts a background save when the published tables changed since
+    /// the last one and the save interval has passed.
+    fn maybe_save(&mut self, ctx: &mut Context<Self>) {
+        if !self.cfg.restore_flows || self.stopping {
+            return;
+        }
+        let snap = self.shared.view.snapshot.load_full();
+        if !self.state.due(snap.version, now_ms()) {
+            return;
+        }
+        let job = self.state.save_in_background(snap);
+        ctx.spawn(job.into_actor(self).map(|(), b, _| b.state.finished()));
+    }
+}
+
 /// Counts a PACKET_OUT the datapath accepted.
 fn packet_out_sent(shared: &BridgeShared) {
     shared.counters.packet_outs.fetch_add(1, Relaxed);
@@ -492,6 +543,10 @@ impl Actor for Bridge {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(MAILBOX);
         self.meter.mark_alive();
+        // Before the Connmgr exists: no listener is open and no controller
+        // connected yet, so nobody sees (or races) tables being restored,
+        // and a secure bridge forwards as it was left from the first packet.
+        self.restore_state();
         let cm_meter;
         if let Some(rx) = self.packet_in_rx.take() {
             let me = ctx.address();
@@ -537,7 +592,7 @@ impl Actor for Bridge {
             self.add_port(p, ctx);
         }
         // Timeouts and MAC aging.
-        ctx.run_interval(HOUSEKEEPING, |b, _| {
+        ctx.run_interval(HOUSEKEEPING, |b, ctx| {
             let mut fx = Effects::default();
             let changed = Requests {
                 ofproto: &mut b.ofproto,
@@ -553,6 +608,7 @@ impl Actor for Bridge {
             if b.shared.dp.stats().meters_stale_threads > 0 {
                 let _ = b.shared.dp.sync_meters();
             }
+            b.maybe_save(ctx);
         });
     }
 
@@ -798,6 +854,14 @@ impl Handler<Reconfigure> for Bridge {
         let _g = self.guard::<Reconfigure>();
         let d = m.diff;
         self.cfg = m.cfg;
+        self.state.reconfigured(&self.cfg);
+        if d.restore_flows_changed {
+            if self.cfg.restore_flows {
+                self.state.resave();
+            } else {
+                self.state.forget();
+            }
+        }
         // As `bridge.c:bridge_reconfigure()`: delete first, then add, then
         // reconfigure.
         for name in &d.ports_removed {
@@ -859,6 +923,7 @@ impl Handler<StopBridge> for Bridge {
     fn handle(&mut self, _: StopBridge, ctx: &mut Context<Self>) {
         let _g = self.guard::<StopBridge>();
         self.stopping = true;
+        self.state.delete();
         let names: Vec<String> = self.ports.keys().cloned().collect();
         for n in names {
             self.remove_port(&n);
@@ -877,6 +942,19 @@ impl Handler<StopBridge> for Bridge {
         self.shared.dp.clone().shutdown();
         registry().remove(&self.meter.id);
         ctx.stop();
+    }
+}
+
+impl Handler<SaveState> for Bridge {
+    type Result = Result<String, String>;
+    fn handle(&mut self, _: SaveState, _: &mut Context<Self>) -> Self::Result {
+        let _g = self.guard::<SaveState>();
+        if !self.cfg.restore_flows {
+            return Ok(format!("bridge {}: restore_flows is off", self.cfg.name));
+        }
+        self.publish();
+        let snap = self.shared.view.snapshot.load_full();
+        self.state.save_final(&snap)
     }
 }
 
@@ -998,6 +1076,7 @@ mod tests {
             upcall_route_drops: AtomicU64::new(0),
             installing: AtomicUsize::new(0),
             counters: BridgeCounters::default(),
+            state: StateCounters::default(),
         });
         (shared, p1, p2)
     }

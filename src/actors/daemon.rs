@@ -27,7 +27,7 @@ use crate::actors::port::PortRegistry;
 use crate::actors::revalidator::{self, RevalShared, Revalidator};
 use crate::actors::upcall::{self, HandlerCounters, UpcallHandler};
 use crate::config::{self, Config, ConfigDiff};
-use crate::messages::bridge::{BridgeQuery, Reconfigure, StartReport, StopBridge};
+use crate::messages::bridge::{BridgeQuery, Reconfigure, SaveState, StartReport, StopBridge};
 use crate::messages::daemon::*;
 use crate::messages::revalidator as rv;
 use crate::messages::upcall::{AttachBridge, DetachBridge, HandlerReport, SetRevalidators};
@@ -256,6 +256,8 @@ impl Daemon {
             busy_poll_us: self.cfg.datapath.busy_poll_us,
             leader: self.leader.clone(),
             port_registry: self.ports.clone(),
+            state_dir: self.cfg.daemon.state_dir(),
+            state_save_ms: self.cfg.daemon.state_save_ms,
         })?;
         for (h, rx) in self.handlers.iter().zip(rxs) {
             h.mb.tell(AttachBridge {
@@ -811,12 +813,23 @@ impl Handler<StopActor> for Daemon {
     }
 }
 
+/// How long a shutdown waits for each bridge's state file.
+const SAVE_WAIT: Duration = Duration::from_secs(10);
+
 impl Handler<Shutdown> for Daemon {
     type Result = ();
     fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) {
         let _g = self.guard::<Shutdown>();
         tracing::info!("shutting down");
         crate::daemon::notify::notify("STOPPING=1\nSTATUS=shutting down");
+        // Each bridge writes its state file (see `ofproto::persist`) before
+        // the process ends; the tables live in the Bridge actors, not in the
+        // poll threads stopped below.
+        let saves: Vec<_> = self
+            .bridges
+            .iter()
+            .map(|(name, e)| (name.clone(), e.mb.clone()))
+            .collect();
         for e in self.bridges.values() {
             e.shared.dp.clone().shutdown();
         }
@@ -831,7 +844,18 @@ impl Handler<Shutdown> for Daemon {
             }
         }
         // Let the stop messages drain, then end the process's System.
-        actix::spawn(async {
+        actix::spawn(async move {
+            for (name, mb) in saves {
+                match tokio::time::timeout(SAVE_WAIT, mb.ask(SaveState)).await {
+                    Ok(Ok(Ok(_))) => {}
+                    Ok(Ok(Err(e))) => tracing::warn!("bridge {name}: state not saved: {e}"),
+                    Ok(Err(e)) => tracing::warn!("bridge {name}: state not saved: {e}"),
+                    Err(_) => tracing::warn!(
+                        "bridge {name}: state not saved within {} s",
+                        SAVE_WAIT.as_secs()
+                    ),
+                }
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
             System::current().stop();
         });
@@ -890,6 +914,7 @@ impl StatsSource for BridgeStats {
             r.stats.meters_stale_threads as f64,
         );
         export_set(out, "rvswitchd_bridge", &b, &r.counters);
+        export_set(out, "rvswitchd_bridge_state", &b, &r.state);
         for (i, t) in r.stats.threads.iter().enumerate() {
             let pmd = i.to_string();
             export_set(

@@ -24,6 +24,8 @@ pub struct BridgeDiff {
     pub dpid_changed: bool,
     /// MAC learning parameters changed.
     pub mac_changed: bool,
+    /// `restore_flows` changed.
+    pub restore_flows_changed: bool,
 }
 
 impl BridgeDiff {
@@ -36,6 +38,7 @@ impl BridgeDiff {
             && !self.fail_mode_changed
             && !self.dpid_changed
             && !self.mac_changed
+            && !self.restore_flows_changed
     }
 }
 
@@ -83,6 +86,13 @@ impl ConfigDiff {
         }
         if old.daemon.stats_listen != new.daemon.stats_listen {
             d.needs_restart.push("daemon.stats_listen".into());
+        }
+        // Bridges learn where and how often to save when they start.
+        if old.daemon.state_dir() != new.daemon.state_dir() {
+            d.needs_restart.push("daemon.state_dir".into());
+        }
+        if old.daemon.state_save_ms != new.daemon.state_save_ms {
+            d.needs_restart.push("daemon.state_save_ms".into());
         }
         // Poll-thread settings are fixed when a bridge's datapath starts.
         if old.datapath.n_pmd_threads != new.datapath.n_pmd_threads {
@@ -140,5 +150,6 @@ fn diff_bridge(o: &BridgeConfig, n: &BridgeConfig) -> BridgeDiff {
     d.fail_mode_changed = o.fail_mode != n.fail_mode;
     d.dpid_changed = o.dpid() != n.dpid();
     d.mac_changed = o.mac_aging_secs != n.mac_aging_secs || o.mac_table_size != n.mac_table_size;
+    d.restore_flows_changed = o.restore_flows != n.restore_flows;
     d
 }

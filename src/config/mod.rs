@@ -356,4 +356,74 @@ mod tests {
         assert!(bd.connections_changed);
         assert!(ConfigDiff::between(&b, &b).is_empty());
     }
+
+    #[test]
+    fn state_keys_default_validate_and_fingerprint_the_port_set() {
+        let base = "[daemon]\ncontrol_socket = \"/r/x.ctl\"\n[[bridge]]\nname = \"br0\"\n";
+        let c = parse_str(base, "s", false).unwrap();
+        assert_eq!(c.daemon.state_dir(), Path::new("/r/state"));
+        assert_eq!(c.daemon.state_save_ms, 1000);
+        assert!(c.bridge[0].restore_flows);
+        assert_eq!(
+            c.bridge[0].state_path(&c.daemon.state_dir()),
+            Path::new("/r/state/br0.state")
+        );
+        let set = parse_str(
+            "[daemon]\nstate_dir = \"/var/lib/rvs\"\nstate_save_ms = 50\n[[bridge]]\nname = \"b\"\nrestore_flows = false\n",
+            "s",
+            false,
+        )
+        .unwrap();
+        assert_eq!(set.daemon.state_dir(), Path::new("/var/lib/rvs"));
+        assert!(!set.bridge[0].restore_flows);
+        for (bad, key) in [
+            ("[daemon]\nstate_dir = \"rel/dir\"\n", "daemon.state_dir"),
+            ("[daemon]\nstate_save_ms = 0\n", "daemon.state_save_ms"),
+            (
+                "[daemon]\nstate_save_ms = 99999999\n",
+                "daemon.state_save_ms",
+            ),
+            ("[daemon]\nstate_dir = 5\n", "state_dir"),
+            (
+                "[[bridge]]\nname = \"a\"\nrestore_flows = \"yes\"\n",
+                "restore_flows",
+            ),
+        ] {
+            let text = format!("{bad}[[bridge]]\nname = \"z\"\n");
+            let e = parse_str(&text, "s", false).unwrap_err().to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+        // A bridge name also names its state file: no path in it.
+        for name in ["..", "a/b", "a b", "a:b"] {
+            let text = format!("[[bridge]]\nname = \"{name}\"\n");
+            let e = parse_str(&text, "s", false).unwrap_err().to_string();
+            assert!(e.contains("bridge[0].name"), "{name}: {e}");
+        }
+        // The fingerprint follows name, datapath id and port set, not VLANs.
+        let fp = |extra: &str| {
+            parse_str(&format!("{base}{extra}"), "s", false)
+                .unwrap()
+                .bridge[0]
+                .state_fingerprint()
+        };
+        let p1 = "[[bridge.port]]\nname = \"p1\"\nofport = 1\n";
+        assert_eq!(fp(p1), fp(p1));
+        assert_ne!(fp(""), fp(p1));
+        assert_ne!(fp(p1), fp("[[bridge.port]]\nname = \"p1\"\nofport = 2\n"));
+        assert_ne!(fp(""), fp("datapath_id = \"0000000000000001\"\n"));
+        assert_eq!(
+            fp(p1),
+            fp("[[bridge.port]]\nname = \"p1\"\nofport = 1\nvlan = 3\n")
+        );
+        let d = ConfigDiff::between(
+            &c,
+            &parse_str(
+                &base.replace("br0\"\n", "br0\"\nrestore_flows = false\n"),
+                "s",
+                false,
+            )
+            .unwrap(),
+        );
+        assert!(d.bridges_changed[0].restore_flows_changed);
+    }
 }

@@ -50,6 +50,14 @@ pub struct DaemonConfig {
     /// `/var/run/openvswitch`. The daemon refuses to start this way while a
     /// real `ovs-vswitchd` runs.
     pub ovs_compat_paths: bool,
+    /// Where each bridge's state file (`BRIDGE.state`: its OpenFlow rules,
+    /// groups and meters, restored at start) is kept. Default: `state` in
+    /// the control socket's directory (`/run/rvswitchd/state`: it survives
+    /// a restart of the daemon, not a reboot). Created mode 0700.
+    pub state_dir: Option<PathBuf>,
+    /// A bridge whose tables changed writes its state file at most once per
+    /// this many ms (and always at a clean shutdown).
+    pub state_save_ms: u64,
 }
 
 impl Default for DaemonConfig {
@@ -60,6 +68,23 @@ impl Default for DaemonConfig {
             log_level: "info".to_string(),
             allow_no_bridges: false,
             ovs_compat_paths: false,
+            state_dir: None,
+            state_save_ms: 1000,
+        }
+    }
+}
+
+impl DaemonConfig {
+    /// The state file directory in force (see [`DaemonConfig::state_dir`]).
+    pub fn state_dir(&self) -> PathBuf {
+        match &self.state_dir {
+            Some(d) => d.clone(),
+            None => self
+                .control_socket
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."))
+                .join("state"),
         }
     }
 }
@@ -174,6 +199,13 @@ pub struct BridgeConfig {
     /// Whether to create the internal port (a TAP named like the bridge).
     #[serde(default = "default_true")]
     pub internal_port: bool,
+    /// Keep the bridge's OpenFlow rules, groups and meters across restarts:
+    /// written to `STATE_DIR/BRIDGE.state` after changes and restored at
+    /// start, before any controller can connect. `false`: the tables start
+    /// empty, nothing is written, and an existing state file is deleted (so
+    /// that turning it on again cannot bring back stale tables).
+    #[serde(default = "default_true")]
+    pub restore_flows: bool,
     /// `[[bridge.port]]`.
     #[serde(default)]
     pub port: Vec<PortConfig>,
@@ -273,6 +305,38 @@ impl BridgeConfig {
             h = h.wrapping_mul(0x100_0000_01b3);
         }
         DatapathId(h & 0x0000_ffff_ffff_ffff)
+    }
+}
+
+impl BridgeConfig {
+    /// What a state file must have been written for to be restored: the
+    /// bridge's name, datapath id, internal port and port set (name, type,
+    /// requested OpenFlow number; ports without one are numbered by their
+    /// order, so the order counts too). A rule names ports by number; when
+    /// the numbering may have changed, the saved tables would send traffic
+    /// to the wrong ports. VLAN settings do not count (rules do not see
+    /// them). FNV-1a 64 of a canonical text.
+    pub fn state_fingerprint(&self) -> u64 {
+        let mut text = format!(
+            "rvswitchd-state\0{}\0{:016x}\0{}\0",
+            self.name,
+            self.dpid().0,
+            self.internal_port
+        );
+        for p in &self.port {
+            text.push_str(&format!("{}\0{:?}\0{:?}\0", p.name, p.kind, p.ofport));
+        }
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in text.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x100_0000_01b3);
+        }
+        h
+    }
+
+    /// This bridge's state file in `dir`.
+    pub fn state_path(&self, dir: &std::path::Path) -> PathBuf {
+        dir.join(format!("{}.state", self.name))
     }
 }
 
@@ -391,6 +455,22 @@ impl Config {
                 format!("{:?} is not a log filter", self.daemon.log_level),
             ));
         }
+        if let Some(dir) = &self.daemon.state_dir {
+            if !dir.is_absolute() {
+                return Err(err(
+                    "daemon.state_dir".into(),
+                    locate(text, "state_dir", "", 0),
+                    format!("{:?} is not an absolute path", dir.display().to_string()),
+                ));
+            }
+        }
+        if !(10..=3_600_000).contains(&self.daemon.state_save_ms) {
+            return Err(err(
+                "daemon.state_save_ms".into(),
+                locate(text, "state_save_ms", "", 0),
+                format!("{} is out of range 10..=3600000", self.daemon.state_save_ms),
+            ));
+        }
         let d = &self.datapath;
         let range = |key: &str, v: u64, lo: u64, hi: u64| -> Result<(), ConfigError> {
             if v < lo || v > hi {
@@ -450,6 +530,24 @@ impl Config {
                     format!("{bkey}.name"),
                     locate(text, "name", &format!("\"{}\"", b.name), 0),
                     format!("{:?}: an interface name has 1 to 15 bytes", b.name),
+                ));
+            }
+            // Linux's dev_valid_name(); the name also names the bridge's
+            // state file, so no path may hide in it.
+            if b.name == "."
+                || b.name == ".."
+                || b.name
+                    .chars()
+                    .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+            {
+                return Err(err(
+                    format!("{bkey}.name"),
+                    locate(text, "name", &format!("\"{}\"", b.name), 0),
+                    format!(
+                        "{:?}: an interface name has no '/', ':', space or control character \
+                         and is not \".\" or \"..\"",
+                        b.name
+                    ),
                 ));
             }
             if let Some(id) = &b.datapath_id {

@@ -187,6 +187,7 @@ mod tests {
                 barrier_timeout: 1,
                 ..Default::default()
             },
+            state: Default::default(),
             upcall_route_drops: 0,
             ports: vec![PortCounterLine {
                 port_no: PortNo(1),

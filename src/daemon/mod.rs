@@ -19,3 +19,4 @@ pub mod ovs_compat;
 pub mod process;
 pub mod procfs;
 pub mod sockets;
+pub mod statefile;

@@ -45,6 +45,8 @@ pub struct BridgeShared {
     pub installing: AtomicUsize,
     /// What the bridge did with packet-outs and barriers.
     pub counters: BridgeCounters,
+    /// What its state file did.
+    pub state: StateCounters,
 }
 
 crate::counter_set! {
@@ -75,6 +77,35 @@ crate::counter_set! {
     }
 }
 
+crate::counter_set! {
+    /// What a bridge's state file did (see `ofproto::persist`): saves,
+    /// restored entries, and files ignored by reason. In `/stats`
+    /// (`datapath_BRIDGE.state`) and `/metrics` (`rvswitchd_bridge_state_*`).
+    pub struct StateCounters / StateCountersSnapshot {
+        /// State files written.
+        saves,
+        /// State files that could not be written (logged).
+        save_failures,
+        /// Rules restored from the state file at start.
+        rules_restored,
+        /// Groups restored from the state file at start.
+        groups_restored,
+        /// Meters restored from the state file at start.
+        meters_restored,
+        /// Entries of an accepted state file that the switch refused when
+        /// they were restored (logged).
+        entries_refused,
+        /// State files ignored: damaged, truncated, too large or not a state file.
+        files_ignored_corrupt,
+        /// State files ignored: written by another daemon version or format.
+        files_ignored_version,
+        /// State files ignored: written for another configuration of the bridge.
+        files_ignored_config,
+        /// State files ignored: could not be read (not a regular file, I/O error).
+        files_ignored_unreadable,
+    }
+}
+
 impl BridgeShared {
     /// The datapath's counters with the bridge's, for reports.
     pub fn dp_report(&self) -> DpReport {
@@ -83,6 +114,7 @@ impl BridgeShared {
             n_flows: self.dp.n_flows(),
             stats: self.dp.stats(),
             counters: self.counters.snapshot(),
+            state: self.state.snapshot(),
             upcall_route_drops: self
                 .upcall_route_drops
                 .load(std::sync::atomic::Ordering::Relaxed),
@@ -115,6 +147,8 @@ pub struct DpReport {
     pub stats: DpStats,
     /// Packet-out and barrier counters.
     pub counters: BridgeCountersSnapshot,
+    /// State file counters.
+    pub state: StateCountersSnapshot,
     /// Miss batches dropped because the chosen handler's queue was full.
     pub upcall_route_drops: u64,
     /// Per port.
@@ -141,6 +175,7 @@ impl DpReport {
             "meters_stale_threads": self.stats.meters_stale_threads,
             "upcall_route_drops": self.upcall_route_drops,
             "bridge": json(&self.counters),
+            "state": json(&self.state),
             // Per port, so that overload at a port (frames the kernel dropped
             // because the poll thread fell behind) shows where it happens.
             "ports": self.ports.iter().map(|p| {
@@ -278,10 +313,17 @@ pub struct Reconfigure {
 #[rtype(result = "crate::messages::daemon::ApplyReport")]
 pub struct StartReport;
 
-/// Daemon → Bridge: delete the bridge (ports, connections, datapath).
+/// Daemon → Bridge: delete the bridge (ports, connections, datapath). Its
+/// state file goes too: a deleted bridge's tables are gone, as in OVS.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct StopBridge;
+
+/// Daemon → Bridge, at a clean shutdown: write the state file now (when
+/// enabled), and write no other after it. Answers what was written.
+#[derive(Message)]
+#[rtype(result = "Result<String, String>")]
+pub struct SaveState;
 
 /// Control-socket queries about one bridge.
 #[derive(Clone, Debug)]
@@ -386,5 +428,6 @@ crate::msg_names!(
     Reconfigure,
     StartReport,
     StopBridge,
+    SaveState,
     BridgeQuery
 );

@@ -27,6 +27,7 @@ pub mod hamt;
 pub mod mac_learning;
 pub mod match_;
 pub mod ofconn;
+pub mod persist;
 pub mod request;
 pub mod rule;
 mod stats;
