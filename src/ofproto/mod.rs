@@ -138,6 +138,11 @@ pub struct FlowModResult {
 pub struct Ofproto {
     dpid: DatapathId,
     dp_desc: String,
+    /// Most rules per table: advertised in TABLE_FEATURES (`max_entries`)
+    /// and enforced (OFPFMFC_TABLE_FULL), so a peer's rules cost bounded
+    /// memory. OVS refuses the same way at a table's `flow_limit` when it
+    /// may not evict (`ofproto.c: add_flow()`).
+    table_max_entries: u32,
     tables: Vec<Arc<RuleTable>>,
     counters: Arc<Vec<TableCounters>>,
     /// Rules with an idle or hard timeout, by rule id.
@@ -203,6 +208,7 @@ impl Ofproto {
         Ofproto {
             dpid,
             dp_desc: dp_desc.to_string(),
+            table_max_entries: stats::TABLE_MAX_ENTRIES,
             tables: (0..N_TABLES)
                 .map(|_| Arc::new(RuleTable::default()))
                 .collect(),
@@ -256,6 +262,13 @@ impl Ofproto {
             }])],
         };
         self.flow_mod(&fm, now_ms).map(|_| ())
+    }
+
+    /// Lowers the per-table rule limit (tests reach the limit without a
+    /// million rules).
+    #[cfg(test)]
+    pub(crate) fn set_table_max_entries(&mut self, n: u32) {
+        self.table_max_entries = n;
     }
 
     /// Total number of rules in every table.
@@ -553,6 +566,9 @@ impl Ofproto {
             return Err(OfpError::Overlap);
         }
         let existing = t.find_exact(&value, &mask, fm.priority).cloned();
+        if existing.is_none() && t.len() >= self.table_max_entries as usize {
+            return Err(OfpError::TableFull);
+        }
         let (counters, id) = match &existing {
             Some(old) if fm.flags & FF_RESET_COUNTS == 0 => (old.counters.clone(), old.id),
             Some(old) => (Arc::new(RuleCounters::default()), old.id),

@@ -471,7 +471,7 @@ impl Ofproto {
                     metadata_match: u64::MAX,
                     metadata_write: u64::MAX,
                     config: 0,
-                    max_entries: TABLE_MAX_ENTRIES,
+                    max_entries: self.table_max_entries,
                     properties: props,
                 }
             })

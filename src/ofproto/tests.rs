@@ -2832,3 +2832,30 @@ fn packet_out_actions_are_validated_like_flow_actions() {
         Err(OfpError::MatchInconsistent)
     );
 }
+
+#[test]
+fn a_full_table_refuses_new_rules_and_keeps_the_rest() {
+    let mut o = switch(1);
+    o.set_table_max_entries(3);
+    for n in 1..=3 {
+        o.flow_mod(&add(0, 10, ip_src(n), vec![]), 0).unwrap();
+    }
+    // A fourth rule: OFPFMFC_TABLE_FULL (OVS add_flow() without eviction).
+    assert_eq!(
+        o.flow_mod(&add(0, 10, ip_src(4), vec![]), 0).err(),
+        Some(OfpError::TableFull)
+    );
+    // Replacing an existing rule needs no room; other tables have their own.
+    o.flow_mod(&add(0, 10, ip_src(2), vec![]), 0).unwrap();
+    o.flow_mod(&add(1, 10, ip_src(4), vec![]), 0).unwrap();
+    assert_eq!(o.table(TableId(0)).map(|t| t.len()), Some(3));
+    // The limit is what TABLE_FEATURES advertises.
+    assert!(o.table_features().iter().all(|f| f.max_entries == 3));
+    // Room again after a delete.
+    o.flow_mod(
+        &fm(FlowModCommand::DeleteStrict, 0, 10, ip_src(1), vec![]),
+        0,
+    )
+    .unwrap();
+    o.flow_mod(&add(0, 10, ip_src(4), vec![]), 0).unwrap();
+}
