@@ -667,3 +667,84 @@ fn every_version_ovs_ofctl_speaks_works_end_to_end() {
         "{out}{err}"
     );
 }
+
+#[test]
+fn bundles_from_ovs_ofctl_commit_whole_or_not_at_all() {
+    if !require(true, &["ovs-ofctl"]) {
+        return;
+    }
+    let (d, _br, _port) = switch();
+    let mgmt = d.mgmt.display().to_string();
+    for (v, base) in [
+        ("OpenFlow14", 100),
+        ("OpenFlow15", 200),
+        ("OpenFlow13", 300),
+    ] {
+        let good = d.dir.join(format!("good{base}.flows"));
+        std::fs::write(
+            &good,
+            (0..3)
+                .map(|i| {
+                    format!(
+                        "table=2,priority={},ip,nw_dst=10.9.{i}.1,actions=drop\n",
+                        base + i
+                    )
+                })
+                .collect::<String>(),
+        )
+        .expect("write flows");
+        let bundle_add = |file: &std::path::Path| {
+            let f = file.display().to_string();
+            run(
+                "ovs-ofctl",
+                &[
+                    "-O",
+                    v,
+                    "--bundle",
+                    "add-flows",
+                    &format!("unix:{mgmt}"),
+                    &f,
+                ],
+            )
+        };
+        let (ok, _, err) = bundle_add(&good);
+        assert!(ok, "{v}: --bundle add-flows: {err}\n{}", d.log_text());
+        let dump = d.ofctl_ok("dump-flows", &["table=2"]);
+        for i in 0..3 {
+            assert!(
+                dump.contains(&format!("priority={}", base + i)),
+                "{v}: flow {i} missing: {dump}"
+            );
+        }
+        // One bad flow (a group that does not exist) among good ones: the
+        // commit fails and none of them is added.
+        let bad = d.dir.join(format!("bad{base}.flows"));
+        std::fs::write(
+            &bad,
+            format!(
+                "table=2,priority={},ip,nw_dst=10.8.0.1,actions=drop\n\
+                 table=2,priority={},ip,nw_dst=10.8.0.2,actions=group:4242\n\
+                 table=2,priority={},ip,nw_dst=10.8.0.3,actions=drop\n",
+                base + 50,
+                base + 51,
+                base + 52
+            ),
+        )
+        .expect("write flows");
+        let (ok, _, err) = bundle_add(&bad);
+        assert!(!ok, "{v}: a bundle with a bad flow was accepted");
+        assert!(
+            err.contains("OFPBAC_BAD_OUT_GROUP") || err.contains("BAD_OUT_GROUP"),
+            "{v}: {err}"
+        );
+        let dump = d.ofctl_ok("dump-flows", &["table=2"]);
+        assert!(
+            !dump.contains("10.8.0.1") && !dump.contains("10.8.0.3"),
+            "{v}: part of a failed bundle was applied: {dump}"
+        );
+    }
+    // Every commit went through the bundle path (not message by message).
+    let v: serde_json::Value =
+        serde_json::from_str(&d.appctl_ok(&["ofctl/show-connections"])).expect("json");
+    assert_eq!(v["session_totals"]["bundles_committed"], 6, "{v}");
+}

@@ -667,8 +667,13 @@ impl Handler<OfRequests> for Bridge {
                 view: &self.shared.view,
                 port_counters: &counters,
             };
-            for (msg, head) in m.msgs {
-                rq.handle(msg, &head, now, &mut fx);
+            match &m.bundle {
+                Some(commit) => rq.commit_bundle(commit, m.msgs, now, &mut fx),
+                None => {
+                    for (msg, head) in m.msgs {
+                        rq.handle(msg, &head, now, &mut fx);
+                    }
+                }
             }
         }
         let waiting = self.apply(&mut fx);

@@ -158,6 +158,7 @@ impl OfSession {
                     token,
                     version,
                     msgs,
+                    bundle,
                 } => {
                     let bridge = self.p.bridge.clone();
                     self.p.bridge_meter.enqueued(OfRequests::NAME);
@@ -165,6 +166,7 @@ impl OfSession {
                         conn: self.p.id,
                         version,
                         msgs,
+                        bundle,
                     };
                     ctx.spawn(async move { bridge.send(req).await.ok() }.into_actor(self).map(
                         move |replies, act, ctx| {

@@ -8,6 +8,7 @@ use crate::messages::connmgr::AsyncEvent;
 use crate::netdev::netlink::LinkInfo;
 use crate::netdev::{Netdev, PortType};
 use crate::ofproto::mac_learning::MacEntryInfo;
+use crate::ofproto::request::BundleCommit;
 use crate::ofproto::ukey::{FlowContext, Retranslated, RuleStats};
 use crate::ofproto::view::XlateView;
 use crate::ofproto::xlate::XlateOptions;
@@ -257,6 +258,8 @@ pub struct OfRequests {
     pub version: Version,
     /// The messages, each with its first 64 bytes for error replies.
     pub msgs: Vec<(OfpMsg, Vec<u8>)>,
+    /// `Some`: a bundle's messages, committed as one change.
+    pub bundle: Option<BundleCommit>,
 }
 
 crate::msg_names!(OfRequests);

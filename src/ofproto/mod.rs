@@ -134,7 +134,11 @@ pub struct FlowModResult {
 }
 
 /// The OpenFlow switch state of one bridge.
-#[derive(Debug)]
+///
+/// `Clone` is cheap where it matters: tables, groups, meters and ports are
+/// behind `Arc`s of persistent maps, so a clone shares them until one side
+/// changes; it is how a bundle commit can be undone (`request::commit_bundle`).
+#[derive(Clone, Debug)]
 pub struct Ofproto {
     dpid: DatapathId,
     dp_desc: String,

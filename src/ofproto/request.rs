@@ -39,8 +39,9 @@ use crate::datapath::pmd::PortCountersSnapshot;
 use crate::openflow::action::Action;
 use crate::openflow::error::OfpError;
 use crate::openflow::message::{
-    FlowRemoved, Message, MeterBand, MeterModCommand, MpReplyBody, MpRequestBody, MultipartReply,
-    MultipartRequest, OfpMsg, PacketOut, PortStats, PortStatus, MF_PKTPS, NO_BUFFER,
+    BundleCtrl, BundleCtrlType, FlowRemoved, Message, MeterBand, MeterModCommand, MpReplyBody,
+    MpRequestBody, MultipartReply, MultipartRequest, OfpMsg, PacketOut, PortStats, PortStatus,
+    MF_PKTPS, NO_BUFFER,
 };
 use crate::types::{MeterId, PortNo, TableId};
 use crate::util::coverage::{self, c};
@@ -59,6 +60,19 @@ pub const TABLE_CONFIG_DEPRECATED_MASK: u32 = 3;
 
 /// Below this many removed rules, freeing inline is cheaper than a thread.
 pub const FREE_LATER_MIN: usize = 4096;
+
+/// A bundle commit (OF1.4.1 §7.3.9.4): which COMMIT_REQUEST the batch of
+/// messages answers. The connection keeps bundles while they are built and
+/// hands the bridge their messages only at commit.
+#[derive(Clone, Debug)]
+pub struct BundleCommit {
+    /// The COMMIT_REQUEST's xid.
+    pub xid: u32,
+    /// The bundle.
+    pub bundle_id: u32,
+    /// The COMMIT_REQUEST's first bytes, echoed in its error.
+    pub head: Vec<u8>,
+}
 
 /// One answer to an OpenFlow request. The bridge never encodes: the session
 /// encodes each answer in the version it negotiated (and splits multipart
@@ -379,6 +393,53 @@ impl Requests<'_> {
             }
             _ => fx.error(xid, OfpError::BadType, head),
         }
+    }
+
+    /// Commits a bundle: its messages (each with the first bytes of the
+    /// BUNDLE_ADD_MESSAGE that carried it) are applied in order as one
+    /// change, or not at all. On the first message that fails, every change
+    /// before it is undone (the tables are restored from a clone taken
+    /// first, which shares everything the bundle does not touch), that
+    /// message's error is sent referring to its BUNDLE_ADD_MESSAGE, and the
+    /// commit fails with OFPBFC_MSG_FAILED; no effect of the bundle (packet
+    /// out, port change, FLOW_REMOVED) escapes. On success the effects
+    /// follow in order and the commit is answered with COMMIT_REPLY. OVS:
+    /// `do_bundle_commit()`, which also reverts on failure whatever the
+    /// ATOMIC flag says.
+    pub fn commit_bundle(
+        &mut self,
+        commit: &BundleCommit,
+        msgs: Vec<(OfpMsg, Vec<u8>)>,
+        now_ms: u64,
+        fx: &mut Effects,
+    ) {
+        let saved = self.ofproto.clone();
+        let mut scratch = Effects::default();
+        for (msg, head) in msgs {
+            let before = scratch.answers.len();
+            self.handle(msg, &head, now_ms, &mut scratch);
+            let failed = scratch
+                .answers
+                .drain(before..)
+                .find(|a| matches!(a, Answer::Reply(OfReply::Error { .. })));
+            if let Some(error) = failed {
+                *self.ofproto = saved;
+                fx.answers.push(error);
+                fx.error(commit.xid, OfpError::BundleMsgFailed, &commit.head);
+                return;
+            }
+        }
+        fx.events.extend(scratch.events);
+        fx.ops.extend(scratch.ops);
+        fx.free_later.extend(scratch.free_later);
+        fx.reply(
+            commit.xid,
+            Message::BundleControl(BundleCtrl {
+                bundle_id: commit.bundle_id,
+                ctrl_type: BundleCtrlType::CommitReply,
+                flags: 0,
+            }),
+        );
     }
 
     /// Rule timeouts (FLOW_REMOVED with IDLE/HARD_TIMEOUT) and MAC aging;

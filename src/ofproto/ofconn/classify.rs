@@ -16,6 +16,9 @@ pub enum Route {
     Local,
     /// A ROLE_REQUEST: the connection manager owns the election.
     Role,
+    /// BUNDLE_CONTROL and BUNDLE_ADD_MESSAGE: the connection keeps bundles
+    /// and hands a committed one to the bridge.
+    Bundle,
     /// The bridge's request handler (tables, groups, meters, ports, stats,
     /// packet-out, barrier).
     Bridge,
@@ -122,6 +125,7 @@ pub fn classify(body: &Message, head: &[u8]) -> Class {
         | Message::SetAsync(_)
         | Message::SetAsyncUpdate(_) => Route::Local,
         Message::RoleRequest(_) => Route::Role,
+        Message::BundleControl(_) | Message::BundleAdd(_) => Route::Bundle,
         Message::FeaturesReply(_)
         | Message::GetConfigReply(_)
         | Message::PacketIn(_)

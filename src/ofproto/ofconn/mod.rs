@@ -42,11 +42,12 @@ pub mod txq;
 #[cfg(test)]
 mod tests;
 
+use crate::ofproto::request::BundleCommit;
 use crate::ofproto::FlowStatsJob;
 use crate::openflow::error::OfpError;
 use crate::openflow::message::{
-    AsyncConfig, ControllerRole, FlowRemoved, Message, NxMsg, OfpMsg, PacketIn, PortStatus,
-    RoleMsg, SwitchConfig, SwitchFeatures,
+    AsyncConfig, BundleCtrl, BundleCtrlType, ControllerRole, FlowRemoved, Message, NxMsg, OfpMsg,
+    PacketIn, PortStatus, RoleMsg, SwitchConfig, SwitchFeatures, BF_ATOMIC,
 };
 use crate::openflow::{self, DecodeError, Version, Versions};
 use crate::types::{DatapathId, TableId};
@@ -109,6 +110,10 @@ crate::counter_set! {
         port_status,
         /// PORT_STATUS messages dropped because the output queue was full.
         port_status_dropped,
+        /// Bundles handed to the bridge for commit.
+        bundles_committed,
+        /// Bundles discarded after BUNDLE_IDLE_TIMEOUT without use.
+        bundles_expired,
         /// Times the connection stopped reading because its output queue reached the budget.
         input_paused,
         /// Requests answered with an error because the bridge could not take them.
@@ -250,6 +255,9 @@ pub enum Event {
         version: Version,
         /// The messages, each with its first bytes for error replies.
         msgs: Vec<(OfpMsg, Vec<u8>)>,
+        /// `Some`: the messages are a bundle's, to be committed as one
+        /// change ([`crate::ofproto::request::Requests::commit_bundle`]).
+        bundle: Option<BundleCommit>,
     },
     /// A ROLE_REQUEST for the connection manager; answer with
     /// [`OfConn::handle_role`].
@@ -314,11 +322,41 @@ enum Blocker {
     Role { token: u64, xid: u32, head: Vec<u8> },
 }
 
+/// Most bundles one connection may hold open at once (OFPBFC_OUT_OF_BUNDLES
+/// beyond). OVS sets no number; we bound every peer-held resource.
+pub const MAX_BUNDLES: usize = 64;
+/// Most wire bytes of messages one connection's bundles may hold
+/// (OFPBFC_MSG_TOO_MANY beyond): room for about 300,000 typical FLOW_MODs,
+/// `ovs-ofctl --bundle add-flows` of a large table.
+pub const MAX_BUNDLE_BYTES: usize = 64 << 20;
+/// A bundle untouched this long is discarded with OFPBFC_TIMEOUT (OVS
+/// `BUNDLE_IDLE_TIMEOUT_DEFAULT`).
+pub const BUNDLE_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One bundle while it is built (OVS `struct ofp_bundle`).
+#[derive(Debug)]
+struct Bundle {
+    flags: u16,
+    closed: bool,
+    /// The messages, each with the first bytes of the BUNDLE_ADD_MESSAGE
+    /// that carried it (errors refer to that message, as OVS's do).
+    msgs: Vec<(OfpMsg, Vec<u8>)>,
+    /// Their wire bytes.
+    bytes: usize,
+    /// Last open, add or close.
+    used: Instant,
+    /// The message that created it, for the timeout error.
+    first_xid: u32,
+    first_head: Vec<u8>,
+}
+
 /// A frame cut from the input.
 #[derive(Debug)]
 struct Frame {
     msg: Result<OfpMsg, DecodeError>,
     head: Vec<u8>,
+    /// The message's length on the wire (what a bundle holding it costs).
+    len: usize,
 }
 
 impl Frame {
@@ -345,6 +383,11 @@ pub struct OfConn {
     flow_mod_table_id: bool,
     /// NXT_SET_CONTROLLER_ID: the id the controller gave this connection.
     controller_id: u16,
+    /// Bundles being built (OF1.4.1 §7.3.9), by id; each connection has its
+    /// own, as in OVS (`ofconn->bundles`).
+    bundles: std::collections::BTreeMap<u32, Bundle>,
+    /// Wire bytes of every message held in `bundles`.
+    bundle_bytes: usize,
     rx: Vec<u8>,
     rx_start: usize,
     held: Option<Frame>,
@@ -384,6 +427,8 @@ impl OfConn {
             role: ControllerRole::Equal,
             flow_mod_table_id: false,
             controller_id: 0,
+            bundles: std::collections::BTreeMap::new(),
+            bundle_bytes: 0,
             async_cfg: AsyncConfig::default(),
             switch_cfg: SwitchConfig {
                 flags: 0,
@@ -479,6 +524,9 @@ impl OfConn {
         }
         if self.work_now {
             min(self.now);
+        }
+        if let Some(u) = self.bundles.values().map(|b| b.used).min() {
+            min(u + BUNDLE_IDLE_TIMEOUT);
         }
         t
     }
@@ -728,6 +776,7 @@ impl OfConn {
                 return;
             }
         }
+        self.expire_bundles(now);
         match &self.state {
             State::Hello { deadline } if now >= *deadline => {
                 self.close(CloseReason::HelloTimeout);
@@ -958,7 +1007,7 @@ impl OfConn {
                         self.rx = Vec::new();
                     }
                 }
-                Some(Frame { msg, head })
+                Some(Frame { msg, head, len })
             }
             Ok(_) => None,
             Err(_) => {
@@ -966,6 +1015,7 @@ impl OfConn {
                 // resynchronised.
                 let head = buf[..buf.len().min(ERROR_DATA_LEN)].to_vec();
                 let xid = openflow::header(buf).map(|h| h.xid).unwrap_or(0);
+                let len = self.rx.len() - self.rx_start;
                 self.rx_start = self.rx.len();
                 Some(Frame {
                     msg: Err(DecodeError {
@@ -974,6 +1024,7 @@ impl OfConn {
                         fatal: true,
                     }),
                     head,
+                    len,
                 })
             }
         }
@@ -1006,6 +1057,7 @@ impl OfConn {
                         self.held = Some(Frame {
                             msg: Err(e),
                             head: frame.head,
+                            len: frame.len,
                         });
                         self.flush_run(&mut run);
                         break;
@@ -1037,6 +1089,7 @@ impl OfConn {
                 self.held = Some(Frame {
                     msg: Ok(msg),
                     head: frame.head,
+                    len: frame.len,
                 });
                 self.flush_run(&mut run);
                 break;
@@ -1044,6 +1097,10 @@ impl OfConn {
             self.counters.rx_msgs.fetch_add(1, Relaxed);
             if refused {
                 self.send_error(msg.xid, OfpError::IsSlave, &frame.head);
+                continue;
+            }
+            if class.route == Route::Bundle {
+                self.bundle(msg, frame.head, frame.len);
                 continue;
             }
             self.local(class.route, msg, frame.head);
@@ -1069,6 +1126,7 @@ impl OfConn {
             token,
             version,
             msgs,
+            bundle: None,
         });
     }
 
@@ -1145,6 +1203,188 @@ impl OfConn {
         }
     }
 
+    /// Discards bundles idle for [`BUNDLE_IDLE_TIMEOUT`], each with
+    /// OFPBFC_TIMEOUT referring to the message that created it (OVS
+    /// `bundle_remove_expired()`).
+    fn expire_bundles(&mut self, now: Instant) {
+        let expired: Vec<u32> = self
+            .bundles
+            .iter()
+            .filter(|(_, b)| now >= b.used + BUNDLE_IDLE_TIMEOUT)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(b) = self.remove_bundle(id) {
+                self.counters.bundles_expired.fetch_add(1, Relaxed);
+                self.send_error(b.first_xid, OfpError::BundleTimeout, &b.first_head);
+            }
+        }
+    }
+
+    fn remove_bundle(&mut self, id: u32) -> Option<Bundle> {
+        let b = self.bundles.remove(&id)?;
+        self.bundle_bytes -= b.bytes;
+        Some(b)
+    }
+
+    /// BUNDLE_CONTROL and BUNDLE_ADD_MESSAGE (OF1.4.1 §7.3.9; OVS
+    /// `handle_bundle_control()`, `handle_bundle_add()`, `ofproto/bundles.c`):
+    /// the connection keeps the bundle and hands its messages to the bridge
+    /// only at commit, as one change. Every error that OVS answers with and
+    /// then forgets the bundle for (a second OPEN of an id, an add to or a
+    /// close of a closed bundle, mismatched flags) forgets it here too.
+    fn bundle(&mut self, msg: OfpMsg, head: Vec<u8>, len: usize) {
+        let xid = msg.xid;
+        let now = self.now;
+        match msg.body {
+            Message::BundleControl(c) => {
+                let reply = |t| {
+                    Message::BundleControl(BundleCtrl {
+                        bundle_id: c.bundle_id,
+                        ctrl_type: t,
+                        flags: 0,
+                    })
+                };
+                match c.ctrl_type {
+                    BundleCtrlType::OpenRequest => {
+                        if self.remove_bundle(c.bundle_id).is_some() {
+                            return self.send_error(xid, OfpError::BundleBadId, &head);
+                        }
+                        if self.bundles.len() >= MAX_BUNDLES {
+                            return self.send_error(xid, OfpError::BundleOutOfBundles, &head);
+                        }
+                        self.bundles.insert(
+                            c.bundle_id,
+                            Bundle {
+                                flags: c.flags,
+                                closed: false,
+                                msgs: Vec::new(),
+                                bytes: 0,
+                                used: now,
+                                first_xid: xid,
+                                first_head: head,
+                            },
+                        );
+                        self.send(xid, reply(BundleCtrlType::OpenReply));
+                    }
+                    BundleCtrlType::CloseRequest => {
+                        let error = match self.bundles.get_mut(&c.bundle_id) {
+                            None => Some(OfpError::BundleBadId),
+                            Some(b) if b.closed => Some(OfpError::BundleClosed),
+                            Some(b) if b.flags != c.flags => Some(OfpError::BundleBadFlags),
+                            Some(b) => {
+                                b.closed = true;
+                                b.used = now;
+                                None
+                            }
+                        };
+                        match error {
+                            Some(e) => {
+                                self.remove_bundle(c.bundle_id);
+                                self.send_error(xid, e, &head);
+                            }
+                            None => self.send(xid, reply(BundleCtrlType::CloseReply)),
+                        }
+                    }
+                    BundleCtrlType::DiscardRequest => match self.remove_bundle(c.bundle_id) {
+                        Some(_) => self.send(xid, reply(BundleCtrlType::DiscardReply)),
+                        None => self.send_error(xid, OfpError::BundleBadId, &head),
+                    },
+                    BundleCtrlType::CommitRequest => self.commit(xid, c, head),
+                    _ => self.send_error(xid, OfpError::BundleBadType, &head),
+                }
+            }
+            Message::BundleAdd(a) => {
+                // OVS bundles FLOW_MOD, GROUP_MOD, PORT_MOD and PACKET_OUT
+                // (`ofputil_decode_bundle_add()`); the codec has already
+                // refused nested bundles and checked length, version and xid.
+                if !matches!(
+                    a.message.body,
+                    Message::FlowMod(_)
+                        | Message::GroupMod(_)
+                        | Message::PortMod(_)
+                        | Message::PacketOut(_)
+                ) {
+                    return self.send_error(xid, OfpError::BundleMsgUnsup, &head);
+                }
+                let error = match self.bundles.get(&a.bundle_id) {
+                    Some(b) if b.closed => Some(OfpError::BundleClosed),
+                    Some(b) if b.flags != a.flags => Some(OfpError::BundleBadFlags),
+                    None if self.bundles.len() >= MAX_BUNDLES => Some(OfpError::BundleOutOfBundles),
+                    _ if self.bundle_bytes + len > MAX_BUNDLE_BYTES => {
+                        Some(OfpError::BundleMsgTooMany)
+                    }
+                    _ => None,
+                };
+                if let Some(e) = error {
+                    self.remove_bundle(a.bundle_id);
+                    return self.send_error(xid, e, &head);
+                }
+                // An add to an unknown bundle opens it (OVS
+                // `ofp_bundle_add_message()`).
+                let b = self.bundles.entry(a.bundle_id).or_insert_with(|| Bundle {
+                    flags: a.flags,
+                    closed: false,
+                    msgs: Vec::new(),
+                    bytes: 0,
+                    used: now,
+                    first_xid: xid,
+                    first_head: head.clone(),
+                });
+                b.used = now;
+                b.bytes += len;
+                b.msgs.push((*a.message, head));
+                self.bundle_bytes += len;
+            }
+            _ => self.send_error(xid, OfpError::BadType, &head),
+        }
+    }
+
+    /// COMMIT_REQUEST: the bundle is forgotten whatever the outcome; its
+    /// messages go to the bridge as one batch that commits or fails whole.
+    fn commit(&mut self, xid: u32, c: BundleCtrl, head: Vec<u8>) {
+        let Some(b) = self.remove_bundle(c.bundle_id) else {
+            return self.send_error(xid, OfpError::BundleBadId, &head);
+        };
+        if b.flags != c.flags {
+            return self.send_error(xid, OfpError::BundleBadFlags, &head);
+        }
+        // Port changes cannot be undone, so an atomic bundle may not hold one
+        // (OVS: "our port mods are not atomic"); the message and the commit
+        // both fail.
+        if b.flags & BF_ATOMIC != 0 {
+            if let Some((m, h)) = b
+                .msgs
+                .iter()
+                .find(|(m, _)| matches!(m.body, Message::PortMod(_)))
+            {
+                let (mx, mh) = (m.xid, h.clone());
+                self.send_error(mx, OfpError::BundleMsgFailed, &mh);
+                return self.send_error(xid, OfpError::BundleMsgFailed, &head);
+            }
+        }
+        let Some(version) = self.version() else {
+            return;
+        };
+        self.counters.bundles_committed.fetch_add(1, Relaxed);
+        let token = self.next_token;
+        self.next_token += 1;
+        self.blocker = Some(Blocker::Bridge {
+            token,
+            requests: vec![(xid, head.get(1).copied().unwrap_or(0), head.clone())],
+        });
+        self.events.push_back(Event::Requests {
+            token,
+            version,
+            msgs: b.msgs,
+            bundle: Some(BundleCommit {
+                xid,
+                bundle_id: c.bundle_id,
+                head,
+            }),
+        });
+    }
+
     /// The Nicira session messages `ovs-ofctl` sends to an OpenFlow 1.0
     /// switch (OVS `handle_nxt_set_flow_format()`,
     /// `handle_nxt_flow_mod_table_id()`, `handle_nxt_set_packet_in_format()`,
@@ -1168,6 +1408,8 @@ impl OfConn {
         let xid = msg.xid;
         match route {
             Route::Hello => {}
+            // Not reached: bundles are handled by process() (bundle()).
+            Route::Bundle => {}
             Route::NotForSwitch => self.send_error(xid, OfpError::BadType, &head),
             // Not reached: bridge messages travel in batches (process()).
             Route::Bridge => {}

@@ -6,8 +6,8 @@ use super::*;
 use crate::ofproto::Ofproto;
 use crate::openflow::action::{Action, Instruction};
 use crate::openflow::message::{
-    FlowMod, FlowModCommand, FlowStatsRequest, MpRequestBody, MultipartRequest, PacketOut,
-    PortDesc, NO_BUFFER,
+    BundleAdd, BundleCtrl, BundleCtrlType, FlowMod, FlowModCommand, FlowStatsRequest,
+    MpRequestBody, MultipartRequest, PacketOut, PortDesc, PortMod, BF_ATOMIC, NO_BUFFER,
 };
 use crate::openflow::oxm::{Match, OxmField, OxmId};
 use crate::types::{Cookie, GroupId, MacAddr, PortNo};
@@ -929,4 +929,216 @@ fn packet_ins_are_rate_limited_per_kind() {
         p.c.handle_async(&port_status(), p.now);
     }
     assert_eq!(p.take().len(), 20);
+}
+
+// ---- bundles -------------------------------------------------------------------
+
+/// A connection negotiated in OpenFlow 1.4 (bundles are standard there),
+/// without probes (the bundle timeout tests let time pass).
+fn up14() -> Peer {
+    let mut s = settings();
+    s.probe_interval = None;
+    let mut p = Peer::new(s);
+    p.send(&raw(5, 0, 1, &[]));
+    assert_eq!(p.c.version(), Some(Version::V1_4));
+    p.events.clear();
+    p
+}
+
+fn send14(p: &mut Peer, xid: u32, body: Message) {
+    let b = openflow::encode_to_vec_in(Version::V1_4, &OfpMsg { xid, body }).expect("encode");
+    p.send(&b);
+}
+
+fn bctrl(id: u32, t: BundleCtrlType, flags: u16) -> Message {
+    Message::BundleControl(BundleCtrl {
+        bundle_id: id,
+        ctrl_type: t,
+        flags,
+    })
+}
+
+fn badd(id: u32, flags: u16, xid: u32, body: Message) -> Message {
+    Message::BundleAdd(BundleAdd {
+        bundle_id: id,
+        flags,
+        message: Box::new(OfpMsg { xid, body }),
+    })
+}
+
+/// OFPET_BUNDLE_FAILED (17) and a code, as a 1.4 peer reads it.
+fn bfc(code: u16) -> Option<(u16, u16)> {
+    Some((17, code))
+}
+
+#[test]
+fn a_bundle_is_built_here_and_committed_by_the_bridge_as_one_batch() {
+    use BundleCtrlType as T;
+    let mut p = up14();
+    send14(&mut p, 1, bctrl(7, T::OpenRequest, BF_ATOMIC));
+    let got = p.take();
+    assert_eq!((got[0].msg_type, got[0].xid), (33, 1), "OPEN_REPLY");
+    send14(&mut p, 2, badd(7, BF_ATOMIC, 2, flow_mod(0)));
+    send14(&mut p, 3, badd(7, BF_ATOMIC, 3, flow_mod(1)));
+    assert!(p.take().is_empty(), "adds have no reply");
+    assert!(
+        p.batch().is_none(),
+        "nothing reaches the bridge before commit"
+    );
+    send14(&mut p, 4, bctrl(7, T::CloseRequest, BF_ATOMIC));
+    assert_eq!(p.take()[0].xid, 4, "CLOSE_REPLY");
+    // An add to a closed bundle fails and forgets it (OVS).
+    send14(&mut p, 5, badd(7, BF_ATOMIC, 5, flow_mod(2)));
+    assert_eq!(p.take()[0].error(), bfc(4), "BUNDLE_CLOSED");
+    send14(&mut p, 6, bctrl(7, T::CommitRequest, BF_ATOMIC));
+    assert_eq!(p.take()[0].error(), bfc(2), "BAD_ID: it was forgotten");
+    // Again, committed: the bridge gets both messages, marked as a bundle.
+    send14(&mut p, 10, badd(8, 0, 10, flow_mod(0)));
+    send14(&mut p, 11, badd(8, 0, 11, flow_mod(1)));
+    send14(&mut p, 12, bctrl(8, T::CommitRequest, 0));
+    let ev = p
+        .events
+        .iter()
+        .position(|e| matches!(e, Event::Requests { .. }))
+        .expect("a batch for the bridge");
+    let Event::Requests {
+        token,
+        msgs,
+        bundle,
+        ..
+    } = p.events.remove(ev)
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        msgs.iter().map(|(m, _)| m.xid).collect::<Vec<_>>(),
+        [10, 11]
+    );
+    let commit = bundle.expect("marked as a bundle commit");
+    assert_eq!((commit.xid, commit.bundle_id), (12, 8));
+    // Until the bridge answers, later input waits (replies stay in order).
+    send14(&mut p, 13, Message::EchoRequest(vec![]));
+    assert!(p.take().is_empty());
+    p.c.handle_replies(
+        token,
+        Some(vec![OfReply::Msg(OfpMsg {
+            xid: 12,
+            body: bctrl(8, T::CommitReply, 0),
+        })]),
+        p.now,
+    );
+    let got = p.take();
+    assert_eq!(got.iter().map(|g| g.xid).collect::<Vec<_>>(), [12, 13]);
+    assert_eq!(p.c.counters().snapshot().bundles_committed, 1);
+    // A bridge that cannot take the batch: one error, for the commit.
+    send14(&mut p, 20, badd(9, 0, 20, flow_mod(0)));
+    send14(&mut p, 21, bctrl(9, T::CommitRequest, 0));
+    let (token, _) = p.batch().expect("batch");
+    p.c.handle_replies(token, None, p.now);
+    let got = p.take();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].xid, 21);
+}
+
+#[test]
+fn bundle_errors_are_ovs_s() {
+    use BundleCtrlType as T;
+    let mut p = up14();
+    // A second OPEN of an id: BAD_ID, and the first is forgotten too.
+    send14(&mut p, 1, bctrl(1, T::OpenRequest, 0));
+    send14(&mut p, 2, bctrl(1, T::OpenRequest, 0));
+    let got = p.take();
+    assert_eq!(got[1].error(), bfc(2));
+    send14(&mut p, 3, bctrl(1, T::DiscardRequest, 0));
+    assert_eq!(p.take()[0].error(), bfc(2));
+    // Flags must match the bundle's.
+    send14(&mut p, 4, bctrl(2, T::OpenRequest, BF_ATOMIC));
+    send14(&mut p, 5, badd(2, 0, 5, flow_mod(0)));
+    assert_eq!(p.take()[1].error(), bfc(7), "BAD_FLAGS");
+    // Only FLOW_MOD, GROUP_MOD, PORT_MOD and PACKET_OUT can be bundled.
+    send14(&mut p, 6, badd(3, 0, 6, Message::BarrierRequest));
+    assert_eq!(p.take()[0].error(), bfc(10), "MSG_UNSUP");
+    // An atomic bundle cannot hold a port change (it cannot be undone):
+    // the message and the commit fail, nothing reaches the bridge.
+    let pm = Message::PortMod(PortMod {
+        port_no: PortNo(1),
+        hw_addr: MacAddr([0; 6]),
+        config: 0,
+        mask: 0,
+        advertise: 0,
+    });
+    send14(&mut p, 7, badd(4, BF_ATOMIC, 7, pm));
+    send14(&mut p, 8, bctrl(4, T::CommitRequest, BF_ATOMIC));
+    let got = p.take();
+    assert_eq!((got[0].xid, got[0].error()), (7, bfc(13)));
+    assert_eq!((got[1].xid, got[1].error()), (8, bfc(13)));
+    assert!(p.batch().is_none());
+    // Replies to a bundle's own requests are BAD_TYPE.
+    send14(&mut p, 9, bctrl(5, T::OpenReply, 0));
+    assert_eq!(p.take()[0].error(), bfc(6));
+    // Bounded: at most MAX_BUNDLES open bundles ...
+    for id in 0..MAX_BUNDLES as u32 {
+        send14(&mut p, 100 + id, bctrl(1000 + id, T::OpenRequest, 0));
+    }
+    let got = p.take();
+    assert_eq!(got.iter().filter(|g| g.error().is_some()).count(), 0);
+    send14(&mut p, 99, bctrl(5000, T::OpenRequest, 0));
+    assert_eq!(p.take()[0].error(), bfc(5), "OUT_OF_BUNDLES");
+    // ... idle ones expire after BUNDLE_IDLE_TIMEOUT with TIMEOUT errors
+    // naming the message that opened each, and the room comes back.
+    p.advance(BUNDLE_IDLE_TIMEOUT + Duration::from_millis(1));
+    let got = p.take();
+    let timeouts: Vec<u32> = got
+        .iter()
+        .filter(|g| g.error() == bfc(14))
+        .map(|g| g.xid)
+        .collect();
+    assert!(timeouts.len() >= MAX_BUNDLES, "{timeouts:?}");
+    assert!(timeouts.contains(&100));
+    send14(&mut p, 98, bctrl(5000, T::OpenRequest, 0));
+    assert!(p.take()[0].error().is_none());
+}
+
+#[test]
+fn bundles_are_bounded_in_bytes() {
+    let mut p = up14();
+    // FLOW_MODs with 32 KB of actions each, until the byte budget refuses.
+    let big = |n: u32| {
+        let mut f = flow_mod(0);
+        if let Message::FlowMod(fm) = &mut f {
+            fm.priority = n as u16;
+            fm.instructions = vec![Instruction::ApplyActions(vec![
+                Action::Output {
+                    port: PortNo(1),
+                    max_len: 0
+                };
+                2000
+            ])];
+        }
+        f
+    };
+    let each = openflow::encode_to_vec_in(
+        Version::V1_4,
+        &OfpMsg {
+            xid: 1,
+            body: badd(1, 0, 1, big(0)),
+        },
+    )
+    .expect("encode")
+    .len();
+    let mut refused = None;
+    for n in 0..(MAX_BUNDLE_BYTES / each + 10) as u32 {
+        send14(&mut p, n + 1, badd(1, 0, n + 1, big(n)));
+        if let Some(g) = p.take().into_iter().find(|g| g.error().is_some()) {
+            refused = Some((n, g.error()));
+            break;
+        }
+        assert!(p.c.rx_len() < 1 << 20);
+    }
+    let (n, e) = refused.expect("the byte budget refused an add");
+    assert_eq!(e, bfc(12), "MSG_TOO_MANY");
+    assert_eq!(n as usize, MAX_BUNDLE_BYTES / each, "refused at the budget");
+    // The bundle was forgotten with its bytes: a new one has room.
+    send14(&mut p, 1, badd(2, 0, 1, big(0)));
+    assert!(p.take().is_empty());
 }

@@ -432,3 +432,139 @@ fn barriers_wait_only_when_a_megaflow_may_be_stale() {
     b.released(6);
     assert_eq!(b.plan(true, 6, true), BarrierPlan::AnswerNow);
 }
+
+/// A FLOW_MOD ADD in table 0 at `priority` whose actions are `actions`.
+fn add_flow(priority: u16, actions: Vec<Action>) -> Message {
+    use crate::openflow::action::Instruction;
+    use crate::openflow::message::{FlowMod, FlowModCommand};
+    Message::FlowMod(FlowMod {
+        cookie: crate::types::Cookie(priority as u64),
+        cookie_mask: 0,
+        table_id: TableId(0),
+        command: FlowModCommand::Add,
+        idle_timeout: 0,
+        hard_timeout: 0,
+        priority,
+        buffer_id: NO_BUFFER,
+        out_port: PortNo::ANY,
+        out_group: GroupId::ANY,
+        flags: crate::ofproto::FF_SEND_FLOW_REM,
+        match_: Default::default(),
+        instructions: vec![Instruction::ApplyActions(actions)],
+    })
+}
+
+fn all_group(id: u32) -> Message {
+    Message::GroupMod(GroupMod {
+        command: GroupModCommand::Add,
+        group_type: GroupType::All,
+        group_id: GroupId(id),
+        buckets: vec![Bucket {
+            weight: 0,
+            watch_port: PortNo::ANY,
+            watch_group: GroupId::ANY,
+            actions: vec![Action::Output {
+                port: PortNo(1),
+                max_len: 0,
+            }],
+        }],
+    })
+}
+
+impl Switch {
+    /// Commits `bodies` as one bundle (xids 1..), commit xid 99.
+    fn commit(&mut self, bodies: Vec<Message>) -> Effects {
+        let msgs = bodies
+            .into_iter()
+            .zip(1u32..)
+            .map(|(body, xid)| (OfpMsg { xid, body }, vec![4, 34, 0, 16]))
+            .collect();
+        let counters = |_: PortNo| None;
+        let mut rq = Requests {
+            ofproto: &mut self.of,
+            view: &self.view,
+            port_counters: &counters,
+        };
+        let mut fx = Effects::default();
+        let commit = BundleCommit {
+            xid: 99,
+            bundle_id: 5,
+            head: vec![5, 33, 0, 16],
+        };
+        rq.commit_bundle(&commit, msgs, 1000, &mut fx);
+        rq.publish();
+        fx
+    }
+}
+
+fn answers(fx: &Effects) -> Vec<(u32, Option<OfpError>)> {
+    fx.answers
+        .iter()
+        .map(|a| match a {
+            Answer::Reply(OfReply::Error { xid, error, .. }) => (*xid, Some(*error)),
+            Answer::Reply(OfReply::Msg(m)) => (m.xid, None),
+            _ => (0, None),
+        })
+        .collect()
+}
+
+#[test]
+fn a_bundle_commits_whole_or_not_at_all() {
+    let mut sw = Switch::new();
+    let before = sw.of.n_rules();
+    // The third message names a group that does not exist: the first two
+    // are undone, its error refers to it, the commit fails, nothing escapes.
+    let fx = sw.commit(vec![
+        add_flow(10, vec![]),
+        all_group(5),
+        add_flow(11, vec![Action::Group(GroupId(9))]),
+    ]);
+    assert_eq!(
+        answers(&fx),
+        [
+            (3, Some(OfpError::BadOutGroup)),
+            (99, Some(OfpError::BundleMsgFailed))
+        ]
+    );
+    assert_eq!(sw.of.n_rules(), before);
+    assert!(sw.of.group_descs().is_empty());
+    assert!(fx.events.is_empty() && fx.ops.is_empty());
+    // A good bundle: every change at once and COMMIT_REPLY.
+    let fx = sw.commit(vec![
+        add_flow(10, vec![]),
+        all_group(5),
+        add_flow(11, vec![Action::Group(GroupId(5))]),
+    ]);
+    assert_eq!(answers(&fx), [(99, None)]);
+    assert!(matches!(
+        &fx.answers[0],
+        Answer::Reply(OfReply::Msg(OfpMsg {
+            body: Message::BundleControl(BundleCtrl {
+                ctrl_type: BundleCtrlType::CommitReply,
+                bundle_id: 5,
+                ..
+            }),
+            ..
+        }))
+    ));
+    assert_eq!(sw.of.n_rules(), before + 2);
+    assert_eq!(sw.of.group_descs().len(), 1);
+    // A bundle that deletes what asked for FLOW_REMOVED and then fails
+    // reports nothing; the same bundle succeeding reports the removals.
+    use crate::openflow::message::{FlowMod, FlowModCommand};
+    let delete_all = Message::FlowMod(FlowMod {
+        command: FlowModCommand::Delete,
+        table_id: TableId::ALL,
+        ..match add_flow(0, vec![]) {
+            Message::FlowMod(f) => f,
+            _ => unreachable!(),
+        }
+    });
+    let fx = sw.commit(vec![delete_all.clone(), all_group(5)]);
+    assert_eq!(answers(&fx)[0], (2, Some(OfpError::GroupExists)));
+    assert!(fx.events.is_empty());
+    assert_eq!(sw.of.n_rules(), before + 2);
+    let fx = sw.commit(vec![delete_all]);
+    assert_eq!(answers(&fx), [(99, None)]);
+    assert_eq!(fx.events.len(), 2, "two FLOW_REMOVED");
+}
