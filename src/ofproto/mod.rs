@@ -381,12 +381,15 @@ impl Ofproto {
     /// Inserts or replaces; returns the replaced rule.
     fn install(&mut self, rule: Arc<Rule>) -> Option<Arc<Rule>> {
         self.touch();
-        self.account(&rule, true);
         let t = Arc::make_mut(&mut self.tables[rule.table_id.0 as usize]);
         let old = t.insert(rule.clone());
+        // The replaced rule first: a re-added rule keeps its id, and
+        // accounting it after the new one would take the new one out of
+        // `timed` (its timeouts would never fire).
         if let Some(o) = &old {
             self.account(o, false);
         }
+        self.account(&rule, true);
         old
     }
 

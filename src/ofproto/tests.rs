@@ -433,6 +433,31 @@ fn timeouts_expire_with_reasons_and_used_time() {
     assert!(o.expire(1_000_000).is_empty());
 }
 
+#[test]
+fn re_adding_an_identical_rule_restarts_its_timers_and_keeps_its_counters() {
+    // Controllers refresh learned hosts this way (issue 10 §6; OVS
+    // add_flow() replacing a rule gives the new one a new creation time).
+    let mut o = switch(1);
+    let mut r = add(0, 1, ip_src(1), vec![]);
+    r.idle_timeout = 10;
+    r.hard_timeout = 30;
+    let first = o.flow_mod(&r, 0).unwrap().added.unwrap();
+    first.add_stats(3, 180, 1000);
+    // Re-added at 9 s: neither timer fires where the first would have.
+    o.flow_mod(&r, 9_000).unwrap();
+    assert!(o.expire(10_500).is_empty(), "idle restarted");
+    let gone = o.expire(19_000);
+    assert_eq!((gone.len(), gone[0].1), (1, RR_IDLE_TIMEOUT));
+    assert_eq!(gone[0].0.stats(), (3, 180), "counters kept without RESET_COUNTS");
+    // Hard timeout: re-added at 25 s, alive at 31 s, gone at 55 s.
+    r.idle_timeout = 0;
+    o.flow_mod(&r, 0).unwrap();
+    o.flow_mod(&r, 25_000).unwrap();
+    assert!(o.expire(31_000).is_empty(), "hard restarted");
+    let gone = o.expire(55_000);
+    assert_eq!((gone.len(), gone[0].1), (1, RR_HARD_TIMEOUT));
+}
+
 // ---- snapshots --------------------------------------------------------------------
 
 #[test]
