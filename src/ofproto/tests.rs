@@ -448,7 +448,11 @@ fn re_adding_an_identical_rule_restarts_its_timers_and_keeps_its_counters() {
     assert!(o.expire(10_500).is_empty(), "idle restarted");
     let gone = o.expire(19_000);
     assert_eq!((gone.len(), gone[0].1), (1, RR_IDLE_TIMEOUT));
-    assert_eq!(gone[0].0.stats(), (3, 180), "counters kept without RESET_COUNTS");
+    assert_eq!(
+        gone[0].0.stats(),
+        (3, 180),
+        "counters kept without RESET_COUNTS"
+    );
     // Hard timeout: re-added at 25 s, alive at 31 s, gone at 55 s.
     r.idle_timeout = 0;
     o.flow_mod(&r, 0).unwrap();

@@ -42,12 +42,13 @@ pub mod txq;
 #[cfg(test)]
 mod tests;
 
+use crate::ofproto::match_::match_to_key;
 use crate::ofproto::request::BundleCommit;
 use crate::ofproto::FlowStatsJob;
 use crate::openflow::error::OfpError;
 use crate::openflow::message::{
-    AsyncConfig, BundleCtrl, BundleCtrlType, ControllerRole, FlowRemoved, Message, NxMsg, OfpMsg,
-    PacketIn, PortStatus, RoleMsg, SwitchConfig, SwitchFeatures, BF_ATOMIC,
+    AsyncConfig, BundleCtrl, BundleCtrlType, ControllerRole, FlowModCommand, FlowRemoved, Message,
+    NxMsg, OfpMsg, PacketIn, PortStatus, RoleMsg, SwitchConfig, SwitchFeatures, BF_ATOMIC,
 };
 use crate::openflow::{self, DecodeError, Version, Versions};
 use crate::types::{DatapathId, TableId};
@@ -1306,6 +1307,20 @@ impl OfConn {
                         | Message::PacketOut(_)
                 ) {
                     return self.send_error(xid, OfpError::BundleMsgUnsup, &head);
+                }
+                // What can be checked without the tables is checked as the
+                // message is added (OVS `handle_bundle_add()`): such an add
+                // fails on its own and leaves the bundle as it was. What
+                // depends on the tables (groups, meters, ports, overlaps) is
+                // checked at commit against the state the bundle builds, so
+                // a bundle may use a group it adds earlier.
+                if let Message::FlowMod(fm) = &a.message.body {
+                    let table = (fm.command == FlowModCommand::Add
+                        && fm.table_id.0 >= TableId::N_TABLES)
+                        .then_some(OfpError::BadTableId);
+                    if let Some(e) = table.or(match_to_key(&fm.match_).err()) {
+                        return self.send_error(xid, e, &head);
+                    }
                 }
                 let error = match self.bundles.get(&a.bundle_id) {
                     Some(b) if b.closed => Some(OfpError::BundleClosed),

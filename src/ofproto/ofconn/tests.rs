@@ -1073,6 +1073,23 @@ fn bundle_errors_are_ovs_s() {
     assert_eq!((got[0].xid, got[0].error()), (7, bfc(13)));
     assert_eq!((got[1].xid, got[1].error()), (8, bfc(13)));
     assert!(p.batch().is_none());
+    // What needs no tables is checked at add: the add fails alone and the
+    // bundle keeps the rest (OVS handle_bundle_add()).
+    let mut bad_match = flow_mod(0);
+    if let Message::FlowMod(fm) = &mut bad_match {
+        fm.match_ = Match {
+            fields: vec![OxmField::exact(OxmId::IpProto, 6)],
+        };
+    }
+    send14(&mut p, 30, badd(6, 0, 30, bad_match));
+    assert_eq!(p.take()[0].error(), Some((4, 9)), "BAD_MATCH/BAD_PREREQ");
+    send14(&mut p, 31, badd(6, 0, 31, flow_mod(255)));
+    assert_eq!(p.take()[0].error(), Some((5, 2)), "FLOW_MOD_FAILED/BAD_TABLE_ID");
+    send14(&mut p, 32, badd(6, 0, 32, flow_mod(3)));
+    send14(&mut p, 33, bctrl(6, T::CommitRequest, 0));
+    let (_, msgs) = p.batch().expect("the bundle still commits");
+    assert_eq!(msgs.iter().map(|m| m.xid).collect::<Vec<_>>(), [32]);
+    let mut p = up14();
     // Replies to a bundle's own requests are BAD_TYPE.
     send14(&mut p, 9, bctrl(5, T::OpenReply, 0));
     assert_eq!(p.take()[0].error(), bfc(6));
