@@ -1267,6 +1267,63 @@ fn vlan_edits_commit_their_net_change() {
                 DpAction::Output(PortNo(1)),
             ],
         ),
+        // The first MPLS label goes on with its final value...
+        (
+            key(4),
+            vec![
+                set(OxmId::Ipv4Src, 9),
+                Action::PushMpls(0x8847),
+                set(OxmId::MplsLabel, 100),
+                Action::SetMplsTtl(7),
+                out(1),
+            ],
+            vec![
+                DpAction::SetField {
+                    field: Field::NwSrc,
+                    value: 9,
+                    mask: 0xffff_ffff,
+                },
+                DpAction::PushMpls {
+                    ethertype: 0x8847,
+                    lse: (100 << 12) | 0x100 | 7,
+                },
+                DpAction::Output(PortNo(1)),
+            ],
+        ),
+        // ...and a pop back to what it covered undoes it, while edits of the
+        // IP payload under it stay.
+        (
+            key(4),
+            vec![
+                Action::PushMpls(0x8847),
+                Action::SetMplsTtl(7),
+                set(OxmId::Ipv4Dst, 9),
+                Action::PopMpls(0x0800),
+                out(1),
+            ],
+            vec![
+                DpAction::SetField {
+                    field: Field::NwDst,
+                    value: 9,
+                    mask: 0xffff_ffff,
+                },
+                DpAction::Output(PortNo(1)),
+            ],
+        ),
+        // A pop to another ethertype needs the push (no action sets an
+        // ethertype alone).
+        (
+            key(4),
+            vec![Action::PushMpls(0x8847), Action::PopMpls(0x86dd), out(1)],
+            vec![
+                DpAction::PushMpls {
+                    ethertype: 0x8847,
+                    lse: 0x100 | 64,
+                },
+                DpAction::PopMpls { ethertype: 0x86dd },
+                DpAction::Output(PortNo(1)),
+            ],
+        ),
         // Other fields still commit as their net change.
         (
             key(4),
@@ -1368,6 +1425,16 @@ fn group_buckets_commit_against_what_the_packet_is() {
         ]
     );
     assert_eq!(x.wc.get(Field::VlanTci), 0xffff);
+    // A bucket's MPLS push cannot be taken back for the actions after it.
+    add_group(
+        &mut o,
+        GroupType::All,
+        4,
+        vec![bucket(0, vec![Action::PushMpls(0x8847), out(1)])],
+    )
+    .unwrap();
+    let x = xl_actions(&mut o, &key(3), vec![Action::Group(GroupId(4)), out(2)]);
+    assert_eq!(x.error, Some(super::xlate::XlateError::Unrestorable));
     // Tags under the frame's outer one cannot come back: a counted drop.
     let before = crate::util::coverage::c::xlate_unrestorable.load(Ordering::Relaxed);
     let x = xl_actions(&mut o, &k, vec![Action::Group(GroupId(3)), out(2)]);

@@ -362,6 +362,23 @@ struct Vlans {
     frame: u16,
 }
 
+/// The key fields a `push_mpls` onto a packet without labels changes.
+const MPLS_STATE: [Field; 5] = [
+    Field::DlType,
+    Field::MplsLse,
+    Field::MplsLse1,
+    Field::MplsLse2,
+    Field::MplsInner,
+];
+
+/// The key's [`MPLS_STATE`] before the last `push_mpls` onto a packet
+/// without labels (value, written and dirty bits), for a `pop_mpls` that
+/// undoes it before it was committed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct MplsPush {
+    before: [(u128, u128, u128); 5],
+}
+
 /// What a commit must emit for one field: the bits to write (whole parts that
 /// were written since the last commit, not only the bits that happen to
 /// differ) and the bits to un-wildcard (a packet value being restored).
@@ -454,6 +471,8 @@ struct Ctx<'a> {
     vl: Vlans,
     /// The datapath packet's VLAN headers, as committed.
     base_vl: Vlans,
+    /// What the first MPLS push covered (see [`Ctx::commit_mpls`]).
+    mpls_push: Option<MplsPush>,
     out: XlateOutput,
     action_set: ActionSet,
     table_id: u8,
@@ -485,6 +504,7 @@ impl<'a> Ctx<'a> {
             base_written: FlowKey::default(),
             vl: Vlans::default(),
             base_vl: Vlans::default(),
+            mpls_push: None,
             out: XlateOutput {
                 version: snap.version,
                 ..XlateOutput::default()
@@ -584,6 +604,13 @@ impl<'a> Ctx<'a> {
     /// changed field. Nothing is emitted for what did not change in net.
     fn commit(&mut self) {
         self.commit_vlan();
+        self.commit_mpls();
+        if self.flow.get(Field::DlType) != self.base.get(Field::DlType) {
+            // Only a group bucket's copy coming back can leave them apart:
+            // the bucket pushed or popped an encapsulation the packet has
+            // (or lacks) now, and there is no action that sets an ethertype.
+            return self.fail(XlateError::Unrestorable);
+        }
         for f in COMMIT_FIELDS {
             self.commit_bits(f, f.full_mask());
         }
@@ -745,6 +772,35 @@ impl<'a> Ctx<'a> {
             return self.fail(XlateError::Unrestorable);
         }
         self.push_tags(&f, c);
+    }
+
+    /// Emits a pending first MPLS push: the working packet has one label
+    /// and the committed one none (pushes onto labels, and pops, are emitted
+    /// as they come). The entry goes on with its final value, so label, TC
+    /// and TTL edits after the push cost nothing (OVS commit_mpls_action()).
+    /// Emitted before COMMIT_FIELDS, whose L3 rewrites then reach the payload
+    /// under the label (as the executor does for MPLS frames), the order the
+    /// actions came in.
+    fn commit_mpls(&mut self) {
+        let mpls = |t: u128| t as u16 == eth_type::MPLS || t as u16 == eth_type::MPLS_MCAST;
+        let dl = self.flow.get(Field::DlType);
+        if mpls(self.base.get(Field::DlType)) || !mpls(dl) {
+            return;
+        }
+        if self.flow.get(Field::MplsLse) & MPLS_BOS as u128 == 0 {
+            // More than one label on a packet that has none: a group
+            // bucket's copy coming back after the bucket popped them.
+            return self.fail(XlateError::Unrestorable);
+        }
+        self.emit(DpAction::PushMpls {
+            ethertype: dl as u16,
+            lse: self.flow.get(Field::MplsLse) as u32,
+        });
+        for f in MPLS_STATE {
+            self.base.set(f, self.flow.get(f));
+            self.base_written.set(f, self.written.get(f));
+            self.dirty.set(f, 0);
+        }
     }
 
     /// Emits pushes of `v`'s tags from index `from` outwards.
@@ -1062,6 +1118,9 @@ impl<'a> Ctx<'a> {
         if n >= MAX_MPLS_LABELS {
             return self.fail(XlateError::TooManyMplsLabels);
         }
+        // Edits so far go on the packet before it gets its first label (OVS
+        // compose_mpls_push_action() commits there too); a push onto labels
+        // is emitted now, the first one only at the next commit.
         self.commit();
         let lse = if n == 0 {
             let ip = dl == eth_type::IPV4 || dl == eth_type::IPV6;
@@ -1082,7 +1141,15 @@ impl<'a> Ctx<'a> {
         } else {
             (self.read(Field::MplsLse) as u32) & !MPLS_BOS
         };
-        self.emit(DpAction::PushMpls { ethertype, lse });
+        if n == 0 {
+            let mut before = [(0, 0, 0); 5];
+            for (b, f) in before.iter_mut().zip(MPLS_STATE) {
+                *b = (self.flow.get(f), self.written.get(f), self.dirty.get(f));
+            }
+            self.mpls_push = Some(MplsPush { before });
+        } else {
+            self.emit(DpAction::PushMpls { ethertype, lse });
+        }
         if n == 0 {
             self.write(Field::MplsInner, dl as u128, 0xffff);
             self.write(Field::MplsLse1, 0, u32::MAX as u128);
@@ -1095,7 +1162,9 @@ impl<'a> Ctx<'a> {
         }
         self.write(Field::MplsLse, lse as u128, u32::MAX as u128);
         self.write(Field::DlType, ethertype as u128, 0xffff);
-        self.sync_base();
+        if n > 0 {
+            self.sync_base();
+        }
     }
 
     /// OFPAT_POP_MPLS: removes the outermost entry; `ethertype` is what
@@ -1110,6 +1179,29 @@ impl<'a> Ctx<'a> {
         if n == MAX_MPLS_LABELS && self.read_bits(Field::MplsLse2, MPLS_BOS as u128) == 0 {
             return self.fail(XlateError::TooManyMplsLabels);
         }
+        let pending =
+            n == 1 && !matches!(self.base.dl_type(), eth_type::MPLS | eth_type::MPLS_MCAST);
+        if let (Some(p), true) = (self.mpls_push, pending) {
+            // The first label, which nothing has seen. Back to what it
+            // covered, it never was; to another ethertype, it must be (the
+            // datapath has no action that only sets the ethertype).
+            // Edits of a payload that is not IP made while the label was on
+            // reached nothing (the datapath finds L3 under a label by the IP
+            // version nibble), so they must not reach the payload now.
+            let ip = matches!(p.before[0].0 as u16, eth_type::IPV4 | eth_type::IPV6);
+            let l3_edited = L3_FIELDS.iter().any(|&f| self.dirty.get(f) != 0);
+            if p.before[0].0 == ethertype as u128 && (ip || !l3_edited) {
+                self.mpls_push = None;
+                for (&(v, w, d), f) in p.before.iter().zip(MPLS_STATE) {
+                    self.flow.set(f, v);
+                    self.written.set(f, w);
+                    self.dirty.set(f, d);
+                }
+                return;
+            }
+        }
+        // Pops go on at once, so L3 edits after them see the payload (OVS
+        // commits pops before L3 set-fields for the same reason).
         self.commit();
         self.emit(DpAction::PopMpls { ethertype });
         let full = u32::MAX as u128;
@@ -1525,12 +1617,14 @@ impl<'a> Ctx<'a> {
             self.rule.clone(),
             self.stop,
             self.vl,
+            self.mpls_push,
         );
         self.do_actions(actions);
         self.flow = saved.0;
         self.written = saved.1;
         self.rule = saved.2;
         self.vl = saved.4;
+        self.mpls_push = saved.5;
         if self.out.budget.is_none() {
             self.stop = saved.3;
         }
@@ -1701,7 +1795,7 @@ impl<'a> Ctx<'a> {
         } else {
             pcp | VLAN_CFI | vlan
         };
-        let saved = (self.flow, self.written, self.vl);
+        let saved = (self.flow, self.written, self.vl, self.mpls_push);
         let cur = self.flow.vlan_tci();
         if cur != want {
             if want & VLAN_CFI == 0 {
@@ -1716,6 +1810,7 @@ impl<'a> Ctx<'a> {
         self.flow = saved.0;
         self.written = saved.1;
         self.vl = saved.2;
+        self.mpls_push = saved.3;
     }
 
     fn finish(mut self) -> XlateOutput {
