@@ -19,15 +19,21 @@
 //! a field (classifier lookup, NORMAL, TTL, select hashing) un-wildcards only the
 //! bits that still come from the packet. Header rewrites are committed lazily, as
 //! OVS `commit_odp_actions()` does: the context remembers what the datapath packet
-//! looks like (`base`, [`Ctx::base_vl`]) and, before each action that observes the
+//! looks like (`base`, `base_vl`) and, before each action that observes the
 //! packet (output, controller, and the MPLS/PBB pushes and pops, which the
 //! executor applies to the packet as it is then), emits only the net change that
 //! turns `base` into the working packet: VLAN pops, an in-place rewrite of the
-//! outermost surviving tag, pushes of the final tags ([`Ctx::commit_vlan`]), then
-//! one `SetField` per changed field. A tag pushed and popped again costs nothing;
-//! a `set_field` after a `push_vlan` is folded into the push. Bits set to
+//! outermost surviving tag, pushes of the final tags (`commit_vlan`), the first
+//! MPLS label with its final value (`commit_mpls`), pops of labels a group
+//! bucket pushed (`restore_mpls`), then one `SetField` per changed field. A tag
+//! pushed and popped again costs nothing; a `set_field` after a `push_vlan` or a
+//! first `push_mpls` is folded into the push. Edits are committed before a
+//! packet gets its first label, and pops of labels are emitted at once, so L3
+//! rewrites land where the naive order puts them (OVS's rules). Bits set to
 //! constants are emitted without reading the packet; only restoring a packet
-//! value (after a group bucket worked on a copy) needs the packet's bits.
+//! value (after a group bucket worked on a copy) needs the packet's bits. What a
+//! bucket did that the key cannot undo (popped tags under the frame's outer one,
+//! a PBB push/pop, labels popped) drops the packet (`XlateError::Unrestorable`).
 
 use super::mac_learning::{MacGuard, MacLearning};
 use super::match_::{eth_type, ip_proto, oxm_location};
@@ -379,6 +385,18 @@ struct MplsPush {
     before: [(u128, u128, u128); 5],
 }
 
+/// Entries in a key's MPLS label stack, up to the first with BoS (0 when
+/// the key is not MPLS); for the committed key, which needs no wildcarding.
+fn labels(k: &FlowKey) -> usize {
+    if !matches!(k.dl_type(), eth_type::MPLS | eth_type::MPLS_MCAST) {
+        return 0;
+    }
+    MPLS_LSES
+        .iter()
+        .position(|&f| k.get(f) & MPLS_BOS as u128 != 0)
+        .map_or(MAX_MPLS_LABELS, |i| i + 1)
+}
+
 /// What a commit must emit for one field: the bits to write (whole parts that
 /// were written since the last commit, not only the bits that happen to
 /// differ) and the bits to un-wildcard (a packet value being restored).
@@ -605,6 +623,7 @@ impl<'a> Ctx<'a> {
     fn commit(&mut self) {
         self.commit_vlan();
         self.commit_mpls();
+        self.restore_mpls();
         if self.flow.get(Field::DlType) != self.base.get(Field::DlType) {
             // Only a group bucket's copy coming back can leave them apart:
             // the bucket pushed or popped an encapsulation the packet has
@@ -792,6 +811,15 @@ impl<'a> Ctx<'a> {
             // bucket's copy coming back after the bucket popped them.
             return self.fail(XlateError::Unrestorable);
         }
+        // The entry and ethertype go on the wire: bits of them that are the
+        // packet's (a bucket popped the label, and this is it coming back)
+        // join the megaflow.
+        for f in [Field::DlType, Field::MplsLse] {
+            let unwritten = f.full_mask() & !self.written.get(f);
+            if unwritten != 0 {
+                self.out.wc.or_bits(f, unwritten);
+            }
+        }
         self.emit(DpAction::PushMpls {
             ethertype: dl as u16,
             lse: self.flow.get(Field::MplsLse) as u32,
@@ -800,6 +828,60 @@ impl<'a> Ctx<'a> {
             self.base.set(f, self.flow.get(f));
             self.base_written.set(f, self.written.get(f));
             self.dirty.set(f, 0);
+        }
+    }
+
+    /// After a group bucket pushed labels on the packet that the working
+    /// copy does not have, pops them again (as OVS `commit_mpls_action()`
+    /// pops what base has beyond the common labels): the labels under them
+    /// and the payload are the working packet's, whose values the field
+    /// commit then restores. Intermediate pops name 0x8847; the last one the
+    /// working packet's ethertype. Any other mismatch of the label stacks
+    /// cannot be undone ([`XlateError::Unrestorable`]).
+    fn restore_mpls(&mut self) {
+        let b_n = labels(&self.base);
+        if labels(&self.flow) == b_n {
+            // The common case, decided without reading the packet (whatever
+            // made the two differ read the fields it depended on).
+            return;
+        }
+        let f_n = self.mpls_count();
+        let dl = self.flow.get(Field::DlType);
+        let inner = if f_n == 0 {
+            dl
+        } else {
+            self.flow.get(Field::MplsInner)
+        };
+        if b_n < f_n || self.base.get(Field::MplsInner) != inner {
+            return self.fail(XlateError::Unrestorable);
+        }
+        let k = b_n - f_n;
+        for i in 0..k {
+            let ethertype = if i + 1 == k {
+                dl as u16
+            } else {
+                eth_type::MPLS
+            };
+            self.emit(DpAction::PopMpls { ethertype });
+        }
+        for (j, &to) in MPLS_LSES.iter().enumerate() {
+            // Entries the packet now has moved up; where it has none, the
+            // key's entries describe nothing, as in the working key.
+            let (v, w) = match MPLS_LSES.get(j + k) {
+                Some(&src) if j < f_n => (self.base.get(src), self.base_written.get(src)),
+                _ => (self.flow.get(to), self.written.get(to)),
+            };
+            self.base.set(to, v);
+            self.base_written.set(to, w);
+        }
+        self.base.set(Field::DlType, dl);
+        self.base_written
+            .set(Field::DlType, self.written.get(Field::DlType));
+        if f_n == 0 {
+            self.base
+                .set(Field::MplsInner, self.flow.get(Field::MplsInner));
+            self.base_written
+                .set(Field::MplsInner, self.written.get(Field::MplsInner));
         }
     }
 
