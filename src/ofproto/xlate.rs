@@ -328,9 +328,12 @@ const TCI_BITS: u128 = 0xefff;
 const TCI_PARTS: [u16; 2] = [0x0fff, 0xe000];
 
 /// Most VLAN tags a translation may have pushed (and not popped) at once.
-/// The key describes only the outer tag, so the tags under it are kept here;
-/// more than this many is refused ([`XlateError::TooManyVlanHeaders`]).
-pub const MAX_VLAN_PUSHED: usize = 8;
+/// The key describes only the outer tag, so the tags under it are kept in
+/// the translation context; more than this many is refused
+/// ([`XlateError::TooManyVlanHeaders`]). It is as many as a received
+/// packet's headroom holds (4 bytes each): the executor could not push
+/// more anyway.
+pub const MAX_VLAN_PUSHED: usize = crate::netdev::packet::HEADROOM / 4;
 
 /// A tag pushed by translation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
