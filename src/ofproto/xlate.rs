@@ -1015,7 +1015,7 @@ impl<'a> Ctx<'a> {
         t == eth_type::IPV4 || t == eth_type::IPV6
     }
 
-    /// Sets the working key's outer tag to `tag` (CFI set), as written bits.
+    /// Shows `tci` as the working key's outer tag (CFI set), as written bits.
     fn show_tag(&mut self, tci: u16) {
         self.flow
             .set(Field::VlanTci, (tci | VLAN_CFI) as u128 & 0xffff);
