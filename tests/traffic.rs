@@ -134,6 +134,65 @@ fn explicit_flows_restrict_and_vlans_isolate() {
     assert!(fdb.contains("   10  "), "{fdb}");
 }
 
+/// Issue 13: a pipeline that tags on ingress (table 0) and untags on
+/// egress (tables 1 and 2) changes nothing in net, so the megaflows the
+/// datapath runs are plain outputs — not
+/// `push_vlan(vid=0,...),set(vlan_tci=0xc8/0xfff),pop_vlan,2` — and
+/// `ofproto/trace` says the same; traffic flows.
+#[test]
+fn tag_untag_pipeline_installs_only_outputs() {
+    if !require(true, &["ovs-appctl", "ovs-ofctl", "ping"]) {
+        return;
+    }
+    let tag = uniq();
+    let hs = hosts(&tag, 2);
+    let ports: Vec<&str> = hs.iter().map(|h| h.port.as_str()).collect();
+    let br = format!("rvt{tag}");
+    let d = Daemon::start(&bridge_config(&br, &ports, "", ""));
+    assert!(wait_for(10, || d
+        .ofctl_ok("dump-ports-desc", &[])
+        .matches("addr:")
+        .count()
+        >= 3));
+    d.ofctl_ok("del-flows", &[]);
+    for (inp, table) in [(1, 1), (2, 2)] {
+        d.ofctl_ok(
+            "add-flow",
+            &[&format!(
+                "table=0,priority=10,in_port={inp},actions=push_vlan:0x8100,set_field:4296->vlan_vid,goto_table:{table}"
+            )],
+        );
+    }
+    d.ofctl_ok(
+        "add-flow",
+        &["table=1,dl_vlan=200,actions=pop_vlan,output:2"],
+    );
+    d.ofctl_ok(
+        "add-flow",
+        &["table=2,dl_vlan=200,actions=pop_vlan,output:1"],
+    );
+    assert!(
+        hs[0].ping(&ip(2), 2),
+        "h1 cannot reach h2\n{}",
+        d.log_text()
+    );
+    let flows = d.appctl_ok(&["dpctl/dump-flows"]);
+    eprintln!("{flows}");
+    assert!(
+        flows.contains("actions:2") && flows.contains("actions:1"),
+        "{flows}"
+    );
+    for a in ["push_vlan", "pop_vlan", "set("] {
+        assert!(!flows.contains(a), "{a} in\n{flows}");
+    }
+    let tr = d.appctl_ok(&[
+        "ofproto/trace",
+        &br,
+        &format!("in_port=1,dl_src={},dl_dst={}", hs[0].mac, hs[1].mac),
+    ]);
+    assert!(tr.contains("Datapath actions: 2\n"), "{tr}");
+}
+
 fn secure_config(tag: &str, ports: &[&str], controller_port: u16) -> String {
     bridge_config(
         &format!("rvs{tag}"),

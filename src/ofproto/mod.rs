@@ -568,6 +568,25 @@ impl Ofproto {
         now_ms: u64,
     ) -> Result<FlowModResult, OfpError> {
         self.validate_instructions(fm.table_id, &value, &mask, &fm.instructions)?;
+        self.insert_flow(fm, value, mask, now_ms)
+    }
+
+    /// Adds a rule without the instruction checks: for tests that hand
+    /// translation action lists a FLOW_MOD would refuse (a set-field whose
+    /// prerequisites an earlier table established).
+    #[cfg(test)]
+    fn add_flow_unchecked(&mut self, fm: &FlowMod) -> Result<FlowModResult, OfpError> {
+        let (value, mask) = match_::match_to_key(&fm.match_)?;
+        self.insert_flow(fm, value, mask, 0)
+    }
+
+    fn insert_flow(
+        &mut self,
+        fm: &FlowMod,
+        value: FlowKey,
+        mask: FlowKey,
+        now_ms: u64,
+    ) -> Result<FlowModResult, OfpError> {
         let t = &self.tables[fm.table_id.0 as usize];
         if fm.flags & FF_CHECK_OVERLAP != 0 && t.has_overlap(&value, &mask, fm.priority) {
             return Err(OfpError::Overlap);

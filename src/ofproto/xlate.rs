@@ -17,11 +17,23 @@
 //!
 //! Wildcards: the working key tracks which bits were *written* by actions. Reading
 //! a field (classifier lookup, NORMAL, TTL, select hashing) un-wildcards only the
-//! bits that still come from the packet. Header rewrites are committed lazily: the
-//! context remembers what the datapath packet looks like (`base`) and, before each
-//! output, emits the `SetField`/VLAN actions that turn `base` into the working key.
-//! Bits set to constants are emitted without reading the packet; only restoring a
-//! packet value (after a group bucket worked on a copy) needs the packet's bits.
+//! bits that still come from the packet. Header rewrites are committed lazily, as
+//! OVS `commit_odp_actions()` does: the context remembers what the datapath packet
+//! looks like (`base`, `base_vl`) and, before each action that observes the
+//! packet (output, controller, and the MPLS/PBB pushes and pops, which the
+//! executor applies to the packet as it is then), emits only the net change that
+//! turns `base` into the working packet: VLAN pops, an in-place rewrite of the
+//! outermost surviving tag, pushes of the final tags (`commit_vlan`), the first
+//! MPLS label with its final value (`commit_mpls`), pops of labels a group
+//! bucket pushed (`restore_mpls`), then one `SetField` per changed field. A tag
+//! pushed and popped again costs nothing; a `set_field` after a `push_vlan` or a
+//! first `push_mpls` is folded into the push. Edits are committed before a
+//! packet gets its first label, and pops of labels are emitted at once, so L3
+//! rewrites land where the naive order puts them (OVS's rules). Bits set to
+//! constants are emitted without reading the packet; only restoring a packet
+//! value (after a group bucket worked on a copy) needs the packet's bits. What a
+//! bucket did that the key cannot undo (popped tags under the frame's outer one,
+//! a PBB push/pop, labels popped) drops the packet (`XlateError::Unrestorable`).
 
 use super::mac_learning::{MacGuard, MacLearning};
 use super::match_::{eth_type, ip_proto, oxm_location};
@@ -299,8 +311,116 @@ pub enum XlateError {
     /// `push_pbb` onto a PBB frame, or `push_mpls` onto one (the key describes
     /// one backbone header, not two).
     NestedEncapsulation,
+    /// A `push_vlan` onto [`MAX_VLAN_PUSHED`] tags pushed by this translation.
+    TooManyVlanHeaders,
+    /// The actions after a group bucket (or a NORMAL output) need headers
+    /// back that the bucket removed and the key cannot rebuild: the received
+    /// frame's tags under its outer one, or the frame around a PBB push/pop
+    /// (the datapath has no clone action to keep a copy).
+    Unrestorable,
 }
+
+/// The `vlan_tci` bits that are on the wire (PCP and VID; the key's CFI bit
+/// means "present").
 const TCI_BITS: u128 = 0xefff;
+/// The VID and PCP parts of a TCI: an in-place tag rewrite writes each part
+/// that changed whole (`set(vlan_tci=0xc8/0xfff)`), as a `set_field` names it.
+const TCI_PARTS: [u16; 2] = [0x0fff, 0xe000];
+
+/// Most VLAN tags a translation may have pushed (and not popped) at once.
+/// The key describes only the outer tag, so the tags under it are kept in
+/// the translation context; more than this many is refused
+/// ([`XlateError::TooManyVlanHeaders`]). It is as many as a received
+/// packet's headroom holds (4 bytes each): the executor could not push
+/// more anyway.
+pub const MAX_VLAN_PUSHED: usize = crate::netdev::packet::HEADROOM / 4;
+
+/// A tag pushed by translation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Tag {
+    tpid: u16,
+    /// PCP | VID ([`TCI_BITS`]; no CFI).
+    tci: u16,
+}
+
+/// The VLAN headers of a packet state (the working packet, or the datapath
+/// packet as committed), relative to the frame translation started from (OVS
+/// keeps them in `flow->vlans[]`, at most two): the frame's own tags with
+/// `popped` of them removed, then `pushed[..n]` on top. Comparing two such
+/// states gives the net VLAN change between them ([`Ctx::commit_vlan`]).
+///
+/// The frame's outer tag ("O0") is described by the key's `vlan_tci` (value,
+/// written and dirty bits) while it is the outermost tag; while pushed tags
+/// cover it, that state is kept in `orig*`, to come back when they are popped.
+/// The frame's tags under O0 are unknown to the key (extraction keeps only
+/// the outer one), so popping past O0 only counts them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Vlans {
+    /// Tags of the frame removed (0: O0, if the frame has a tag, is there).
+    popped: u16,
+    /// How many entries of `pushed` are in use.
+    n: u8,
+    /// Pushed tags, innermost first.
+    pushed: [Tag; MAX_VLAN_PUSHED],
+    /// O0's `vlan_tci` value, written and dirty bits while covered.
+    orig: u16,
+    orig_written: u16,
+    orig_dirty: u16,
+    /// Bumped by every PBB push/pop, which makes a new outer frame: states of
+    /// different frames cannot be compared.
+    frame: u16,
+}
+
+/// The key fields a `push_mpls` onto a packet without labels changes.
+const MPLS_STATE: [Field; 5] = [
+    Field::DlType,
+    Field::MplsLse,
+    Field::MplsLse1,
+    Field::MplsLse2,
+    Field::MplsInner,
+];
+
+/// The key's [`MPLS_STATE`] before the last `push_mpls` onto a packet
+/// without labels (value, written and dirty bits), for a `pop_mpls` that
+/// undoes it before it was committed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct MplsPush {
+    before: [(u128, u128, u128); 5],
+}
+
+/// Entries in a key's MPLS label stack, up to the first with BoS (0 when
+/// the key is not MPLS); for the committed key, which needs no wildcarding.
+fn labels(k: &FlowKey) -> usize {
+    if !matches!(k.dl_type(), eth_type::MPLS | eth_type::MPLS_MCAST) {
+        return 0;
+    }
+    MPLS_LSES
+        .iter()
+        .position(|&f| k.get(f) & MPLS_BOS as u128 != 0)
+        .map_or(MAX_MPLS_LABELS, |i| i + 1)
+}
+
+/// What a commit must emit for one field: the bits to write (whole parts that
+/// were written since the last commit, not only the bits that happen to
+/// differ) and the bits to un-wildcard (a packet value being restored).
+/// `f*` is the working state, `b*` the committed one: value, written bits,
+/// and (working only) bits written since the last commit.
+fn diff_bits(fv: u128, fw: u128, fd: u128, bv: u128, bw: u128, within: u128) -> (u128, u128) {
+    let fw = fw & within;
+    let bw = bw & within;
+    if fw == 0 && bw == 0 {
+        return (0, 0);
+    }
+    // Written constants, unless the packet already holds them as written
+    // constants; and packet bits the committed state overwrote.
+    let need_const = fw & !(bw & !(fv ^ bv));
+    let restore = bw & !fw;
+    let mut mask = need_const | restore;
+    if mask != 0 {
+        mask |= fd & fw;
+    }
+    (mask, restore)
+}
 
 /// The action set (OF1.3.5 §5.10), executed in the spec's order: copy TTL
 /// inwards, pops, push-MPLS, push-PBB, push-VLAN, copy TTL outwards, TTL
@@ -367,7 +487,13 @@ struct Ctx<'a> {
     dirty: FlowKey,
     base: FlowKey,
     base_written: FlowKey,
-    vlan_tpid: u16,
+    /// The working packet's VLAN headers (its outer tag is also the key's
+    /// `vlan_tci`).
+    vl: Vlans,
+    /// The datapath packet's VLAN headers, as committed.
+    base_vl: Vlans,
+    /// What the first MPLS push covered (see [`Ctx::commit_mpls`]).
+    mpls_push: Option<MplsPush>,
     out: XlateOutput,
     action_set: ActionSet,
     table_id: u8,
@@ -397,7 +523,9 @@ impl<'a> Ctx<'a> {
             dirty: FlowKey::default(),
             base: *flow,
             base_written: FlowKey::default(),
-            vlan_tpid: 0x8100,
+            vl: Vlans::default(),
+            base_vl: Vlans::default(),
+            mpls_push: None,
             out: XlateOutput {
                 version: snap.version,
                 ..XlateOutput::default()
@@ -492,38 +620,50 @@ impl<'a> Ctx<'a> {
         self.out.actions.push(a);
     }
 
-    /// Emits the actions that make the datapath packet equal to the working key.
+    /// Emits the actions that make the datapath packet equal to the working
+    /// packet (OVS `commit_odp_actions()`): the VLAN change, then every
+    /// changed field. Nothing is emitted for what did not change in net.
     fn commit(&mut self) {
         self.commit_vlan();
+        self.commit_mpls();
+        self.restore_mpls();
+        if self.flow.get(Field::DlType) != self.base.get(Field::DlType) {
+            // Only a group bucket's copy coming back can leave them apart:
+            // the bucket pushed or popped an encapsulation the packet has
+            // (or lacks) now, and there is no action that sets an ethertype.
+            return self.fail(XlateError::Unrestorable);
+        }
         for f in COMMIT_FIELDS {
             self.commit_bits(f, f.full_mask());
         }
         self.sync_base();
     }
 
-    /// Records that the datapath packet now equals the working key.
+    /// Records that the datapath packet now equals the working packet.
     fn sync_base(&mut self) {
         self.base = self.flow;
         self.base_written = self.written;
         self.dirty = FlowKey::default();
+        self.vl.orig_dirty = 0;
+        self.base_vl = self.vl;
     }
 
+    /// Emits the `SetField` that brings field `f` (its bits `within`) of the
+    /// datapath packet to the working value.
     fn commit_bits(&mut self, f: Field, within: u128) {
-        let fw = self.written.get(f) & within;
-        let bw = self.base_written.get(f) & within;
-        if fw == 0 && bw == 0 {
-            return;
-        }
         let fv = self.flow.get(f);
-        let bv = self.base.get(f);
-        let need_const = fw & !(bw & !(fv ^ bv));
-        let restore = bw & !fw;
+        let (mask, restore) = diff_bits(
+            fv,
+            self.written.get(f),
+            self.dirty.get(f),
+            self.base.get(f),
+            self.base_written.get(f),
+            within,
+        );
         if restore != 0 {
             self.out.wc.or_bits(f, restore);
         }
-        let mut mask = need_const | restore;
         if mask != 0 {
-            mask |= self.dirty.get(f) & fw;
             self.emit(DpAction::SetField {
                 field: f,
                 value: fv & mask,
@@ -532,41 +672,230 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The frame's outer tag (O0) in the working state: value, written and
+    /// dirty bits of its `vlan_tci`.
+    fn o0_flow(&self) -> (u128, u128, u128) {
+        if self.vl.n == 0 {
+            (
+                self.flow.get(Field::VlanTci),
+                self.written.get(Field::VlanTci),
+                self.dirty.get(Field::VlanTci),
+            )
+        } else {
+            let v = &self.vl;
+            (v.orig as u128, v.orig_written as u128, v.orig_dirty as u128)
+        }
+    }
+
+    /// O0 as committed: value and written bits.
+    fn o0_base(&self) -> (u128, u128) {
+        if self.base_vl.n == 0 {
+            (
+                self.base.get(Field::VlanTci),
+                self.base_written.get(Field::VlanTci),
+            )
+        } else {
+            let v = &self.base_vl;
+            (v.orig as u128, v.orig_written as u128)
+        }
+    }
+
+    /// Emits the net VLAN change from the committed headers to the working
+    /// ones, as OVS `commit_vlan_action()`: the tags both have in common at
+    /// the bottom stay; of the rest, the committed packet's are popped and the
+    /// working packet's pushed with their final TCI — except that when one
+    /// tag differs only in its TCI it is rewritten in place (OVS pops and
+    /// pushes; our datapath can set a TCI). O0 under pushed tags is brought
+    /// to its working value before tags go on top of it.
     fn commit_vlan(&mut self) {
-        let cfi = VLAN_CFI as u128;
-        let fw = self.written.get(Field::VlanTci);
-        let bw = self.base_written.get(Field::VlanTci);
-        let ftci = self.flow.get(Field::VlanTci);
-        let btci = self.base.get(Field::VlanTci);
-        let presence_known_same = (fw & cfi == 0 && bw & cfi == 0)
-            || (fw & cfi != 0 && bw & cfi != 0 && (ftci ^ btci) & cfi == 0);
-        if !presence_known_same {
-            if fw & cfi == 0 || bw & cfi == 0 {
-                self.out.wc.or_bits(Field::VlanTci, cfi);
-            }
-            let f_tag = ftci & cfi != 0;
-            let b_tag = btci & cfi != 0;
-            if b_tag && !f_tag {
-                self.emit(DpAction::PopVlan);
-                return;
-            }
-            if f_tag && !b_tag {
-                let unwritten = TCI_BITS & !fw;
-                if unwritten != 0 {
-                    self.out.wc.or_bits(Field::VlanTci, unwritten);
+        let (f, b) = (self.vl, self.base_vl);
+        if f.frame != b.frame {
+            return self.fail(XlateError::Unrestorable);
+        }
+        let (fo, fow, fod) = self.o0_flow();
+        let (bo, bow) = self.o0_base();
+        let mut c = 0usize;
+        if f.popped == b.popped {
+            let (o0_mask, _) = if f.popped == 0 {
+                diff_bits(fo, fow, fod, bo, bow, TCI_BITS)
+            } else {
+                (0, 0)
+            };
+            if f.n == 0 && b.n == 0 {
+                // The same tag (or none) is outermost: a plain field commit.
+                if f.popped == 0 {
+                    self.commit_bits(Field::VlanTci, TCI_BITS);
                 }
-                let tpid = self.vlan_tpid;
-                self.emit(DpAction::PushVlan {
-                    tpid,
-                    tci: (ftci & TCI_BITS) as u16,
-                });
                 return;
             }
-            if !f_tag {
-                return;
+            if o0_mask == 0 {
+                while c < f.n as usize && c < b.n as usize && f.pushed[c] == b.pushed[c] {
+                    c += 1;
+                }
+                if c == f.n as usize && c == b.n as usize {
+                    return;
+                }
+                if b.n as usize == c + 1 && f.n as usize > c && b.pushed[c].tpid == f.pushed[c].tpid
+                {
+                    // One committed tag differs from the working one in
+                    // its TCI only: rewrite it where it is.
+                    let (bt, ft) = (b.pushed[c].tci, f.pushed[c].tci);
+                    let mask = TCI_PARTS
+                        .iter()
+                        .filter(|&&p| (bt ^ ft) & p != 0)
+                        .fold(0u16, |m, &p| m | p);
+                    self.emit(DpAction::SetField {
+                        field: Field::VlanTci,
+                        value: (ft & mask) as u128,
+                        mask: mask as u128,
+                    });
+                    return self.push_tags(&f, c + 1);
+                }
+            }
+            for _ in c..b.n as usize {
+                self.emit(DpAction::PopVlan);
+            }
+            if c == 0 && o0_mask != 0 {
+                // O0 is outermost now: bring it to the working value.
+                let (mask, restore) = diff_bits(fo, fow, fod, bo, bow, TCI_BITS);
+                if restore != 0 {
+                    self.out.wc.or_bits(Field::VlanTci, restore);
+                }
+                self.emit(DpAction::SetField {
+                    field: Field::VlanTci,
+                    value: fo & mask,
+                    mask,
+                });
+            }
+        } else if f.popped > b.popped {
+            // More of the frame's own tags are gone (O0 was tagged: a pop
+            // of an absent O0 is not counted).
+            for _ in 0..b.n as usize + (f.popped - b.popped) as usize {
+                self.emit(DpAction::PopVlan);
+            }
+        } else if f.popped == 0 && b.popped == 1 {
+            // A bucket popped O0 and the working packet has it back: push
+            // it again, with the packet's bits the working state did not
+            // write. The key does not hold the frame's TPID; 802.1Q's is
+            // used.
+            for _ in 0..b.n {
+                self.emit(DpAction::PopVlan);
+            }
+            let unwritten = TCI_BITS & !fow;
+            if unwritten != 0 {
+                self.out.wc.or_bits(Field::VlanTci, unwritten);
+            }
+            self.emit(DpAction::PushVlan {
+                tpid: crate::datapath::extract::ETH_TYPE_VLAN,
+                tci: (fo & TCI_BITS) as u16,
+            });
+        } else {
+            // Tags under O0 would have to come back: the key never held them.
+            return self.fail(XlateError::Unrestorable);
+        }
+        self.push_tags(&f, c);
+    }
+
+    /// Emits a pending first MPLS push: the working packet has one label
+    /// and the committed one none (pushes onto labels, and pops, are emitted
+    /// as they come). The entry goes on with its final value, so label, TC
+    /// and TTL edits after the push cost nothing (OVS commit_mpls_action()).
+    /// Emitted before COMMIT_FIELDS, whose L3 rewrites then reach the payload
+    /// under the label (as the executor does for MPLS frames), the order the
+    /// actions came in.
+    fn commit_mpls(&mut self) {
+        let mpls = |t: u128| t as u16 == eth_type::MPLS || t as u16 == eth_type::MPLS_MCAST;
+        let dl = self.flow.get(Field::DlType);
+        if mpls(self.base.get(Field::DlType)) || !mpls(dl) {
+            return;
+        }
+        if self.flow.get(Field::MplsLse) & MPLS_BOS as u128 == 0 {
+            // More than one label on a packet that has none: a group
+            // bucket's copy coming back after the bucket popped them.
+            return self.fail(XlateError::Unrestorable);
+        }
+        // The entry and ethertype go on the wire: bits of them that are the
+        // packet's (a bucket popped the label, and this is it coming back)
+        // join the megaflow.
+        for f in [Field::DlType, Field::MplsLse] {
+            let unwritten = f.full_mask() & !self.written.get(f);
+            if unwritten != 0 {
+                self.out.wc.or_bits(f, unwritten);
             }
         }
-        self.commit_bits(Field::VlanTci, TCI_BITS);
+        self.emit(DpAction::PushMpls {
+            ethertype: dl as u16,
+            lse: self.flow.get(Field::MplsLse) as u32,
+        });
+        for f in MPLS_STATE {
+            self.base.set(f, self.flow.get(f));
+            self.base_written.set(f, self.written.get(f));
+            self.dirty.set(f, 0);
+        }
+    }
+
+    /// After a group bucket pushed labels on the packet that the working
+    /// copy does not have, pops them again (as OVS `commit_mpls_action()`
+    /// pops what base has beyond the common labels): the labels under them
+    /// and the payload are the working packet's, whose values the field
+    /// commit then restores. Intermediate pops name 0x8847; the last one the
+    /// working packet's ethertype. Any other mismatch of the label stacks
+    /// cannot be undone ([`XlateError::Unrestorable`]).
+    fn restore_mpls(&mut self) {
+        let b_n = labels(&self.base);
+        if labels(&self.flow) == b_n {
+            // The common case, decided without reading the packet (whatever
+            // made the two differ read the fields it depended on).
+            return;
+        }
+        let f_n = self.mpls_count();
+        let dl = self.flow.get(Field::DlType);
+        let inner = if f_n == 0 {
+            dl
+        } else {
+            self.flow.get(Field::MplsInner)
+        };
+        if b_n < f_n || self.base.get(Field::MplsInner) != inner {
+            return self.fail(XlateError::Unrestorable);
+        }
+        let k = b_n - f_n;
+        for i in 0..k {
+            let ethertype = if i + 1 == k {
+                dl as u16
+            } else {
+                eth_type::MPLS
+            };
+            self.emit(DpAction::PopMpls { ethertype });
+        }
+        for (j, &to) in MPLS_LSES.iter().enumerate() {
+            // Entries the packet now has moved up; where it has none, the
+            // key's entries describe nothing, as in the working key.
+            let (v, w) = match MPLS_LSES.get(j + k) {
+                Some(&src) if j < f_n => (self.base.get(src), self.base_written.get(src)),
+                _ => (self.flow.get(to), self.written.get(to)),
+            };
+            self.base.set(to, v);
+            self.base_written.set(to, w);
+        }
+        self.base.set(Field::DlType, dl);
+        self.base_written
+            .set(Field::DlType, self.written.get(Field::DlType));
+        if f_n == 0 {
+            self.base
+                .set(Field::MplsInner, self.flow.get(Field::MplsInner));
+            self.base_written
+                .set(Field::MplsInner, self.written.get(Field::MplsInner));
+        }
+    }
+
+    /// Emits pushes of `v`'s tags from index `from` outwards.
+    fn push_tags(&mut self, v: &Vlans, from: usize) {
+        for t in &v.pushed[from..v.n as usize] {
+            self.emit(DpAction::PushVlan {
+                tpid: t.tpid,
+                tci: t.tci,
+            });
+        }
     }
 
     fn controller(&mut self, reason: u8, max_len: u16) {
@@ -669,8 +998,8 @@ impl<'a> Ctx<'a> {
 
     fn set_field(&mut self, f: &OxmField) {
         match f.id {
-            OxmId::VlanVid => self.write(Field::VlanTci, f.value & 0xfff, 0xfff),
-            OxmId::VlanPcp => self.write(Field::VlanTci, (f.value & 7) << 13, 0xe000),
+            OxmId::VlanVid => self.set_vlan_bits(f.value & 0xfff, 0xfff),
+            OxmId::VlanPcp => self.set_vlan_bits((f.value & 7) << 13, 0xe000),
             OxmId::ArpOp => self.write(Field::NwProto, f.value & 0xff, 0xff),
             id => {
                 if let Some((field, shift)) = oxm_location(id) {
@@ -686,28 +1015,111 @@ impl<'a> Ctx<'a> {
         t == eth_type::IPV4 || t == eth_type::IPV6
     }
 
+    /// Shows `tci` as the working key's outer tag (CFI set), as written bits.
+    fn show_tag(&mut self, tci: u16) {
+        self.flow
+            .set(Field::VlanTci, (tci | VLAN_CFI) as u128 & 0xffff);
+        self.written.or_bits(Field::VlanTci, 0xffff);
+    }
+
+    /// `set_field` of VLAN_VID / VLAN_PCP: rewrites the outermost tag. A tag
+    /// this translation pushed takes the bits in place (the push is emitted
+    /// with its final TCI); the frame's own outer tag is a field committed
+    /// like any other. A frame without a tag has nothing to set (the
+    /// datapath ignores a TCI rewrite there too). Once the frame's outer tag
+    /// is popped, the outermost tag (if any) is one the key does not know:
+    /// the rewrite is emitted where it stands, after the pending VLAN change.
+    fn set_vlan_bits(&mut self, value: u128, mask: u128) {
+        if self.vl.n > 0 {
+            let t = &mut self.vl.pushed[self.vl.n as usize - 1];
+            t.tci = (t.tci & !(mask as u16)) | (value & mask) as u16;
+            let tci = t.tci;
+            self.show_tag(tci);
+        } else if self.vl.popped == 0 {
+            if self.read_bits(Field::VlanTci, VLAN_CFI as u128) != 0 {
+                self.write(Field::VlanTci, value, mask);
+            }
+        } else {
+            self.commit_vlan();
+            self.sync_vlan_base();
+            self.emit(DpAction::SetField {
+                field: Field::VlanTci,
+                value: value & mask,
+                mask,
+            });
+        }
+    }
+
+    /// Records that the datapath packet's VLAN headers now equal the working
+    /// ones (after [`Ctx::commit_vlan`] alone).
+    fn sync_vlan_base(&mut self) {
+        let (v, w) = (
+            self.flow.get(Field::VlanTci),
+            self.written.get(Field::VlanTci),
+        );
+        self.base.set(Field::VlanTci, v);
+        self.base_written.set(Field::VlanTci, w);
+        self.dirty.set(Field::VlanTci, 0);
+        self.vl.orig_dirty = 0;
+        self.base_vl = self.vl;
+    }
+
+    /// OFPAT_PUSH_VLAN: a new outer tag with the TCI of the current outer tag,
+    /// if any (OF1.3.5 §5.12 Table 6). Nothing is emitted yet: the tag goes
+    /// on the packet at the next commit, with whatever TCI it has then.
     fn push_vlan(&mut self, tpid: u16) {
-        self.commit();
         let tci = self.read(Field::VlanTci);
         let new = if tci & VLAN_CFI as u128 != 0 {
-            tci & TCI_BITS
+            (tci & TCI_BITS) as u16
         } else {
             0
         };
-        self.emit(DpAction::PushVlan {
-            tpid,
-            tci: new as u16,
-        });
-        self.vlan_tpid = tpid;
-        self.write(Field::VlanTci, new | VLAN_CFI as u128, 0xffff);
-        self.sync_base();
+        self.push_tag(tpid, new);
     }
 
+    fn push_tag(&mut self, tpid: u16, tci: u16) {
+        let v = &mut self.vl;
+        if v.n as usize >= MAX_VLAN_PUSHED {
+            return self.fail(XlateError::TooManyVlanHeaders);
+        }
+        if v.n == 0 && v.popped == 0 {
+            // O0 goes under: keep its state for when it is outermost again.
+            v.orig = self.flow.get(Field::VlanTci) as u16;
+            v.orig_written = self.written.get(Field::VlanTci) as u16;
+            v.orig_dirty = self.dirty.get(Field::VlanTci) as u16;
+        }
+        v.pushed[v.n as usize] = Tag { tpid, tci };
+        v.n += 1;
+        self.show_tag(tci);
+    }
+
+    /// OFPAT_POP_VLAN: removes the outer tag. A tag this translation pushed
+    /// just goes (the push never reaches the datapath); the frame's own tag
+    /// is popped at the next commit. A frame without a tag keeps nothing to
+    /// pop (which un-wildcards the key's "present" bit, as OVS's pop reads
+    /// the tag).
     fn pop_vlan(&mut self) {
-        self.commit();
-        self.emit(DpAction::PopVlan);
-        self.write(Field::VlanTci, 0, 0xffff);
-        self.sync_base();
+        if self.vl.n > 0 {
+            self.vl.n -= 1;
+            let v = self.vl;
+            if v.n > 0 {
+                self.show_tag(v.pushed[v.n as usize - 1].tci);
+            } else if v.popped == 0 {
+                self.flow.set(Field::VlanTci, v.orig as u128);
+                self.written.set(Field::VlanTci, v.orig_written as u128);
+                self.dirty.set(Field::VlanTci, v.orig_dirty as u128);
+            } else {
+                self.flow.set(Field::VlanTci, 0);
+            }
+            return;
+        }
+        if self.vl.popped == 0 && self.read_bits(Field::VlanTci, VLAN_CFI as u128) == 0 {
+            return;
+        }
+        // Tags under O0 are unknown: the key says "no tag" from here on.
+        self.vl.popped = self.vl.popped.saturating_add(1);
+        self.flow.set(Field::VlanTci, 0);
+        self.written.or_bits(Field::VlanTci, 0xffff);
     }
 
     fn set_ttl(&mut self, ttl: u8) {
@@ -791,6 +1203,9 @@ impl<'a> Ctx<'a> {
         if n >= MAX_MPLS_LABELS {
             return self.fail(XlateError::TooManyMplsLabels);
         }
+        // Edits so far go on the packet before it gets its first label (OVS
+        // compose_mpls_push_action() commits there too); a push onto labels
+        // is emitted now, the first one only at the next commit.
         self.commit();
         let lse = if n == 0 {
             let ip = dl == eth_type::IPV4 || dl == eth_type::IPV6;
@@ -811,7 +1226,15 @@ impl<'a> Ctx<'a> {
         } else {
             (self.read(Field::MplsLse) as u32) & !MPLS_BOS
         };
-        self.emit(DpAction::PushMpls { ethertype, lse });
+        if n == 0 {
+            let mut before = [(0, 0, 0); 5];
+            for (b, f) in before.iter_mut().zip(MPLS_STATE) {
+                *b = (self.flow.get(f), self.written.get(f), self.dirty.get(f));
+            }
+            self.mpls_push = Some(MplsPush { before });
+        } else {
+            self.emit(DpAction::PushMpls { ethertype, lse });
+        }
         if n == 0 {
             self.write(Field::MplsInner, dl as u128, 0xffff);
             self.write(Field::MplsLse1, 0, u32::MAX as u128);
@@ -824,7 +1247,9 @@ impl<'a> Ctx<'a> {
         }
         self.write(Field::MplsLse, lse as u128, u32::MAX as u128);
         self.write(Field::DlType, ethertype as u128, 0xffff);
-        self.sync_base();
+        if n > 0 {
+            self.sync_base();
+        }
     }
 
     /// OFPAT_POP_MPLS: removes the outermost entry; `ethertype` is what
@@ -839,6 +1264,29 @@ impl<'a> Ctx<'a> {
         if n == MAX_MPLS_LABELS && self.read_bits(Field::MplsLse2, MPLS_BOS as u128) == 0 {
             return self.fail(XlateError::TooManyMplsLabels);
         }
+        let pending =
+            n == 1 && !matches!(self.base.dl_type(), eth_type::MPLS | eth_type::MPLS_MCAST);
+        if let (Some(p), true) = (self.mpls_push, pending) {
+            // The first label, which nothing has seen. Back to what it
+            // covered, it never was; to another ethertype, it must be (the
+            // datapath has no action that only sets the ethertype).
+            // Edits of a payload that is not IP made while the label was on
+            // reached nothing (the datapath finds L3 under a label by the IP
+            // version nibble), so they must not reach the payload now.
+            let ip = matches!(p.before[0].0 as u16, eth_type::IPV4 | eth_type::IPV6);
+            let l3_edited = L3_FIELDS.iter().any(|&f| self.dirty.get(f) != 0);
+            if p.before[0].0 == ethertype as u128 && (ip || !l3_edited) {
+                self.mpls_push = None;
+                for (&(v, w, d), f) in p.before.iter().zip(MPLS_STATE) {
+                    self.flow.set(f, v);
+                    self.written.set(f, w);
+                    self.dirty.set(f, d);
+                }
+                return;
+            }
+        }
+        // Pops go on at once, so L3 edits after them see the payload (OVS
+        // commits pops before L3 set-fields for the same reason).
         self.commit();
         self.emit(DpAction::PopMpls { ethertype });
         let full = u32::MAX as u128;
@@ -940,7 +1388,7 @@ impl<'a> Ctx<'a> {
         self.write(Field::PbbIsid, 0, Field::PbbIsid.full_mask());
         self.write(Field::VlanTci, 0, 0xffff);
         self.write(Field::DlType, eth_type::PBB as u128, 0xffff);
-        self.sync_base();
+        self.new_frame();
     }
 
     /// OFPAT_POP_PBB: the customer frame becomes the frame.
@@ -961,6 +1409,16 @@ impl<'a> Ctx<'a> {
             self.write(from, 0, from.full_mask());
         }
         self.write(Field::PbbIsid, 0, Field::PbbIsid.full_mask());
+        self.new_frame();
+    }
+
+    /// After a PBB push or pop (emitted right away, after a commit): the
+    /// packet is a new frame whose outer tag, if any, is the key's `vlan_tci`.
+    fn new_frame(&mut self) {
+        self.vl = Vlans {
+            frame: self.vl.frame.wrapping_add(1),
+            ..Vlans::default()
+        };
         self.sync_base();
     }
 
@@ -1238,11 +1696,20 @@ impl<'a> Ctx<'a> {
         if !self.charge(Budget::Buckets) {
             return;
         }
-        let saved = (self.flow, self.written, self.rule.clone(), self.stop);
+        let saved = (
+            self.flow,
+            self.written,
+            self.rule.clone(),
+            self.stop,
+            self.vl,
+            self.mpls_push,
+        );
         self.do_actions(actions);
         self.flow = saved.0;
         self.written = saved.1;
         self.rule = saved.2;
+        self.vl = saved.4;
+        self.mpls_push = saved.5;
         if self.out.budget.is_none() {
             self.stop = saved.3;
         }
@@ -1404,19 +1871,31 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Outputs to `p` with the tag NORMAL wants there (none on access ports
+    /// and for VLAN 0), by the same VLAN actions a pipeline would use, on a
+    /// copy of the packet state.
     fn normal_output(&mut self, p: PortNo, access: bool, vlan: u16, pcp: u16) {
         let want: u16 = if access || vlan == 0 {
             0
         } else {
             pcp | VLAN_CFI | vlan
         };
-        let saved = (self.flow, self.written);
-        if self.flow.vlan_tci() != want {
-            self.write(Field::VlanTci, want as u128, 0xffff);
+        let saved = (self.flow, self.written, self.vl, self.mpls_push);
+        let cur = self.flow.vlan_tci();
+        if cur != want {
+            if want & VLAN_CFI == 0 {
+                self.pop_vlan();
+            } else if cur & VLAN_CFI == 0 {
+                self.push_tag(crate::datapath::extract::ETH_TYPE_VLAN, want & !VLAN_CFI);
+            } else {
+                self.set_vlan_bits(want as u128, TCI_BITS);
+            }
         }
         self.output_raw(p);
         self.flow = saved.0;
         self.written = saved.1;
+        self.vl = saved.2;
+        self.mpls_push = saved.3;
     }
 
     fn finish(mut self) -> XlateOutput {
@@ -1429,6 +1908,10 @@ impl<'a> Ctx<'a> {
                     &crate::util::coverage::c::xlate_mpls_too_many_labels
                 }
                 XlateError::NestedEncapsulation => &crate::util::coverage::c::xlate_nested_encap,
+                XlateError::TooManyVlanHeaders => {
+                    &crate::util::coverage::c::xlate_too_many_vlan_headers
+                }
+                XlateError::Unrestorable => &crate::util::coverage::c::xlate_unrestorable,
             });
         }
         if let Some(b) = self.out.budget {

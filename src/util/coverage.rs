@@ -77,6 +77,8 @@ counters! {
     xlate_too_many_liveness_checks: "Translations dropped: more bucket liveness checks than MAX_LIVENESS_CHECKS.",
     xlate_mpls_too_many_labels: "Packets dropped: an MPLS push/pop needed more than 3 label entries.",
     xlate_nested_encap: "Packets dropped: push_pbb or push_mpls onto a PBB frame.",
+    xlate_too_many_vlan_headers: "Packets dropped: push_vlan onto MAX_VLAN_PUSHED tags pushed by the same translation.",
+    xlate_unrestorable: "Packets dropped: actions after a group bucket needed VLAN or PBB headers back that the bucket removed and the key cannot rebuild.",
     group_mod_loop: "GROUP_MODs refused because they would close a loop of group references.",
     group_mod_too_deep: "GROUP_MODs refused because a chain of group references would exceed MAX_GROUP_CHAIN.",
     config_reload_failed: "Reloads applied only in part (some change failed).",
