@@ -654,6 +654,43 @@ fn every_version_ovs_ofctl_speaks_works_end_to_end() {
         assert!(ok("dump-tables", &[]).contains("table"), "{name}");
         assert!(ok("dump-ports", &[]).contains("LOCAL"), "{name}");
         assert!(ok("dump-desc", &[]).contains("rvswitchd"), "{name}");
+        // PACKET_OUT in the version's layout.
+        let frame =
+            "ffffffffffff0200000000010806000108000604000102000000000100000000000000000000000000";
+        ok(
+            "packet-out",
+            &[&format!(
+                "in_port=controller packet={frame} actions=output:LOCAL"
+            )],
+        );
+        // `ovs-ofctl monitor`: asynchronous messages (PORT_STATUS) arrive
+        // encoded in the session's version.
+        let out_path = d.dir.join(format!("monitor{i}.out"));
+        let out_file = std::fs::File::create(&out_path).expect("monitor output file");
+        let _ = std::fs::create_dir_all("/var/run/openvswitch");
+        let mut args = vec!["-oL", "-eL", "ovs-ofctl"];
+        if let Some(v) = v {
+            args.extend(["-O", v]);
+        }
+        let target = format!("unix:{mgmt}");
+        args.extend(["monitor", target.as_str()]);
+        let mut mon = std::process::Command::new("stdbuf")
+            .args(&args)
+            .stdout(out_file.try_clone().expect("dup"))
+            .stderr(out_file)
+            .spawn()
+            .expect("monitor");
+        let mut text = String::new();
+        let seen = wait_for(15, || {
+            ok("mod-port", &[br.as_str(), "down"]);
+            ok("mod-port", &[br.as_str(), "up"]);
+            std::thread::sleep(Duration::from_millis(200));
+            text = std::fs::read_to_string(&out_path).unwrap_or_default();
+            text.contains("OFPT_PORT_STATUS")
+        });
+        let _ = mon.kill();
+        let _ = mon.wait();
+        assert!(seen, "{name}: monitor saw: {text}");
     }
     // A bridge allowing only 1.3 refuses a 1.0-only peer with HELLO_FAILED
     // and serves 1.3.
