@@ -102,6 +102,10 @@ impl MeterId {
     pub const ALL: MeterId = MeterId(0xffff_ffff);
     /// Largest usable meter id.
     pub const MAX: MeterId = MeterId(0xffff_0000);
+    /// OFPM_CONTROLLER (0xfffffffe): the virtual meter of packets sent to controllers
+    /// (OF1.3.5 §7.3.4.4); configured like any meter, it limits every
+    /// PACKET_IN the bridge sends, wherever the rule asking for it is.
+    pub const CONTROLLER: MeterId = MeterId(0xffff_fffe);
 }
 
 /// A 48-bit Ethernet address stored in its wire byte order.

@@ -197,6 +197,19 @@ fn groups_and_meters() {
         &["priority=8,in_port=1,actions=meter:9,output:2"],
     );
     assert!(!ok && err.contains("OFPMMFC_UNKNOWN_METER"), "{err}");
+    // The controller meter (OFPM_CONTROLLER) is configured like a meter and
+    // shows in dumps; a flow entry cannot name it.
+    d.ofctl_ok(
+        "add-meter",
+        &["meter=controller,pktps,band=type=drop,rate=100"],
+    );
+    let m = d.ofctl_ok("dump-meters", &[]);
+    assert!(m.contains("meter=controller"), "{m}");
+    let st = d.ofctl_ok("meter-stats", &[]);
+    assert!(
+        st.contains("meter:controller") || st.contains("meter=controller"),
+        "{st}"
+    );
 }
 
 #[test]

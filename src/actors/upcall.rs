@@ -136,6 +136,7 @@ impl UpcallHandler {
             max_len,
             table_id,
             cookie,
+            ..
         } = r;
         let in_port = PortNo(key.in_port());
         if let Some(p) = br.view.snapshot.load().ports.get(&in_port) {

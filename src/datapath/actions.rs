@@ -21,6 +21,10 @@ pub enum UserspaceReason {
         table_id: u8,
         /// Cookie of that rule.
         cookie: u64,
+        /// The controller meter to pass first (OFPM_CONTROLLER, when one is
+        /// configured): only this copy is metered, as OVS's
+        /// `clone(meter,userspace)`; the actions after it run regardless.
+        meter: Option<u32>,
     },
 }
 
@@ -119,10 +123,16 @@ pub fn format_actions(actions: &[DpAction]) -> String {
             DpAction::PushPbb { itci } => format!("push_pbb(isid={:#x})", itci & 0xff_ffff),
             DpAction::PopPbb => "pop_pbb".to_string(),
             DpAction::Userspace(UserspaceReason::Controller {
-                reason, max_len, ..
-            }) => {
-                format!("userspace(controller(reason={reason},max_len={max_len}))")
-            }
+                reason,
+                max_len,
+                meter,
+                ..
+            }) => match meter {
+                Some(m) => format!(
+                    "clone(meter({m}),userspace(controller(reason={reason},max_len={max_len})))"
+                ),
+                None => format!("userspace(controller(reason={reason},max_len={max_len}))"),
+            },
             DpAction::Meter(m) => format!("meter({m})"),
         });
     }

@@ -163,7 +163,17 @@ pub fn execute_actions<S: ExecSink + ?Sized>(
                     pop_pbb(pkt, at + PBB_ITAG_TCI_LEN);
                 }
             }
-            DpAction::Userspace(reason) => sink.userspace(pkt, *reason),
+            DpAction::Userspace(reason) => {
+                let UserspaceReason::Controller { meter, .. } = reason;
+                // The controller meter limits this copy only (a drop here
+                // is counted in the meter's band statistics).
+                let pass = meter.is_none_or(|m| {
+                    !matches!(meters.apply(m, pkt.len(), now_ns), MeterVerdict::Drop)
+                });
+                if pass {
+                    sink.userspace(pkt, *reason);
+                }
+            }
             DpAction::Meter(id) => match meters.apply(*id, pkt.len(), now_ns) {
                 MeterVerdict::Pass => {}
                 MeterVerdict::Drop => {
@@ -1039,6 +1049,38 @@ mod tests {
     }
 
     #[test]
+    fn the_controller_meter_limits_only_the_copy_for_the_controller() {
+        let mut meters = MeterTable::new();
+        let cfg = MeterConfig {
+            unit: MeterUnit::Pktps,
+            bands: vec![MeterBand {
+                kind: BandKind::Drop,
+                rate: 1,
+                burst_size: 1,
+            }],
+        };
+        let stats = Arc::new(MeterStats::new(1));
+        meters.set(0xffff_fffe, &cfg, stats.clone(), 0);
+        let reason = UserspaceReason::Controller {
+            reason: 1,
+            max_len: 128,
+            table_id: 0,
+            cookie: 9,
+            meter: Some(0xffff_fffe),
+        };
+        let acts = [DpAction::Userspace(reason), DpAction::Output(PortNo(2))];
+        let mut sink = Collect::default();
+        for _ in 0..3 {
+            let mut p = Packet::from_bytes(&udp4(&[]), PortNo(1));
+            let r = execute_actions(&mut p, &acts, &mut meters, 0, &mut sink);
+            assert!(!r.meter_drop, "the packet itself goes on");
+        }
+        assert_eq!(sink.up.len(), 1, "one packet-in within the burst");
+        assert_eq!(sink.out.len(), 3, "every packet still output");
+        assert_eq!(stats.snapshot().bands[0].0, 2, "drops counted by the band");
+    }
+
+    #[test]
     fn meter_drop_and_remark_and_userspace() {
         let mut meters = MeterTable::new();
         let cfg = MeterConfig {
@@ -1064,6 +1106,7 @@ mod tests {
             max_len: 128,
             table_id: 0,
             cookie: 9,
+            meter: None,
         };
         let acts = [
             DpAction::Meter(5),

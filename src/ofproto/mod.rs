@@ -749,7 +749,13 @@ impl Ofproto {
         use crate::openflow::message::{MeterBand, MF_BURST, MF_KBPS, MF_PKTPS, MF_STATS};
         match mm.command {
             MeterModCommand::Add | MeterModCommand::Modify => {
-                if mm.meter_id.0 == 0 || mm.meter_id > MeterId::MAX {
+                // Above OFPM_MAX only the controller meter can be configured
+                // (OVS handle_meter_mod() also takes OFPM_SLOWPATH, which
+                // this switch has no use for: its slow path is the
+                // controller path).
+                if mm.meter_id.0 == 0
+                    || (mm.meter_id > MeterId::MAX && mm.meter_id != MeterId::CONTROLLER)
+                {
                     return Err(OfpError::InvalidMeter);
                 }
                 let exists = self.meters.contains_key(&mm.meter_id);

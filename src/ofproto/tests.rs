@@ -972,7 +972,8 @@ fn output_suppression_in_port_and_controller_reasons() {
             reason: 0,
             max_len: 128,
             table_id: 0,
-            cookie: 42
+            cookie: 42,
+            meter: None,
         })]
     );
     assert_eq!(x.slow, SLOW_CONTROLLER);
@@ -3710,4 +3711,70 @@ mod commit_prop {
             }
         }
     }
+}
+
+#[test]
+fn the_controller_meter_is_configured_like_a_meter_and_meters_packet_ins() {
+    use crate::openflow::message::{MeterBand, MeterMod, MeterModCommand, MF_PKTPS};
+    let mut o = switch(2);
+    let to_ctl = add(
+        0,
+        0,
+        Match::default(),
+        apply(vec![
+            Action::Output {
+                port: PortNo::CONTROLLER,
+                max_len: 128,
+            },
+            out(2),
+        ]),
+    );
+    o.flow_mod(&to_ctl, 0).unwrap();
+    let ml = MacLearning::default();
+    let controller_meter = |x: &XlateOutput| {
+        x.actions.iter().find_map(|a| match a {
+            DpAction::Userspace(UserspaceReason::Controller { meter, .. }) => Some(*meter),
+            _ => None,
+        })
+    };
+    assert_eq!(controller_meter(&xl(&mut o, &ml, &key(1))), Some(None));
+    let mm = |cmd, id| MeterMod {
+        command: cmd,
+        flags: MF_PKTPS,
+        meter_id: id,
+        bands: vec![MeterBand::Drop {
+            rate: 10,
+            burst_size: 0,
+        }],
+    };
+    // OFPM_CONTROLLER can be added (OVS handle_meter_mod()); other ids
+    // above OFPM_MAX cannot.
+    o.meter_mod(&mm(MeterModCommand::Add, MeterId::CONTROLLER), 0)
+        .unwrap();
+    assert_eq!(
+        o.meter_mod(&mm(MeterModCommand::Add, MeterId(0xffff_fffd)), 0)
+            .err(),
+        Some(OfpError::InvalidMeter)
+    );
+    // Every controller action now passes it first; the output after it is
+    // not metered.
+    let x = xl(&mut o, &ml, &key(1));
+    assert_eq!(controller_meter(&x), Some(Some(MeterId::CONTROLLER.0)));
+    assert_eq!(x.actions.last(), Some(&DpAction::Output(PortNo(2))));
+    assert!(o
+        .meter_configs(MeterId::ALL)
+        .iter()
+        .any(|c| c.meter_id == MeterId::CONTROLLER));
+    // A flow entry cannot use a virtual meter.
+    let metered = add(
+        1,
+        1,
+        Match::default(),
+        vec![Instruction::Meter(MeterId::CONTROLLER)],
+    );
+    assert_eq!(o.flow_mod(&metered, 0).err(), Some(OfpError::InvalidMeter));
+    // Deleted: packet-ins are unmetered again.
+    o.meter_mod(&mm(MeterModCommand::Delete, MeterId::CONTROLLER), 0)
+        .unwrap();
+    assert_eq!(controller_meter(&xl(&mut o, &ml, &key(1))), Some(None));
 }

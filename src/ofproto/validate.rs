@@ -12,7 +12,7 @@ use crate::openflow::action::{Action, Instruction};
 use crate::openflow::error::OfpError;
 use crate::openflow::message::{Bucket, GroupMod, GroupType};
 use crate::openflow::oxm::{OxmField, OxmId};
-use crate::types::{GroupId, PortNo, TableId};
+use crate::types::{GroupId, MeterId, PortNo, TableId};
 
 /// Most actions one instruction list (or bucket) may hold.
 pub const MAX_ACTIONS: usize = 1024;
@@ -272,6 +272,11 @@ impl Ofproto {
                 }
                 Instruction::ClearActions => 5,
                 Instruction::Meter(m) => {
+                    // Virtual meters (OFPM_CONTROLLER) are not for flow
+                    // entries: they meter what goes to controllers.
+                    if *m > MeterId::MAX {
+                        return Err(OfpError::InvalidMeter);
+                    }
                     if !self.meter_exists(*m) {
                         return Err(OfpError::UnknownMeter);
                     }

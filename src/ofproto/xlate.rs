@@ -46,7 +46,7 @@ use crate::datapath::flow::{
 use crate::openflow::action::{Action, Instruction, CML_NO_BUFFER};
 use crate::openflow::message::{Bucket, GroupType};
 use crate::openflow::oxm::{OxmField, OxmId};
-use crate::types::{GroupId, MacAddr, PortNo, TableId};
+use crate::types::{GroupId, MacAddr, MeterId, PortNo, TableId};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -907,11 +907,17 @@ impl<'a> Ctx<'a> {
             return;
         }
         self.commit();
+        let meter = self
+            .snap
+            .meters
+            .contains_key(&MeterId::CONTROLLER)
+            .then_some(MeterId::CONTROLLER.0);
         self.emit(DpAction::Userspace(UserspaceReason::Controller {
             reason,
             max_len,
             table_id,
             cookie,
+            meter,
         }));
         self.out.slow |= SLOW_CONTROLLER;
     }

@@ -174,6 +174,7 @@ fn userspace_action_and_multiple_outputs() {
         max_len: 0xffff,
         table_id: 3,
         cookie: 77,
+        meter: None,
     };
     r.dp.put_flow(in_port_flow(
         5,
@@ -362,6 +363,7 @@ fn execute_userspace_reports_an_action_upcall() {
         max_len: 64,
         table_id: 0,
         cookie: 1,
+        meter: None,
     };
     let pkt = frame(9);
     r.dp.execute(

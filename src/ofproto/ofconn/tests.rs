@@ -1084,7 +1084,11 @@ fn bundle_errors_are_ovs_s() {
     send14(&mut p, 30, badd(6, 0, 30, bad_match));
     assert_eq!(p.take()[0].error(), Some((4, 9)), "BAD_MATCH/BAD_PREREQ");
     send14(&mut p, 31, badd(6, 0, 31, flow_mod(255)));
-    assert_eq!(p.take()[0].error(), Some((5, 2)), "FLOW_MOD_FAILED/BAD_TABLE_ID");
+    assert_eq!(
+        p.take()[0].error(),
+        Some((5, 2)),
+        "FLOW_MOD_FAILED/BAD_TABLE_ID"
+    );
     send14(&mut p, 32, badd(6, 0, 32, flow_mod(3)));
     send14(&mut p, 33, bctrl(6, T::CommitRequest, 0));
     let (_, msgs) = p.batch().expect("the bundle still commits");
