@@ -29,6 +29,7 @@ use crate::messages::revalidator::TablesChanged;
 use crate::messages::Mailbox;
 use crate::netdev::packet::VnetHdr;
 use crate::netdev::PortType;
+use crate::ofproto::monitor::FlowChanges;
 use crate::ofproto::request::{
     self, Answer, BarrierPlan, Barriers, Effects, Event, FreeLater, Op, Requests, PR_ADD,
     PR_DELETE, PR_MODIFY,
@@ -120,6 +121,9 @@ pub struct Bridge {
     spin_until: Arc<AtomicU64>,
     /// Its tables across restarts.
     state: StateFile,
+    /// Flow monitors over all connections (the sessions count them): rule
+    /// changes are recorded only while it is not zero.
+    monitors: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Bridge {
@@ -183,6 +187,7 @@ impl Bridge {
             stopping: false,
             spin_until: Arc::new(AtomicU64::new(0)),
             state,
+            monitors: Arc::default(),
         };
         Ok((b, shared))
     }
@@ -342,6 +347,30 @@ impl Bridge {
                 })
                 .collect(),
         }
+    }
+
+    /// Effects for a batch: rule changes are recorded if some connection
+    /// has a flow monitor.
+    fn effects(&self) -> Effects {
+        Effects {
+            monitored: self.monitors.load(Relaxed) > 0,
+            ..Effects::default()
+        }
+    }
+
+    /// Hands the batch's rule changes to the connection manager, stamped
+    /// with the tables version just published (after the publish, so that a
+    /// monitor's initial reply and the changes after it never overlap).
+    fn notify_flow_changes(&self, conn: Option<u64>, fx: &mut Effects) {
+        if fx.flow_changes.is_empty() {
+            return;
+        }
+        let version = self.shared.view.snapshot.load().version;
+        self.notify(AsyncEvent::FlowChanges(Arc::new(FlowChanges {
+            conn,
+            version,
+            changes: std::mem::take(&mut fx.flow_changes),
+        })));
     }
 
     /// Hands events to the connection manager.
@@ -557,6 +586,7 @@ impl Actor for Bridge {
                 bridge_meter: self.meter.clone(),
                 fail_open: me.recipient(),
                 packet_ins: rx,
+                monitors: self.monitors.clone(),
             });
             cm_meter = cm.meter();
             let addr = cm.start();
@@ -593,17 +623,18 @@ impl Actor for Bridge {
         }
         // Timeouts and MAC aging.
         ctx.run_interval(HOUSEKEEPING, |b, ctx| {
-            let mut fx = Effects::default();
+            let mut fx = b.effects();
             let changed = Requests {
                 ofproto: &mut b.ofproto,
                 view: &b.shared.view,
                 port_counters: &|_| None,
             }
             .handle_timeout(now_ms(), &mut fx);
-            b.notify_all(fx.events);
+            b.notify_all(std::mem::take(&mut fx.events));
             if changed {
                 b.publish();
             }
+            b.notify_flow_changes(None, &mut fx);
             // Poll threads that missed a meter update get the whole set.
             if b.shared.dp.stats().meters_stale_threads > 0 {
                 let _ = b.shared.dp.sync_meters();
@@ -658,7 +689,7 @@ impl Handler<OfRequests> for Bridge {
         let _g = self.guard::<OfRequests>();
         self.keep_warm();
         let now = now_ms();
-        let mut fx = Effects::default();
+        let mut fx = self.effects();
         {
             let dp = self.shared.dp.clone();
             let counters = move |p: PortNo| dp.port_stats(p);
@@ -678,6 +709,7 @@ impl Handler<OfRequests> for Bridge {
         }
         let waiting = self.apply(&mut fx);
         let version = self.publish();
+        self.notify_flow_changes(Some(m.conn), &mut fx);
         // A barrier must wait for revalidation only if some megaflow could be
         // stale: one exists, or an upcall is installing one right now (that
         // handler re-checks the version after installing; see upcall.rs).

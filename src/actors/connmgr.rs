@@ -277,12 +277,15 @@ pub struct ConnmgrParams {
     pub fail_open: Recipient<FailOpen>,
     /// Packet-ins from the upcall handlers.
     pub packet_ins: tokio::sync::mpsc::Receiver<AsyncEvent>,
+    /// The bridge's count of flow monitors, which sessions keep up to date.
+    pub monitors: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The connection manager.
 pub struct Connmgr {
     bridge_name: String,
     dpid: DatapathId,
+    monitors: Arc<std::sync::atomic::AtomicUsize>,
     bridge: Recipient<OfRequests>,
     bridge_meter: Arc<ActorMeter>,
     fail_open_to: Recipient<FailOpen>,
@@ -337,6 +340,7 @@ impl Connmgr {
         Connmgr {
             bridge_name: p.bridge_name,
             dpid: p.dpid,
+            monitors: p.monitors,
             bridge: p.bridge,
             bridge_meter: p.bridge_meter,
             fail_open_to: p.fail_open,
@@ -647,6 +651,8 @@ impl Connmgr {
         let id = NEXT_SESSION.fetch_add(1, Relaxed);
         let me = ctx.address();
         let mut settings = Settings::new(self.dpid);
+        settings.conn_id = id;
+        settings.monitors = self.monitors.clone();
         settings.probe_interval = match &m.origin {
             Origin::Controller(_) => m.probe,
             Origin::Listener(name) => self.listener_probe(name),

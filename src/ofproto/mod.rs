@@ -26,6 +26,7 @@ pub mod classifier;
 pub mod hamt;
 pub mod mac_learning;
 pub mod match_;
+pub mod monitor;
 pub mod ofconn;
 pub mod persist;
 pub mod request;
@@ -127,8 +128,12 @@ pub struct FlowModResult {
     pub removed: Vec<Arc<Rule>>,
     /// The rule an ADD installed.
     pub added: Option<Arc<Rule>>,
-    /// Number of rules a MODIFY changed.
-    pub modified: usize,
+    /// The rule that ADD replaced (same table, match and priority), for flow
+    /// monitors, which match an ADD against the old actions too (OVS
+    /// `replace_rule_finish()`).
+    pub replaced: Option<Arc<Rule>>,
+    /// The rules a MODIFY changed, each as `(before, after)`.
+    pub modified: Vec<(Arc<Rule>, Arc<Rule>)>,
     /// Whether the tables changed at all (so a publish is due).
     pub changed: bool,
 }
@@ -499,10 +504,10 @@ impl Ofproto {
                     };
                     let Some(ins) = &instructions else { break };
                     let new = Arc::new(old.with_instructions(ins.clone(), counters));
-                    self.install(new);
-                    res.modified += 1;
+                    self.install(new.clone());
+                    res.modified.push((old, new));
                 }
-                res.changed = res.modified > 0;
+                res.changed = !res.modified.is_empty();
                 Ok(res)
             }
             FlowModCommand::Delete
@@ -623,11 +628,12 @@ impl Ofproto {
             created_ms: now_ms,
             counters,
         }));
-        self.install(rule.clone());
+        let replaced = self.install(rule.clone());
         Ok(FlowModResult {
             removed: Vec::new(),
             added: Some(rule),
-            modified: 0,
+            replaced,
+            modified: Vec::new(),
             changed: true,
         })
     }

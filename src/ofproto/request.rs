@@ -27,6 +27,7 @@
 //!
 //! Thread: the Bridge's, which owns the `Ofproto`; nothing here blocks.
 
+use super::monitor::{initial_updates, FlowChange};
 use super::rule::{Rule, PC_PORT_DOWN};
 use super::view::XlateView;
 use super::xlate::XlateOptions;
@@ -39,9 +40,9 @@ use crate::datapath::pmd::PortCountersSnapshot;
 use crate::openflow::action::Action;
 use crate::openflow::error::OfpError;
 use crate::openflow::message::{
-    BundleCtrl, BundleCtrlType, FlowRemoved, Message, MeterBand, MeterModCommand, MpReplyBody,
-    MpRequestBody, MultipartReply, MultipartRequest, OfpMsg, PacketOut, PortStats, PortStatus,
-    MF_PKTPS, NO_BUFFER,
+    BundleCtrl, BundleCtrlType, FlowRemoved, FlowUpdate, FlowUpdateEvent, Message, MeterBand,
+    MeterModCommand, MpReplyBody, MpRequestBody, MultipartReply, MultipartRequest, OfpMsg,
+    PacketOut, PortStats, PortStatus, MF_PKTPS, NO_BUFFER,
 };
 use crate::types::{MeterId, PortNo, TableId};
 use crate::util::coverage::{self, c};
@@ -95,6 +96,21 @@ pub enum OfReply {
     /// dump of 100k rules neither holds the Bridge nor waits to be fully
     /// encoded before the peer can start parsing.
     FlowStats(FlowStatsJob),
+    /// The answer to a flow monitor request: the rules its INITIAL monitors
+    /// cover now. The connection registered the monitors already; it sends
+    /// `updates` as the multipart reply to `xid` and reports later changes
+    /// stamped after `version` only (see [`super::monitor`]).
+    FlowMonitor {
+        /// The request's xid (0: a refresh the connection asked for to
+        /// resume paused monitors).
+        xid: u32,
+        /// The tables version the updates reflect.
+        version: u64,
+        /// The monitors of the request.
+        ids: Vec<u32>,
+        /// The updates (event INITIAL), each with its rule's id.
+        updates: Vec<(u64, FlowUpdate)>,
+    },
 }
 
 /// The answer slot of one request, in request order.
@@ -177,6 +193,12 @@ pub struct Effects {
     pub ops: Vec<Op>,
     /// Rules to free off the bridge's thread.
     pub free_later: Vec<FreeLater>,
+    /// Set by the caller when some connection has a flow monitor: only then
+    /// are rule changes recorded in `flow_changes` (a switch nobody
+    /// monitors pays nothing for them).
+    pub monitored: bool,
+    /// Rule changes for flow monitors, in order.
+    pub flow_changes: Vec<FlowChange>,
 }
 
 impl Effects {
@@ -192,6 +214,55 @@ impl Effects {
     fn reply(&mut self, xid: u32, body: Message) {
         self.answers
             .push(Answer::Reply(OfReply::Msg(OfpMsg { xid, body })));
+    }
+
+    /// Records `rules` as removed for `reason` by request `xid`.
+    fn removed(&mut self, rules: &[Arc<Rule>], reason: u8, xid: u32) {
+        if self.monitored {
+            self.flow_changes.extend(rules.iter().map(|r| FlowChange {
+                event: FlowUpdateEvent::Removed,
+                reason,
+                rule: r.clone(),
+                old: None,
+                xid,
+            }));
+        }
+    }
+
+    /// Records what a FLOW_MOD did (OVS `replace_rule_finish()`: an ADD is
+    /// ADDED whether or not it replaced a rule, a MODIFY is reported only
+    /// when it changed the instructions; the old rule goes along when its
+    /// actions differ, for out_port).
+    fn flow_mod_changes(&mut self, r: &super::FlowModResult, xid: u32) {
+        if !self.monitored {
+            return;
+        }
+        self.removed(&r.removed, RR_DELETE, xid);
+        if let Some(rule) = &r.added {
+            let old = r
+                .replaced
+                .as_ref()
+                .filter(|o| o.instructions != rule.instructions)
+                .cloned();
+            self.flow_changes.push(FlowChange {
+                event: FlowUpdateEvent::Added,
+                reason: 0,
+                rule: rule.clone(),
+                old,
+                xid,
+            });
+        }
+        for (old, new) in &r.modified {
+            if old.instructions != new.instructions {
+                self.flow_changes.push(FlowChange {
+                    event: FlowUpdateEvent::Modified,
+                    reason: 0,
+                    rule: new.clone(),
+                    old: Some(old.clone()),
+                    xid,
+                });
+            }
+        }
     }
 
     /// True when some answer is a barrier.
@@ -305,6 +376,7 @@ impl Requests<'_> {
                 coverage::inc(&c::flow_mod);
                 match self.ofproto.flow_mod(&fm, now_ms) {
                     Ok(r) => {
+                        fx.flow_mod_changes(&r, xid);
                         fx.events.extend(
                             r.removed
                                 .iter()
@@ -328,11 +400,14 @@ impl Requests<'_> {
                 }
             }
             Message::GroupMod(gm) => match self.ofproto.group_mod(&gm, now_ms) {
-                Ok(removed) => fx.events.extend(
-                    removed
-                        .iter()
-                        .filter_map(|rule| flow_removed(rule, RR_GROUP_DELETE, now_ms)),
-                ),
+                Ok(removed) => {
+                    fx.removed(&removed, RR_GROUP_DELETE, xid);
+                    fx.events.extend(
+                        removed
+                            .iter()
+                            .filter_map(|rule| flow_removed(rule, RR_GROUP_DELETE, now_ms)),
+                    )
+                }
                 Err(e) => fx.error(xid, e, head),
             },
             Message::MeterMod(mm) => {
@@ -341,6 +416,7 @@ impl Requests<'_> {
                 }
                 match self.ofproto.meter_mod(&mm, now_ms) {
                     Ok(removed) => {
+                        fx.removed(&removed, RR_METER_DELETE, xid);
                         fx.events.extend(
                             removed
                                 .iter()
@@ -414,7 +490,10 @@ impl Requests<'_> {
         fx: &mut Effects,
     ) {
         let saved = self.ofproto.clone();
-        let mut scratch = Effects::default();
+        let mut scratch = Effects {
+            monitored: fx.monitored,
+            ..Effects::default()
+        };
         for (msg, head) in msgs {
             let before = scratch.answers.len();
             self.handle(msg, &head, now_ms, &mut scratch);
@@ -430,6 +509,7 @@ impl Requests<'_> {
             }
         }
         fx.events.extend(scratch.events);
+        fx.flow_changes.extend(scratch.flow_changes);
         fx.ops.extend(scratch.ops);
         fx.free_later.extend(scratch.free_later);
         fx.reply(
@@ -446,6 +526,11 @@ impl Requests<'_> {
     /// true when translations may have changed (publish due).
     pub fn handle_timeout(&mut self, now_ms: u64, fx: &mut Effects) -> bool {
         let expired = self.ofproto.expire(now_ms);
+        if fx.monitored {
+            for (rule, reason) in &expired {
+                fx.removed(std::slice::from_ref(rule), *reason, 0);
+            }
+        }
         fx.events.extend(
             expired
                 .iter()
@@ -495,8 +580,20 @@ impl Requests<'_> {
             MpRequestBody::TableFeatures(_) => Err(OfpError::TableFeaturesEperm),
             MpRequestBody::PortDesc => Ok(MpReplyBody::PortDesc(of.port_descs())),
             MpRequestBody::Experimenter { .. } => Err(OfpError::BadExperimenter),
-            // Flow monitors decode (openflow::monitor) but are not served yet.
-            MpRequestBody::FlowMonitor(_) => Err(OfpError::BadMultipart),
+            MpRequestBody::FlowMonitor(reqs) => {
+                // The connection registered (or refused) the monitors; the
+                // tables answer with what they cover now, at a version that
+                // later changes are stamped beyond.
+                let version = self.publish();
+                let updates = initial_updates(self.ofproto, &reqs);
+                fx.answers.push(Answer::Reply(OfReply::FlowMonitor {
+                    xid,
+                    version,
+                    ids: reqs.iter().map(|r| r.monitor_id).collect(),
+                    updates,
+                }));
+                return;
+            }
         };
         match body {
             Ok(b) => fx.reply(

@@ -192,7 +192,7 @@ fn modify_changes_matching_rules_and_never_adds() {
             0,
         )
         .unwrap();
-    assert_eq!((res.modified, res.changed), (0, false));
+    assert_eq!((res.modified.len(), res.changed), (0, false));
     assert_eq!(o.n_rules(), 2);
 
     // Non-strict modify on dl_type=ip with a cookie filter: only cookie 0x11.
@@ -205,7 +205,7 @@ fn modify_changes_matching_rules_and_never_adds() {
     );
     md.cookie = Cookie(0x11);
     md.cookie_mask = 0xff;
-    assert_eq!(o.flow_mod(&md, 0).unwrap().modified, 1);
+    assert_eq!(o.flow_mod(&md, 0).unwrap().modified.len(), 1);
     let stats = o.flow_stats(&all_stats(), 0).unwrap();
     for s in &stats {
         let want = if s.cookie == Cookie(0x11) { 3 } else { 1 };
@@ -223,7 +223,7 @@ fn modify_changes_matching_rules_and_never_adds() {
         ip_src(2),
         apply(vec![out(2)]),
     );
-    assert_eq!(o.flow_mod(&ms, 0).unwrap().modified, 0);
+    assert_eq!(o.flow_mod(&ms, 0).unwrap().modified.len(), 0);
     let ms = fm(
         FlowModCommand::ModifyStrict,
         0,
@@ -231,7 +231,7 @@ fn modify_changes_matching_rules_and_never_adds() {
         ip_src(2),
         apply(vec![out(2)]),
     );
-    assert_eq!(o.flow_mod(&ms, 0).unwrap().modified, 1);
+    assert_eq!(o.flow_mod(&ms, 0).unwrap().modified.len(), 1);
     assert_eq!(
         o.flow_mod(
             &fm(FlowModCommand::Modify, 255, 0, Match::default(), vec![]),

@@ -4,7 +4,7 @@
 //! Both the route and the role rule live here so that a new message type is
 //! classified once (the shell used to repeat this table by hand).
 
-use crate::openflow::message::{Message, MpRequestBody};
+use crate::openflow::message::{Message, MpRequestBody, MultipartRequest};
 
 /// Where a message from the peer is handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +19,9 @@ pub enum Route {
     /// BUNDLE_CONTROL and BUNDLE_ADD_MESSAGE: the connection keeps bundles
     /// and hands a committed one to the bridge.
     Bundle,
+    /// A flow monitor request or cancel: the connection keeps its monitors
+    /// and asks the bridge only for the rules they cover at the start.
+    Monitor,
     /// The bridge's request handler (tables, groups, meters, ports, stats,
     /// packet-out, barrier).
     Bridge,
@@ -126,6 +129,11 @@ pub fn classify(body: &Message, head: &[u8]) -> Class {
         | Message::SetAsyncUpdate(_) => Route::Local,
         Message::RoleRequest(_) => Route::Role,
         Message::BundleControl(_) | Message::BundleAdd(_) => Route::Bundle,
+        Message::MultipartRequest(MultipartRequest {
+            body: MpRequestBody::FlowMonitor(_),
+            ..
+        })
+        | Message::FlowMonitorCancel(_) => Route::Monitor,
         Message::FeaturesReply(_)
         | Message::GetConfigReply(_)
         | Message::PacketIn(_)
@@ -135,6 +143,8 @@ pub fn classify(body: &Message, head: &[u8]) -> Class {
         | Message::BarrierReply
         | Message::QueueGetConfigReply { .. }
         | Message::RoleReply(_)
+        | Message::FlowMonitorPaused
+        | Message::FlowMonitorResumed
         | Message::GetAsyncReply(_) => Route::NotForSwitch,
         // Everything else concerns the switch's state. New message types the
         // codec learns land here by default.
@@ -157,7 +167,7 @@ pub fn reply_may_be_large(body: &Message) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openflow::message::{MultipartRequest, SwitchConfig};
+    use crate::openflow::message::SwitchConfig;
 
     #[test]
     fn every_route_and_the_slave_rule() {

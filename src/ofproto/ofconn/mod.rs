@@ -37,18 +37,21 @@
 
 pub mod classify;
 pub mod encode;
+mod monitors;
 pub mod txq;
 
 #[cfg(test)]
 mod tests;
 
 use crate::ofproto::match_::match_to_key;
+use crate::ofproto::monitor::FlowChanges;
 use crate::ofproto::request::BundleCommit;
 use crate::ofproto::FlowStatsJob;
 use crate::openflow::error::OfpError;
 use crate::openflow::message::{
-    AsyncConfig, BundleCtrl, BundleCtrlType, ControllerRole, FlowModCommand, FlowRemoved, Message,
-    NxMsg, OfpMsg, PacketIn, PortStatus, RoleMsg, SwitchConfig, SwitchFeatures, BF_ATOMIC,
+    AsyncConfig, BundleCtrl, BundleCtrlType, ControllerRole, FlowModCommand, FlowRemoved,
+    FlowUpdate, Message, MpReplyBody, MpRequestBody, MultipartReply, MultipartRequest, NxMsg,
+    OfpMsg, PacketIn, PortStatus, RoleMsg, SwitchConfig, SwitchFeatures, BF_ATOMIC,
 };
 use crate::openflow::{self, DecodeError, Version, Versions};
 use crate::types::{DatapathId, TableId};
@@ -79,6 +82,9 @@ pub enum AsyncEvent {
     PortStatus(Arc<PortStatus>),
     /// A rule was removed.
     FlowRemoved(Arc<FlowRemoved>),
+    /// Rules changed while some connection had a flow monitor (each
+    /// connection reports what its own monitors cover).
+    FlowChanges(Arc<FlowChanges>),
 }
 
 crate::counter_set! {
@@ -125,6 +131,16 @@ crate::counter_set! {
         stalls,
         /// HELLOs with elements we could not parse (negotiated on the header version).
         hello_unparsed,
+        /// Flow monitor updates sent (initial, added, removed, modified, abbreviated).
+        flow_updates,
+        /// Flow monitor updates the negotiated version cannot express (skipped).
+        flow_updates_unencodable,
+        /// Batches of rule changes that did not reach the connection (its mailbox was full); each makes the monitors pause and resynchronise.
+        flow_changes_lost,
+        /// Times flow monitors paused (PAUSED sent) because the output queue was full.
+        monitor_paused,
+        /// Times flow monitors resumed (current state re-sent, then RESUMED).
+        monitor_resumed,
     }
 }
 
@@ -148,6 +164,12 @@ pub struct Settings {
     /// The OpenFlow versions the bridge allows (its `protocols`); HELLO
     /// advertises them and negotiation picks among them.
     pub versions: Versions,
+    /// The connection's id in its connection manager (0: none), which
+    /// rule changes carry to tell a monitor's own changes from others'.
+    pub conn_id: u64,
+    /// The bridge's count of flow monitors over all its connections
+    /// ([`crate::ofproto::monitor::MonitorGauge`]).
+    pub monitors: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl ConnCounters {
@@ -161,6 +183,7 @@ impl ConnCounters {
             AsyncEvent::PacketIn { .. } => &self.packet_ins_dropped,
             AsyncEvent::PortStatus(_) => &self.port_status_dropped,
             AsyncEvent::FlowRemoved(_) => &self.flow_removed_dropped,
+            AsyncEvent::FlowChanges(_) => &self.flow_changes_lost,
         }
         .fetch_add(1, Relaxed);
     }
@@ -184,6 +207,8 @@ impl Settings {
             stuck_timeout: DEFAULT_STUCK_TIMEOUT,
             packet_in_limit: None,
             versions: Versions::supported(),
+            conn_id: 0,
+            monitors: Arc::default(),
         }
     }
 }
@@ -415,6 +440,8 @@ pub struct OfConn {
     armed: Option<Instant>,
     /// A streamed reply has more to encode now.
     work_now: bool,
+    /// Flow monitors (see [`monitors`]).
+    mon: monitors::Monitors,
     counters: Arc<ConnCounters>,
 }
 
@@ -459,6 +486,7 @@ impl OfConn {
                 ]
             }),
             counters: Arc::new(ConnCounters::default()),
+            mon: monitors::Monitors::new(s.monitors.clone()),
             s,
         };
         let hello = encode::hello(0, c.s.versions);
@@ -600,6 +628,13 @@ impl OfConn {
         if self.is_closed() {
             return;
         }
+        let mut replies = replies;
+        if self.monitor_replies(token, &mut replies) {
+            self.pump();
+            self.process();
+            self.settle(now);
+            return;
+        }
         match replies {
             Some(replies) => {
                 let mut it = replies.into_iter();
@@ -682,7 +717,7 @@ impl OfConn {
             return;
         };
         let enc = *enc;
-        if !self.async_wanted(ev) {
+        if !matches!(ev, AsyncEvent::FlowChanges(_)) && !self.async_wanted(ev) {
             return;
         }
         let (body, sent) = match ev {
@@ -713,6 +748,7 @@ impl OfConn {
                 Message::FlowRemoved((**fr).clone()),
                 &self.counters.flow_removed,
             ),
+            AsyncEvent::FlowChanges(fc) => return self.flow_changes(fc),
         };
         let mut out = Vec::new();
         if let Err(e) = enc.message(0, body, &mut out) {
@@ -778,6 +814,7 @@ impl OfConn {
             }
         }
         self.expire_bundles(now);
+        self.check_lost_changes();
         match &self.state {
             State::Hello { deadline } if now >= *deadline => {
                 self.close(CloseReason::HelloTimeout);
@@ -813,6 +850,7 @@ impl OfConn {
         self.deferred = VecDeque::new();
         self.last_progress = None;
         self.work_now = false;
+        self.mon.clear();
         self.events.push_back(Event::Close(reason));
     }
 
@@ -832,6 +870,8 @@ impl OfConn {
             tx_budget_bytes: self.txq.budget(),
             rx_buffered_bytes: self.rx_len(),
             reading: self.wants_input(),
+            flow_monitors: self.mon.len(),
+            flow_monitors_paused: self.mon.paused,
             counters: self.counters.snapshot(),
         }
     }
@@ -858,6 +898,7 @@ impl OfConn {
         if self.is_closed() {
             return;
         }
+        self.maybe_resume_monitors();
         match (self.txq.over_budget(), self.last_progress) {
             (true, None) => {
                 self.last_progress = Some(now);
@@ -933,6 +974,12 @@ impl OfConn {
             OfReply::Msg(m) => self.send(m.xid, m.body),
             OfReply::Error { xid, error, head } => self.send_error(xid, error, &head),
             OfReply::FlowStats(job) => self.stream = Some(job),
+            OfReply::FlowMonitor {
+                xid,
+                version,
+                ids,
+                updates,
+            } => self.monitor_initial(xid, version, &ids, updates),
         }
     }
 
@@ -982,6 +1029,8 @@ impl OfConn {
             AsyncEvent::PacketIn { pin, .. } => (self.async_cfg.packet_in_mask[idx], pin.reason),
             AsyncEvent::PortStatus(ps) => (self.async_cfg.port_status_mask[idx], ps.reason),
             AsyncEvent::FlowRemoved(fr) => (self.async_cfg.flow_removed_mask[idx], fr.reason),
+            // Monitors are not role-filtered (OVS `ofmonitor_report()`).
+            AsyncEvent::FlowChanges(_) => return true,
         };
         reason < 32 && mask & (1 << reason) != 0
     }
@@ -1102,6 +1151,10 @@ impl OfConn {
             }
             if class.route == Route::Bundle {
                 self.bundle(msg, frame.head, frame.len);
+                continue;
+            }
+            if class.route == Route::Monitor {
+                self.monitor_message(msg, frame.head);
                 continue;
             }
             self.local(class.route, msg, frame.head);
@@ -1423,8 +1476,8 @@ impl OfConn {
         let xid = msg.xid;
         match route {
             Route::Hello => {}
-            // Not reached: bundles are handled by process() (bundle()).
-            Route::Bundle => {}
+            // Not reached: bundles and monitors are handled by process().
+            Route::Bundle | Route::Monitor => {}
             Route::NotForSwitch => self.send_error(xid, OfpError::BadType, &head),
             // Not reached: bridge messages travel in batches (process()).
             Route::Bridge => {}
@@ -1490,6 +1543,268 @@ impl OfConn {
     }
 }
 
+/// Flow monitors: the glue between [`monitors::Monitors`] (what to report)
+/// and the connection's encoder and output budget.
+impl OfConn {
+    /// A flow monitor request or cancel (classified [`Route::Monitor`]).
+    /// The monitors are registered here, before the request leaves for the
+    /// bridge (which counts them from then on); the bridge answers with the
+    /// rules they cover now ([`OfReply::FlowMonitor`]).
+    fn monitor_message(&mut self, msg: OfpMsg, head: Vec<u8>) {
+        let xid = msg.xid;
+        match msg.body {
+            Message::FlowMonitorCancel(id) => {
+                if let Err(e) = self.mon.cancel(id) {
+                    self.send_error(xid, e, &head);
+                }
+            }
+            Message::MultipartRequest(MultipartRequest {
+                flags,
+                body: MpRequestBody::FlowMonitor(reqs),
+            }) => {
+                let added = match self.mon.request(&reqs) {
+                    Ok(a) => a,
+                    Err(e) => return self.send_error(xid, e, &head),
+                };
+                let Some(version) = self.version() else {
+                    return;
+                };
+                let token = self.next_token;
+                self.next_token += 1;
+                self.mon.set_pending(token, added);
+                self.blocker = Some(Blocker::Bridge {
+                    token,
+                    requests: vec![(xid, head.get(1).copied().unwrap_or(0), head.clone())],
+                });
+                let body = Message::MultipartRequest(MultipartRequest {
+                    flags,
+                    body: MpRequestBody::FlowMonitor(reqs),
+                });
+                self.events.push_back(Event::Requests {
+                    token,
+                    version,
+                    msgs: vec![(OfpMsg { xid, body }, head)],
+                    bundle: None,
+                });
+            }
+            _ => self.send_error(xid, OfpError::BadType, &head),
+        }
+    }
+
+    /// Bridge answers that concern monitors: a request's batch (whose
+    /// monitors are taken back if the bridge could not take it) and a
+    /// refresh, which is consumed here (true).
+    fn monitor_replies(&mut self, token: u64, replies: &mut Option<Vec<OfReply>>) -> bool {
+        self.mon.batch_done(token, replies.is_some());
+        if self.mon.refresh != Some(token) {
+            return false;
+        }
+        self.mon.refresh = None;
+        let Some(replies) = replies.take() else {
+            self.mon.refresh_failed = true;
+            return true;
+        };
+        for r in replies {
+            if let OfReply::FlowMonitor {
+                version, updates, ..
+            } = r
+            {
+                self.monitors_resume(version, updates);
+            }
+        }
+        true
+    }
+
+    /// The initial reply to a monitor request.
+    fn monitor_initial(
+        &mut self,
+        xid: u32,
+        version: u64,
+        ids: &[u32],
+        ups: Vec<(u64, FlowUpdate)>,
+    ) {
+        let Some(enc) = self.enc() else { return };
+        self.mon.initial(version, ids, &ups);
+        let ups = ups.into_iter().map(|(_, u)| u).collect();
+        let (out, n) = self.encode_updates(enc, xid, ups);
+        self.counters.flow_updates.fetch_add(n as u64, Relaxed);
+        out.iter().for_each(|m| self.push_msg(m));
+    }
+
+    /// Encodes `ups` as one multipart reply (split as needed); updates the
+    /// version cannot express are left out and counted. Returns the
+    /// messages and the number of updates in them.
+    fn encode_updates(
+        &self,
+        enc: Encoder,
+        xid: u32,
+        ups: Vec<FlowUpdate>,
+    ) -> (Vec<Vec<u8>>, usize) {
+        let body = |v: Vec<FlowUpdate>| {
+            Message::MultipartReply(MultipartReply {
+                flags: 0,
+                body: MpReplyBody::FlowMonitor(v),
+            })
+        };
+        let mut out = Vec::new();
+        let n = ups.len();
+        if enc.message(xid, body(ups.clone()), &mut out).is_ok() {
+            return (out, n);
+        }
+        let ok: Vec<FlowUpdate> = ups
+            .into_iter()
+            .filter(|u| {
+                enc.message(xid, body(vec![u.clone()]), &mut Vec::new())
+                    .is_ok()
+            })
+            .collect();
+        self.counters
+            .flow_updates_unencodable
+            .fetch_add((n - ok.len()) as u64, Relaxed);
+        let n = ok.len();
+        out.clear();
+        match enc.message(xid, body(ok), &mut out) {
+            Ok(()) => (out, n),
+            Err(_) => (Vec::new(), 0),
+        }
+    }
+
+    /// PAUSED / RESUMED: an update in OpenFlow 1.4+, a message of its own
+    /// (Nicira, ONF) before.
+    fn send_monitor_state(&mut self, enc: Encoder, paused: bool) {
+        let body = if enc.version() >= Version::V1_4 {
+            Message::MultipartReply(MultipartReply {
+                flags: 0,
+                body: MpReplyBody::FlowMonitor(vec![if paused {
+                    FlowUpdate::Paused
+                } else {
+                    FlowUpdate::Resumed
+                }]),
+            })
+        } else if paused {
+            Message::FlowMonitorPaused
+        } else {
+            Message::FlowMonitorResumed
+        };
+        self.send(0, body);
+    }
+
+    fn pause_monitors(&mut self, enc: Encoder) {
+        self.mon.paused = true;
+        self.counters.monitor_paused.fetch_add(1, Relaxed);
+        self.send_monitor_state(enc, true);
+    }
+
+    /// Batches of changes the connection manager could not deliver make the
+    /// monitors pause (and resynchronise when they resume).
+    fn check_lost_changes(&mut self) {
+        let lost = self.counters.flow_changes_lost.load(Relaxed);
+        if lost == self.mon.lost_seen {
+            return;
+        }
+        self.mon.lost_seen = lost;
+        let Some(enc) = self.enc() else { return };
+        if self.mon.is_empty() {
+            return;
+        }
+        if self.mon.refresh.is_some() {
+            self.mon.overflow();
+        } else if !self.mon.paused {
+            self.pause_monitors(enc);
+        }
+    }
+
+    /// Rule changes from the bridge (OVS `ofmonitor_report()` and
+    /// `ofmonitor_flush()`).
+    fn flow_changes(&mut self, fc: &Arc<FlowChanges>) {
+        self.check_lost_changes();
+        let Some(enc) = self.enc() else { return };
+        if self.mon.is_empty() {
+            return;
+        }
+        self.mon.refresh_failed = false;
+        if self.mon.refresh.is_some() {
+            return self.mon.hold(fc);
+        }
+        if self.mon.paused {
+            return self.mon.keep_removals(fc);
+        }
+        let (ups, max_id) = self.mon.report(fc, self.s.conn_id);
+        if ups.is_empty() {
+            return;
+        }
+        let (out, n) = self.encode_updates(enc, 0, ups);
+        let len: usize = out.iter().map(Vec::len).sum();
+        if !self.txq.async_fits(len) {
+            self.pause_monitors(enc);
+            self.mon.keep_removals(fc);
+            return;
+        }
+        self.mon.sent(max_id);
+        self.counters.flow_updates.fetch_add(n as u64, Relaxed);
+        out.iter().for_each(|m| self.push_msg(m));
+    }
+
+    /// Paused monitors whose queue drained ask the bridge for a refresh
+    /// (OVS `ofmonitor_may_resume()`: nothing of theirs left queued; here,
+    /// the queue back under a quarter of its budget and nothing else
+    /// outstanding).
+    fn maybe_resume_monitors(&mut self) {
+        if !self.mon.paused
+            || self.mon.refresh.is_some()
+            || self.mon.refresh_failed
+            || self.blocker.is_some()
+            || self.stream.is_some()
+            || !self.deferred.is_empty()
+            || self.txq.queued() > self.txq.budget() / 4
+        {
+            return;
+        }
+        let Some(version) = self.version() else {
+            return;
+        };
+        let token = self.next_token;
+        self.next_token += 1;
+        self.mon.refresh = Some(token);
+        self.blocker = Some(Blocker::Bridge {
+            token,
+            requests: Vec::new(),
+        });
+        let body = Message::MultipartRequest(MultipartRequest {
+            flags: 0,
+            body: MpRequestBody::FlowMonitor(self.mon.refresh_requests()),
+        });
+        self.events.push_back(Event::Requests {
+            token,
+            version,
+            msgs: vec![(OfpMsg { xid: 0, body }, Vec::new())],
+            bundle: None,
+        });
+    }
+
+    /// The refresh came back (OVS `ofmonitor_resume()`).
+    fn monitors_resume(&mut self, version: u64, current: Vec<(u64, FlowUpdate)>) {
+        let Some(enc) = self.enc() else { return };
+        let (ups, replay) = self.mon.resume(version, current);
+        if !ups.is_empty() {
+            let (out, n) = self.encode_updates(enc, 0, ups);
+            self.counters.flow_updates.fetch_add(n as u64, Relaxed);
+            out.iter().for_each(|m| self.push_msg(m));
+        }
+        let Some(replay) = replay else { return };
+        self.counters.monitor_resumed.fetch_add(1, Relaxed);
+        self.send_monitor_state(enc, false);
+        for fc in replay {
+            self.flow_changes(&fc);
+        }
+    }
+
+    /// Number of flow monitors (for display).
+    pub fn n_monitors(&self) -> usize {
+        self.mon.len()
+    }
+}
+
 /// A connection's state for display.
 #[derive(Clone, Debug, Serialize)]
 pub struct ConnStatus {
@@ -1516,6 +1831,10 @@ pub struct ConnStatus {
     pub rx_buffered_bytes: usize,
     /// Whether input is being read (false: backpressure).
     pub reading: bool,
+    /// Flow monitors registered.
+    pub flow_monitors: usize,
+    /// Whether the flow monitors are paused (PAUSED sent, RESUMED not yet).
+    pub flow_monitors_paused: bool,
     /// Counters.
     #[serde(flatten)]
     pub counters: ConnCountersSnapshot,

@@ -568,3 +568,154 @@ fn a_bundle_commits_whole_or_not_at_all() {
     assert_eq!(answers(&fx), [(99, None)]);
     assert_eq!(fx.events.len(), 2, "two FLOW_REMOVED");
 }
+
+// ---- flow monitors -------------------------------------------------------------
+
+impl Switch {
+    /// Applies `msg` with rule changes recorded as when a monitor exists.
+    fn monitored(&mut self, msg: OfpMsg, now_ms: u64) -> Effects {
+        let counters = |_: PortNo| None;
+        let mut rq = Requests {
+            ofproto: &mut self.of,
+            view: &self.view,
+            port_counters: &counters,
+        };
+        let mut fx = Effects {
+            monitored: true,
+            ..Effects::default()
+        };
+        rq.handle(msg, &[], now_ms, &mut fx);
+        rq.publish();
+        fx
+    }
+}
+
+fn msg(xid: u32, body: Message) -> OfpMsg {
+    OfpMsg { xid, body }
+}
+
+fn fmod(cmd: crate::openflow::message::FlowModCommand, prio: u16, out: u32) -> Message {
+    let ip = crate::openflow::oxm::Match {
+        fields: vec![crate::openflow::oxm::OxmField::exact(
+            crate::openflow::oxm::OxmId::EthType,
+            0x800,
+        )],
+    };
+    Message::FlowMod(crate::ofproto::monitor::test_flow_mod(
+        cmd, 0, prio, ip, out,
+    ))
+}
+
+fn monitor_request(reqs: Vec<crate::openflow::message::FlowMonitorRequest>) -> Message {
+    Message::MultipartRequest(MultipartRequest {
+        flags: 0,
+        body: MpRequestBody::FlowMonitor(reqs),
+    })
+}
+
+#[test]
+fn rule_changes_are_recorded_only_while_monitored() {
+    use crate::openflow::message::FlowModCommand as C;
+    let mut sw = Switch::new();
+    let fx = sw.send(&flow_mod(1, 0, NO_BUFFER, 0));
+    assert!(
+        fx.flow_changes.is_empty(),
+        "nobody monitors: nothing recorded"
+    );
+    let fx = sw.monitored(msg(2, fmod(C::Add, 5, 1)), 1000);
+    let ev: Vec<_> = fx.flow_changes.iter().map(|c| (c.event, c.xid)).collect();
+    assert_eq!(ev, vec![(FlowUpdateEvent::Added, 2)]);
+    // Re-adding with other actions is ADDED again, with the old rule along.
+    let fx = sw.monitored(msg(3, fmod(C::Add, 5, 2)), 1000);
+    assert_eq!(fx.flow_changes.len(), 1);
+    assert!(fx.flow_changes[0].old.is_some());
+    // A MODIFY that changes nothing is not reported; one that does is.
+    let fx = sw.monitored(msg(4, fmod(C::Modify, 5, 2)), 1000);
+    assert!(
+        fx.flow_changes.is_empty(),
+        "{:?}",
+        fx.flow_changes.iter().map(|c| c.event).collect::<Vec<_>>()
+    );
+    let fx = sw.monitored(msg(5, fmod(C::ModifyStrict, 5, 1)), 1000);
+    assert_eq!(fx.flow_changes.len(), 1);
+    assert_eq!(fx.flow_changes[0].event, FlowUpdateEvent::Modified);
+    // DELETE reports every removed rule with reason DELETE.
+    let fx = sw.monitored(msg(6, fmod(C::Delete, 0, 1)), 1000);
+    let ev: Vec<_> = fx
+        .flow_changes
+        .iter()
+        .map(|c| (c.event, c.reason))
+        .collect();
+    assert_eq!(ev, vec![(FlowUpdateEvent::Removed, RR_DELETE)]);
+}
+
+#[test]
+fn expiry_is_reported_as_removed_with_its_reason() {
+    use crate::openflow::message::FlowModCommand as C;
+    let mut sw = Switch::new();
+    let Message::FlowMod(mut fm) = fmod(C::Add, 5, 1) else {
+        unreachable!()
+    };
+    fm.hard_timeout = 1;
+    sw.monitored(msg(1, Message::FlowMod(fm)), 0);
+    let counters = |_: PortNo| None;
+    let mut fx = Effects {
+        monitored: true,
+        ..Effects::default()
+    };
+    Requests {
+        ofproto: &mut sw.of,
+        view: &sw.view,
+        port_counters: &counters,
+    }
+    .handle_timeout(5000, &mut fx);
+    let ev: Vec<_> = fx
+        .flow_changes
+        .iter()
+        .map(|c| (c.event, c.reason, c.xid))
+        .collect();
+    assert_eq!(
+        ev,
+        vec![(FlowUpdateEvent::Removed, super::super::RR_HARD_TIMEOUT, 0)]
+    );
+}
+
+#[test]
+fn a_monitor_request_is_answered_with_the_covered_rules_and_the_version() {
+    use crate::ofproto::monitor::watch_all;
+    use crate::openflow::message::FlowModCommand as C;
+    let mut sw = Switch::new();
+    sw.monitored(msg(1, fmod(C::Add, 5, 1)), 0);
+    sw.monitored(msg(2, fmod(C::Add, 6, 2)), 0);
+    let version = sw.of.version();
+    let mut quiet = watch_all(8);
+    quiet.flags &= !crate::openflow::message::FMF_INITIAL;
+    let mut fx = sw.monitored(msg(9, monitor_request(vec![watch_all(7), quiet])), 0);
+    assert!(fx.flow_changes.is_empty());
+    match fx.answers.pop() {
+        Some(Answer::Reply(OfReply::FlowMonitor {
+            xid,
+            version: v,
+            ids,
+            updates,
+        })) => {
+            assert_eq!((xid, v, ids), (9, version, vec![7, 8]));
+            let prios: Vec<u16> = updates
+                .iter()
+                .map(|(_, u)| match u {
+                    FlowUpdate::Full {
+                        event, priority, ..
+                    } => {
+                        assert_eq!(*event, FlowUpdateEvent::Initial);
+                        *priority
+                    }
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            let mut sorted = prios.clone();
+            sorted.sort();
+            assert_eq!(sorted, vec![5, 6], "each rule once");
+        }
+        other => panic!("{other:?}"),
+    }
+}
