@@ -391,6 +391,87 @@ fn packet_out_mod_port_and_monitor() {
     assert!(!ok, "output to port 0 must be refused: {err}");
 }
 
+/// `ovs-ofctl monitor BR watch:` in each form OVS sends it (OpenFlow 1.4's
+/// OFPMP_FLOW_MONITOR, the ONF extension on 1.3, Nicira NXST_FLOW_MONITOR
+/// on 1.0 — the default): the initial flows, then a flow added and one
+/// deleted by other connections, as OVS prints them.
+#[test]
+fn flow_monitors_in_every_version_see_initial_added_and_deleted_flows() {
+    if !require(true, &["ovs-ofctl", "stdbuf"]) {
+        return;
+    }
+    let (d, _br, _port) = switch();
+    let target = format!("unix:{}", d.mgmt.display());
+    let _ = std::fs::create_dir_all("/var/run/openvswitch");
+    for (i, version) in [Some("OpenFlow14"), None, Some("OpenFlow13")]
+        .into_iter()
+        .enumerate()
+    {
+        let shown = version.unwrap_or("default (OpenFlow10)");
+        d.ofctl_ok("del-flows", &[]);
+        let known = format!("10.0.{i}.1");
+        let added = format!("10.0.{i}.2");
+        d.ofctl_ok(
+            "add-flow",
+            &[&format!("priority=7,ip,nw_src={known},actions=drop")],
+        );
+        let out_path = d.dir.join(format!("flow-monitor-{i}.out"));
+        let out_file = std::fs::File::create(&out_path).expect("monitor output file");
+        let mut args = vec!["-oL", "-eL", "ovs-ofctl"];
+        if let Some(v) = version {
+            args.extend(["-O", v]);
+        }
+        args.extend(["monitor", &target, "watch:"]);
+        let mut mon = std::process::Command::new("stdbuf")
+            .args(&args)
+            .stdout(out_file.try_clone().expect("dup"))
+            .stderr(out_file)
+            .spawn()
+            .expect("monitor");
+        let read = || std::fs::read_to_string(&out_path).unwrap_or_default();
+        let initial = wait_for(15, || read().contains(&format!("nw_src={known}")));
+        let text = read();
+        if !initial {
+            let _ = mon.kill();
+            let _ = mon.wait();
+            panic!("{shown}: no initial flow: {text}");
+        }
+        // Nicira and ONF report initial flows as ADDED; 1.4 as INITIAL.
+        let initial_event = if version == Some("OpenFlow14") {
+            "event=INITIAL"
+        } else {
+            "event=ADDED"
+        };
+        assert!(text.contains(initial_event), "{shown}: {text}");
+        d.ofctl_ok(
+            "add-flow",
+            &[&format!("priority=8,ip,nw_src={added},actions=drop")],
+        );
+        let seen_add = wait_for(15, || {
+            read()
+                .lines()
+                .any(|l| l.contains("event=ADDED") && l.contains(&format!("nw_src={added}")))
+        });
+        d.ofctl_ok("del-flows", &[&format!("ip,nw_src={added}")]);
+        let seen_del = wait_for(15, || {
+            read().lines().any(|l| {
+                l.contains("event=DELETED")
+                    && l.contains("reason=delete")
+                    && l.contains(&format!("nw_src={added}"))
+            })
+        });
+        let _ = mon.kill();
+        let _ = mon.wait();
+        let text = read();
+        assert!(seen_add, "{shown}: no ADDED update: {text}");
+        assert!(seen_del, "{shown}: no DELETED update: {text}");
+        assert!(
+            !text.contains("error") && !text.contains("OFPT_ERROR"),
+            "{shown}: {text}"
+        );
+    }
+}
+
 fn role_request(
     s: &mut std::os::unix::net::UnixStream,
     xid: u32,

@@ -26,8 +26,8 @@ use super::Ofproto;
 use crate::datapath::flow::FlowKey;
 use crate::openflow::error::OfpError;
 use crate::openflow::message::{
-    FlowMonitorRequest, FlowUpdate, FlowUpdateEvent, FMF_ADD, FMF_INITIAL, FMF_INSTRUCTIONS,
-    FMF_MODIFY, FMF_NO_ABBREV, FMF_ONLY_OWN, FMF_REMOVED,
+    FlowMonitorCommand, FlowMonitorRequest, FlowUpdate, FlowUpdateEvent, FMF_ADD, FMF_INITIAL,
+    FMF_INSTRUCTIONS, FMF_MODIFY, FMF_NO_ABBREV, FMF_ONLY_OWN, FMF_REMOVED,
 };
 use crate::types::TableId;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -212,7 +212,7 @@ pub fn full_update(rule: &Rule, event: FlowUpdateEvent, reason: u8, flags: u16) 
 pub fn initial_updates(of: &Ofproto, reqs: &[FlowMonitorRequest]) -> Vec<(u64, FlowUpdate)> {
     let monitors: Vec<Monitor> = reqs
         .iter()
-        .filter(|r| r.flags & FMF_INITIAL != 0)
+        .filter(|r| r.flags & FMF_INITIAL != 0 && r.command != FlowMonitorCommand::Delete)
         .filter_map(|r| Monitor::new(r).ok())
         .collect();
     // Rule id -> (rule, merged flags), in discovery order.
@@ -254,7 +254,7 @@ pub fn watch_all(id: u32) -> FlowMonitorRequest {
         out_group: GroupId::ANY,
         flags: FMF_INITIAL | FMF_ADD | FMF_REMOVED | FMF_MODIFY | FMF_INSTRUCTIONS | FMF_ONLY_OWN,
         table_id: TableId::ALL,
-        command: crate::openflow::message::FlowMonitorCommand::Add,
+        command: FlowMonitorCommand::Add,
         match_: Default::default(),
     }
 }

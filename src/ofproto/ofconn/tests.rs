@@ -1163,3 +1163,379 @@ fn bundles_are_bounded_in_bytes() {
     send14(&mut p, 1, badd(2, 0, 1, big(0)));
     assert!(p.take().is_empty());
 }
+
+// ---- flow monitors -----------------------------------------------------------
+
+mod monitors {
+    use super::*;
+    use crate::ofproto::monitor::{test_flow_mod, watch_all, FlowChanges, MAX_MONITORS};
+    use crate::ofproto::request::{Answer, Effects, Requests};
+    use crate::ofproto::view::XlateView;
+    use crate::openflow::message::{
+        FlowMonitorCommand, FlowMonitorRequest, FlowUpdate, FlowUpdateEvent, MpReplyBody,
+        FMF_NO_ABBREV, FMF_ONLY_OWN,
+    };
+    use std::sync::atomic::Ordering::Relaxed;
+
+    /// The bridge's side: real tables and the real request handler.
+    struct Sw {
+        of: Ofproto,
+        view: XlateView,
+    }
+
+    impl Sw {
+        fn new() -> Sw {
+            let mut of = Ofproto::new(DatapathId(1), "t");
+            let view = XlateView::new("br0", of.publish(), 10, 1000);
+            Sw { of, view }
+        }
+
+        /// Applies `msgs` from connection `conn` as the bridge does: the
+        /// replies, and the changes event for the connection manager.
+        fn apply(&mut self, conn: u64, msgs: Vec<OfpMsg>) -> (Vec<OfReply>, Option<AsyncEvent>) {
+            let counters = |_: PortNo| None;
+            let mut rq = Requests {
+                ofproto: &mut self.of,
+                view: &self.view,
+                port_counters: &counters,
+            };
+            let mut fx = Effects {
+                monitored: true,
+                ..Effects::default()
+            };
+            for m in msgs {
+                rq.handle(m, &[], 0, &mut fx);
+            }
+            let version = rq.publish();
+            let replies = fx
+                .answers
+                .into_iter()
+                .map(|a| match a {
+                    Answer::Reply(r) => r,
+                    Answer::Barrier(xid) => OfReply::Msg(OfpMsg {
+                        xid,
+                        body: Message::BarrierReply,
+                    }),
+                })
+                .collect();
+            let ev = (!fx.flow_changes.is_empty()).then(|| {
+                AsyncEvent::FlowChanges(Arc::new(FlowChanges {
+                    conn: Some(conn),
+                    version,
+                    changes: fx.flow_changes,
+                }))
+            });
+            (replies, ev)
+        }
+
+        /// Another connection (id 99) sends `body`; returns its changes.
+        fn other(&mut self, body: Message) -> AsyncEvent {
+            self.apply(99, vec![OfpMsg { xid: 77, body }])
+                .1
+                .expect("the request changed rules")
+        }
+
+        /// Answers every batch `p` has for the bridge; returns the changes.
+        fn serve(&mut self, p: &mut Peer) -> Vec<AsyncEvent> {
+            let mut evs = Vec::new();
+            while let Some((token, msgs)) = p.batch() {
+                let (replies, ev) = self.apply(p.c.s.conn_id, msgs);
+                p.c.handle_replies(token, Some(replies), p.now);
+                p.collect();
+                evs.extend(ev);
+            }
+            evs
+        }
+    }
+
+    fn ip_rule(cmd: FlowModCommand, prio: u16, out: u32) -> Message {
+        let m = Match {
+            fields: vec![OxmField::exact(OxmId::EthType, 0x800)],
+        };
+        Message::FlowMod(test_flow_mod(cmd, 0, prio, m, out))
+    }
+
+    /// `watch_all` as `ovs-ofctl` sends it in `version` (Nicira/ONF "own"
+    /// decodes as NO_ABBREV).
+    fn watch(version: u8, id: u32) -> FlowMonitorRequest {
+        let mut m = watch_all(id);
+        if version < 5 {
+            m.flags = (m.flags & !FMF_ONLY_OWN) | FMF_NO_ABBREV;
+        }
+        m
+    }
+
+    fn request(reqs: Vec<FlowMonitorRequest>) -> Message {
+        Message::MultipartRequest(MultipartRequest {
+            flags: 0,
+            body: MpRequestBody::FlowMonitor(reqs),
+        })
+    }
+
+    fn peer(version: u8, budget: usize) -> Peer {
+        let mut s = settings();
+        s.probe_interval = None;
+        s.tx_budget = budget;
+        s.conn_id = 1;
+        let mut p = Peer::new(s);
+        p.send(&raw(version, 0, 1, &[]));
+        assert_eq!(p.c.version().map(|v| v.0), Some(version));
+        p.events.clear();
+        p
+    }
+
+    fn send_in(p: &mut Peer, xid: u32, body: Message) {
+        let v = p.c.version().expect("up");
+        let b = openflow::encode_to_vec_in(v, &OfpMsg { xid, body }).expect("encode");
+        p.send(&b);
+    }
+
+    /// What the peer received, decoded: `(xid, updates)` per flow-monitor
+    /// message (PAUSED/RESUMED messages of Nicira/ONF as those updates).
+    fn received(p: &mut Peer) -> Vec<(u32, Vec<FlowUpdate>)> {
+        let v = p.c.version().expect("up");
+        p.take()
+            .into_iter()
+            .map(|g| {
+                let mut raw = vec![g.version, g.msg_type];
+                raw.extend_from_slice(&((8 + g.body.len()) as u16).to_be_bytes());
+                raw.extend_from_slice(&g.xid.to_be_bytes());
+                raw.extend_from_slice(&g.body);
+                let m = openflow::decode_in(v, &raw).expect("decodes");
+                match m.body {
+                    Message::MultipartReply(r) => match r.body {
+                        MpReplyBody::FlowMonitor(u) => (m.xid, u),
+                        other => panic!("{other:?}"),
+                    },
+                    Message::FlowMonitorPaused => (m.xid, vec![FlowUpdate::Paused]),
+                    Message::FlowMonitorResumed => (m.xid, vec![FlowUpdate::Resumed]),
+                    Message::Error(e) => panic!("error {e:?}"),
+                    other => panic!("{other:?}"),
+                }
+            })
+            .collect()
+    }
+
+    fn events(ups: &[FlowUpdate]) -> Vec<(FlowUpdateEvent, u16)> {
+        ups.iter()
+            .filter_map(|u| match u {
+                FlowUpdate::Full {
+                    event, priority, ..
+                } => Some((*event, *priority)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn initial_flows_then_every_change_of_other_connections_in_1_4_and_1_0() {
+        use FlowUpdateEvent as E;
+        for version in [5u8, 1] {
+            let mut sw = Sw::new();
+            sw.other(ip_rule(FlowModCommand::Add, 10, 1));
+            let mut p = peer(version, 256 * 1024);
+            let gauge = p.c.s.monitors.clone();
+            send_in(&mut p, 5, request(vec![watch(version, 1)]));
+            assert_eq!(gauge.load(Relaxed), 1, "counted before the bridge sees it");
+            assert!(sw.serve(&mut p).is_empty());
+            let got = received(&mut p);
+            // Nicira reports initial flows as ADDED.
+            let initial = if version == 5 { E::Initial } else { E::Added };
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0].0, 5, "the reply has the request's xid");
+            assert_eq!(events(&got[0].1), vec![(initial, 10)]);
+            for (body, want) in [
+                (ip_rule(FlowModCommand::Add, 20, 1), (E::Added, 20)),
+                (
+                    ip_rule(FlowModCommand::ModifyStrict, 20, 2),
+                    (E::Modified, 20),
+                ),
+                (
+                    ip_rule(FlowModCommand::DeleteStrict, 20, 2),
+                    (E::Removed, 20),
+                ),
+            ] {
+                let ev = sw.other(body);
+                p.c.handle_async(&ev, p.now);
+                let got = received(&mut p);
+                assert_eq!(got.len(), 1, "v{version} {want:?}");
+                assert_eq!(got[0].0, 0, "updates have xid 0");
+                assert_eq!(events(&got[0].1), vec![want]);
+            }
+            assert_eq!(p.c.counters().flow_updates.load(Relaxed), 4);
+            // Cancelled: nothing more.
+            if version == 5 {
+                let mut del = watch_all(1);
+                del.command = FlowMonitorCommand::Delete;
+                send_in(&mut p, 6, request(vec![del]));
+                sw.serve(&mut p);
+                assert_eq!(received(&mut p), vec![(6, vec![])], "an empty reply");
+            } else {
+                send_in(&mut p, 6, Message::FlowMonitorCancel(1));
+                assert!(p.batch().is_none(), "a cancel has no reply");
+            }
+            assert_eq!(gauge.load(Relaxed), 0);
+            let ev = sw.other(ip_rule(FlowModCommand::Add, 30, 1));
+            p.c.handle_async(&ev, p.now);
+            assert!(received(&mut p).is_empty());
+        }
+    }
+
+    #[test]
+    fn monitor_requests_fail_whole_with_ovs_s_errors() {
+        let mut p = peer(5, 256 * 1024);
+        let gauge = p.c.s.monitors.clone();
+        send_in(&mut p, 1, request(vec![watch_all(1)]));
+        Sw::new().serve(&mut p);
+        p.take();
+        let fmfc = |code| Some((16, code));
+        // A duplicate id (after a good entry, which is not kept either).
+        send_in(&mut p, 2, request(vec![watch_all(2), watch_all(1)]));
+        assert_eq!(p.take()[0].error(), fmfc(1), "MONITOR_EXISTS");
+        let mut del = watch_all(9);
+        del.command = FlowMonitorCommand::Delete;
+        send_in(&mut p, 3, request(vec![del]));
+        assert_eq!(p.take()[0].error(), fmfc(3), "UNKNOWN_MONITOR");
+        let mut bad = watch_all(3);
+        bad.table_id = TableId(TableId::N_TABLES);
+        send_in(&mut p, 4, request(vec![bad]));
+        assert_eq!(
+            p.take()[0].error(),
+            Some((1, 9)),
+            "BAD_REQUEST/BAD_TABLE_ID"
+        );
+        let many: Vec<_> = (100..100 + MAX_MONITORS as u32).map(watch_all).collect();
+        send_in(&mut p, 5, request(many));
+        assert_eq!(
+            p.take()[0].error(),
+            Some((1, 5)),
+            "EPERM beyond MAX_MONITORS"
+        );
+        assert!(p.batch().is_none());
+        assert_eq!((p.c.n_monitors(), gauge.load(Relaxed)), (1, 1));
+        // Closing gives the gauge back.
+        p.c.handle_eof(None, p.now);
+        assert_eq!(gauge.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn own_changes_are_abbreviated_unless_asked_for_in_full() {
+        let mut sw = Sw::new();
+        let mut p = peer(5, 256 * 1024);
+        let mut m = watch_all(1);
+        m.flags &= !FMF_ONLY_OWN;
+        send_in(&mut p, 1, request(vec![m]));
+        sw.serve(&mut p);
+        p.take();
+        // Own FLOW_MODs: one ABBREV each, with the request's xid.
+        send_in(&mut p, 10, flow_mod(0));
+        send_in(&mut p, 11, flow_mod(1));
+        for ev in sw.serve(&mut p) {
+            p.c.handle_async(&ev, p.now);
+        }
+        let got: Vec<_> = received(&mut p).into_iter().flat_map(|(_, u)| u).collect();
+        assert_eq!(
+            got,
+            vec![
+                FlowUpdate::Abbrev { xid: 10 },
+                FlowUpdate::Abbrev { xid: 11 }
+            ]
+        );
+        // Others' changes are in full.
+        let ev = sw.other(ip_rule(FlowModCommand::Add, 5, 1));
+        p.c.handle_async(&ev, p.now);
+        assert_eq!(events(&received(&mut p)[0].1).len(), 1);
+        // A monitor asking for own changes in full (Nicira "own" is
+        // NO_ABBREV in the model) makes them full.
+        let mut own = watch_all(2);
+        own.flags = (own.flags & !FMF_ONLY_OWN) | FMF_NO_ABBREV;
+        send_in(&mut p, 12, request(vec![own]));
+        sw.serve(&mut p);
+        p.take();
+        send_in(&mut p, 13, flow_mod(2));
+        let evs = sw.serve(&mut p);
+        p.c.handle_async(&evs[0], p.now);
+        let got = received(&mut p);
+        assert_eq!(events(&got[0].1), vec![(FlowUpdateEvent::Added, 1)]);
+    }
+
+    #[test]
+    fn a_monitor_that_stops_reading_pauses_then_resumes_with_the_current_state() {
+        use FlowUpdateEvent as E;
+        const BUDGET: usize = 8192;
+        let mut sw = Sw::new();
+        sw.other(ip_rule(FlowModCommand::Add, 1, 1));
+        let mut p = peer(5, BUDGET);
+        send_in(&mut p, 1, request(vec![watch_all(1)]));
+        sw.serve(&mut p);
+        assert_eq!(events(&received(&mut p)[0].1), vec![(E::Initial, 1)]);
+        // The peer stops reading; others keep adding rules.
+        p.reads = false;
+        for prio in 100..400 {
+            let ev = sw.other(ip_rule(FlowModCommand::Add, prio, 1));
+            p.c.handle_async(&ev, p.now);
+            p.collect();
+            assert!(p.c.tx_queued() <= BUDGET, "bounded: {}", p.c.tx_queued());
+        }
+        // The rule the peer knew from the start goes away while paused.
+        let ev = sw.other(ip_rule(FlowModCommand::DeleteStrict, 1, 1));
+        p.c.handle_async(&ev, p.now);
+        let c = p.c.counters();
+        assert_eq!(c.monitor_paused.load(Relaxed), 1);
+        assert_eq!(c.monitor_resumed.load(Relaxed), 0);
+        assert!(p.batch().is_none(), "no refresh while the queue is full");
+        let before: Vec<_> = received(&mut p).into_iter().flat_map(|(_, u)| u).collect();
+        assert_eq!(before.last(), Some(&FlowUpdate::Paused));
+        let sent_before: Vec<u16> = events(&before).iter().map(|e| e.1).collect();
+        // It reads again: the refresh goes to the bridge, then the kept
+        // removal, every current rule and RESUMED.
+        p.reads = true;
+        p.ack_all();
+        assert!(sw.serve(&mut p).is_empty());
+        let after: Vec<_> = received(&mut p).into_iter().flat_map(|(_, u)| u).collect();
+        assert_eq!(after.last(), Some(&FlowUpdate::Resumed));
+        let ev = events(&after);
+        assert_eq!(ev[0], (E::Removed, 1));
+        assert_eq!(ev.len(), 1 + 300, "the removal and each current rule once");
+        for (e, prio) in &ev[1..] {
+            let want = if sent_before.contains(prio) {
+                E::Modified
+            } else {
+                E::Added
+            };
+            assert_eq!(*e, want, "priority {prio}");
+        }
+        assert_eq!(c.monitor_resumed.load(Relaxed), 1);
+        // Updates flow again.
+        let ev = sw.other(ip_rule(FlowModCommand::Add, 500, 1));
+        p.c.handle_async(&ev, p.now);
+        assert_eq!(events(&received(&mut p)[0].1), vec![(E::Added, 500)]);
+    }
+
+    #[test]
+    fn changes_lost_at_the_mailbox_pause_the_monitors_in_1_3() {
+        let mut sw = Sw::new();
+        let mut p = peer(4, 256 * 1024);
+        send_in(&mut p, 1, request(vec![watch(4, 1)]));
+        sw.serve(&mut p);
+        p.take();
+        let lost = sw.other(ip_rule(FlowModCommand::Add, 5, 1));
+        // The connection manager could not deliver it.
+        p.c.counters().async_dropped(&lost);
+        let ev = sw.other(ip_rule(FlowModCommand::Add, 6, 1));
+        p.c.handle_async(&ev, p.now);
+        p.collect();
+        // ONF PAUSED, then (the queue being empty) the refresh at once.
+        assert!(sw.serve(&mut p).is_empty());
+        let got = received(&mut p);
+        assert_eq!(got[0].1, vec![FlowUpdate::Paused]);
+        let ups: Vec<_> = got[1..].iter().flat_map(|(_, u)| u.clone()).collect();
+        let mut ev = events(&ups);
+        ev.sort_by_key(|e| e.1);
+        assert_eq!(
+            ev,
+            vec![(FlowUpdateEvent::Added, 5), (FlowUpdateEvent::Added, 6)]
+        );
+        assert_eq!(ups.last(), Some(&FlowUpdate::Resumed));
+    }
+}
