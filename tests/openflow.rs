@@ -393,8 +393,9 @@ fn packet_out_mod_port_and_monitor() {
 
 /// `ovs-ofctl monitor BR watch:` in each form OVS sends it (OpenFlow 1.4's
 /// OFPMP_FLOW_MONITOR, the ONF extension on 1.3, Nicira NXST_FLOW_MONITOR
-/// on 1.0 — the default): the initial flows, then a flow added and one
-/// deleted by other connections, as OVS prints them.
+/// on 1.0 — the default): the initial flows, then a flow added, modified
+/// and deleted by other connections (and, once, one expiring), as OVS
+/// prints them.
 #[test]
 fn flow_monitors_in_every_version_see_initial_added_and_deleted_flows() {
     if !require(true, &["ovs-ofctl", "stdbuf"]) {
@@ -452,6 +453,15 @@ fn flow_monitors_in_every_version_see_initial_added_and_deleted_flows() {
                 .lines()
                 .any(|l| l.contains("event=ADDED") && l.contains(&format!("nw_src={added}")))
         });
+        d.ofctl_ok(
+            "mod-flows",
+            &[&format!("ip,nw_src={added},actions=output:LOCAL")],
+        );
+        let seen_mod = wait_for(15, || {
+            read()
+                .lines()
+                .any(|l| l.contains("event=MODIFIED") && l.contains(&format!("nw_src={added}")))
+        });
         d.ofctl_ok("del-flows", &[&format!("ip,nw_src={added}")]);
         let seen_del = wait_for(15, || {
             read().lines().any(|l| {
@@ -460,10 +470,29 @@ fn flow_monitors_in_every_version_see_initial_added_and_deleted_flows() {
                     && l.contains(&format!("nw_src={added}"))
             })
         });
+        // Expiry reaches monitors too (once: it takes a second).
+        let seen_expiry = i > 0 || {
+            d.ofctl_ok(
+                "add-flow",
+                &["priority=9,ip,nw_src=10.9.9.9,hard_timeout=1,actions=drop"],
+            );
+            wait_for(15, || {
+                read().lines().any(|l| {
+                    l.contains("event=DELETED")
+                        && l.contains("reason=hard")
+                        && l.contains("nw_src=10.9.9.9")
+                })
+            })
+        };
         let _ = mon.kill();
         let _ = mon.wait();
         let text = read();
         assert!(seen_add, "{shown}: no ADDED update: {text}");
+        assert!(seen_mod, "{shown}: no MODIFIED update: {text}");
+        assert!(
+            seen_expiry,
+            "{shown}: no hard-timeout DELETED update: {text}"
+        );
         assert!(seen_del, "{shown}: no DELETED update: {text}");
         assert!(
             !text.contains("error") && !text.contains("OFPT_ERROR"),
