@@ -229,7 +229,75 @@ struct SessionEntry {
     negotiated: bool,
     closing: bool,
     role: ControllerRole,
+    /// Rule changes for flow monitors that met a full mailbox, in order,
+    /// retried shortly (a lost batch makes the session's monitors pause and
+    /// resynchronise, but deletions in it cannot be told again).
+    backlog: Backlog,
 }
+
+/// What a mailbox did with a message offered to it.
+enum Offer {
+    Taken,
+    Full(AsyncEvent),
+    Closed,
+}
+
+/// One session's rule changes waiting for room in its mailbox, in order.
+#[derive(Default)]
+struct Backlog(std::collections::VecDeque<AsyncEvent>);
+
+impl Backlog {
+    /// Offers `ev` through `send`, behind whatever waits already; false
+    /// when it was dropped (the backlog is full).
+    fn offer(&mut self, ev: AsyncEvent, send: impl FnMut(AsyncEvent) -> Offer) -> bool {
+        let mut send = send;
+        if self.0.is_empty() {
+            match send(ev) {
+                Offer::Taken | Offer::Closed => return true,
+                Offer::Full(ev) => {
+                    self.0.push_back(ev);
+                    return true;
+                }
+            }
+        }
+        if self.0.len() >= FLOW_CHANGES_BACKLOG {
+            return false;
+        }
+        self.0.push_back(ev);
+        true
+    }
+
+    /// Delivers what waits, in order, until the mailbox is full; true when
+    /// something is left.
+    fn drain(&mut self, mut send: impl FnMut(AsyncEvent) -> Offer) -> bool {
+        while let Some(ev) = self.0.pop_front() {
+            match send(ev) {
+                Offer::Taken => {}
+                Offer::Full(ev) => {
+                    self.0.push_front(ev);
+                    return true;
+                }
+                Offer::Closed => self.0.clear(),
+            }
+        }
+        false
+    }
+}
+
+/// Offers `ev` to a session's mailbox.
+fn offer_to(addr: &Addr<OfSession>, ev: AsyncEvent) -> Offer {
+    match addr.try_send(Deliver(ev)) {
+        Ok(()) => Offer::Taken,
+        Err(SendError::Full(Deliver(ev))) => Offer::Full(ev),
+        Err(SendError::Closed(_)) => Offer::Closed,
+    }
+}
+
+/// Batches of rule changes kept per session while its mailbox is full;
+/// beyond, they are dropped and counted (`flow_changes_lost`).
+pub const FLOW_CHANGES_BACKLOG: usize = 64;
+/// How soon a backlog is retried.
+const BACKLOG_RETRY: Duration = Duration::from_millis(5);
 
 struct Listener {
     name: String,
@@ -304,6 +372,8 @@ pub struct Connmgr {
     /// Configured listeners that could not be bound, with why (retried at
     /// the next [`SetConnections`]; reported to reloads by [`ListenerStatus`]).
     bind_errors: HashMap<String, String>,
+    /// A retry of the sessions' backlogs is scheduled.
+    backlog_retry: bool,
 }
 
 /// Listener/controller task → Connmgr: a connection is open; start its
@@ -357,6 +427,7 @@ impl Connmgr {
             packet_ins_delivered: 0,
             stats,
             bind_errors: HashMap::new(),
+            backlog_retry: false,
         }
     }
 
@@ -577,7 +648,10 @@ impl Connmgr {
         }
     }
 
-    fn broadcast(&mut self, ev: AsyncEvent) {
+    fn broadcast(&mut self, ev: AsyncEvent, ctx: &mut Context<Self>) {
+        if matches!(ev, AsyncEvent::FlowChanges(_)) {
+            return self.broadcast_changes(ev, ctx);
+        }
         for s in self
             .sessions
             .values()
@@ -592,6 +666,39 @@ impl Connmgr {
                     coverage::inc(&c::packet_in_dropped);
                 }
             }
+        }
+    }
+
+    /// Rule changes are not dropped at a full mailbox at once: a flow
+    /// monitor cannot tell its peer about deletions it never saw, so each
+    /// session keeps up to [`FLOW_CHANGES_BACKLOG`] batches, in order, and
+    /// they are retried every [`BACKLOG_RETRY`].
+    fn broadcast_changes(&mut self, ev: AsyncEvent, ctx: &mut Context<Self>) {
+        for s in self
+            .sessions
+            .values_mut()
+            .filter(|s| s.negotiated && !s.closing)
+        {
+            let addr = &s.addr;
+            if !s.backlog.offer(ev.clone(), |e| offer_to(addr, e)) {
+                s.counters.async_dropped(&ev);
+            }
+        }
+        self.retry_backlogs(ctx);
+    }
+
+    fn retry_backlogs(&mut self, ctx: &mut Context<Self>) {
+        let mut left = false;
+        for s in self.sessions.values_mut() {
+            let addr = &s.addr;
+            left |= s.backlog.drain(|e| offer_to(addr, e));
+        }
+        if left && !self.backlog_retry {
+            self.backlog_retry = true;
+            ctx.run_later(BACKLOG_RETRY, |a, ctx| {
+                a.backlog_retry = false;
+                a.retry_backlogs(ctx);
+            });
         }
     }
 
@@ -695,6 +802,7 @@ impl Connmgr {
                 negotiated: false,
                 closing: false,
                 role: ControllerRole::Equal,
+                backlog: Default::default(),
             },
         );
     }
@@ -916,10 +1024,10 @@ fn tokio_stream_from(
 }
 
 impl StreamHandler<AsyncEvent> for Connmgr {
-    fn handle(&mut self, ev: AsyncEvent, _: &mut Context<Self>) {
+    fn handle(&mut self, ev: AsyncEvent, ctx: &mut Context<Self>) {
         let _g = self.meter.stream_item("PacketIn");
         self.packet_ins_delivered += 1;
-        self.broadcast(ev);
+        self.broadcast(ev, ctx);
     }
 
     fn finished(&mut self, _: &mut Context<Self>) {}
@@ -957,9 +1065,9 @@ impl Handler<SetConnections> for Connmgr {
 
 impl Handler<Notify> for Connmgr {
     type Result = ();
-    fn handle(&mut self, m: Notify, _: &mut Context<Self>) {
+    fn handle(&mut self, m: Notify, ctx: &mut Context<Self>) {
         let _g = self.guard::<Notify>();
-        self.broadcast(m.0);
+        self.broadcast(m.0, ctx);
     }
 }
 
@@ -1121,5 +1229,69 @@ impl Handler<ConnmgrReport> for Connmgr {
                 "session_totals": totals,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod backlog_tests {
+    use super::*;
+    use crate::messages::connmgr::AsyncEvent;
+    use crate::ofproto::monitor::FlowChanges;
+
+    fn changes(version: u64) -> AsyncEvent {
+        AsyncEvent::FlowChanges(Arc::new(FlowChanges {
+            conn: None,
+            version,
+            changes: Vec::new(),
+        }))
+    }
+
+    fn version(ev: &AsyncEvent) -> u64 {
+        match ev {
+            AsyncEvent::FlowChanges(c) => c.version,
+            _ => 0,
+        }
+    }
+
+    #[test]
+    fn changes_wait_in_order_for_a_full_mailbox_up_to_the_bound() {
+        let mut b = Backlog::default();
+        let mut got = Vec::new();
+        assert!(b.offer(changes(1), |e| {
+            got.push(version(&e));
+            Offer::Taken
+        }));
+        // Full: kept, and later ones queue behind even if there is room.
+        assert!(b.offer(changes(2), Offer::Full));
+        assert!(b.offer(changes(3), |e| {
+            got.push(version(&e));
+            Offer::Taken
+        }));
+        for v in 4..2 + FLOW_CHANGES_BACKLOG as u64 {
+            assert!(b.offer(changes(v), Offer::Full));
+        }
+        assert!(
+            !b.offer(changes(1000), Offer::Full),
+            "beyond the bound: dropped"
+        );
+        // Room for two, then full again.
+        let mut room = 2;
+        assert!(b.drain(|e| if room > 0 {
+            room -= 1;
+            got.push(version(&e));
+            Offer::Taken
+        } else {
+            Offer::Full(e)
+        }));
+        assert_eq!(got, vec![1, 2, 3]);
+        assert!(!b.drain(|e| {
+            got.push(version(&e));
+            Offer::Taken
+        }));
+        assert_eq!(got.len(), 1 + FLOW_CHANGES_BACKLOG);
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "in order: {got:?}");
+        // A closed mailbox takes the backlog with it.
+        assert!(b.offer(changes(1), Offer::Full));
+        assert!(!b.drain(|_| Offer::Closed));
     }
 }

@@ -17,6 +17,11 @@
 //! then RESUMED. Changes arriving during the refresh are held (a bounded
 //! number of batches) and replayed after it if newer than its version;
 //! beyond that bound the monitors stay paused and refresh again.
+//!
+//! Changes that never reach the connection (the connection manager's
+//! backlog for a full mailbox overflowed, `flow_changes_lost`) pause the
+//! monitors the same way; the refresh restores adds and modifications, but
+//! removals in the lost batches cannot be reported.
 
 use crate::ofproto::monitor::{
     full_update, own_in_full, report_flags, FlowChanges, Monitor, MonitorGauge, MAX_MONITORS,
