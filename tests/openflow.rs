@@ -501,6 +501,108 @@ fn flow_monitors_in_every_version_see_initial_added_and_deleted_flows() {
     }
 }
 
+/// The OFPMP_FLOW_MONITOR request `watch:` is, without OWN, by hand.
+fn monitor_request14() -> Vec<u8> {
+    let mut m = vec![5u8, 18, 0, 40, 0, 0, 0, 9];
+    // OFPMP_FLOW_MONITOR, no flags, pad.
+    m.extend_from_slice(&[0, 16, 0, 0, 0, 0, 0, 0]);
+    m.extend_from_slice(&1u32.to_be_bytes());
+    m.extend_from_slice(&u32::MAX.to_be_bytes());
+    m.extend_from_slice(&u32::MAX.to_be_bytes());
+    // INITIAL | ADD | REMOVED | MODIFY, all tables, ADD.
+    m.extend_from_slice(&[0, 15, 0xff, 0]);
+    // An empty OXM match.
+    m.extend_from_slice(&[0, 1, 0, 4, 0, 0, 0, 0]);
+    m
+}
+
+/// A monitor that stops reading while 20,000 flows are added is paused,
+/// not buffered without bound; when it reads again it gets every flow and
+/// RESUMED.
+#[test]
+fn a_flow_monitor_that_stops_reading_is_paused_then_resumed_with_every_flow() {
+    if !require(true, &["ovs-ofctl"]) {
+        return;
+    }
+    const N: usize = 20_000;
+    let br = format!("rvo{}", uniq());
+    let cfg = format!(
+        "[daemon]\ncontrol_socket = \"@CTL@\"\nstats_listen = \"@STATS@\"\n\n[openflow]\noutput_budget_bytes = 65536\n\n[datapath]\nn_handler_threads = 1\nn_revalidator_threads = 1\n\n[[bridge]]\nname = \"{br}\"\nlisteners = [\"punix:@MGMT@\"]\n"
+    );
+    let d = Daemon::start(&cfg);
+    d.ofctl_ok("del-flows", &[]);
+    let mut s = std::os::unix::net::UnixStream::connect(&d.mgmt).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    s.write_all(&[5, 0, 0, 8, 0, 0, 0, 1]).expect("hello");
+    s.write_all(&monitor_request14()).expect("monitor request");
+    // Read up to the (empty) initial reply.
+    let read_msg = |s: &mut std::os::unix::net::UnixStream| -> Option<Vec<u8>> {
+        let mut h = [0u8; 8];
+        s.read_exact(&mut h).ok()?;
+        let len = u16::from_be_bytes([h[2], h[3]]) as usize;
+        let mut m = h.to_vec();
+        m.resize(len.max(8), 0);
+        s.read_exact(&mut m[8..]).ok()?;
+        Some(m)
+    };
+    loop {
+        let m = read_msg(&mut s).expect("initial reply");
+        assert_ne!(m[1], 1, "error: {m:?}");
+        if m[1] == 19 && u32::from_be_bytes([m[4], m[5], m[6], m[7]]) == 9 {
+            break;
+        }
+    }
+    // Not reading now, while another connection adds the flows.
+    let file = d.dir.join("many.flows");
+    let text: String = (0..N)
+        .map(|i| {
+            format!(
+                "cookie={},priority=100,ip,nw_src=10.{}.{}.1,actions=drop\n",
+                i + 1,
+                i / 256,
+                i % 256
+            )
+        })
+        .collect();
+    std::fs::write(&file, text).expect("flows file");
+    d.ofctl_ok("add-flows", &[file.to_str().unwrap_or("")]);
+    // Read everything: updates, PAUSED, the state again, RESUMED.
+    let mut cookies = std::collections::BTreeSet::new();
+    let (mut paused, mut resumed) = (0, 0);
+    while resumed == 0 {
+        let Some(m) = read_msg(&mut s) else {
+            panic!("no RESUMED: paused {paused}, {} flows seen", cookies.len());
+        };
+        if m[1] != 19 || m.len() < 16 || m[8..10] != [0, 16] {
+            continue;
+        }
+        let mut off = 16;
+        while off + 4 <= m.len() {
+            let len = u16::from_be_bytes([m[off], m[off + 1]]) as usize;
+            let event = u16::from_be_bytes([m[off + 2], m[off + 3]]);
+            match event {
+                // INITIAL, ADDED, MODIFIED: the cookie is at 16..24.
+                0 | 1 | 3 if len >= 24 => {
+                    let c: [u8; 8] = m[off + 16..off + 24].try_into().expect("8 bytes");
+                    cookies.insert(u64::from_be_bytes(c));
+                }
+                5 => paused += 1,
+                6 => {
+                    assert_eq!(paused, 1, "RESUMED follows one PAUSED");
+                    resumed += 1;
+                }
+                _ => {}
+            }
+            off += len.max(8);
+        }
+    }
+    assert_eq!(paused, 1);
+    assert_eq!(cookies.len(), N, "every flow was reported");
+    let conns = d.appctl_ok(&["ofctl/show-connections"]);
+    assert!(conns.contains("\"monitor_paused\": 1"), "{conns}");
+    assert!(conns.contains("\"monitor_resumed\": 1"), "{conns}");
+}
+
 fn role_request(
     s: &mut std::os::unix::net::UnixStream,
     xid: u32,
