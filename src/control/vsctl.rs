@@ -253,38 +253,16 @@ pub fn apply(doc: &mut DocumentMut, edit: &Edit, mgmt_dir: &Path) -> Result<Stri
     }
 }
 
-/// Writes `text` over `path` atomically, keeping its mode.
+/// Writes `text` over `path` atomically, keeping its mode (callers hold the
+/// directory lock, so the fixed temporary name of `write_atomic_mode` is
+/// not shared).
 fn replace_file(path: &Path, text: &str) -> Result<(), String> {
-    use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.rvswitchd-edit.{}", std::process::id()));
     let mode = std::fs::metadata(path)
         .map(|m| m.permissions().mode())
         .unwrap_or(0o644);
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // The rename itself is durable once the directory is.
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(|e| format!("{}: {e}", path.display()))
+    crate::daemon::statefile::write_atomic_mode(path, text.as_bytes(), mode)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Edits the configuration file at `path`: read, change, validate, replace.

@@ -608,34 +608,7 @@ fn sctp_fix_crc(d: &mut [u8], l4: usize, end: usize) {
     d[l4 + 8..l4 + 12].copy_from_slice(&crc.to_le_bytes());
 }
 
-const CRC32C_TABLE: [u32; 256] = {
-    let mut t = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                (c >> 1) ^ 0x82f6_3b78
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        t[i] = c;
-        i += 1;
-    }
-    t
-};
-
-/// CRC32c (Castagnoli), as SCTP uses it (stored little-endian on the wire).
-pub fn crc32c(data: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &b in data {
-        c = CRC32C_TABLE[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8);
-    }
-    !c
-}
+pub use crate::util::crc::crc32c;
 
 #[cfg(test)]
 mod tests {

@@ -4,5 +4,6 @@
 
 pub mod counters;
 pub mod coverage;
+pub mod crc;
 pub mod metrics;
 pub mod time;
