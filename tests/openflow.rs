@@ -17,6 +17,32 @@ fn switch() -> (Daemon, String, u16) {
     (Daemon::start(&cfg), br, port)
 }
 
+/// Starts `ovs-ofctl [-O VERSION] monitor TARGET EXTRA...` writing what it
+/// receives to `out` (it prints on stdout or stderr depending on its version
+/// and tty, so both, line-buffered).
+fn spawn_monitor(
+    version: Option<&str>,
+    target: &str,
+    extra: &[&str],
+    out: &std::path::Path,
+) -> std::process::Child {
+    // ovs-ofctl's own control socket lives in OVS's run directory.
+    let _ = std::fs::create_dir_all("/var/run/openvswitch");
+    let file = std::fs::File::create(out).expect("monitor output file");
+    let mut args = vec!["-oL", "-eL", "ovs-ofctl"];
+    if let Some(v) = version {
+        args.extend(["-O", v]);
+    }
+    args.extend(["monitor", target]);
+    args.extend_from_slice(extra);
+    std::process::Command::new("stdbuf")
+        .args(&args)
+        .stdout(file.try_clone().expect("dup"))
+        .stderr(file)
+        .spawn()
+        .expect("monitor")
+}
+
 fn ofctl_tcp(port: u16, cmd: &str, args: &[&str]) -> (bool, String, String) {
     ofctl_at(
         Some("OpenFlow13"),
@@ -339,26 +365,8 @@ fn packet_out_mod_port_and_monitor() {
     let (d, br, _port) = switch();
     // A monitor sees PORT_STATUS when the port is set down and up again.
     let target = format!("unix:{}", d.mgmt.display());
-    // ovs-ofctl's own control socket lives in OVS's run directory.
-    let _ = std::fs::create_dir_all("/var/run/openvswitch");
     let out_path = d.dir.join("monitor.out");
-    let out_file = std::fs::File::create(&out_path).expect("monitor output file");
-    // ovs-ofctl prints what it receives on stdout or stderr depending on its
-    // version and tty; capture both, line-buffered.
-    let mut mon = std::process::Command::new("stdbuf")
-        .args([
-            "-oL",
-            "-eL",
-            "ovs-ofctl",
-            "-O",
-            "OpenFlow13",
-            "monitor",
-            &target,
-        ])
-        .stdout(out_file.try_clone().expect("dup"))
-        .stderr(out_file)
-        .spawn()
-        .expect("monitor");
+    let mut mon = spawn_monitor(Some("OpenFlow13"), &target, &[], &out_path);
     // The monitor may take a moment to connect: toggle until it reports.
     let mut text = String::new();
     let seen = wait_for(15, || {
@@ -417,18 +425,7 @@ fn flow_monitors_in_every_version_see_initial_added_and_deleted_flows() {
             &[&format!("priority=7,ip,nw_src={known},actions=drop")],
         );
         let out_path = d.dir.join(format!("flow-monitor-{i}.out"));
-        let out_file = std::fs::File::create(&out_path).expect("monitor output file");
-        let mut args = vec!["-oL", "-eL", "ovs-ofctl"];
-        if let Some(v) = version {
-            args.extend(["-O", v]);
-        }
-        args.extend(["monitor", &target, "watch:"]);
-        let mut mon = std::process::Command::new("stdbuf")
-            .args(&args)
-            .stdout(out_file.try_clone().expect("dup"))
-            .stderr(out_file)
-            .spawn()
-            .expect("monitor");
+        let mut mon = spawn_monitor(version, &target, &["watch:"], &out_path);
         let read = || std::fs::read_to_string(&out_path).unwrap_or_default();
         let initial = wait_for(15, || read().contains(&format!("nw_src={known}")));
         let text = read();
@@ -891,20 +888,7 @@ fn every_version_ovs_ofctl_speaks_works_end_to_end() {
         // `ovs-ofctl monitor`: asynchronous messages (PORT_STATUS) arrive
         // encoded in the session's version.
         let out_path = d.dir.join(format!("monitor{i}.out"));
-        let out_file = std::fs::File::create(&out_path).expect("monitor output file");
-        let _ = std::fs::create_dir_all("/var/run/openvswitch");
-        let mut args = vec!["-oL", "-eL", "ovs-ofctl"];
-        if let Some(v) = v {
-            args.extend(["-O", v]);
-        }
-        let target = format!("unix:{mgmt}");
-        args.extend(["monitor", target.as_str()]);
-        let mut mon = std::process::Command::new("stdbuf")
-            .args(&args)
-            .stdout(out_file.try_clone().expect("dup"))
-            .stderr(out_file)
-            .spawn()
-            .expect("monitor");
+        let mut mon = spawn_monitor(*v, &format!("unix:{mgmt}"), &[], &out_path);
         let mut text = String::new();
         let seen = wait_for(15, || {
             ok("mod-port", &[br.as_str(), "down"]);

@@ -183,13 +183,23 @@ fn bridges(d: Mailbox<Daemon>, args: Vec<String>, query: Query) -> CmdFuture {
             Some(n) => BridgeTarget::Named(n.clone()),
             None => BridgeTarget::All,
         };
-        Ok(ask(&d, BridgeCtl { target, query })
-            .await??
-            .iter()
-            .map(crate::control::render::answer)
-            .collect::<Vec<_>>()
-            .concat())
+        ask_bridges(&d, target, query).await
     })
+}
+
+/// Sends `query` to the bridges `target` names and renders their answers,
+/// in bridge order.
+async fn ask_bridges(
+    d: &Mailbox<Daemon>,
+    target: BridgeTarget,
+    query: Query,
+) -> Result<String, String> {
+    Ok(ask(d, BridgeCtl { target, query })
+        .await??
+        .iter()
+        .map(crate::control::render::answer)
+        .collect::<Vec<_>>()
+        .concat())
 }
 
 /// Commands that only send a [`Query`] to bridges.
@@ -219,13 +229,7 @@ fn trace(d: Mailbox<Daemon>, args: Vec<String>) -> CmdFuture {
             [br, rest @ ..] => (BridgeTarget::Named(br.clone()), rest.join(",")),
             [] => return Err("usage: ofproto/trace [BRIDGE] FLOW".into()),
         };
-        let query = Query::Trace(flow);
-        Ok(ask(&d, BridgeCtl { target, query })
-            .await??
-            .iter()
-            .map(crate::control::render::answer)
-            .collect::<Vec<_>>()
-            .concat())
+        ask_bridges(&d, target, Query::Trace(flow)).await
     })
 }
 

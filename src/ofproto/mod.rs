@@ -252,24 +252,16 @@ impl Ofproto {
     /// Installs `priority=0 actions=NORMAL` in table 0: what a standalone bridge with
     /// no controller does, as OVS users expect.
     pub fn add_default_normal_flow(&mut self, now_ms: u64) -> Result<(), OfpError> {
-        let fm = FlowMod {
-            cookie: Cookie(0),
-            cookie_mask: 0,
-            table_id: TableId(0),
-            command: FlowModCommand::Add,
-            idle_timeout: 0,
-            hard_timeout: 0,
-            priority: 0,
-            buffer_id: crate::openflow::message::NO_BUFFER,
-            out_port: PortNo::ANY,
-            out_group: GroupId::ANY,
-            flags: 0,
-            match_: Match::default(),
-            instructions: vec![Instruction::ApplyActions(vec![Action::Output {
+        let fm = FlowMod::new(
+            FlowModCommand::Add,
+            TableId(0),
+            0,
+            Match::default(),
+            vec![Instruction::ApplyActions(vec![Action::Output {
                 port: PortNo::NORMAL,
                 max_len: 0,
             }])],
-        };
+        );
         self.flow_mod(&fm, now_ms).map(|_| ())
     }
 

@@ -269,25 +269,17 @@ pub fn test_flow_mod(
     out: u32,
 ) -> crate::openflow::message::FlowMod {
     use crate::openflow::action::{Action, Instruction};
-    use crate::types::{GroupId, PortNo};
-    crate::openflow::message::FlowMod {
-        cookie: crate::types::Cookie(0),
-        cookie_mask: 0,
-        table_id: TableId(table),
+    use crate::types::PortNo;
+    crate::openflow::message::FlowMod::new(
         command,
-        idle_timeout: 0,
-        hard_timeout: 0,
+        TableId(table),
         priority,
-        buffer_id: crate::openflow::message::NO_BUFFER,
-        out_port: PortNo::ANY,
-        out_group: GroupId::ANY,
-        flags: 0,
         match_,
-        instructions: vec![Instruction::ApplyActions(vec![Action::Output {
+        vec![Instruction::ApplyActions(vec![Action::Output {
             port: PortNo(out),
             max_len: 0,
         }])],
-    }
+    )
 }
 
 #[cfg(test)]

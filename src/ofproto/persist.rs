@@ -48,10 +48,10 @@ use super::{validate, TablesSnapshot};
 use crate::openflow::action::Instruction;
 use crate::openflow::message::{
     FlowMod, FlowModCommand, GroupMod, GroupModCommand, Message, MeterMod, MeterModCommand, OfpMsg,
-    FF_CHECK_OVERLAP, NO_BUFFER,
+    FF_CHECK_OVERLAP,
 };
 use crate::openflow::{decode_in, encode_in, frame_len, Version};
-use crate::types::{GroupId, PortNo};
+use crate::types::GroupId;
 
 /// First bytes of every state file.
 pub const MAGIC: [u8; 8] = *b"RVSWSTAT";
@@ -168,18 +168,16 @@ pub fn encode(snap: &TablesSnapshot, meta: &StateMeta, now_ms: u64, wall_secs: u
             };
             let fm = FlowMod {
                 cookie: r.cookie,
-                cookie_mask: 0,
-                table_id: r.table_id,
-                command: FlowModCommand::Add,
                 idle_timeout: r.idle_timeout,
                 hard_timeout,
-                priority: r.priority,
-                buffer_id: NO_BUFFER,
-                out_port: PortNo::ANY,
-                out_group: GroupId::ANY,
                 flags: r.flags,
-                match_: r.match_(),
-                instructions: r.instructions.iter().cloned().collect::<Vec<Instruction>>(),
+                ..FlowMod::new(
+                    FlowModCommand::Add,
+                    r.table_id,
+                    r.priority,
+                    r.match_(),
+                    r.instructions.iter().cloned().collect::<Vec<Instruction>>(),
+                )
             };
             match put(&mut out, Message::FlowMod(fm)) {
                 true => e.rules += 1,
@@ -521,21 +519,13 @@ pub fn restore(
     fx: &mut Effects,
 ) -> Restored {
     let mut out = Restored::default();
-    let clear = FlowMod {
-        cookie: crate::types::Cookie(0),
-        cookie_mask: 0,
-        table_id: crate::types::TableId::ALL,
-        command: FlowModCommand::Delete,
-        idle_timeout: 0,
-        hard_timeout: 0,
-        priority: 0,
-        buffer_id: NO_BUFFER,
-        out_port: PortNo::ANY,
-        out_group: GroupId::ANY,
-        flags: 0,
-        match_: crate::openflow::oxm::Match::default(),
-        instructions: Vec::new(),
-    };
+    let clear = FlowMod::new(
+        FlowModCommand::Delete,
+        crate::types::TableId::ALL,
+        0,
+        crate::openflow::oxm::Match::default(),
+        Vec::new(),
+    );
     let before = fx.answers.len();
     rq.handle(
         OfpMsg {

@@ -11,7 +11,7 @@ use crate::openflow::action::{Action, Instruction};
 use crate::openflow::message::{
     Bucket, FlowMod, FlowModCommand, FlowStatsRequest, GroupMod, GroupModCommand, GroupType,
     MeterBand, MeterMod, MeterModCommand, PortMod, FF_CHECK_OVERLAP, FF_RESET_COUNTS,
-    FF_SEND_FLOW_REM, MF_KBPS, NO_BUFFER,
+    FF_SEND_FLOW_REM, MF_KBPS,
 };
 use crate::openflow::oxm::{Match, OxmField, OxmId};
 use crate::types::{Cookie, DatapathId, GroupId, MacAddr, MeterId, PortNo, TableId};
@@ -42,21 +42,7 @@ fn apply(a: Vec<Action>) -> Vec<Instruction> {
 }
 
 fn fm(cmd: FlowModCommand, table: u8, prio: u16, match_: Match, ins: Vec<Instruction>) -> FlowMod {
-    FlowMod {
-        cookie: Cookie(0),
-        cookie_mask: 0,
-        table_id: TableId(table),
-        command: cmd,
-        idle_timeout: 0,
-        hard_timeout: 0,
-        priority: prio,
-        buffer_id: NO_BUFFER,
-        out_port: PortNo::ANY,
-        out_group: GroupId::ANY,
-        flags: 0,
-        match_,
-        instructions: ins,
-    }
+    FlowMod::new(cmd, TableId(table), prio, match_, ins)
 }
 
 fn add(table: u8, prio: u16, match_: Match, ins: Vec<Instruction>) -> FlowMod {

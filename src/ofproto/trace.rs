@@ -275,33 +275,25 @@ mod tests {
     #[test]
     fn trace_prints_the_final_flow_only_when_it_changed() {
         use crate::ofproto::{Ofproto, PortInfo};
-        use crate::openflow::message::{FlowMod, FlowModCommand, NO_BUFFER};
+        use crate::openflow::message::{FlowMod, FlowModCommand};
         use crate::openflow::oxm::{Match, OxmField, OxmId};
-        use crate::types::{Cookie, DatapathId, GroupId, PortNo, TableId};
+        use crate::types::{DatapathId, PortNo, TableId};
         let mut of = Ofproto::new(DatapathId(1), "t");
         of.add_port(PortInfo::new(PortNo(1), "p1", MacAddr([2, 0, 0, 0, 0, 1])));
         of.add_port(PortInfo::new(PortNo(2), "p2", MacAddr([2, 0, 0, 0, 0, 2])));
-        let fm = FlowMod {
-            cookie: Cookie(0),
-            cookie_mask: 0,
-            table_id: TableId(0),
-            command: FlowModCommand::Add,
-            idle_timeout: 0,
-            hard_timeout: 0,
-            priority: 1,
-            buffer_id: NO_BUFFER,
-            out_port: PortNo::ANY,
-            out_group: GroupId::ANY,
-            flags: 0,
-            match_: Match::default(),
-            instructions: vec![Instruction::ApplyActions(vec![
+        let fm = FlowMod::new(
+            FlowModCommand::Add,
+            TableId(0),
+            1,
+            Match::default(),
+            vec![Instruction::ApplyActions(vec![
                 Action::SetField(OxmField::exact(OxmId::EthDst, 0x0200_0000_0099)),
                 Action::Output {
                     port: PortNo(2),
                     max_len: 0,
                 },
             ])],
-        };
+        );
         of.flow_mod(&fm, 0).unwrap();
         let v = XlateView::new("br0", of.publish(), 10, 1000);
         let t = trace(&v, "in_port=1,dl_dst=02:00:00:00:00:01").unwrap();

@@ -530,6 +530,36 @@ pub struct FlowMod {
     pub instructions: Vec<Instruction>,
 }
 
+impl FlowMod {
+    /// A `command` on `table_id` at `priority` with `match_` and
+    /// `instructions`, everything else as a controller leaves it by default:
+    /// cookie 0 (mask 0), no timeouts, no buffer, no out_port/out_group
+    /// filter, no flags. Callers set what differs.
+    pub fn new(
+        command: FlowModCommand,
+        table_id: TableId,
+        priority: u16,
+        match_: Match,
+        instructions: Vec<Instruction>,
+    ) -> FlowMod {
+        FlowMod {
+            cookie: Cookie(0),
+            cookie_mask: 0,
+            table_id,
+            command,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            priority,
+            buffer_id: NO_BUFFER,
+            out_port: PortNo::ANY,
+            out_group: GroupId::ANY,
+            flags: 0,
+            match_,
+            instructions,
+        }
+    }
+}
+
 /// GROUP_MOD commands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum GroupModCommand {

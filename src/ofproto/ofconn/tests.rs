@@ -74,21 +74,13 @@ fn hello13() -> Vec<u8> {
 }
 
 fn flow_mod(table: u8) -> Message {
-    Message::FlowMod(FlowMod {
-        cookie: Cookie(0),
-        cookie_mask: 0,
-        table_id: TableId(table),
-        command: FlowModCommand::Add,
-        idle_timeout: 0,
-        hard_timeout: 0,
-        priority: 1,
-        buffer_id: NO_BUFFER,
-        out_port: PortNo::ANY,
-        out_group: GroupId::ANY,
-        flags: 0,
-        match_: Match::default(),
-        instructions: vec![],
-    })
+    Message::FlowMod(FlowMod::new(
+        FlowModCommand::Add,
+        TableId(table),
+        1,
+        Match::default(),
+        vec![],
+    ))
 }
 
 fn packet_in(reason: u8, len: usize) -> AsyncEvent {

@@ -439,18 +439,14 @@ fn add_flow(priority: u16, actions: Vec<Action>) -> Message {
     use crate::openflow::message::{FlowMod, FlowModCommand};
     Message::FlowMod(FlowMod {
         cookie: crate::types::Cookie(priority as u64),
-        cookie_mask: 0,
-        table_id: TableId(0),
-        command: FlowModCommand::Add,
-        idle_timeout: 0,
-        hard_timeout: 0,
-        priority,
-        buffer_id: NO_BUFFER,
-        out_port: PortNo::ANY,
-        out_group: GroupId::ANY,
         flags: crate::ofproto::FF_SEND_FLOW_REM,
-        match_: Default::default(),
-        instructions: vec![Instruction::ApplyActions(actions)],
+        ..FlowMod::new(
+            FlowModCommand::Add,
+            TableId(0),
+            priority,
+            Default::default(),
+            vec![Instruction::ApplyActions(actions)],
+        )
     })
 }
 
