@@ -449,7 +449,7 @@ fn a_silent_peer_is_fully_closed_at_the_hello_timeout() {
 }
 
 /// (e) SIGSTOP for 10 s, then SIGCONT: the controller session survives (its
-/// answers were waiting in the socket), with a 1 s inactivity probe.
+/// answers were waiting in the socket), with a 2 s inactivity probe.
 #[test]
 fn a_stalled_daemon_keeps_its_controller() {
     if !require(true, &["ovs-appctl"]) {
@@ -459,7 +459,7 @@ fn a_stalled_daemon_keeps_its_controller() {
     let port = l.local_addr().expect("addr").port();
     let br = format!("rvh{}", uniq());
     let cfg = format!(
-        "[daemon]\ncontrol_socket = \"@CTL@\"\nstats_listen = \"@STATS@\"\n\n[datapath]\nn_handler_threads = 1\nn_revalidator_threads = 1\n\n[[bridge]]\nname = \"{br}\"\nfail_mode = \"secure\"\nlisteners = [\"punix:@MGMT@\"]\ncontrollers = [\"tcp:127.0.0.1:{port}\"]\ninactivity_probe_ms = 1000\n"
+        "[daemon]\ncontrol_socket = \"@CTL@\"\nstats_listen = \"@STATS@\"\n\n[datapath]\nn_handler_threads = 1\nn_revalidator_threads = 1\n\n[[bridge]]\nname = \"{br}\"\nfail_mode = \"secure\"\nlisteners = [\"punix:@MGMT@\"]\ncontrollers = [\"tcp:127.0.0.1:{port}\"]\ninactivity_probe_ms = 2000\n"
     );
     let d = Daemon::start(&cfg);
     let (s, _) = l.accept().expect("the switch connects");
@@ -487,14 +487,16 @@ fn a_stalled_daemon_keeps_its_controller() {
         // Hand the socket back: closing it now would end the session.
         Ok((probes, r, w))
     });
-    std::thread::sleep(Duration::from_secs(3));
+    // A 2 s probe: the 10 s stop is five intervals, and the controller
+    // thread has a whole interval to answer even when CI loads the machine.
+    std::thread::sleep(Duration::from_secs(5));
     let pid = d.pid() as i32;
     // SAFETY: signals to our own child.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
     std::thread::sleep(Duration::from_secs(10));
     // SAFETY: as above.
     unsafe { libc::kill(pid, libc::SIGCONT) };
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(Duration::from_secs(6));
     stop.store(true, Ordering::Relaxed);
     let (probes, _r, _w) = match ctl.join().expect("controller thread") {
         Ok(x) => x,
