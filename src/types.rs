@@ -176,6 +176,18 @@ pub enum PortType {
     Internal,
     /// A TAP device created by us for a VM or container.
     Tap,
+    /// A VXLAN tunnel (RFC 7348) over a kernel UDP socket (`netdev::tunnel`).
+    Vxlan,
+    /// A Geneve tunnel (RFC 8926) over a kernel UDP socket (`netdev::tunnel`).
+    Geneve,
+}
+
+impl PortType {
+    /// True for the overlay tunnel types, which have no kernel interface of
+    /// their own (no rtnetlink link to watch, no MAC of a device).
+    pub fn is_tunnel(self) -> bool {
+        matches!(self, PortType::Vxlan | PortType::Geneve)
+    }
 }
 
 /// A VLAN id (12 bits).

@@ -28,6 +28,7 @@ pub mod system;
 pub mod tap;
 #[cfg(test)]
 pub mod testdev;
+pub mod tunnel;
 pub mod vnet;
 
 /// Opens the device for a configured port: `system` attaches to an existing
@@ -37,6 +38,10 @@ pub fn open(name: &str, kind: PortType) -> Result<Box<dyn Netdev>, NetdevError> 
     match kind {
         PortType::System => Ok(Box::new(system::SystemNetdev::open(name)?)),
         PortType::Internal | PortType::Tap => Ok(Box::new(tap::TapNetdev::open(name)?)),
+        // Opened by the tunnel layer with their options (wired in the next step).
+        PortType::Vxlan | PortType::Geneve => Err(NetdevError::UnknownType(format!(
+            "{kind:?} (tunnel ports are not wired yet)"
+        ))),
     }
 }
 

@@ -33,6 +33,36 @@ pub struct VnetHdr {
     pub csum_offset: u16,
 }
 
+/// A packet's tunnel metadata (OVS's `struct flow_tnl`, IPv4 part).
+///
+/// On receive, a tunnel port fills it from the outer headers it stripped
+/// (`tnl_pop`); extraction copies it into the flow key's tunnel fields. On
+/// transmit, a tunnel port reads it for the parts of the outer header its
+/// configuration leaves to the flow (`key = "flow"`, `remote_ip = "flow"`,
+/// `local_ip = "flow"`); actions write it (set_field of `tun_id`, `tun_src`,
+/// `tun_dst`). All zero means "no tunnel".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TunnelMeta {
+    /// Tunnel id: the VXLAN/Geneve VNI (24 bits) in the low bits, as OVS's `tun_id`.
+    pub id: u64,
+    /// Outer IPv4 source, host byte order (0 = unset).
+    pub src: u32,
+    /// Outer IPv4 destination, host byte order (0 = unset).
+    pub dst: u32,
+    /// Outer TOS byte seen on receive.
+    pub tos: u8,
+    /// Outer TTL seen on receive.
+    pub ttl: u8,
+}
+
+impl TunnelMeta {
+    /// True when the packet carries tunnel metadata.
+    #[inline]
+    pub fn is_set(&self) -> bool {
+        self.id != 0 || self.src != 0 || self.dst != 0
+    }
+}
+
 /// One packet in a reusable buffer.
 pub struct Packet {
     buf: Box<[u8]>,
@@ -42,6 +72,9 @@ pub struct Packet {
     pub in_port: PortNo,
     /// Offload state from the receiving device (all zero when it had none).
     pub vnet: VnetHdr,
+    /// Tunnel metadata (all zero when the packet did not come from, and is
+    /// not bound for, a tunnel).
+    pub tunnel: TunnelMeta,
 }
 
 impl Default for Packet {
@@ -59,6 +92,7 @@ impl Packet {
             len: 0,
             in_port: PortNo(0),
             vnet: VnetHdr::default(),
+            tunnel: TunnelMeta::default(),
         }
     }
 
@@ -103,6 +137,7 @@ impl Packet {
         self.start = HEADROOM;
         self.len = 0;
         self.vnet = VnetHdr::default();
+        self.tunnel = TunnelMeta::default();
         &mut self.buf[HEADROOM..]
     }
 
@@ -140,6 +175,7 @@ impl Packet {
         self.buf[HEADROOM..HEADROOM + other.len].copy_from_slice(other.data());
         self.in_port = other.in_port;
         self.vnet = other.vnet;
+        self.tunnel = other.tunnel;
     }
 
     /// Truncates the frame.
