@@ -219,11 +219,8 @@ fn contract_config(o: &RunOpts) -> Result<Config, String> {
         port: (1u32..)
             .zip(o.ports.iter().filter(|p| !p.is_empty()))
             .map(|(n, p)| PortConfig {
-                name: p.clone(),
-                kind: PortType::System,
                 ofport: Some(n),
-                vlan: None,
-                trunks: vec![],
+                ..PortConfig::new(p, PortType::System)
             })
             .collect(),
     });

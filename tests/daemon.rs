@@ -466,6 +466,7 @@ fn start_env(body: &str, ctl_rel: &str, wrapper: &[&str], env: &[(&str, &str)]) 
         stats: format!("127.0.0.1:{}", free_port()),
         mgmt: dir.join("br.mgmt"),
         log: dir.join("rvswitchd.log"),
+        netns: None,
         dir,
     };
     std::fs::write(&d.config, d.render(body)).expect("config");
@@ -1086,6 +1087,7 @@ fn journal_lines_carry_syslog_priorities_and_vlog_set_still_works() {
         stats: format!("127.0.0.1:{}", free_port()),
         mgmt: dir.join("br.mgmt"),
         log: dir.join("stderr.log"),
+        netns: None,
         dir,
     };
     std::fs::write(&d.config, d.render(&base(&br))).expect("config");

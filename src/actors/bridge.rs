@@ -299,13 +299,7 @@ impl Bridge {
 
     fn ensure_internal_port(&mut self, ctx: &mut Context<Self>) {
         if self.cfg.internal_port && !self.ports.contains_key(&self.cfg.name) {
-            let cfg = PortConfig {
-                name: self.cfg.name.clone(),
-                kind: PortType::Internal,
-                ofport: None,
-                vlan: None,
-                trunks: Vec::new(),
-            };
+            let cfg = PortConfig::new(&self.cfg.name, PortType::Internal);
             self.add_port(cfg, ctx);
         }
     }

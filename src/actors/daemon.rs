@@ -328,6 +328,7 @@ impl Daemon {
         self.set_handlers(nh);
         self.register_upcall_source();
         registry().add_source("openflow", Arc::new(crate::actors::connmgr::OpenflowStats));
+        registry().add_source("tunnels", Arc::new(crate::actors::tunnels::TunnelStats));
         for b in self.cfg.bridge.clone() {
             let name = b.name.clone();
             match self.add_bridge(b) {

@@ -17,4 +17,5 @@ pub mod daemon;
 pub mod port;
 pub mod revalidator;
 pub mod session;
+pub mod tunnels;
 pub mod upcall;

@@ -9,6 +9,7 @@
 //! detached cleanly. Link events reach it from the process-wide rtnetlink
 //! monitor thread through the [`PortRegistry`]. Runs on its bridge's Arbiter.
 
+use crate::actors::tunnels;
 use crate::config::PortConfig;
 use crate::messages::bridge::{PortAttached, PortDetached, PortLinkChanged};
 use crate::messages::port::*;
@@ -91,11 +92,31 @@ impl Port {
             return;
         }
         let name = self.p.cfg.name.clone();
-        let opened = netdev::open(&name, self.p.cfg.kind).and_then(|nd| {
-            let link =
-                netlink::get_link(&name)?.ok_or_else(|| NetdevError::NoSuchDevice(name.clone()))?;
-            Ok((nd, link))
-        });
+        let opened = match self.p.cfg.tunnel_config() {
+            // A tunnel has no kernel interface: its "link" is ours to describe.
+            Ok(Some(t)) => netdev::tunnel::open(&name, &t).map(|nd| {
+                if let Some(c) = nd.tunnel_counters() {
+                    tunnels::table().lock().insert(
+                        (self.p.bridge_name.clone(), name.clone()),
+                        tunnels::TunnelEntry {
+                            port_no: self.p.port_no,
+                            cfg: t,
+                            counters: c,
+                        },
+                    );
+                }
+                (nd, tunnel_link(&name))
+            }),
+            Ok(None) => netdev::open(&name, self.p.cfg.kind).and_then(|nd| {
+                let link = netlink::get_link(&name)?
+                    .ok_or_else(|| NetdevError::NoSuchDevice(name.clone()))?;
+                Ok((nd, link))
+            }),
+            Err(e) => Err(NetdevError::Options {
+                dev: name.clone(),
+                msg: format!("{}: {}", e.key, e.msg),
+            }),
+        };
         match opened {
             Ok((nd, link)) => {
                 self.attached = true;
@@ -127,10 +148,14 @@ impl Actor for Port {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(MAILBOX);
         self.meter.mark_alive();
-        self.p
-            .registry
-            .lock()
-            .insert(self.p.cfg.name.clone(), ctx.address());
+        // A tunnel port has no kernel link: a kernel device that happens to
+        // share its name must not detach it.
+        if !self.p.cfg.kind.is_tunnel() {
+            self.p
+                .registry
+                .lock()
+                .insert(self.p.cfg.name.clone(), ctx.address());
+        }
         self.try_open();
         // Devices created by others may appear at any time; rtnetlink tells
         // us, and this slow retry covers a missed notification.
@@ -145,6 +170,13 @@ impl Actor for Port {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         self.meter.mark_dead();
+        if self.p.cfg.kind.is_tunnel() {
+            tunnels::table()
+                .lock()
+                .remove(&(self.p.bridge_name.clone(), self.p.cfg.name.clone()));
+            registry().remove(&self.meter.id);
+            return;
+        }
         let mut reg = self.p.registry.lock();
         if let Some(a) = reg.get(&self.p.cfg.name) {
             if !a.connected() || self.attached || self.error.is_some() {
@@ -216,6 +248,28 @@ impl Handler<StopPort> for Port {
         let _g = self.guard::<StopPort>();
         self.p.registry.lock().remove(&self.p.cfg.name);
         ctx.stop();
+    }
+}
+
+/// The link a tunnel port reports to OpenFlow: always up (as OVS's vports),
+/// no kernel index, a stable locally administered MAC derived from the name
+/// (OVS gives vports a random one), and no MTU of its own (the underlay's
+/// route decides; see `docs/TUNNELS.md`).
+fn tunnel_link(name: &str) -> LinkInfo {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    let b = h.to_be_bytes();
+    LinkInfo {
+        ifindex: 0,
+        name: name.to_string(),
+        mac: crate::types::MacAddr([(b[0] & 0xfe) | 0x02, b[1], b[2], b[3], b[4], b[5]]),
+        mtu: 65_535,
+        admin_up: true,
+        carrier: true,
+        speed_mbps: None,
     }
 }
 

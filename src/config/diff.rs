@@ -127,7 +127,9 @@ fn diff_bridge(o: &BridgeConfig, n: &BridgeConfig) -> BridgeDiff {
         match n.port.iter().find(|p| p.name == op.name) {
             None => d.ports_removed.push(op.name.clone()),
             Some(np) if np != op => {
-                if np.kind != op.kind || np.ofport != op.ofport {
+                // A tunnel's options are its device: changing one reopens it.
+                let tunnel_changed = np.tunnel_config().ok() != op.tunnel_config().ok();
+                if np.kind != op.kind || np.ofport != op.ofport || tunnel_changed {
                     d.ports_removed.push(op.name.clone());
                     d.ports_added.push(np.clone());
                 } else {

@@ -14,9 +14,11 @@
 
 mod diff;
 mod model;
+mod tunnel;
 
 pub use diff::{BridgeDiff, ConfigDiff};
 pub use model::*;
+pub use tunnel::{KeyValue, OptionError, MAX_VNI};
 
 use std::path::Path;
 

@@ -290,10 +290,56 @@ pub struct PortConfig {
     /// Trunk VLANs (NORMAL); empty = all VLANs.
     #[serde(default)]
     pub trunks: Vec<u16>,
+    /// Tunnel ports: the peer's underlay address, or `"flow"` (the flow's `tun_dst`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_ip: Option<String>,
+    /// Tunnel ports: our underlay address, or `"flow"` (the flow's `tun_src`);
+    /// absent lets the kernel's route choose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_ip: Option<String>,
+    /// Tunnel ports: the VNI (0..=16777215), or `"flow"` (the flow's `tun_id`). Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<super::tunnel::KeyValue>,
+    /// Tunnel ports: UDP destination port (4789 for vxlan, 6081 for geneve).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_port: Option<u16>,
+    /// Tunnel ports: outer UDP checksum (default false, as OVS over IPv4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csum: Option<bool>,
+    /// Tunnel ports: DF on the outer IPv4 header (default true, as OVS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub df_default: Option<bool>,
+    /// Tunnel ports: outer TTL (1..=255, default 64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u8>,
+    /// Tunnel ports: outer TOS byte (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tos: Option<u8>,
 }
 
 fn default_port_type() -> PortType {
     PortType::System
+}
+
+impl PortConfig {
+    /// A port of this name and type with every other setting at its default.
+    pub fn new(name: &str, kind: PortType) -> PortConfig {
+        PortConfig {
+            name: name.to_string(),
+            kind,
+            ofport: None,
+            vlan: None,
+            trunks: Vec::new(),
+            remote_ip: None,
+            local_ip: None,
+            key: None,
+            dst_port: None,
+            csum: None,
+            df_default: None,
+            ttl: None,
+            tos: None,
+        }
+    }
 }
 
 impl BridgeConfig {
@@ -521,6 +567,8 @@ impl Config {
 
         let mut bridge_names = HashMap::new();
         let mut port_owner: HashMap<&str, &str> = HashMap::new();
+        // Tunnel sockets are process-wide: one port per UDP endpoint.
+        let mut endpoints: HashMap<(std::net::IpAddr, u16), &str> = HashMap::new();
         for (bi, b) in self.bridge.iter().enumerate() {
             let bkey = format!("bridge[{bi}]");
             let seen = bridge_names.entry(b.name.as_str()).or_insert(0usize);
@@ -673,6 +721,50 @@ impl Config {
                         locate(text, "trunks", "", 0),
                         format!("{v} is out of range 0..=4094"),
                     ));
+                }
+                p.tunnel_config().map_err(|e| {
+                    err(
+                        format!("{pkey}.{}", e.key),
+                        locate(text, e.key, "", 0),
+                        e.msg,
+                    )
+                })?;
+                if let Some((kind, local, port)) = p.tunnel_endpoint() {
+                    // A wildcard bind covers every address of its family, so
+                    // it collides with any other port on the same UDP port.
+                    let addrs: Vec<std::net::IpAddr> = match local {
+                        Some(a) => vec![a],
+                        None => vec![
+                            std::net::Ipv4Addr::UNSPECIFIED.into(),
+                            std::net::Ipv6Addr::UNSPECIFIED.into(),
+                        ],
+                    };
+                    let clash = endpoints.iter().find(|((a, pt), _)| {
+                        *pt == port
+                            && addrs.iter().any(|b| {
+                                a == b
+                                    || (a.is_unspecified() && a.is_ipv4() == b.is_ipv4())
+                                    || (b.is_unspecified() && a.is_ipv4() == b.is_ipv4())
+                            })
+                    });
+                    if let Some((_, other)) = clash {
+                        return Err(err(
+                            format!("{pkey}.dst_port"),
+                            pline,
+                            format!(
+                                "{} port {:?} and port {:?} would both receive UDP port {port}: \
+                                 one tunnel port per UDP endpoint; use one port with \
+                                 remote_ip = \"flow\" and flows that set tun_dst, or another \
+                                 dst_port or local_ip",
+                                kind.name(),
+                                p.name,
+                                other
+                            ),
+                        ));
+                    }
+                    for a in addrs {
+                        endpoints.insert((a, port), p.name.as_str());
+                    }
                 }
             }
         }

@@ -133,6 +133,12 @@ fn coverage_show(_: Mailbox<Daemon>, _: Vec<String>) -> CmdFuture {
     Box::pin(async { Ok(text::coverage_show(&crate::util::coverage::all())) })
 }
 
+/// `tnl/ports/show`: every tunnel port with its options and counters (OVS
+/// lists its tunnel UDP ports under the same name).
+fn tnl_ports_show(_: Mailbox<Daemon>, _: Vec<String>) -> CmdFuture {
+    Box::pin(async { Ok(crate::actors::tunnels::render_ports()) })
+}
+
 fn upcall_show(d: Mailbox<Daemon>, _: Vec<String>) -> CmdFuture {
     Box::pin(async move { Ok(text::upcall_show(&ask(&d, GetUpcallView).await??)) })
 }
@@ -268,6 +274,7 @@ pub static COMMANDS: &[Spec] = &[
     Spec { name: "fdb/flush", usage: "[BRIDGE]", min: 0, max: 1, run: fdb_flush },
     Spec { name: "ofctl/show-connections", usage: "[BRIDGE]", min: 0, max: 1, run: show_connections },
     Spec { name: "dpif-netdev/pmd-stats-show", usage: "[BRIDGE]", min: 0, max: 1, run: pmd_stats },
+    Spec { name: "tnl/ports/show", usage: "", min: 0, max: 0, run: tnl_ports_show },
     Spec { name: "bridge/show", usage: "[BRIDGE]", min: 0, max: 1, run: bridge_show },
     Spec { name: "debug/stop-actor", usage: "revalidator:N|handler:N", min: 1, max: 1, run: stop_actor },
 ];

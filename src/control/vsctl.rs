@@ -79,18 +79,34 @@ impl Edit {
         let (cmd, rest) = args.split_first()?;
         let usage = |u: &str| Err(format!("usage: rvswitchd ctl {u}"));
         Some(match (cmd.as_str(), rest) {
-            ("add-port", [br, iface, opts @ ..]) => {
-                key_values(opts, &["type", "ofport", "vlan", "trunks"], "add-port").map(|opts| {
-                    Edit::AddPort {
-                        bridge: br.clone(),
-                        iface: iface.clone(),
-                        opts,
-                    }
-                })
-            }
-            ("add-port", _) => {
-                usage("add-port BRIDGE IFACE [type=T] [ofport=N] [vlan=N] [trunks=N,N]")
-            }
+            ("add-port", [br, iface, opts @ ..]) => key_values(
+                opts,
+                &[
+                    "type",
+                    "ofport",
+                    "vlan",
+                    "trunks",
+                    "remote_ip",
+                    "local_ip",
+                    "key",
+                    "dst_port",
+                    "csum",
+                    "df_default",
+                    "ttl",
+                    "tos",
+                ],
+                "add-port",
+            )
+            .map(|opts| Edit::AddPort {
+                bridge: br.clone(),
+                iface: iface.clone(),
+                opts,
+            }),
+            ("add-port", _) => usage(
+                "add-port BRIDGE IFACE [type=T] [ofport=N] [vlan=N] [trunks=N,N] \
+                     [remote_ip=A|flow] [local_ip=A|flow] [key=N|flow] [dst_port=N] \
+                     [csum=B] [df_default=B] [ttl=N] [tos=N]",
+            ),
             ("del-port", [iface]) => Ok(Edit::DelPort {
                 bridge: None,
                 iface: iface.clone(),
@@ -171,8 +187,18 @@ pub fn apply(doc: &mut DocumentMut, edit: &Edit, mgmt_dir: &Path) -> Result<Stri
             t.insert("name", value(iface.as_str()));
             for (k, v) in opts {
                 match k.as_str() {
-                    "type" => t.insert("type", value(v.as_str())),
-                    "ofport" | "vlan" => t.insert(k, value(parse_int(k, v)?)),
+                    "type" | "remote_ip" | "local_ip" => t.insert(k, value(v.as_str())),
+                    "key" if v == "flow" => t.insert(k, value(v.as_str())),
+                    "ofport" | "vlan" | "key" | "dst_port" | "ttl" | "tos" => {
+                        t.insert(k, value(parse_int(k, v)?))
+                    }
+                    "csum" | "df_default" => t.insert(
+                        k,
+                        value(
+                            v.parse::<bool>()
+                                .map_err(|_| format!("{k}={v}: expected true or false"))?,
+                        ),
+                    ),
                     _ => {
                         let mut a = Array::new();
                         for x in v.split(',').filter(|x| !x.is_empty()) {
@@ -349,6 +375,14 @@ pub fn show(cfg: &Config, source: &str) -> String {
                     if let Some(n) = p.ofport {
                         let _ = writeln!(s, "                ofport_request: {n}");
                     }
+                    if let Ok(Some(t)) = p.tunnel_config() {
+                        // ovs-vsctl show prints `options: {key=flow, remote_ip="..."}`.
+                        let opts = crate::actors::tunnels::options_text(&t)
+                            .split(' ')
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        let _ = writeln!(s, "                options: {{{opts}}}");
+                    }
                 }
             }
         }
@@ -379,6 +413,90 @@ mod tests {
         let out = doc.to_string();
         config::parse_str(&out, "edited", false).map_err(|e| e.to_string())?;
         Ok(out)
+    }
+
+    #[test]
+    fn tunnel_ports_are_added_with_their_options() {
+        let t = edit(
+            FILE,
+            &[
+                "add-port",
+                "br0",
+                "vx0",
+                "type=vxlan",
+                "remote_ip=flow",
+                "key=flow",
+                "csum=true",
+                "ttl=32",
+            ],
+        )
+        .unwrap();
+        let cfg = config::parse_str(&t, "edited", false).unwrap();
+        let p = &cfg.bridge[0].port[1];
+        let tc = p.tunnel_config().unwrap().unwrap();
+        assert_eq!(tc.remote_ip, crate::netdev::tunnel::FlowOr::Flow);
+        assert_eq!(tc.key, crate::netdev::tunnel::FlowOr::Flow);
+        assert!(tc.csum);
+        assert_eq!(tc.ttl, 32);
+        let t = edit(
+            &t,
+            &[
+                "add-port",
+                "br0",
+                "gn0",
+                "type=geneve",
+                "remote_ip=10.1.1.2",
+                "key=7",
+            ],
+        )
+        .unwrap();
+        let cfg = config::parse_str(&t, "edited", false).unwrap();
+        let shown = show(&cfg, "edited");
+        assert!(
+            shown.contains("type: geneve")
+                && shown.contains("options: {remote_ip=10.1.1.2, key=7, dst_port=6081"),
+            "{shown}"
+        );
+        // The validator refuses what a tunnel cannot be, with the key named.
+        let e = edit(FILE, &["add-port", "br0", "vx1", "type=vxlan", "key=1"]).unwrap_err();
+        assert!(e.contains("remote_ip"), "{e}");
+        let e = edit(
+            FILE,
+            &[
+                "add-port",
+                "br0",
+                "vx1",
+                "type=vxlan",
+                "remote_ip=10.0.0.1",
+                "key=16777216",
+            ],
+        )
+        .unwrap_err();
+        assert!(e.contains("out of range"), "{e}");
+        // Two ports on one UDP endpoint are refused.
+        let t = edit(
+            FILE,
+            &["add-port", "br0", "vx1", "type=vxlan", "remote_ip=10.0.0.1"],
+        )
+        .unwrap();
+        let e = edit(
+            &t,
+            &["add-port", "br0", "vx2", "type=vxlan", "remote_ip=10.0.0.2"],
+        )
+        .unwrap_err();
+        assert!(e.contains("would both receive UDP port 4789"), "{e}");
+        edit(
+            &t,
+            &[
+                "add-port",
+                "br0",
+                "vx2",
+                "type=vxlan",
+                "remote_ip=10.0.0.2",
+                "dst_port=4790",
+            ],
+        )
+        .unwrap();
     }
 
     #[test]

@@ -65,6 +65,14 @@ pub enum NetdevError {
     /// The port type in the config is not one we implement.
     #[error("unknown port type {0:?} (expected system, internal or tap)")]
     UnknownType(String),
+    /// A port's options are not usable (config validation normally refuses them first).
+    #[error("{dev}: {msg}")]
+    Options {
+        /// Which port.
+        dev: String,
+        /// What is wrong.
+        msg: String,
+    },
     /// Any other system call failure.
     #[error("{op} on {dev}: {source}")]
     Io {
@@ -117,6 +125,10 @@ pub trait Netdev: Send {
     /// and the kernel is the only one who sees these frames.
     fn rx_overruns(&mut self) -> u64 {
         0
+    }
+    /// A tunnel device's counters (`None` for every other device).
+    fn tunnel_counters(&self) -> Option<std::sync::Arc<tunnel::TunnelCounters>> {
+        None
     }
     /// Opens an extra transmit handle for another poll thread.
     fn open_tx(&self) -> Result<Box<dyn NetdevTx>, NetdevError>;

@@ -47,7 +47,7 @@ impl NetdevError {
                 Some(libc::ENETDOWN) => Some(LinkLoss::Down),
                 _ => None,
             },
-            NetdevError::UnknownType(_) => None,
+            NetdevError::UnknownType(_) | NetdevError::Options { .. } => None,
         }
     }
 

@@ -115,6 +115,8 @@ pub struct Daemon {
     pub stats: String,
     pub mgmt: PathBuf,
     pub log: PathBuf,
+    /// The network namespace the daemon runs in (`None`: the test's own).
+    pub netns: Option<String>,
 }
 
 /// A free TCP port on 127.0.0.1.
@@ -129,6 +131,13 @@ impl Daemon {
     /// Writes `body` (with `@DIR@`, `@CTL@`, `@STATS@`, `@MGMT@` substituted) as
     /// the config and starts the daemon in the foreground.
     pub fn start(body: &str) -> Daemon {
+        Daemon::start_in(None, body)
+    }
+
+    /// As [`Daemon::start`], inside network namespace `netns` (a "hypervisor"
+    /// of a multi-host test). Its unix sockets are reachable from here; its
+    /// HTTP listener only inside that namespace.
+    pub fn start_in(netns: Option<&str>, body: &str) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("rvs-test-")
             .tempdir()
@@ -154,6 +163,7 @@ impl Daemon {
             stats,
             mgmt,
             log,
+            netns: netns.map(str::to_string),
         };
         d.spawn();
         d
@@ -169,7 +179,21 @@ impl Daemon {
 
     /// Starts (or restarts) the process.
     pub fn spawn(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_rvswitchd"))
+        let mut cmd = match &self.netns {
+            // `ip netns exec` execs the binary itself: the child's pid is the daemon's.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args([
+                    "netns",
+                    "exec",
+                    ns.as_str(),
+                    env!("CARGO_BIN_EXE_rvswitchd"),
+                ]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_rvswitchd")),
+        };
+        let child = cmd
             .arg("--config")
             .arg(&self.config)
             .arg("--log-file")

@@ -112,3 +112,8 @@ pub struct TunnelCounters {
     /// Frames the kernel refused for another reason (queue full, ...).
     pub drop_tx_error: AtomicU64,
 }
+
+/// Opens a tunnel device (lead's placeholder until the device lands from helper-a).
+pub fn open(name: &str, _cfg: &TunnelConfig) -> Result<Box<dyn super::Netdev>, super::NetdevError> {
+    Err(super::NetdevError::UnknownType(name.to_string()))
+}
