@@ -18,6 +18,9 @@
 use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
 
+pub mod segment;
+pub mod wire;
+
 /// Which encapsulation a tunnel port speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TunnelKind {
