@@ -34,6 +34,13 @@
 //! 1450 on a 1500-byte underlay. TCP super-frames are segmented here to their
 //! `gso_size`, which the sender derived from that MTU.
 //!
+//! One device per (`local_ip`, `dst_port`): the receive socket owns that
+//! address and port (no `SO_REUSEADDR`/`SO_REUSEPORT`, which would let a
+//! second socket silently steal or share the datagrams), so a second port on
+//! the same pair fails to open with EADDRINUSE. Several peers on one port
+//! are `remote_ip = "flow"` (the flow table picks `tun_dst`; receive reports
+//! `tun_src`), as OVS's flow-based tunnels.
+//!
 //! IPv6 underlay: not supported yet. The packet's [`TunnelMeta`] carries
 //! IPv4 outer addresses only, so `open` refuses IPv6 `remote_ip`/`local_ip`
 //! with a precise error rather than half-supporting them (over IPv6 the
