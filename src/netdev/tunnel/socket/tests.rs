@@ -554,3 +554,40 @@ fn a_refused_frame_is_counted_and_the_rest_still_goes() {
     assert_eq!(got.len(), 2);
     assert!(got.packets().iter().all(|p| p.data() == &small[..]));
 }
+
+#[test]
+fn kernel_receive_drops_are_reported_as_overruns() {
+    let mut devs = open_all(|port| {
+        vec![cfg(
+            TunnelKind::Vxlan,
+            FlowOr::Flow,
+            Some(FlowOr::Fixed(ip(B))),
+            FlowOr::Flow,
+            port,
+        )]
+    });
+    let mut d = devs.pop().unwrap();
+    let to = (Ipv4Addr::from(B), d.dst_port());
+    let tx = UdpSocket::bind((Ipv4Addr::from(A), 0)).unwrap();
+    let mut dgram = vec![0x08, 0, 0, 0, 0, 0, 1, 0];
+    dgram.extend(frame(1400, 0));
+    // Far more than any receive buffer the kernel grants (at most 4 MiB here).
+    for _ in 0..8000 {
+        tx.send_to(&dgram, to).unwrap();
+    }
+    let mut b = PacketBatch::with_capacity(BATCH_SIZE);
+    loop {
+        b.clear();
+        if d.recv_batch(&mut b).unwrap() == 0 {
+            break;
+        }
+    }
+    assert_eq!(d.rx_overruns(), 0, "queued before the drops: no count yet");
+    // The kernel stamps its drop count on datagrams queued after the drops.
+    tx.send_to(&dgram, to).unwrap();
+    assert_eq!(recv_n(&mut d, 1).len(), 1);
+    let drops = d.rx_overruns();
+    let decap = get(&d.counters().decap_packets);
+    assert!(drops > 0);
+    assert_eq!(drops + decap, 8001);
+}
