@@ -132,6 +132,11 @@ pub trait Netdev: Send {
     }
     /// Opens an extra transmit handle for another poll thread.
     fn open_tx(&self) -> Result<Box<dyn NetdevTx>, NetdevError>;
+    /// The encapsulation counters of a tunnel port (shared with its transmit
+    /// handles); `None` for every other kind of device.
+    fn tunnel_counters(&self) -> Option<std::sync::Arc<tunnel::TunnelCounters>> {
+        None
+    }
 }
 
 /// A transmit-only handle on a port, for poll threads that do not own its receive side.

@@ -14,9 +14,21 @@
 //! routing, neighbour resolution, fragmentation and path-MTU state are the
 //! truth, and a socket is correct under every route or ARP change without a
 //! cache of our own to invalidate. See `docs/TUNNELS.md`.
+//!
+//! Layout: [`wire`] parses and emits the VXLAN/Geneve headers (pure, fuzzed);
+//! [`segment`] completes the virtio-net offloads (partial checksums, TCP
+//! GSO) that a UDP socket cannot carry; [`socket`] is the device
+//! ([`TunnelNetdev`], [`TunnelTx`]) and says what operators must set for the
+//! MTU (inner MTU = underlay MTU − 50 over IPv4).
 
 use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
+
+pub mod segment;
+pub mod socket;
+pub mod wire;
+
+pub use socket::{open, TunnelNetdev, TunnelTx};
 
 /// Which encapsulation a tunnel port speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
