@@ -115,7 +115,9 @@ pub fn parse_flow(spec: &str) -> Result<FlowKey, String> {
             "nd_target" => k.set(Field::NdTarget, ip6(val)?),
             "ipv6_label" => k.set(Field::Ipv6Label, num(val)?),
             "metadata" => k.set(Field::Metadata, num(val)?),
-            "tun_id" => k.set(Field::TunnelId, num(val)?),
+            "tun_id" | "tunnel_id" => k.set(Field::TunnelId, num(val)?),
+            "tun_src" => k.set(Field::TunSrc, ip4(val)?),
+            "tun_dst" => k.set(Field::TunDst, ip4(val)?),
             other => return Err(format!("{other}: unknown field in flow description")),
         }
     }

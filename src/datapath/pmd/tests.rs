@@ -8,7 +8,7 @@ use crate::datapath::flow::{Field, FlowKey};
 use crate::datapath::meter::{
     BandKind, DpMeterBand as MeterBand, DpMeterConfig as MeterConfig, MeterUnit,
 };
-use crate::netdev::packet::VnetHdr;
+use crate::netdev::packet::{TunnelMeta, VnetHdr};
 use crate::netdev::testdev::{TestNetdev, TestPeer};
 use crate::types::{MeterId, PortNo};
 use crate::util::time::now_ms;
@@ -149,6 +149,7 @@ fn forwarding_miss_execute_and_delete() {
     r.dp.execute(
         u.packet.clone(),
         u.vnet,
+        u.tunnel,
         u.in_port,
         vec![DpAction::Output(PortNo(1))],
     )
@@ -369,6 +370,7 @@ fn execute_userspace_reports_an_action_upcall() {
     r.dp.execute(
         pkt.clone(),
         VnetHdr::default(),
+        TunnelMeta::default(),
         PortNo::CONTROLLER,
         vec![DpAction::Userspace(reason), DpAction::Output(PortNo(1))],
     )
@@ -378,6 +380,65 @@ fn execute_userspace_reports_an_action_upcall() {
     assert_eq!(u.in_port, PortNo::CONTROLLER);
     assert_eq!(u.packet, pkt);
     assert_eq!(r.peers[0].recv_timeout(WAIT).unwrap(), pkt);
+    r.dp.shutdown();
+}
+
+#[test]
+fn execute_keeps_and_rewrites_the_tunnel_metadata() {
+    // An upcall reply for a packet a tunnel port received: the actions
+    // start from its metadata, a tunnel set-field changes it (not the
+    // frame), and a userspace action reports the result in its key.
+    let mut r = rig(1, 1, 4);
+    let reason = UserspaceReason::Controller {
+        reason: 1,
+        max_len: 0xffff,
+        table_id: 0,
+        cookie: 1,
+        meter: None,
+    };
+    let received = TunnelMeta {
+        id: 5,
+        src: 0x0a00_0001,
+        dst: 0x0a00_0002,
+        tos: 0,
+        ttl: 64,
+    };
+    let pkt = frame(9);
+    r.dp.execute(
+        pkt.clone(),
+        VnetHdr::default(),
+        received,
+        PortNo(1),
+        vec![
+            DpAction::Userspace(reason),
+            DpAction::SetField {
+                field: Field::TunnelId,
+                value: 7,
+                mask: u64::MAX as u128,
+            },
+            DpAction::Userspace(reason),
+        ],
+    )
+    .unwrap();
+    // Both upcalls come in one batch (one Execute).
+    let mut ups = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while ups.len() < 2 && Instant::now() < deadline {
+        match r.up.try_recv() {
+            Ok(b) => ups.extend(b),
+            Err(_) => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    assert_eq!(ups.len(), 2, "two action upcalls");
+    let (first, second) = (&ups[0], &ups[1]);
+    assert_eq!(first.tunnel, received);
+    assert_eq!(first.key.get(Field::TunnelId), 5);
+    assert_eq!(first.key.get(Field::TunSrc), 0x0a00_0001);
+    assert_eq!(first.key.get(Field::TunDst), 0x0a00_0002);
+    assert_eq!(second.tunnel, TunnelMeta { id: 7, ..received });
+    assert_eq!(second.key.get(Field::TunnelId), 7);
+    assert_eq!(second.key.get(Field::TunDst), 0x0a00_0002);
+    assert_eq!(second.packet, pkt, "the frame is untouched");
     r.dp.shutdown();
 }
 
