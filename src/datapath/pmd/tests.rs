@@ -555,3 +555,136 @@ fn a_full_queue_hands_the_packet_back() {
     assert!(s.tx_batches <= 2, "{s:?}");
     r.dp.shutdown();
 }
+
+/// A test port standing in for a tunnel device: what it receives carries
+/// `rx` as tunnel metadata (as a tunnel's decapsulation leaves it), and it
+/// records the metadata of what it is asked to send (what a tunnel's
+/// encapsulation would read).
+struct TunnelLike {
+    inner: TestNetdev,
+    rx: Arc<parking_lot::Mutex<TunnelMeta>>,
+    sent: Arc<parking_lot::Mutex<Vec<TunnelMeta>>>,
+}
+
+impl crate::netdev::Netdev for TunnelLike {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn ifindex(&self) -> u32 {
+        self.inner.ifindex()
+    }
+    fn rx_fd(&self) -> std::os::fd::RawFd {
+        self.inner.rx_fd()
+    }
+    fn recv_batch(
+        &mut self,
+        batch: &mut crate::netdev::packet::PacketBatch,
+    ) -> Result<usize, crate::netdev::NetdevError> {
+        let before = batch.len();
+        let n = self.inner.recv_batch(batch)?;
+        let meta = *self.rx.lock();
+        for p in &mut batch.packets_mut()[before..] {
+            p.tunnel = meta;
+        }
+        Ok(n)
+    }
+    fn send_batch(
+        &mut self,
+        batch: &mut crate::netdev::packet::PacketBatch,
+    ) -> Result<crate::netdev::TxResult, crate::netdev::NetdevError> {
+        self.sent
+            .lock()
+            .extend(batch.packets().iter().map(|p| p.tunnel));
+        self.inner.send_batch(batch)
+    }
+    fn rx_errors(&self) -> u64 {
+        self.inner.rx_errors()
+    }
+    fn open_tx(&self) -> Result<Box<dyn crate::netdev::NetdevTx>, crate::netdev::NetdevError> {
+        self.inner.open_tx()
+    }
+}
+
+#[test]
+fn received_tunnel_metadata_reaches_the_key_and_set_fields_reach_the_sender() {
+    let (tx, mut up) = mpsc::channel(16);
+    let dp = Datapath::start(DpConfig {
+        n_threads: 1,
+        upcall_tx: tx,
+        emc_insert_inv_prob: 1,
+        busy_poll_us: 0,
+        op_queue_len: OP_QUEUE_LEN,
+    })
+    .unwrap();
+    let rx_meta = Arc::new(parking_lot::Mutex::new(TunnelMeta {
+        id: 5,
+        src: 0x0a00_0001,
+        dst: 0x0a00_0002,
+        tos: 0,
+        ttl: 64,
+    }));
+    let sent = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let mut peers = Vec::new();
+    for p in 1..=2u32 {
+        let (dev, peer) = TestNetdev::pair(&format!("tun{p}"), p).unwrap();
+        let dev = TunnelLike {
+            inner: dev,
+            rx: rx_meta.clone(),
+            sent: sent.clone(),
+        };
+        dp.add_port(PortNo(p), Box::new(dev)).unwrap();
+        peers.push(peer);
+    }
+    // The megaflow translation would install for `in_port=1,tun_id=5
+    // actions=set_field:0x7->tun_id,set_field:10.1.1.1->tun_dst,output:2`.
+    let mut k = FlowKey::default();
+    k.set(Field::InPort, 1);
+    k.set(Field::TunnelId, 5);
+    let mut m = FlowKey::default();
+    m.set_exact(Field::InPort);
+    m.set_exact(Field::TunnelId);
+    let actions = vec![
+        DpAction::SetField {
+            field: Field::TunnelId,
+            value: 7,
+            mask: Field::TunnelId.full_mask(),
+        },
+        DpAction::SetField {
+            field: Field::TunDst,
+            value: 0x0a01_0101,
+            mask: Field::TunDst.full_mask(),
+        },
+        DpAction::Output(PortNo(2)),
+    ];
+    dp.put_flow(Arc::new(DpFlow::new(1, &k, &m, actions, now_ms())))
+        .unwrap();
+    settle(&dp, 3);
+
+    let pkt = frame(7);
+    peers[0].inject(&pkt);
+    assert_eq!(peers[1].recv_timeout(WAIT).unwrap(), pkt, "frame unchanged");
+    assert_eq!(
+        sent.lock().as_slice(),
+        &[TunnelMeta {
+            id: 7,
+            src: 0x0a00_0001,
+            dst: 0x0a01_0101,
+            tos: 0,
+            ttl: 64,
+        }]
+    );
+    // Counters are published just after the batch is transmitted.
+    assert!(wait_for(|| dp.stats().total.megaflow_hits == 1));
+
+    // Another VNI misses; the upcall's key and metadata are the received ones.
+    rx_meta.lock().id = 6;
+    peers[0].inject(&pkt);
+    let u = next_upcall(&mut up).expect("miss upcall");
+    assert_eq!(u.kind, UpcallKind::Miss);
+    assert_eq!(u.key.get(Field::TunnelId), 6);
+    assert_eq!(u.key.get(Field::TunSrc), 0x0a00_0001);
+    assert_eq!(u.key.get(Field::TunDst), 0x0a00_0002);
+    assert_eq!(u.tunnel.id, 6);
+    assert_eq!(u.tunnel.ttl, 64);
+    dp.shutdown();
+}
