@@ -1119,3 +1119,74 @@ fn a_multi_version_session_capture_has_no_malformed_message() {
         bad.join("\n---\n")
     );
 }
+
+/// Tunnel fields as OVS's ovs-ofctl writes them over OpenFlow 1.3 (tun_id as
+/// the OXM TUNNEL_ID, tun_src/tun_dst as Nicira NXM fields): the match and the
+/// set-fields come back from dump-flows as ovs-ofctl printed them when
+/// parsing, and ofproto/trace of a tunnelled packet commits the rewritten
+/// tunnel before the controller action and matches the received tunnel in the megaflow.
+#[test]
+fn tunnel_matches_and_set_fields_round_trip_through_ovs_ofctl() {
+    if !require(true, &["ovs-ofctl", "ovs-appctl"]) {
+        return;
+    }
+    let (d, br, _port) = switch();
+    let flow = "tun_id=0x5,tun_src=10.0.0.1,tun_dst=10.0.0.0/24 actions=set_field:10.1.1.1->tun_dst,set_field:0x7->tun_id,CONTROLLER:64";
+    // What ovs-ofctl itself makes of the text is the reference.
+    let (ok, parsed, err) = run("ovs-ofctl", &["-O", "OpenFlow13", "parse-flow", flow]);
+    assert!(ok, "{err}");
+    assert!(parsed.contains(flow), "ovs-ofctl parses it as\n{parsed}");
+    d.ofctl_ok("add-flow", &[flow]);
+    let dump = d.ofctl_ok("dump-flows", &[]);
+    // (ovs-ofctl leaves the default priority out.)
+    assert!(dump.contains(&format!("n_bytes=0, {flow}\n")), "{dump}");
+    // A masked tun_id and a match on tun_src alone, and the strict delete
+    // finds the rule by the same fields.
+    d.ofctl_ok(
+        "add-flow",
+        &["priority=7,tun_id=0x100/0xff00,tun_dst=10.9.0.1 actions=drop"],
+    );
+    let dump = d.ofctl_ok("dump-flows", &[]);
+    assert!(
+        dump.contains("priority=7,tun_id=0x100/0xff00,tun_dst=10.9.0.1 actions=drop"),
+        "{dump}"
+    );
+    let (ok, _, err) = run(
+        "ovs-ofctl",
+        &[
+            "-O",
+            "OpenFlow13",
+            "--strict",
+            "del-flows",
+            &format!("unix:{}", d.mgmt.display()),
+            "priority=7,tun_id=0x100/0xff00,tun_dst=10.9.0.1",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(!d.ofctl_ok("dump-flows", &[]).contains("priority=7"));
+
+    let tr = d.appctl_ok(&[
+        "ofproto/trace",
+        &br,
+        "in_port=1,tun_id=5,tun_src=10.0.0.1,tun_dst=10.0.0.9,ip,nw_dst=10.0.0.2",
+    ]);
+    // The controller action commits the tunnel like an output does (its
+    // PACKET_IN then reports the rewritten tun_id/tun_dst).
+    assert!(
+        tr.contains(
+            "Datapath actions: set(tunnel(tun_id=0x7,dst=10.1.1.1)),userspace(controller(reason=1,max_len=64))\n"
+        ),
+        "{tr}"
+    );
+    assert!(
+        tr.contains("Megaflow: tunnel(tun_id=0x5,src=10.0.0.1,dst=10.0.0.0/255.255.255.0),"),
+        "{tr}"
+    );
+    // Another VNI does not match: no rewrite.
+    let tr = d.appctl_ok(&[
+        "ofproto/trace",
+        &br,
+        "in_port=1,tun_id=6,tun_src=10.0.0.1,tun_dst=10.0.0.9",
+    ]);
+    assert!(!tr.contains("set(tunnel"), "{tr}");
+}

@@ -144,18 +144,14 @@ impl UpcallHandler {
                 return;
             }
         }
-        let mut fields = vec![OxmField::in_port(in_port)];
-        let md = key.get(crate::datapath::flow::Field::Metadata);
-        if md != 0 {
-            fields.push(OxmField::exact(crate::openflow::oxm::OxmId::Metadata, md));
-        }
+        let pin_match = packet_in_match(in_port, key);
         let pin = PacketIn {
             buffer_id: NO_BUFFER,
             total_len: packet.len().min(u16::MAX as usize) as u16,
             reason,
             table_id: TableId(table_id),
             cookie: Cookie(cookie),
-            match_: Match { fields },
+            match_: pin_match,
             data: packet,
         };
         match br.packet_in_tx.try_send(AsyncEvent::PacketIn {
@@ -263,6 +259,7 @@ impl UpcallHandler {
             prepared.push(Prepared {
                 packet: up.packet,
                 vnet: up.vnet,
+                tunnel: up.tunnel,
                 in_port: up.in_port,
                 actions: x.actions,
                 install: flow_to_put,
@@ -298,7 +295,7 @@ impl UpcallHandler {
             if !p.actions.is_empty()
                 && br
                     .dp
-                    .execute(p.packet, p.vnet, p.in_port, p.actions)
+                    .execute(p.packet, p.vnet, p.tunnel, p.in_port, p.actions)
                     .is_err()
             {
                 self.counters.dp_busy.fetch_add(1, Relaxed);
@@ -308,10 +305,35 @@ impl UpcallHandler {
     }
 }
 
+/// The pipeline fields a PACKET_IN reports (OVS `flow_get_metadata()`, in
+/// the order `nx_put_raw()` writes them): the input port, the tunnel fields
+/// the packet carries (each only when non-zero, as OVS), and the metadata
+/// when non-zero.
+fn packet_in_match(in_port: PortNo, key: &FlowKey) -> Match {
+    use crate::datapath::flow::Field;
+    use crate::openflow::oxm::OxmId;
+    let mut fields = vec![OxmField::in_port(in_port)];
+    for (f, id) in [
+        (Field::TunnelId, OxmId::TunnelId),
+        (Field::TunSrc, OxmId::TunIpv4Src),
+        (Field::TunDst, OxmId::TunIpv4Dst),
+        (Field::Metadata, OxmId::Metadata),
+    ] {
+        let v = key.get(f);
+        if v != 0 {
+            fields.push(OxmField::exact(id, v));
+        }
+    }
+    Match { fields }
+}
+
 /// A translated miss, waiting for its ukey to be owned before install.
 struct Prepared {
     packet: Vec<u8>,
     vnet: crate::netdev::packet::VnetHdr,
+    /// The received tunnel metadata, for the actions' tunnel set-fields and
+    /// a tunnel port's transmit to start from.
+    tunnel: crate::netdev::packet::TunnelMeta,
     in_port: PortNo,
     actions: crate::datapath::actions::DpActions,
     install: Option<(Arc<DpFlow>, u64)>,
@@ -480,5 +502,29 @@ mod tests {
         let hit = shared_mask(&mut cache, &mask(20));
         assert!(Arc::ptr_eq(&cache[0], &hit));
         assert_eq!(cache.len(), MASK_CACHE);
+    }
+
+    #[test]
+    fn packet_in_reports_the_tunnel_fields_the_packet_carries() {
+        use crate::openflow::oxm::OxmId;
+        let mut k = FlowKey::default();
+        k.set(Field::InPort, 3);
+        let ids = |m: &Match| m.fields.iter().map(|f| f.id).collect::<Vec<_>>();
+        assert_eq!(ids(&packet_in_match(PortNo(3), &k)), vec![OxmId::InPort]);
+        k.set(Field::TunnelId, 5);
+        k.set(Field::TunDst, 0x0a00_0002);
+        k.set(Field::Metadata, 9);
+        let m = packet_in_match(PortNo(3), &k);
+        assert_eq!(
+            ids(&m),
+            vec![
+                OxmId::InPort,
+                OxmId::TunnelId,
+                OxmId::TunIpv4Dst,
+                OxmId::Metadata
+            ]
+        );
+        assert_eq!(m.get(OxmId::TunnelId).map(|f| f.value), Some(5));
+        assert_eq!(m.get(OxmId::TunIpv4Dst).map(|f| f.value), Some(0x0a00_0002));
     }
 }

@@ -5,7 +5,8 @@
 //! OpenFlow action, group and reserved port has been resolved to concrete ports
 //! and header rewrites, so the fast path never consults OpenFlow state.
 
-use super::flow::Field;
+use super::flow::{Field, FlowKey};
+use super::odp_format::tunnel_parts;
 use crate::types::PortNo;
 
 /// Why a packet goes up to the slow path instead of being forwarded.
@@ -92,7 +93,29 @@ pub fn format_actions(actions: &[DpAction]) -> String {
         return "drop".to_string();
     }
     let mut parts = Vec::with_capacity(actions.len());
-    for a in actions {
+    let mut i = 0;
+    while i < actions.len() {
+        let a = &actions[i];
+        i += 1;
+        if is_tunnel_set(a) {
+            // Consecutive tunnel writes print as one `set(tunnel(...))`, the
+            // one action OVS's datapath has for them (`format_odp_action()`
+            // of OVS_ACTION_ATTR_SET with OVS_KEY_ATTR_TUNNEL).
+            let (mut k, mut m) = (FlowKey::default(), FlowKey::default());
+            for b in std::iter::once(a).chain(actions[i..].iter().take_while(|b| is_tunnel_set(b)))
+            {
+                if let DpAction::SetField { field, value, mask } = b {
+                    let cur = k.get(*field);
+                    k.set(*field, (cur & !mask) | (value & mask));
+                    m.or_bits(*field, *mask);
+                }
+            }
+            while i < actions.len() && is_tunnel_set(&actions[i]) {
+                i += 1;
+            }
+            parts.push(format!("set(tunnel({}))", tunnel_parts(&k, &m).join(",")));
+            continue;
+        }
         parts.push(match a {
             DpAction::Output(p) => p.0.to_string(),
             DpAction::SetField { field, value, mask } => {
@@ -137,4 +160,14 @@ pub fn format_actions(actions: &[DpAction]) -> String {
         });
     }
     parts.join(",")
+}
+
+fn is_tunnel_set(a: &DpAction) -> bool {
+    matches!(
+        a,
+        DpAction::SetField {
+            field: Field::TunnelId | Field::TunSrc | Field::TunDst,
+            ..
+        }
+    )
 }

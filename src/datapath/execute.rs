@@ -20,7 +20,7 @@
 //! too. VLAN push/pop shift `csum_start` (and a GSO `hdr_len`) by the tag size.
 //!
 //! Not rewritten (translation never emits them, or they are not on the wire):
-//! metadata, in_port, dl_type, nw_frag, tcp_flags, ipv6_exthdr, tunnel id, and
+//! metadata, in_port, dl_type, nw_frag, tcp_flags, ipv6_exthdr, and
 //! the encapsulation bookkeeping fields (`MplsInner`, `PbbC*`), which change
 //! only with the push/pop actions. MPLS entries beyond the top are rewritten
 //! only where the stack has them; the PBB I-SID in place in the I-TAG.
@@ -36,6 +36,11 @@
 //! first); the key's CFI "present" bit is never written to the wire, where that bit
 //! is DEI.
 //!
+//! Tunnel fields (`tun_id`, `tun_src`, `tun_dst`) are not in the frame: a
+//! `SetField` on them writes the packet's [`TunnelMeta`](super::packet::TunnelMeta)
+//! under the mask, which a tunnel port reads when it encapsulates (OVS's
+//! `set(tunnel(...))` action writing `md->tunnel`, `odp_execute_set_action()`).
+//!
 //! Output and copies: an `Output` that is the last action hands the packet's
 //! buffer itself to the sink (a swap, zero copies); any earlier `Output` makes the
 //! sink copy it, because later actions may modify or re-send it.
@@ -45,7 +50,7 @@ use super::extract::{
     extract_with_offsets, ipproto, HeaderOffsets, ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6,
     ETH_TYPE_QINQ, ETH_TYPE_RARP, ETH_TYPE_VLAN, PBB_ISID_MASK,
 };
-use super::flow::Field;
+use super::flow::{Field, FlowKey};
 use super::meter::{remark_dscp, MeterTable, MeterVerdict};
 use super::packet::{Packet, VnetHdr};
 use crate::types::PortNo;
@@ -111,6 +116,8 @@ pub fn execute_actions<S: ExecSink + ?Sized>(
                 out.outputs += 1;
                 sink.output(*port, pkt, i + 1 == n);
             }
+            DpAction::SetField { field, value, mask }
+                if FlowKey::write_tunnel(&mut pkt.tunnel, *field, *value, *mask) => {}
             DpAction::SetField { field, value, mask } => {
                 let p = *parsed.get_or_insert_with(|| parse(pkt));
                 if let Some(p) = p {
@@ -724,6 +731,42 @@ mod tests {
             value,
             mask: field.full_mask(),
         }
+    }
+
+    #[test]
+    fn tunnel_set_fields_write_the_metadata_not_the_frame() {
+        use crate::netdev::packet::TunnelMeta;
+        let frame = udp4(&[7; 9]);
+        let mut pkt = Packet::from_bytes(&frame, PortNo(1));
+        pkt.tunnel = TunnelMeta {
+            id: 5,
+            src: 0x0a00_0001,
+            dst: 0x0a00_0002,
+            tos: 0,
+            ttl: 64,
+        };
+        let acts = [
+            set(Field::TunnelId, 0x77),
+            DpAction::SetField {
+                field: Field::TunDst,
+                value: 0x0b00_0000,
+                mask: 0xff00_0000,
+            },
+            DpAction::Output(PortNo(2)),
+        ];
+        let mut sink = Collect::default();
+        execute_actions(&mut pkt, &acts, &mut MeterTable::new(), 0, &mut sink);
+        assert_eq!(pkt.data(), &frame[..], "the frame is untouched");
+        assert_eq!(
+            (
+                pkt.tunnel.id,
+                pkt.tunnel.src,
+                pkt.tunnel.dst,
+                pkt.tunnel.ttl
+            ),
+            (0x77, 0x0a00_0001, 0x0b00_0002, 64)
+        );
+        assert_eq!(sink.out.len(), 1);
     }
 
     #[test]

@@ -33,6 +33,7 @@
 use super::flow::{
     Field, FlowKey, FRAG_ANY, FRAG_LATER, MAX_MPLS_LABELS, MPLS_BOS, MPLS_LSES, VLAN_CFI,
 };
+use crate::netdev::packet::Packet;
 use crate::types::PortNo;
 
 /// `dl_type` given to 802.2 (non-Ethernet-II) frames, as OVS does.
@@ -160,6 +161,19 @@ pub fn extract(frame: &[u8], in_port: PortNo) -> Result<FlowKey, ExtractError> {
     let mut key = FlowKey::default();
     let mut offs = HeaderOffsets::default();
     parse(frame, in_port, &mut key, &mut offs)?;
+    Ok(key)
+}
+
+/// Extracts the flow key of a received packet: [`extract`] of its frame
+/// and input port, plus its tunnel metadata (the fields a tunnel port filled
+/// from the outer headers it stripped). The tunnel copy costs one branch for
+/// packets that did not come from a tunnel.
+#[inline]
+pub fn extract_packet(pkt: &Packet) -> Result<FlowKey, ExtractError> {
+    let mut key = extract(pkt.data(), pkt.in_port)?;
+    if pkt.tunnel.is_set() {
+        key.set_tunnel(&pkt.tunnel);
+    }
     Ok(key)
 }
 

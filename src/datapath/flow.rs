@@ -11,6 +11,7 @@
 //! Invariant: bits of a field that do not apply to a packet (say `tp_src` of an ARP
 //! frame) are zero in an extracted key, so exact-match hashing is well defined.
 
+use crate::netdev::packet::TunnelMeta;
 use crate::types::MacAddr;
 
 /// MPLS unicast ethertype.
@@ -21,7 +22,7 @@ pub const ETH_TYPE_MPLS_MCAST: u16 = 0x8848;
 pub const ETH_TYPE_PBB: u16 = 0x88e7;
 
 /// Number of 64-bit words in a [`FlowKey`].
-pub const FLOW_WORDS: usize = 20;
+pub const FLOW_WORDS: usize = 21;
 
 /// `nw_frag` bit: the packet is a fragment (first or later).
 pub const FRAG_ANY: u8 = 1;
@@ -107,8 +108,16 @@ pub enum Field {
     ArpTha,
     /// IPv6 ND target address.
     NdTarget,
-    /// Tunnel id (logical port metadata; never set by extraction here).
+    /// Tunnel id (OVS `tun_id`: the VXLAN/Geneve VNI in the low 24 bits).
+    /// Not in the frame: extraction copies it from the packet's
+    /// [`TunnelMeta`](crate::netdev::packet::TunnelMeta), which a tunnel port
+    /// filled on receive; a `SetField` on it writes that metadata back.
     TunnelId,
+    /// Outer IPv4 source of the tunnel (OVS `tun_src`), from the packet's
+    /// tunnel metadata like [`Field::TunnelId`]; 0 when not tunnelled.
+    TunSrc,
+    /// Outer IPv4 destination of the tunnel (OVS `tun_dst`), likewise.
+    TunDst,
     /// PBB I-SID (24 bits).
     PbbIsid,
     /// For PBB (802.1ah) frames: the customer frame's destination (C-DA).
@@ -124,7 +133,7 @@ pub enum Field {
 
 impl Field {
     /// All fields, in layout order.
-    pub const ALL: [Field; 32] = [
+    pub const ALL: [Field; 34] = [
         Field::Metadata,
         Field::InPort,
         Field::DlType,
@@ -157,6 +166,8 @@ impl Field {
         Field::PbbCSrc,
         Field::PbbCTci,
         Field::PbbCType,
+        Field::TunSrc,
+        Field::TunDst,
     ];
 
     /// `(word, bit shift, width in bits)`. Fields of 128 bits take two words,
@@ -195,6 +206,8 @@ impl Field {
             Field::PbbCDst => (18, 0, 48),
             Field::PbbCTci => (18, 48, 16),
             Field::PbbCSrc => (19, 0, 48),
+            Field::TunSrc => (20, 0, 32),
+            Field::TunDst => (20, 32, 32),
         }
     }
 
@@ -248,6 +261,8 @@ impl Field {
             Field::PbbCSrc => "pbb_c_src",
             Field::PbbCTci => "pbb_c_tci",
             Field::PbbCType => "pbb_c_type",
+            Field::TunSrc => "tun_src",
+            Field::TunDst => "tun_dst",
         }
     }
 }
@@ -323,7 +338,7 @@ impl FlowKey {
 
     /// Indices of the non-zero words, in order (the first `n` entries of the
     /// array). Classifiers keyed by a mask mask, hash and compare only these:
-    /// a typical mask uses 2–4 of the 17 words.
+    /// a typical mask uses 2–4 of the [`FLOW_WORDS`] words.
     pub fn nonzero_words(&self) -> ([u8; FLOW_WORDS], usize) {
         let mut idx = [0u8; FLOW_WORDS];
         let mut n = 0;
@@ -356,6 +371,39 @@ impl FlowKey {
             h = (h.rotate_left(5) ^ x).wrapping_mul(K);
         }
         h ^ (h >> 29)
+    }
+
+    /// Copies a packet's tunnel metadata into the tunnel fields (what
+    /// extraction does for a packet a tunnel port received; OVS
+    /// `miniflow_extract()` takes `flow_tnl` from the packet's metadata the
+    /// same way). The outer TOS/TTL are not key fields here.
+    #[inline]
+    pub fn set_tunnel(&mut self, t: &TunnelMeta) {
+        self.set(Field::TunnelId, t.id as u128);
+        self.set(Field::TunSrc, t.src as u128);
+        self.set(Field::TunDst, t.dst as u128);
+    }
+
+    /// Writes bits of a tunnel field into `t` under `mask` (a `SetField` on
+    /// `tun_id`/`tun_src`/`tun_dst`); false for any other field.
+    #[inline]
+    pub fn write_tunnel(t: &mut TunnelMeta, f: Field, value: u128, mask: u128) -> bool {
+        match f {
+            Field::TunnelId => {
+                let m = mask as u64;
+                t.id = (t.id & !m) | (value as u64 & m);
+            }
+            Field::TunSrc => {
+                let m = mask as u32;
+                t.src = (t.src & !m) | (value as u32 & m);
+            }
+            Field::TunDst => {
+                let m = mask as u32;
+                t.dst = (t.dst & !m) | (value as u32 & m);
+            }
+            _ => return false,
+        }
+        true
     }
 
     // Typed accessors for the fields the hot path and NORMAL use most.
@@ -436,6 +484,53 @@ mod tests {
             }
             seen = seen.union(&k);
         }
+    }
+
+    #[test]
+    fn all_lists_every_field_once_and_fills_the_words() {
+        let mut names: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Field::ALL.len());
+        let mut all = FlowKey::default();
+        for f in Field::ALL {
+            all.set_exact(f);
+        }
+        // Every word holds some field (no word is dead weight in hashing).
+        assert!(all.w.iter().all(|&w| w != 0));
+    }
+
+    #[test]
+    fn tunnel_metadata_round_trips_through_the_key() {
+        let t = TunnelMeta {
+            id: 0x12_3456,
+            src: 0x0a00_0001,
+            dst: 0x0a00_0002,
+            tos: 3,
+            ttl: 64,
+        };
+        let mut k = FlowKey::default();
+        k.set_tunnel(&t);
+        assert_eq!(k.get(Field::TunnelId), 0x12_3456);
+        assert_eq!(k.get(Field::TunSrc), 0x0a00_0001);
+        assert_eq!(k.get(Field::TunDst), 0x0a00_0002);
+        let mut u = t;
+        assert!(FlowKey::write_tunnel(
+            &mut u,
+            Field::TunDst,
+            0x0b00_0000,
+            0xff00_0000
+        ));
+        assert_eq!(u.dst, 0x0b00_0002);
+        assert!(FlowKey::write_tunnel(
+            &mut u,
+            Field::TunnelId,
+            7,
+            u64::MAX as u128
+        ));
+        assert_eq!(u.id, 7);
+        assert!(!FlowKey::write_tunnel(&mut u, Field::NwDst, 1, 0xffff_ffff));
+        assert_eq!((u.src, u.tos, u.ttl), (t.src, 3, 64));
     }
 
     #[test]

@@ -57,9 +57,27 @@ fn group(out: &mut String, name: &str, parts: Vec<String>) {
     }
 }
 
-/// Formats the match part of a megaflow.
+/// The tunnel part of a key, as OVS `format_odp_tun_attr()` prints it
+/// (`tun_id=0x5,src=10.0.0.1,dst=10.0.0.2`, masked parts as `value/mask`);
+/// fields outside `m` are left out. Empty when none is in `m`.
+pub fn tunnel_parts(k: &FlowKey, m: &FlowKey) -> Vec<String> {
+    let mut t = Vec::new();
+    field(&mut t, "tun_id", k, m, Field::TunnelId, hex);
+    field(&mut t, "src", k, m, Field::TunSrc, ip4);
+    field(&mut t, "dst", k, m, Field::TunDst, ip4);
+    t
+}
+
+/// Formats the match part of a megaflow. The tunnel comes first, as in
+/// OVS's dumps (`tunnel(...)` is the first attribute of a datapath key
+/// after the priority, `odp_flow_key_from_flow__()`).
 pub fn format_match(k: &FlowKey, m: &FlowKey) -> String {
-    let mut s = String::from("recirc_id(0)");
+    let mut s = String::new();
+    let tun = tunnel_parts(k, m);
+    if !tun.is_empty() {
+        let _ = write!(s, "tunnel({}),", tun.join(","));
+    }
+    s.push_str("recirc_id(0)");
     if m.get(Field::InPort) != 0 {
         let _ = write!(s, ",in_port({})", k.get(Field::InPort));
     }
@@ -235,6 +253,54 @@ mod tests {
         assert_eq!(
             s,
             "recirc_id(0),in_port(2),eth_type(0x0800),ipv4(src=10.253.0.0/255.255.255.0,proto=17,frag=no),udp(src=31919,dst=9), packets:0, bytes:0, used:never, actions:3"
+        );
+    }
+
+    #[test]
+    fn formats_tunnel_keys_and_sets_like_ovs() {
+        let mut k = FlowKey::default();
+        k.set(Field::TunnelId, 5);
+        k.set(Field::TunSrc, 0x0a00_0001);
+        k.set(Field::TunDst, 0x0a00_0002);
+        k.set(Field::InPort, 3);
+        let mut m = FlowKey::default();
+        for f in [Field::TunnelId, Field::TunSrc, Field::TunDst, Field::InPort] {
+            m.set_exact(f);
+        }
+        assert_eq!(
+            format_match(&k, &m),
+            "tunnel(tun_id=0x5,src=10.0.0.1,dst=10.0.0.2),recirc_id(0),in_port(3)"
+        );
+        // Only what the mask covers, partial masks as value/mask.
+        m.set(Field::TunSrc, 0);
+        m.set(Field::TunDst, 0xffff_ff00);
+        m.set(Field::TunnelId, 0xff);
+        assert_eq!(
+            format_match(&k.masked(&m), &m),
+            "tunnel(tun_id=0x5/0xff,dst=10.0.0.0/255.255.255.0),recirc_id(0),in_port(3)"
+        );
+        let acts = [
+            DpAction::SetField {
+                field: Field::TunnelId,
+                value: 5,
+                mask: u64::MAX as u128,
+            },
+            DpAction::SetField {
+                field: Field::TunDst,
+                value: 0x0a00_0002,
+                mask: 0xffff_ffff,
+            },
+            DpAction::Output(PortNo(4)),
+            DpAction::SetField {
+                field: Field::TunnelId,
+                value: 0,
+                mask: u64::MAX as u128,
+            },
+            DpAction::Output(PortNo(5)),
+        ];
+        assert_eq!(
+            format_actions(&acts),
+            "set(tunnel(tun_id=0x5,dst=10.0.0.2)),4,set(tunnel(tun_id=0x0)),5"
         );
     }
 

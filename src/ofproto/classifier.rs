@@ -9,7 +9,7 @@
 //! wildcard mask, hit or miss, because the result depended on those bits.
 //!
 //! Compact keys: a subtable's map is keyed by the words of the masked value where
-//! its mask is non-zero ([`KeyWords`]; 2 of the 17 words for `ip,nw_src,nw_dst`),
+//! its mask is non-zero ([`KeyWords`]; 2 of the 21 words for `ip,nw_src,nw_dst`),
 //! and the key is stored once, inside the rule ([`ClassifierRule`]). A lookup
 //! gathers and hashes only those words, on the stack: no allocation, and fewer
 //! words to hash than the full key.

@@ -80,8 +80,8 @@ pub fn oxm_location(id: OxmId) -> Option<(Field, u32)> {
         PbbIsid => (Field::PbbIsid, 0),
         TunnelId => (Field::TunnelId, 0),
         Ipv6Exthdr => (Field::Ipv6Exthdr, 0),
-        // Not in the flow key yet (issue 11's datapath work adds them).
-        TunIpv4Src | TunIpv4Dst => return None,
+        TunIpv4Src => (Field::TunSrc, 0),
+        TunIpv4Dst => (Field::TunDst, 0),
     })
 }
 
@@ -132,7 +132,10 @@ pub fn check_prerequisites(m: &Match) -> Result<(), OfpError> {
     let ipproto = |p: u8| f.is(IpProto, &[p as u128]) && f.is(EthType, &ip);
     for field in &m.fields {
         let ok = match field.id {
-            InPort | Metadata | EthDst | EthSrc | EthType | VlanVid | TunnelId => true,
+            // The tunnel fields have no prerequisites (OVS meta-flow.c:
+            // MFF_TUN_ID/SRC/DST are MFP_NONE) and take arbitrary masks.
+            InPort | Metadata | EthDst | EthSrc | EthType | VlanVid | TunnelId | TunIpv4Src
+            | TunIpv4Dst => true,
             InPhyPort => m.get(InPort).is_some(),
             VlanPcp => m.get(VlanVid).is_some_and(|v| {
                 let mask = v.mask.unwrap_or(0x1fff);
@@ -155,9 +158,6 @@ pub fn check_prerequisites(m: &Match) -> Result<(), OfpError> {
                 &[eth_type::MPLS as u128, eth_type::MPLS_MCAST as u128],
             ),
             PbbIsid => f.is(EthType, &[eth_type::PBB as u128]),
-            // The codec knows tun_src/tun_dst, the flow key does not yet:
-            // refuse rather than accept a match that could never hit.
-            TunIpv4Src | TunIpv4Dst => return Err(OfpError::BadField),
         };
         if !ok {
             return Err(OfpError::BadPrereq);
@@ -353,6 +353,8 @@ pub fn key_to_match(value: &FlowKey, mask: &FlowKey) -> Match {
     push(&mut out, MplsBos, lse_v >> 8, lse_m >> 8);
     push(&mut out, PbbIsid, v(Field::PbbIsid), m(Field::PbbIsid));
     push(&mut out, TunnelId, v(Field::TunnelId), m(Field::TunnelId));
+    push(&mut out, TunIpv4Src, v(Field::TunSrc), m(Field::TunSrc));
+    push(&mut out, TunIpv4Dst, v(Field::TunDst), m(Field::TunDst));
     push(
         &mut out,
         Ipv6Exthdr,
@@ -540,5 +542,50 @@ mod tests {
             ])),
             Err(OfpError::BadValue)
         );
+    }
+
+    #[test]
+    fn tunnel_fields_map_both_ways_with_masks() {
+        // As `ovs-ofctl add-flow tun_id=0x5/0xff,tun_src=10.0.0.1,
+        // tun_dst=10.0.0.0/24`: no prerequisites, arbitrary masks.
+        let m = mk(vec![
+            OxmField {
+                id: OxmId::TunnelId,
+                value: 5,
+                mask: Some(0xff),
+            },
+            ex(OxmId::TunIpv4Src, 0x0a00_0001),
+            OxmField {
+                id: OxmId::TunIpv4Dst,
+                value: 0x0a00_0000,
+                mask: Some(0xffff_ff00),
+            },
+        ]);
+        let (v, k) = match_to_key(&m).unwrap();
+        assert_eq!((v.get(Field::TunnelId), k.get(Field::TunnelId)), (5, 0xff));
+        assert_eq!(
+            (v.get(Field::TunSrc), k.get(Field::TunSrc)),
+            (0x0a00_0001, 0xffff_ffff)
+        );
+        assert_eq!(
+            (v.get(Field::TunDst), k.get(Field::TunDst)),
+            (0x0a00_0000, 0xffff_ff00)
+        );
+        assert_eq!(key_to_match(&v, &k), m);
+        // A non-contiguous mask is fine too (OVS: MFM_FULLY).
+        let odd = mk(vec![OxmField {
+            id: OxmId::TunIpv4Src,
+            value: 0x0100_0001,
+            mask: Some(0x0f00_00ff),
+        }]);
+        let (v, k) = match_to_key(&odd).unwrap();
+        assert_eq!(key_to_match(&v, &k), odd);
+        // Value bits outside the mask are refused as for any field.
+        let bad = mk(vec![OxmField {
+            id: OxmId::TunIpv4Dst,
+            value: 0x0a00_0001,
+            mask: Some(0xffff_ff00),
+        }]);
+        assert_eq!(match_to_key(&bad), Err(OfpError::BadWildcards));
     }
 }

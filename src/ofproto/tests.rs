@@ -2556,7 +2556,14 @@ mod set_field_audit {
     /// Fields that live only in the pipeline (no packet bytes): a set-field
     /// must be visible to the next table.
     fn pipeline_only(id: OxmId) -> bool {
-        matches!(id, OxmId::InPort | OxmId::Metadata | OxmId::TunnelId)
+        matches!(
+            id,
+            OxmId::InPort
+                | OxmId::Metadata
+                | OxmId::TunnelId
+                | OxmId::TunIpv4Src
+                | OxmId::TunIpv4Dst
+        )
     }
 
     /// Tries `set_field(id = value)`; `Err` is the FLOW_MOD refusal.
@@ -2585,11 +2592,18 @@ mod set_field_audit {
             o.flow_mod(&add(1, 1, matched, apply(vec![out(3)])), 0)
                 .expect("table-1 rule");
             let x = xl(&mut o, &MacLearning::default(), &k);
-            assert_eq!(
-                x.actions,
-                vec![DpAction::Output(PortNo(3))],
-                "{id:?}={value:#x}"
-            );
+            // The tunnel fields are also the packet's metadata: committed
+            // before the output, as a whole-field write.
+            let mut want = Vec::new();
+            if matches!(field, Field::TunnelId | Field::TunSrc | Field::TunDst) {
+                want.push(DpAction::SetField {
+                    field,
+                    value,
+                    mask: field.full_mask(),
+                });
+            }
+            want.push(DpAction::Output(PortNo(3)));
+            assert_eq!(x.actions, want, "{id:?}={value:#x}");
             return Ok(());
         }
         let x = xl(&mut o, &MacLearning::default(), &k);
@@ -2648,6 +2662,10 @@ mod set_field_audit {
         );
         // ARP opcodes beyond the byte the key keeps are refused, not cut.
         assert_eq!(try_set(OxmId::ArpOp, 0x102), Err(OfpError::BadSetArgument));
+        // The Nicira tunnel addresses OVS lets OF1.3 controllers set.
+        for id in OxmId::NICIRA {
+            assert_eq!(try_set(id, 0x0a01_0203), Ok(()), "{id:?}");
+        }
     }
 
     proptest! {
@@ -3763,4 +3781,206 @@ fn the_controller_meter_is_configured_like_a_meter_and_meters_packet_ins() {
     o.meter_mod(&mm(MeterModCommand::Delete, MeterId::CONTROLLER), 0)
         .unwrap();
     assert_eq!(controller_meter(&xl(&mut o, &ml, &key(1))), Some(None));
+}
+
+// ---- Tunnel fields: matched, set, committed and executed ---------------------------
+
+mod tunnel {
+    use super::set_field_audit::eth_ip4;
+    use super::*;
+    use crate::datapath::execute::execute_actions;
+    use crate::datapath::extract::extract_packet;
+    use crate::datapath::meter::MeterTable;
+    use crate::datapath::packet::{Packet, TunnelMeta};
+    use proptest::prelude::*;
+
+    fn received() -> TunnelMeta {
+        TunnelMeta {
+            id: 5,
+            src: 0x0a00_0001,
+            dst: 0x0a00_0002,
+            tos: 0,
+            ttl: 64,
+        }
+    }
+
+    #[test]
+    fn a_tun_id_match_un_wildcards_tun_id_in_the_megaflow() {
+        let mut o = switch(3);
+        o.flow_mod(
+            &add(0, 10, m(&[(OxmId::TunnelId, 5)]), apply(vec![out(2)])),
+            0,
+        )
+        .unwrap();
+        o.flow_mod(&add(0, 0, Match::default(), apply(vec![out(3)])), 0)
+            .unwrap();
+        let mut pkt = Packet::from_bytes(&eth_ip4(17), PortNo(1));
+        pkt.tunnel = received();
+        let k = extract_packet(&pkt).unwrap();
+        let x = xl(&mut o, &MacLearning::default(), &k);
+        assert_eq!(x.actions, vec![DpAction::Output(PortNo(2))]);
+        assert_eq!(x.wc.get(Field::TunnelId), Field::TunnelId.full_mask());
+        // Nothing read the tunnel addresses: they stay wildcarded.
+        assert_eq!(x.wc.get(Field::TunSrc), 0);
+        assert_eq!(x.wc.get(Field::TunDst), 0);
+        // A packet with another VNI misses the megaflow and takes the other rule.
+        let masked = k.masked(&x.wc);
+        let mut other = k;
+        other.set(Field::TunnelId, 6);
+        assert!(!other.matches(&masked, &x.wc));
+        let y = xl(&mut o, &MacLearning::default(), &other);
+        assert_eq!(y.actions, vec![DpAction::Output(PortNo(3))]);
+    }
+
+    #[test]
+    fn masked_tun_dst_matches_record_only_the_masked_bits() {
+        let mut o = switch(3);
+        let mt = Match {
+            fields: vec![OxmField {
+                id: OxmId::TunIpv4Dst,
+                value: 0x0a00_0000,
+                mask: Some(0xffff_ff00),
+            }],
+        };
+        o.flow_mod(&add(0, 10, mt, apply(vec![out(2)])), 0).unwrap();
+        let mut pkt = Packet::from_bytes(&eth_ip4(17), PortNo(1));
+        pkt.tunnel = received();
+        let x = xl(
+            &mut o,
+            &MacLearning::default(),
+            &extract_packet(&pkt).unwrap(),
+        );
+        assert_eq!(x.actions, vec![DpAction::Output(PortNo(2))]);
+        // At least the rule's bits are looked at, and never more than the field.
+        let wc = x.wc.get(Field::TunDst);
+        assert_eq!(wc & 0xffff_ff00, 0xffff_ff00);
+        assert_eq!(wc & !Field::TunDst.full_mask(), 0);
+    }
+
+    #[test]
+    fn relayed_packets_keep_their_vni_unless_a_set_field_changes_it() {
+        let mut o = switch(3);
+        let k = {
+            let mut pkt = Packet::from_bytes(&eth_ip4(17), PortNo(1));
+            pkt.tunnel = received();
+            extract_packet(&pkt).unwrap()
+        };
+        // No tunnel set-field: nothing to commit, the metadata rides along.
+        let x = xl_actions(&mut o, &k, vec![out(2)]);
+        assert_eq!(x.actions, vec![DpAction::Output(PortNo(2))]);
+        // set_field:0x7->tun_id,set_field:10.1.1.1->tun_dst before one output
+        // and back to the original VNI before another.
+        let x = xl_actions(
+            &mut o,
+            &k,
+            vec![
+                set(OxmId::TunnelId, 7),
+                set(OxmId::TunIpv4Dst, 0x0a01_0101),
+                out(2),
+                set(OxmId::TunnelId, 5),
+                out(3),
+            ],
+        );
+        assert_eq!(
+            x.actions,
+            vec![
+                DpAction::SetField {
+                    field: Field::TunnelId,
+                    value: 7,
+                    mask: Field::TunnelId.full_mask(),
+                },
+                DpAction::SetField {
+                    field: Field::TunDst,
+                    value: 0x0a01_0101,
+                    mask: Field::TunDst.full_mask(),
+                },
+                DpAction::Output(PortNo(2)),
+                DpAction::SetField {
+                    field: Field::TunnelId,
+                    value: 5,
+                    mask: Field::TunnelId.full_mask(),
+                },
+                DpAction::Output(PortNo(3)),
+            ]
+        );
+        assert_eq!(
+            crate::datapath::actions::format_actions(&x.actions),
+            "set(tunnel(tun_id=0x7,dst=10.1.1.1)),2,set(tunnel(tun_id=0x5)),3"
+        );
+    }
+
+    /// Records the tunnel metadata of every output.
+    #[derive(Default)]
+    struct TunSink(Vec<(PortNo, TunnelMeta)>);
+    impl crate::datapath::execute::ExecSink for TunSink {
+        fn output(&mut self, port: PortNo, pkt: &mut Packet, _last: bool) {
+            self.0.push((port, pkt.tunnel));
+        }
+        fn userspace(&mut self, _: &Packet, _: UserspaceReason) {}
+    }
+
+    fn tun_action() -> impl Strategy<Value = Action> {
+        prop_oneof![
+            (0u128..4).prop_map(|v| set(OxmId::TunnelId, v)),
+            (0u128..4).prop_map(|v| set(OxmId::TunIpv4Src, 0x0a00_0000 | v)),
+            (0u128..4).prop_map(|v| set(OxmId::TunIpv4Dst, 0x0a00_0000 | v)),
+            (2u32..4).prop_map(out),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        /// Executing the committed actions leaves, at every output, the
+        /// metadata the translated flow had there; and the final metadata
+        /// equals the final flow's tunnel fields whenever something was
+        /// output after the last write (an output commits).
+        #[test]
+        fn committed_tunnel_writes_reach_the_packet(
+            id in 0u64..4,
+            src in 0u32..3,
+            dst in 0u32..3,
+            acts in proptest::collection::vec(tun_action(), 1..10),
+        ) {
+            let mut o = switch(3);
+            let frame = eth_ip4(17);
+            let mut pkt = Packet::from_bytes(&frame, PortNo(1));
+            pkt.tunnel = TunnelMeta { id, src, dst, tos: 0, ttl: 0 };
+            let k = extract_packet(&pkt).unwrap();
+            // The flow each output should see, by walking the actions.
+            let mut flow = k;
+            let mut want = Vec::new();
+            for a in &acts {
+                match a {
+                    Action::SetField(f) => {
+                        let (field, _) = crate::ofproto::match_::oxm_location(f.id).unwrap();
+                        flow.set(field, f.value);
+                    }
+                    Action::Output { port, .. } => want.push((
+                        *port,
+                        TunnelMeta {
+                            id: flow.get(Field::TunnelId) as u64,
+                            src: flow.get(Field::TunSrc) as u32,
+                            dst: flow.get(Field::TunDst) as u32,
+                            tos: 0,
+                            ttl: 0,
+                        },
+                    )),
+                    _ => unreachable!(),
+                }
+            }
+            let x = xl_actions(&mut o, &k, acts.clone());
+            let mut sink = TunSink::default();
+            execute_actions(&mut pkt, &x.actions, &mut MeterTable::new(), 0, &mut sink);
+            prop_assert_eq!(&sink.0, &want, "{:?}", x.actions);
+            if matches!(acts.last(), Some(Action::Output { .. })) {
+                let mut fin = FlowKey::default();
+                fin.set_tunnel(&pkt.tunnel);
+                for f in [Field::TunnelId, Field::TunSrc, Field::TunDst] {
+                    prop_assert_eq!(fin.get(f), x.final_flow.get(f));
+                }
+            }
+            // Tunnel writes never touch the frame.
+            prop_assert_eq!(pkt.data(), &frame[..]);
+        }
+    }
 }

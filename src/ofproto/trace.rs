@@ -9,6 +9,7 @@ use crate::ofproto::match_::{eth_type, ip_proto};
 use crate::ofproto::view::XlateView;
 use crate::ofproto::xlate::XlateOptions;
 use crate::openflow::action::{Action, Instruction};
+use crate::openflow::oxm::OxmId;
 use crate::types::{MacAddr, PortNo};
 use crate::util::time::now_ms;
 use std::fmt::Write;
@@ -115,11 +116,27 @@ pub fn parse_flow(spec: &str) -> Result<FlowKey, String> {
             "nd_target" => k.set(Field::NdTarget, ip6(val)?),
             "ipv6_label" => k.set(Field::Ipv6Label, num(val)?),
             "metadata" => k.set(Field::Metadata, num(val)?),
-            "tun_id" => k.set(Field::TunnelId, num(val)?),
+            "tun_id" | "tunnel_id" => k.set(Field::TunnelId, num(val)?),
+            "tun_src" => k.set(Field::TunSrc, ip4(val)?),
+            "tun_dst" => k.set(Field::TunDst, ip4(val)?),
             other => return Err(format!("{other}: unknown field in flow description")),
         }
     }
     Ok(k)
+}
+
+/// An OXM value as `ovs-ofctl` writes it: IPv4 addresses (tunnel ones
+/// included) dotted, the rest in hex when `hex` (masks, set-fields) and in
+/// decimal otherwise.
+fn oxm_value(id: OxmId, v: u128, hex: bool) -> String {
+    use OxmId::*;
+    match id {
+        Ipv4Src | Ipv4Dst | ArpSpa | ArpTpa | TunIpv4Src | TunIpv4Dst => {
+            std::net::Ipv4Addr::from(v as u32).to_string()
+        }
+        _ if hex => format!("{v:#x}"),
+        _ => v.to_string(),
+    }
 }
 
 fn fmt_actions(acts: &[Action]) -> String {
@@ -128,7 +145,11 @@ fn fmt_actions(acts: &[Action]) -> String {
         .map(|a| match a {
             Action::Output { port, .. } => format!("output:{port}"),
             Action::Group(g) => format!("group:{}", g.0),
-            Action::SetField(f) => format!("set_field:{:#x}->{}", f.value, f.id.name()),
+            Action::SetField(f) => format!(
+                "set_field:{}->{}",
+                oxm_value(f.id, f.value, true),
+                f.id.name()
+            ),
             Action::PushVlan(t) => format!("push_vlan:{t:#06x}"),
             Action::PopVlan => "pop_vlan".into(),
             Action::DecNwTtl => "dec_ttl".into(),
@@ -205,8 +226,13 @@ pub fn trace(br: &XlateView, spec: &str) -> Result<String, String> {
             .fields
             .iter()
             .map(|f| match f.mask {
-                Some(mk) => format!("{}={:#x}/{:#x}", f.id.name(), f.value, mk),
-                None => format!("{}={}", f.id.name(), f.value),
+                Some(mk) => format!(
+                    "{}={}/{}",
+                    f.id.name(),
+                    oxm_value(f.id, f.value, true),
+                    oxm_value(f.id, mk, true)
+                ),
+                None => format!("{}={}", f.id.name(), oxm_value(f.id, f.value, false)),
             })
             .collect();
         let _ = writeln!(
@@ -268,6 +294,13 @@ mod tests {
         assert_eq!(k.get(Field::NwProto), 17);
         assert_eq!(k.get(Field::NwDst), 0x0a00_0002);
         assert_eq!(k.get(Field::TpDst), 53);
+        let t = parse_flow("in_port=1,tun_id=0x5,tun_src=10.0.0.1,tun_dst=10.0.0.2").unwrap();
+        assert_eq!(t.get(Field::TunnelId), 5);
+        assert_eq!(t.get(Field::TunSrc), 0x0a00_0001);
+        assert_eq!(t.get(Field::TunDst), 0x0a00_0002);
+        assert!(parse_flow("tun_dst=10.0.0").is_err());
+        assert_eq!(oxm_value(OxmId::TunIpv4Dst, 0x0a00_0000, true), "10.0.0.0");
+        assert_eq!(oxm_value(OxmId::TunnelId, 5, false), "5");
         assert!(parse_flow("bogus=1").is_err());
         assert!(parse_flow("nw_dst=10.0.0").is_err());
     }

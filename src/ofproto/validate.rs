@@ -114,9 +114,9 @@ fn set_field_ok(f: &OxmField, ctx: &Ctx) -> Result<(), OfpError> {
     let ok = match f.id {
         InPhyPort | EthType | IpProto | Ipv6Exthdr | MplsBos => false,
         PbbIsid => ctx.has(&[eth_type::PBB], None),
-        // Tunnel addresses are not written by translation yet (issue 11).
-        TunIpv4Src | TunIpv4Dst => return Err(OfpError::BadSetType),
-        InPort | Metadata | EthDst | EthSrc | TunnelId => true,
+        // The tunnel fields are the packet's metadata, not its headers: no
+        // prerequisites (OVS meta-flow.c: MFF_TUN_* are MFP_NONE, writable).
+        InPort | Metadata | EthDst | EthSrc | TunnelId | TunIpv4Src | TunIpv4Dst => true,
         VlanVid | VlanPcp => ctx.lenient || ctx.vlan,
         IpDscp | IpEcn => ctx.has(IP, None),
         Ipv4Src | Ipv4Dst => ctx.has(V4, None),

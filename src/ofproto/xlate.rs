@@ -248,10 +248,17 @@ pub struct XlateOutput {
 
 /// Fields committed by value with `SetField` (VLAN is handled apart). Every
 /// packet field a `set_field` may write is here (see the `set_field_audit`
-/// test); the pipeline-only fields (metadata, in_port, tunnel id) and the
-/// encapsulation bookkeeping fields (`MplsInner`, `PbbC*`, only written
-/// together with the push/pop that makes them true) are not.
-const COMMIT_FIELDS: [Field; 19] = [
+/// test), and so are the tunnel fields: they are the packet's metadata, which
+/// a tunnel port reads when it encapsulates, so a change must reach the
+/// datapath before an output as a header rewrite must (OVS
+/// `commit_odp_tunnel_action()` in `commit_odp_actions()`). The
+/// pipeline-only fields (metadata, in_port) and the encapsulation
+/// bookkeeping fields (`MplsInner`, `PbbC*`, only written together with the
+/// push/pop that makes them true) are not.
+const COMMIT_FIELDS: [Field; 22] = [
+    Field::TunnelId,
+    Field::TunSrc,
+    Field::TunDst,
     Field::DlDst,
     Field::DlSrc,
     Field::NwProto,

@@ -15,7 +15,7 @@ use super::{OP_QUEUE_LEN, WAKE_TOKEN};
 use crate::datapath::actions::DpActions;
 use crate::datapath::dpflow::DpFlow;
 use crate::datapath::meter::{DpMeterConfig, MeterCounters, MeterCountersSnapshot, MeterSpec};
-use crate::netdev::packet::VnetHdr;
+use crate::netdev::packet::{TunnelMeta, VnetHdr};
 use crate::netdev::poll::{Epoll, EventFd};
 use crate::netdev::{Netdev, NetdevError};
 use crate::types::{MeterId, PortNo};
@@ -68,6 +68,23 @@ pub struct Execute {
     pub in_port: PortNo,
     /// What to do.
     pub actions: DpActions,
+}
+
+/// Why a thread's op channel refused an op (kept apart from [`DpError`] so
+/// that the refused op travels back beside one byte, not a whole error).
+#[derive(Clone, Copy)]
+enum Refusal {
+    Full,
+    Stopped,
+}
+
+impl Refusal {
+    fn error(self, thread: usize) -> DpError {
+        match self {
+            Refusal::Full => DpError::OpQueueFull { thread },
+            Refusal::Stopped => DpError::Stopped,
+        }
+    }
 }
 
 /// An [`Execute`] the datapath did not take, with the reason.
@@ -223,19 +240,20 @@ impl Datapath {
     }
 
     fn send(&self, thread: usize, op: DpOp) -> Result<(), DpError> {
-        self.try_send(thread, op).map_err(|(e, _)| e)
+        self.try_send(thread, op).map_err(|(e, _)| e.error(thread))
     }
 
-    /// Queues `op` to `thread`; a refused op comes back with the reason.
-    fn try_send(&self, thread: usize, op: DpOp) -> Result<(), (DpError, DpOp)> {
+    /// Queues `op` to `thread`; a refused op comes back with the reason (a
+    /// one-byte one: the op is large enough already, see [`Refusal`]).
+    fn try_send(&self, thread: usize, op: DpOp) -> Result<(), (Refusal, DpOp)> {
         let t = &self.inner.threads[thread];
         match t.ops.try_send(op) {
             Ok(()) => {
                 t.wake.signal_coalesced();
                 Ok(())
             }
-            Err(TrySendError::Full(op)) => Err((DpError::OpQueueFull { thread }, op)),
-            Err(TrySendError::Disconnected(op)) => Err((DpError::Stopped, op)),
+            Err(TrySendError::Full(op)) => Err((Refusal::Full, op)),
+            Err(TrySendError::Disconnected(op)) => Err((Refusal::Stopped, op)),
         }
     }
 
@@ -396,27 +414,36 @@ impl Datapath {
     }
 
     /// Runs `actions` on `packet` on the thread that owns `in_port` (thread 0 if
-    /// none does, e.g. for PACKET_OUT from the controller).
+    /// none does, e.g. for PACKET_OUT from the controller). `tunnel` is the
+    /// metadata the packet arrived with (an upcall's), default otherwise.
     pub fn execute(
         &self,
         packet: Vec<u8>,
         vnet: VnetHdr,
+        tunnel: TunnelMeta,
         in_port: PortNo,
         actions: DpActions,
     ) -> Result<(), DpError> {
-        self.try_execute(Execute {
-            packet,
-            vnet,
-            in_port,
-            actions,
-        })
+        self.send_execute(
+            Execute {
+                packet,
+                vnet,
+                in_port,
+                actions,
+            },
+            tunnel,
+        )
         .map_err(|r| r.error)
     }
 
-    /// [`Datapath::execute`] that hands the packet back when the thread's
-    /// queue is full, so the caller can wait and try again (backpressure)
-    /// instead of losing it.
+    /// [`Datapath::execute`] (with no tunnel metadata: PACKET_OUT) that hands
+    /// the packet back when the thread's queue is full, so the caller can wait
+    /// and try again (backpressure) instead of losing it.
     pub fn try_execute(&self, x: Execute) -> Result<(), Refused> {
+        self.send_execute(x, TunnelMeta::default())
+    }
+
+    fn send_execute(&self, x: Execute, tunnel: TunnelMeta) -> Result<(), Refused> {
         let t = self
             .inner
             .ports
@@ -427,10 +454,11 @@ impl Datapath {
         let op = DpOp::Execute {
             packet: x.packet,
             vnet: x.vnet,
+            tunnel,
             in_port: x.in_port,
             actions: x.actions,
         };
-        match self.try_send(t, op) {
+        match self.try_send(t, op).map_err(|(r, op)| (r.error(t), op)) {
             Ok(()) => Ok(()),
             Err((
                 error,
@@ -439,6 +467,7 @@ impl Datapath {
                     vnet,
                     in_port,
                     actions,
+                    ..
                 },
             )) => Err(Refused {
                 error,

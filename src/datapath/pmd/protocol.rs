@@ -6,7 +6,7 @@ use super::stats::PortCounters;
 use crate::datapath::actions::DpActions;
 use crate::datapath::dpflow::DpFlow;
 use crate::datapath::meter::{DpMeterConfig, MeterCounters, MeterSpec};
-use crate::netdev::packet::VnetHdr;
+use crate::netdev::packet::{TunnelMeta, VnetHdr};
 use crate::netdev::{Netdev, NetdevTx};
 use crate::types::{MeterId, PortNo};
 use parking_lot::Mutex;
@@ -52,6 +52,10 @@ pub enum DpOp {
         packet: Vec<u8>,
         /// Its offload metadata.
         vnet: VnetHdr,
+        /// Its tunnel metadata: what a tunnel port received it with (an
+        /// upcall reply), which the actions' tunnel set-fields modify and a
+        /// tunnel port's transmit reads. Default for PACKET_OUT.
+        tunnel: TunnelMeta,
         /// Its input port (for the key of any `Userspace` upcall).
         in_port: PortNo,
         /// What to do.

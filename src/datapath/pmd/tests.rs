@@ -8,7 +8,7 @@ use crate::datapath::flow::{Field, FlowKey};
 use crate::datapath::meter::{
     BandKind, DpMeterBand as MeterBand, DpMeterConfig as MeterConfig, MeterUnit,
 };
-use crate::netdev::packet::VnetHdr;
+use crate::netdev::packet::{TunnelMeta, VnetHdr};
 use crate::netdev::testdev::{TestNetdev, TestPeer};
 use crate::types::{MeterId, PortNo};
 use crate::util::time::now_ms;
@@ -149,6 +149,7 @@ fn forwarding_miss_execute_and_delete() {
     r.dp.execute(
         u.packet.clone(),
         u.vnet,
+        u.tunnel,
         u.in_port,
         vec![DpAction::Output(PortNo(1))],
     )
@@ -369,6 +370,7 @@ fn execute_userspace_reports_an_action_upcall() {
     r.dp.execute(
         pkt.clone(),
         VnetHdr::default(),
+        TunnelMeta::default(),
         PortNo::CONTROLLER,
         vec![DpAction::Userspace(reason), DpAction::Output(PortNo(1))],
     )
@@ -378,6 +380,65 @@ fn execute_userspace_reports_an_action_upcall() {
     assert_eq!(u.in_port, PortNo::CONTROLLER);
     assert_eq!(u.packet, pkt);
     assert_eq!(r.peers[0].recv_timeout(WAIT).unwrap(), pkt);
+    r.dp.shutdown();
+}
+
+#[test]
+fn execute_keeps_and_rewrites_the_tunnel_metadata() {
+    // An upcall reply for a packet a tunnel port received: the actions
+    // start from its metadata, a tunnel set-field changes it (not the
+    // frame), and a userspace action reports the result in its key.
+    let mut r = rig(1, 1, 4);
+    let reason = UserspaceReason::Controller {
+        reason: 1,
+        max_len: 0xffff,
+        table_id: 0,
+        cookie: 1,
+        meter: None,
+    };
+    let received = TunnelMeta {
+        id: 5,
+        src: 0x0a00_0001,
+        dst: 0x0a00_0002,
+        tos: 0,
+        ttl: 64,
+    };
+    let pkt = frame(9);
+    r.dp.execute(
+        pkt.clone(),
+        VnetHdr::default(),
+        received,
+        PortNo(1),
+        vec![
+            DpAction::Userspace(reason),
+            DpAction::SetField {
+                field: Field::TunnelId,
+                value: 7,
+                mask: u64::MAX as u128,
+            },
+            DpAction::Userspace(reason),
+        ],
+    )
+    .unwrap();
+    // Both upcalls come in one batch (one Execute).
+    let mut ups = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while ups.len() < 2 && Instant::now() < deadline {
+        match r.up.try_recv() {
+            Ok(b) => ups.extend(b),
+            Err(_) => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    assert_eq!(ups.len(), 2, "two action upcalls");
+    let (first, second) = (&ups[0], &ups[1]);
+    assert_eq!(first.tunnel, received);
+    assert_eq!(first.key.get(Field::TunnelId), 5);
+    assert_eq!(first.key.get(Field::TunSrc), 0x0a00_0001);
+    assert_eq!(first.key.get(Field::TunDst), 0x0a00_0002);
+    assert_eq!(second.tunnel, TunnelMeta { id: 7, ..received });
+    assert_eq!(second.key.get(Field::TunnelId), 7);
+    assert_eq!(second.key.get(Field::TunDst), 0x0a00_0002);
+    assert_eq!(second.packet, pkt, "the frame is untouched");
     r.dp.shutdown();
 }
 
@@ -493,4 +554,137 @@ fn a_full_queue_hands_the_packet_back() {
     // Both went out in one transmit call or two, never more.
     assert!(s.tx_batches <= 2, "{s:?}");
     r.dp.shutdown();
+}
+
+/// A test port standing in for a tunnel device: what it receives carries
+/// `rx` as tunnel metadata (as a tunnel's decapsulation leaves it), and it
+/// records the metadata of what it is asked to send (what a tunnel's
+/// encapsulation would read).
+struct TunnelLike {
+    inner: TestNetdev,
+    rx: Arc<parking_lot::Mutex<TunnelMeta>>,
+    sent: Arc<parking_lot::Mutex<Vec<TunnelMeta>>>,
+}
+
+impl crate::netdev::Netdev for TunnelLike {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn ifindex(&self) -> u32 {
+        self.inner.ifindex()
+    }
+    fn rx_fd(&self) -> std::os::fd::RawFd {
+        self.inner.rx_fd()
+    }
+    fn recv_batch(
+        &mut self,
+        batch: &mut crate::netdev::packet::PacketBatch,
+    ) -> Result<usize, crate::netdev::NetdevError> {
+        let before = batch.len();
+        let n = self.inner.recv_batch(batch)?;
+        let meta = *self.rx.lock();
+        for p in &mut batch.packets_mut()[before..] {
+            p.tunnel = meta;
+        }
+        Ok(n)
+    }
+    fn send_batch(
+        &mut self,
+        batch: &mut crate::netdev::packet::PacketBatch,
+    ) -> Result<crate::netdev::TxResult, crate::netdev::NetdevError> {
+        self.sent
+            .lock()
+            .extend(batch.packets().iter().map(|p| p.tunnel));
+        self.inner.send_batch(batch)
+    }
+    fn rx_errors(&self) -> u64 {
+        self.inner.rx_errors()
+    }
+    fn open_tx(&self) -> Result<Box<dyn crate::netdev::NetdevTx>, crate::netdev::NetdevError> {
+        self.inner.open_tx()
+    }
+}
+
+#[test]
+fn received_tunnel_metadata_reaches_the_key_and_set_fields_reach_the_sender() {
+    let (tx, mut up) = mpsc::channel(16);
+    let dp = Datapath::start(DpConfig {
+        n_threads: 1,
+        upcall_tx: tx,
+        emc_insert_inv_prob: 1,
+        busy_poll_us: 0,
+        op_queue_len: OP_QUEUE_LEN,
+    })
+    .unwrap();
+    let rx_meta = Arc::new(parking_lot::Mutex::new(TunnelMeta {
+        id: 5,
+        src: 0x0a00_0001,
+        dst: 0x0a00_0002,
+        tos: 0,
+        ttl: 64,
+    }));
+    let sent = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let mut peers = Vec::new();
+    for p in 1..=2u32 {
+        let (dev, peer) = TestNetdev::pair(&format!("tun{p}"), p).unwrap();
+        let dev = TunnelLike {
+            inner: dev,
+            rx: rx_meta.clone(),
+            sent: sent.clone(),
+        };
+        dp.add_port(PortNo(p), Box::new(dev)).unwrap();
+        peers.push(peer);
+    }
+    // The megaflow translation would install for `in_port=1,tun_id=5
+    // actions=set_field:0x7->tun_id,set_field:10.1.1.1->tun_dst,output:2`.
+    let mut k = FlowKey::default();
+    k.set(Field::InPort, 1);
+    k.set(Field::TunnelId, 5);
+    let mut m = FlowKey::default();
+    m.set_exact(Field::InPort);
+    m.set_exact(Field::TunnelId);
+    let actions = vec![
+        DpAction::SetField {
+            field: Field::TunnelId,
+            value: 7,
+            mask: Field::TunnelId.full_mask(),
+        },
+        DpAction::SetField {
+            field: Field::TunDst,
+            value: 0x0a01_0101,
+            mask: Field::TunDst.full_mask(),
+        },
+        DpAction::Output(PortNo(2)),
+    ];
+    dp.put_flow(Arc::new(DpFlow::new(1, &k, &m, actions, now_ms())))
+        .unwrap();
+    settle(&dp, 3);
+
+    let pkt = frame(7);
+    peers[0].inject(&pkt);
+    assert_eq!(peers[1].recv_timeout(WAIT).unwrap(), pkt, "frame unchanged");
+    assert_eq!(
+        sent.lock().as_slice(),
+        &[TunnelMeta {
+            id: 7,
+            src: 0x0a00_0001,
+            dst: 0x0a01_0101,
+            tos: 0,
+            ttl: 64,
+        }]
+    );
+    // Counters are published just after the batch is transmitted.
+    assert!(wait_for(|| dp.stats().total.megaflow_hits == 1));
+
+    // Another VNI misses; the upcall's key and metadata are the received ones.
+    rx_meta.lock().id = 6;
+    peers[0].inject(&pkt);
+    let u = next_upcall(&mut up).expect("miss upcall");
+    assert_eq!(u.kind, UpcallKind::Miss);
+    assert_eq!(u.key.get(Field::TunnelId), 6);
+    assert_eq!(u.key.get(Field::TunSrc), 0x0a00_0001);
+    assert_eq!(u.key.get(Field::TunDst), 0x0a00_0002);
+    assert_eq!(u.tunnel.id, 6);
+    assert_eq!(u.tunnel.ttl, 64);
+    dp.shutdown();
 }

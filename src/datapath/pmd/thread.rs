@@ -18,10 +18,10 @@ use crate::datapath::dpcls::Dpcls;
 use crate::datapath::dpflow::DpFlow;
 use crate::datapath::emc::Emc;
 use crate::datapath::execute::{execute_actions, ExecSink};
-use crate::datapath::extract::extract;
+use crate::datapath::extract::extract_packet;
 use crate::datapath::flow::{Field, FlowKey};
 use crate::datapath::meter::{now_ns, MeterTable};
-use crate::netdev::packet::{Packet, PacketBatch, VnetHdr, BATCH_SIZE};
+use crate::netdev::packet::{Packet, PacketBatch, TunnelMeta, VnetHdr, BATCH_SIZE};
 use crate::netdev::poll::{new_events, Epoll, EventFd};
 use crate::netdev::{LinkLoss, Netdev, NetdevTx};
 use crate::types::PortNo;
@@ -172,7 +172,7 @@ impl ExecSink for Sink<'_> {
     }
 
     fn userspace(&mut self, pkt: &Packet, reason: UserspaceReason) {
-        let key = extract(pkt.data(), pkt.in_port).unwrap_or(*self.key);
+        let key = extract_packet(pkt).unwrap_or(*self.key);
         self.ctr.action_upcalls += 1;
         queue_upcall(
             self.pending,
@@ -415,9 +415,10 @@ impl Pmd {
             DpOp::Execute {
                 packet,
                 vnet,
+                tunnel,
                 in_port,
                 actions,
-            } => self.execute(&packet, vnet, in_port, &actions),
+            } => self.execute(&packet, vnet, tunnel, in_port, &actions),
             DpOp::SetMeter { id, config, stats } => self.meters.set(id.0, &config, stats, now_ns()),
             DpOp::DelMeter { id } => {
                 self.meters.remove(id.0);
@@ -428,16 +429,25 @@ impl Pmd {
         ControlFlow::Continue(())
     }
 
-    fn execute(&mut self, packet: &[u8], vnet: VnetHdr, in_port: PortNo, actions: &DpActions) {
+    fn execute(
+        &mut self,
+        packet: &[u8],
+        vnet: VnetHdr,
+        tunnel: TunnelMeta,
+        in_port: PortNo,
+        actions: &DpActions,
+    ) {
         let area = self.exec_pkt.rx_area();
         let n = packet.len().min(area.len());
         area[..n].copy_from_slice(&packet[..n]);
         self.exec_pkt.set_len(n);
         self.exec_pkt.vnet = vnet;
+        self.exec_pkt.tunnel = tunnel;
         self.exec_pkt.in_port = in_port;
-        let key = extract(self.exec_pkt.data(), in_port).unwrap_or_else(|_| {
+        let key = extract_packet(&self.exec_pkt).unwrap_or_else(|_| {
             let mut k = FlowKey::default();
             k.set(Field::InPort, in_port.0 as u128);
+            k.set_tunnel(&tunnel);
             k
         });
         let mut sink = Sink {
@@ -539,7 +549,7 @@ impl Pmd {
             pkt.in_port = in_port;
             let len = pkt.len() as u64;
             rx_bytes += len;
-            let key = match extract(pkt.data(), in_port) {
+            let key = match extract_packet(pkt) {
                 Ok(k) => k,
                 Err(_) => {
                     invalid += 1;

@@ -6,7 +6,7 @@
 use super::stats::PmdStatsSnapshot;
 use crate::datapath::actions::UserspaceReason;
 use crate::datapath::flow::FlowKey;
-use crate::netdev::packet::{Packet, VnetHdr};
+use crate::netdev::packet::{Packet, TunnelMeta, VnetHdr};
 use crate::types::PortNo;
 use tokio::sync::mpsc;
 
@@ -32,6 +32,12 @@ pub struct Upcall {
     pub packet: Vec<u8>,
     /// Its offload metadata.
     pub vnet: VnetHdr,
+    /// Its tunnel metadata (as received, or as the actions before a
+    /// `Userspace` action left it): the slow path hands it back with the
+    /// packet it executes, so that translated actions run on the same
+    /// metadata the megaflow's would (the key holds `tun_id`/`tun_src`/
+    /// `tun_dst` too; this adds the outer TOS/TTL).
+    pub tunnel: TunnelMeta,
     /// Where it came in.
     pub in_port: PortNo,
     /// Why it is here.
@@ -63,6 +69,7 @@ pub(super) fn queue_upcall(
         key,
         packet: pkt.data().to_vec(),
         vnet: pkt.vnet,
+        tunnel: pkt.tunnel,
         in_port: pkt.in_port,
         kind,
     });
