@@ -134,10 +134,14 @@ pub fn open_count() -> Option<u64> {
 /// accepting — each table has its own `RLIMIT_NOFILE` room. The operator
 /// threads (control socket, stats endpoint) call it first thing, before any
 /// bridge exists, so that their copies hold no device descriptor (a copy
-/// keeps the open file alive: a TAP would outlive its bridge).
+/// keeps the open file alive: a TAP would outlive its bridge). Descriptors a
+/// takeover handed us and no bridge has claimed yet are closed in the copy
+/// for the same reason ([`crate::netdev::inherit::unshared`]).
 pub fn private_table() -> Result<(), String> {
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_FILES)
-        .map_err(|e| format!("unshare(CLONE_FILES): {e}"))
+    crate::netdev::inherit::unshared(|| {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_FILES)
+            .map_err(|e| format!("unshare(CLONE_FILES): {e}"))
+    })
 }
 
 /// Starts the operator thread `name`: a descriptor table of its own
