@@ -443,7 +443,7 @@ const TAP_CLAIM_WAIT: Duration = Duration::from_secs(30);
 /// TAP ports once they are claimed or [`TAP_CLAIM_WAIT`] passed — the Port
 /// actors open their devices after the bridges start.
 fn close_inherited(cfg: &Config) -> impl std::future::Future<Output = ()> {
-    use rvswitchd::netdev::inherit;
+    use rvswitchd::util::inherit;
     let taps: std::collections::BTreeSet<String> = cfg
         .bridge
         .iter()

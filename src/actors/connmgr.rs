@@ -886,7 +886,7 @@ impl PassiveListener {
             let inherited = addr
                 .parse()
                 .ok()
-                .and_then(|a| crate::netdev::inherit::take_tcp(&a));
+                .and_then(|a| crate::util::inherit::take_tcp(&a));
             let l = match inherited {
                 Some(l) => l,
                 None => std::net::TcpListener::bind(addr)?,

@@ -170,7 +170,7 @@ async fn accept_loop(listener: tokio::net::TcpListener) {
 /// reported by the caller.
 pub fn start(addr: std::net::SocketAddr) -> std::io::Result<std::net::SocketAddr> {
     // A listener handed over by the daemon we replace (`--takeover`).
-    let std_listener = match crate::netdev::inherit::take_tcp(&addr) {
+    let std_listener = match crate::util::inherit::take_tcp(&addr) {
         Some(l) => l,
         None => std::net::TcpListener::bind(addr)?,
     };

@@ -17,6 +17,7 @@ pub mod listening;
 pub mod logging;
 pub mod notify;
 pub mod ovs_compat;
+pub mod passfd;
 pub mod process;
 pub mod procfs;
 pub mod sockets;

@@ -71,7 +71,7 @@ pub fn bind_private(
     // Handed over by the daemon we replace (`--takeover`): the same socket,
     // which never stopped listening; its file, mode and group are as that
     // daemon made them.
-    if let Some(l) = crate::netdev::inherit::take_unix(path) {
+    if let Some(l) = crate::util::inherit::take_unix(path) {
         return Ok(l);
     }
     ensure_run_dir(path)?;

@@ -12,10 +12,10 @@
 //! object a line, the successor's messages first:
 //!
 //! 1. `hello` (its version and pid) → the old daemon answers with `fds`
-//!    lines, each carrying up to [`inherit::MAX_FDS_PER_MESSAGE`] descriptors
-//!    over `SCM_RIGHTS` and their keys (see `netdev::inherit`: listening
+//!    lines, each carrying up to [`passfd::MAX_FDS_PER_MESSAGE`] descriptors
+//!    over `SCM_RIGHTS` and their keys (see `daemon::passfd`: listening
 //!    sockets by address, TAP devices by name), then `offered` (its pid and
-//!    version). The successor files them in `netdev::inherit` and binds its
+//!    version). The successor files them in `util::inherit` and binds its
 //!    control, stats and OpenFlow listeners from them; it builds nothing that
 //!    forwards yet.
 //! 2. `stop` → the old daemon stops its poll threads (forwarding ends here),
@@ -39,7 +39,8 @@
 //! one takeover at a time; the client runs on the successor's main thread
 //! before and during start-up, blocking.
 
-use crate::netdev::inherit;
+use crate::daemon::passfd;
+use crate::util::inherit;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::io::Write;
@@ -80,7 +81,7 @@ pub enum Msg {
     },
     /// Old daemon: the descriptors attached to this line, in this order.
     Fds {
-        /// One key per descriptor (`netdev::inherit`).
+        /// One key per descriptor (`util::inherit`).
         keys: Vec<String>,
     },
     /// Old daemon: that was all.
@@ -195,7 +196,7 @@ async fn send(s: &tokio::net::UnixStream, m: &Msg, fds: &[BorrowedFd<'_>]) -> Re
         // The descriptors ride on the first bytes sent.
         let attach = if off == 0 { fds } else { &[] };
         match s.try_io(tokio::io::Interest::WRITABLE, || {
-            inherit::send_with_fds(s.as_fd(), &bytes[off..], attach)
+            passfd::send_with_fds(s.as_fd(), &bytes[off..], attach)
         }) {
             Ok(n) => off += n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -240,8 +241,8 @@ where
              so its tables start empty until controllers re-add them"
         );
     }
-    let fds = inherit::exportable().map_err(|e| format!("/proc/self/fd: {e}"))?;
-    for chunk in fds.chunks(inherit::MAX_FDS_PER_MESSAGE) {
+    let fds = passfd::exportable().map_err(|e| format!("/proc/self/fd: {e}"))?;
+    for chunk in fds.chunks(passfd::MAX_FDS_PER_MESSAGE) {
         let keys = chunk.iter().map(|(k, _)| k.clone()).collect();
         let borrowed: Vec<BorrowedFd<'_>> = chunk.iter().map(|(_, f)| f.as_fd()).collect();
         send(s, &Msg::Fds { keys }, &borrowed).await?;
@@ -300,7 +301,7 @@ pub struct Successor {
 
 impl Successor {
     /// Connects to the daemon serving `path`, introduces itself and files
-    /// the descriptors it hands over in `netdev::inherit`.
+    /// the descriptors it hands over in `util::inherit`.
     pub fn connect(path: &Path) -> Result<Successor, String> {
         let stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
             format!(
@@ -370,7 +371,7 @@ impl Successor {
                 return Err(format!("--takeover: a line longer than {MAX_LINE} bytes"));
             }
             let mut buf = vec![0u8; 64 * 1024];
-            let (n, got) = inherit::recv_with_fds(self.stream.as_fd(), &mut buf)
+            let (n, got) = passfd::recv_with_fds(self.stream.as_fd(), &mut buf)
                 .map_err(|e| format!("--takeover: receive: {e}"))?;
             if n == 0 {
                 return Err("--takeover: the running daemon closed the connection".into());

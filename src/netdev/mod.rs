@@ -18,7 +18,6 @@ use std::os::fd::RawFd;
 
 pub use crate::types::PortType;
 
-pub mod inherit;
 pub mod netlink;
 pub mod packet;
 pub mod poll;

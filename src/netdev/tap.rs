@@ -49,7 +49,7 @@ impl TapNetdev {
         // kept, not recreated: it never lost its last descriptor, so the
         // VM's or container's link on it never went away. The ioctls below
         // set what the predecessor set, and setting them again is harmless.
-        if let Some(fd) = super::inherit::take_tap(name) {
+        if let Some(fd) = crate::util::inherit::take_tap(name) {
             return Self::configure(name, fd);
         }
         // SAFETY: the path is a NUL-terminated literal; the result is checked.

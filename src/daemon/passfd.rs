@@ -1,29 +1,20 @@
-//! Descriptors handed from a running daemon to its successor (`rvswitchd
-//! --takeover`, see `daemon::takeover`): the system calls of the hand-over.
+//! The system calls of a hand-over (`daemon::takeover`): what this process
+//! holds that a successor should get ([`exportable`]), and sending and
+//! receiving descriptors over a unix stream socket (`SCM_RIGHTS`).
 //!
 //! The old process finds what to hand over by looking at its own descriptor
-//! table ([`exportable`]): every listening socket (OpenFlow `ptcp:`/`pssl:`/
-//! `punix:` listeners, the control and takeover sockets, the stats endpoint),
-//! keyed by its bound address, and every TAP device, keyed by its interface
-//! name. Nothing has to register: a listener or device is exported because the
-//! kernel says this process holds it. `AF_PACKET` sockets are not handed over:
-//! their receive rings are mapped into the old process, and two processes
-//! sharing one ring would race on its frame status words; the successor opens
-//! its own (the kernel gives every packet socket its own copy of each frame),
-//! and frames the old sockets gathered after the switch point die with them.
-//!
-//! The successor puts what it received into a process-wide registry ([`put`])
-//! that the places which would otherwise bind or create consult first
-//! ([`take_tcp`] from the OpenFlow and stats listeners, [`take_unix`] from
-//! `daemon::sockets::bind_private`, [`take_tap`] from `tap::TapNetdev::open`),
-//! so the actors that open ports and listeners do not know about takeovers. A
-//! listener taken over never stopped listening, so connections queued during
-//! the hand-over are accepted by the successor; a TAP device never lost its
-//! last descriptor, so it (and the VM or container link on it) never vanished.
-//!
-//! Threads: the registry is a mutex taken only at start-up and when a port or
-//! listener opens, never by a poll thread per packet.
+//! table: every listening socket (OpenFlow `ptcp:`/`pssl:`/`punix:`
+//! listeners, the control and takeover sockets, the stats endpoint), keyed by
+//! its bound address, and every TAP device, keyed by its interface name (keys
+//! from `util::inherit`). Nothing has to register: a listener or device is
+//! exported because the kernel says this process holds it. `AF_PACKET`
+//! sockets are not handed over: their receive rings are mapped into the old
+//! process, and two processes sharing one ring would race on its frame status
+//! words; the successor opens its own (the kernel gives every packet socket
+//! its own copy of each frame), and frames the old sockets gathered after the
+//! switch point die with them.
 
+use crate::util::inherit::{tap_key, tcp_key, unix_key};
 use nix::sys::socket::{
     getsockname, getsockopt, recvmsg, sendmsg, sockopt, ControlMessage, ControlMessageOwned,
     MsgFlags, SockaddrStorage,
@@ -32,94 +23,9 @@ use std::collections::BTreeMap;
 use std::io::{IoSlice, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::path::Path;
-use std::sync::Mutex;
 
 /// Most descriptors one message carries (the kernel's `SCM_MAX_FD` is 253).
 pub const MAX_FDS_PER_MESSAGE: usize = 200;
-
-/// Inherited descriptors not claimed yet, by key.
-static INHERITED: Mutex<BTreeMap<String, OwnedFd>> = Mutex::new(BTreeMap::new());
-
-/// Key of a TCP listener bound to `addr`.
-pub fn tcp_key(addr: &SocketAddr) -> String {
-    format!("tcp:{addr}")
-}
-
-/// Key of a unix listener bound to `path`.
-pub fn unix_key(path: &Path) -> String {
-    format!("unix:{}", path.display())
-}
-
-/// Key of the TAP device `name`.
-pub fn tap_key(name: &str) -> String {
-    format!("tap:{name}")
-}
-
-fn lock() -> std::sync::MutexGuard<'static, BTreeMap<String, OwnedFd>> {
-    INHERITED.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Records a descriptor received from the predecessor under `key` (a second
-/// one under the same key replaces, and closes, the first).
-pub fn put(key: String, fd: OwnedFd) {
-    lock().insert(key, fd);
-}
-
-/// The inherited TCP listener bound to `addr`, if any (claimed: a second call
-/// returns None).
-pub fn take_tcp(addr: &SocketAddr) -> Option<std::net::TcpListener> {
-    lock()
-        .remove(&tcp_key(addr))
-        .map(std::net::TcpListener::from)
-}
-
-/// The inherited unix listener bound to `path`, if any.
-pub fn take_unix(path: &Path) -> Option<std::os::unix::net::UnixListener> {
-    lock()
-        .remove(&unix_key(path))
-        .map(std::os::unix::net::UnixListener::from)
-}
-
-/// The inherited descriptor of the TAP device `name`, if any.
-pub fn take_tap(name: &str) -> Option<OwnedFd> {
-    lock().remove(&tap_key(name))
-}
-
-/// Closes what nobody claimed (a listener or port the successor's
-/// configuration no longer has) except the keys `wait` keeps (ports still
-/// opening); returns the closed keys.
-pub fn close_unclaimed(wait: impl Fn(&str) -> bool) -> Vec<String> {
-    let mut reg = lock();
-    let gone: Vec<String> = reg.keys().filter(|k| !wait(k)).cloned().collect();
-    for k in &gone {
-        reg.remove(k);
-    }
-    gone
-}
-
-/// Keys not claimed yet.
-pub fn unclaimed() -> Vec<String> {
-    lock().keys().cloned().collect()
-}
-
-/// Runs `unshare` (which gives the calling thread a copy of the process's
-/// descriptor table) and closes, in that copy, every inherited descriptor not
-/// claimed yet: a copy would keep a TAP device or a listener alive after the
-/// bridge that claims the original lets it go. Under the registry's lock, so
-/// that nothing is claimed (and so leaves the list) in between.
-pub fn unshared<E>(unshare: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
-    let reg = lock();
-    unshare()?;
-    for fd in reg.values() {
-        // SAFETY: closes this thread's private copy of the number; the
-        // registry's descriptor lives in the shared table, untouched.
-        unsafe {
-            libc::close(fd.as_raw_fd());
-        }
-    }
-    Ok(())
-}
 
 /// What this process holds that a successor should receive: a duplicate of
 /// every listening socket and of one descriptor per TAP device, with its
@@ -249,25 +155,17 @@ mod tests {
     fn listeners_are_found_and_pass_through_a_socket() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("l.sock");
-        let ul = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let _ul = std::os::unix::net::UnixListener::bind(&path).unwrap();
         let tl = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let taddr = tl.local_addr().unwrap();
         // A connected (not listening) socket is not exported.
-        let _client = std::net::TcpStream::connect(taddr).unwrap();
+        let client = std::net::TcpStream::connect(taddr).unwrap();
         let found = exportable().unwrap();
         let keys: Vec<&str> = found.iter().map(|(k, _)| k.as_str()).collect();
         assert!(keys.contains(&tcp_key(&taddr).as_str()), "{keys:?}");
         assert!(keys.contains(&unix_key(&path).as_str()), "{keys:?}");
-        assert_eq!(
-            keys.iter()
-                .filter(|k| k.starts_with("tcp:127.0.0.1:"))
-                .count(),
-            keys.iter()
-                .filter(|k| k.starts_with("tcp:127.0.0.1:"))
-                .collect::<std::collections::BTreeSet<_>>()
-                .len(),
-            "duplicates: {keys:?}"
-        );
+        let local = client.local_addr().unwrap();
+        assert!(!keys.contains(&tcp_key(&local).as_str()), "{keys:?}");
 
         // Through a socket pair: the received descriptor is the same listener.
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
@@ -276,28 +174,12 @@ mod tests {
         let mut buf = [0u8; 8];
         let (got, fds) = recv_with_fds(b.as_fd(), &mut buf).unwrap();
         assert_eq!((got, fds.len()), (1, 1));
-        let key = tcp_key(&taddr);
-        put(key.clone(), fds.into_iter().next().unwrap());
-        let l = take_tcp(&taddr).expect("registered");
-        assert!(take_tcp(&taddr).is_none(), "claimed twice");
+        let l = std::net::TcpListener::from(fds.into_iter().next().unwrap());
         assert_eq!(l.local_addr().unwrap(), taddr);
         drop(tl);
         // Still listening through the passed descriptor.
         let _c = std::net::TcpStream::connect(taddr).unwrap();
         assert!(l.accept().is_ok());
-
-        put(unix_key(&path), l.into());
-        put(tap_key("t0"), std::os::fd::OwnedFd::from(ul));
-        let mut left = unclaimed();
-        left.sort();
-        assert_eq!(left, vec![tap_key("t0"), unix_key(&path)]);
-        // A port still opening keeps its device; the rest is closed.
-        assert_eq!(
-            close_unclaimed(|k| k == tap_key("t0")),
-            vec![unix_key(&path)]
-        );
-        assert_eq!(close_unclaimed(|_| false), vec![tap_key("t0")]);
-        assert!(unclaimed().is_empty());
     }
 
     #[test]
