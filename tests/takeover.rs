@@ -57,7 +57,18 @@ fn take_over(d: &mut Daemon) {
 
 /// The rules of `dump-flows` without the fields that change by themselves.
 fn rules(d: &Daemon) -> Vec<String> {
-    let out = d.ofctl_ok("dump-flows", &[]);
+    sorted_rules(&d.ofctl_ok("dump-flows", &[]))
+}
+
+/// The same through the ptcp listener on `port`, as a TCP controller sees them.
+fn rules_tcp(port: u16) -> Vec<String> {
+    let target = format!("tcp:127.0.0.1:{port}");
+    let (ok, out, err) = run("ovs-ofctl", &["-O", "OpenFlow13", "dump-flows", &target]);
+    assert!(ok, "ovs-ofctl dump-flows {target}: {err}");
+    sorted_rules(&out)
+}
+
+fn sorted_rules(out: &str) -> Vec<String> {
     let mut v: Vec<String> = out
         .lines()
         .filter(|l| l.contains("cookie="))
@@ -168,6 +179,7 @@ fn takeover_keeps_traffic_tables_taps_and_listeners() {
     }
     let before = rules(&d);
     assert_eq!(before.len(), 3, "{before:?}");
+    assert_eq!(rules_tcp(of_port), before);
     let _ = h1.exec("ip neigh flush dev eth0");
     assert!(
         wait_for(10, || h1.ping(&h2.ip, 1)),
@@ -206,6 +218,7 @@ fn takeover_keeps_traffic_tables_taps_and_listeners() {
         listener,
         "the listener was rebound"
     );
+    assert_eq!(rules_tcp(of_port), before);
 
     // 2. A TCP stream across a second takeover (from the new process).
     let (ok, _) = h2.exec("iperf3 -s -1 -D");
