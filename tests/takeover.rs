@@ -13,11 +13,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const NET: &str = "10.79.0";
-/// Pings (10 ms apart) a takeover may lose: 0.5 s worth, far above what it
-/// takes on an idle machine (see docs/BENCHMARKS.md), so that a loaded CI
-/// machine does not fail it, while a takeover that lost the tables (nothing
-/// forwards until the end of the run) or the ports' devices fails it.
-const MAX_LOST: u64 = 50;
+/// Pings (10 ms apart) a takeover may lose: 1 s worth, far above the 5-7 it
+/// loses here (debug build, see docs/BENCHMARKS.md), so that a loaded CI
+/// machine does not fail it, while a takeover that lost the tables or the
+/// ports (nothing forwards for the remaining 2.3 s, 230 pings) fails it.
+const MAX_LOST: u64 = 100;
 
 /// Starts `rvswitchd --takeover` with `d`'s configuration and log; waits
 /// for the old process to exit cleanly, then makes the new one `d`'s child.
