@@ -273,3 +273,66 @@ fn takeover_without_a_running_daemon_fails_and_says_so() {
     );
     assert!(!ctl.exists(), "a control socket was created");
 }
+
+#[test]
+fn a_successor_that_leaves_before_stop_or_talks_nonsense_changes_nothing() {
+    if !require(true, &["ovs-appctl", "ovs-ofctl"]) {
+        return;
+    }
+    use std::io::{BufRead, Write};
+    let br = format!("rvt{}", uniq());
+    let d = Daemon::start(&bridge_config(&br, &[], "", ""));
+    let path = {
+        let mut p = d.ctl.clone().into_os_string();
+        p.push(".takeover");
+        std::path::PathBuf::from(p)
+    };
+    // Nonsense instead of hello: the connection is dropped.
+    let mut s = std::os::unix::net::UnixStream::connect(&path).expect("takeover socket");
+    s.write_all(b"{\"msg\":\"stop\"}\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut line = String::new();
+    let n = std::io::BufReader::new(&s)
+        .read_line(&mut line)
+        .unwrap_or(0);
+    assert_eq!(n, 0, "answered {line:?}");
+    // A hello, the descriptors, then gone before asking to stop.
+    let mut s = std::os::unix::net::UnixStream::connect(&path).expect("takeover socket");
+    s.write_all(b"{\"msg\":\"hello\",\"version\":\"test\",\"pid\":1}\n")
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut r = std::io::BufReader::new(&s);
+    let mut offered = false;
+    let mut keys = String::new();
+    for _ in 0..100 {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        keys.push_str(&line);
+        if line.contains("\"offered\"") {
+            offered = true;
+            break;
+        }
+    }
+    assert!(offered, "no offer: {keys}\n{}", d.log_text());
+    assert!(
+        keys.contains(&format!("unix:{}", d.mgmt.display())),
+        "{keys}"
+    );
+    drop(r);
+    drop(s);
+    // Still the same daemon, forwarding state and sockets intact.
+    assert!(
+        wait_for(10, || d
+            .log_text()
+            .contains("left before asking us to stop")),
+        "{}",
+        d.log_text()
+    );
+    let mut d = d;
+    assert!(d.alive(), "{}", d.log_text());
+    d.appctl_ok(&["version"]);
+    d.ofctl_ok("dump-flows", &[]);
+    assert!(path.exists(), "the takeover socket went away");
+}
