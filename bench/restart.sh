@@ -9,6 +9,8 @@
 #   OVS:       started through the shared harness's sut_ovs.sh, its rules
 #              re-added with ovs-ofctl as soon as it answers (what ovs-save
 #              or a controller does).
+# and, as a third row, rvswitchd replaced by `rvswitchd --takeover` (the
+# same config; the running one hands over its listeners and exits).
 #
 #   bench/restart.sh [RUNS]      # default 3 (needs root)
 #
@@ -79,6 +81,8 @@ start() {   # side
     if [ "$1" = ovs ]; then
         B_PORTS="p1 p2" B_DPID=1 B_DPID_HEX=0000000000000001 B_LISTEN=$listen \
             B_CTL=$work/ovs.ctl B_OUT=$out inns bash "$sut_ovs" >> "$out/console.log" 2>&1 &
+    elif [ "${2:-}" = takeover ]; then
+        inns "$bin" --config "$work/rvswitchd.toml" --takeover >> "$out/console.log" 2>&1 &
     else
         inns "$bin" --config "$work/rvswitchd.toml" >> "$out/console.log" 2>&1 &
     fi
@@ -98,17 +102,26 @@ stop() {
 
 echo "side run sent lost outage_ms"
 for r in $(seq "$runs"); do
-    for side in ovs rvswitchd; do
+    for side in ovs rvswitchd takeover; do
         rm -rf "$work/state"
-        start "$side"
+        kind=${side/takeover/rvswitchd}
+        start "$kind"
         flows
         sleep 0.5    # rvswitchd: the state file is written within state_save_ms
         ip netns exec "$h1" ping -c 1 -W 1 10.77.0.2 >/dev/null || { echo "$side: no path" >&2; exit 1; }
         ip netns exec "$h1" ping -q -i 0.01 -w 8 10.77.0.2 > "$work/ping-$side-$r" 2>&1 &
         ping_pid=$!
         sleep 2
-        stop
-        start "$side"
+        if [ "$side" = takeover ]; then
+            old=$pid
+            start "$kind" takeover
+            # The old process exits once the new one forwards.
+            for _ in $(seq 300); do kill -0 "$old" 2>/dev/null || break; sleep 0.01; done
+            wait "$old" 2>/dev/null || true
+        else
+            stop
+            start "$side"
+        fi
         [ "$side" = ovs ] && flows
         wait "$ping_pid" || true
         stop
@@ -120,8 +133,8 @@ for r in $(seq "$runs"); do
 done
 echo
 med() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
-echo "medians over $runs runs (ping -i 0.01 for 8 s, restart at 2 s):"
-for side in ovs rvswitchd; do
+echo "medians over $runs runs (ping -i 0.01 for 8 s, restart or takeover at 2 s):"
+for side in ovs rvswitchd takeover; do
     l=$(awk -v s="$side" '$1 == s {print $4}' "$work/results" | med)
     printf "%-10s lost %s pings, outage %s ms\n" "$side" "$l" "$((l * 10))"
 done

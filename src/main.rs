@@ -13,7 +13,7 @@ use rvswitchd::config::{self, BridgeConfig, Config, FailMode, PortConfig};
 use rvswitchd::control::vsctl::{self, Edit};
 use rvswitchd::control::{commands, http, unixctl};
 use rvswitchd::daemon::cli::{self, CtlOpts, Mode, RunOpts};
-use rvswitchd::daemon::{fds, listening, logging, notify, ovs_compat, process, procfs};
+use rvswitchd::daemon::{fds, listening, logging, notify, ovs_compat, process, procfs, takeover};
 use rvswitchd::messages::daemon::{GetInventory, Reload, ReloadOrigin, ShowConfig, Shutdown};
 use rvswitchd::messages::Mailbox;
 use rvswitchd::netdev::PortType;
@@ -310,8 +310,23 @@ fn run(o: RunOpts) -> ExitCode {
             }
         }
     }
+    // Before anything binds: the running daemon's listeners and TAP devices
+    // are what our start-up binds and opens (see `daemon::takeover`).
+    let successor = if o.takeover {
+        match take_over(&cfg, ovs_rundir.is_some()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                ready.notify(Err(e.clone()));
+                eprintln!("rvswitchd: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        None
+    };
     let sys = actix::System::new();
-    let result = sys.block_on(async move { start(cfg, o.config.clone(), ovs_rundir, ready).await });
+    let result = sys
+        .block_on(async move { start(cfg, o.config.clone(), ovs_rundir, ready, successor).await });
     match result {
         Ok(sockets) => {
             tracing::info!("rvswitchd {} started", env!("CARGO_PKG_VERSION"));
@@ -335,13 +350,38 @@ fn run(o: RunOpts) -> ExitCode {
     }
 }
 
+/// `--takeover`: connects to the daemon running with `cfg`'s control socket
+/// and receives its descriptors.
+fn take_over(cfg: &Config, ovs_paths: bool) -> Result<takeover::Successor, String> {
+    if ovs_paths {
+        // Its ovs-vswitchd pidfile is held by the running daemon.
+        return Err(
+            "--takeover: not with [daemon] ovs_compat_paths (the pidfile is the running daemon's)"
+                .into(),
+        );
+    }
+    let path = takeover::socket_path(&cfg.daemon.control_socket);
+    let s = takeover::Successor::connect(&path)?;
+    tracing::info!(
+        "takeover: received {} descriptors from process {}: {}",
+        s.received.len(),
+        s.old_pid,
+        s.received.join(", ")
+    );
+    Ok(s)
+}
+
 /// Waits until every configured listener is held by this process (or
 /// [`READY_TIMEOUT`] passed), then tells the detaching parent and systemd
 /// (`READY=1` with a `STATUS=` line). What "ready" observes: the bridges'
 /// actors were started and their `punix:`/`ptcp:` listeners are listening
 /// sockets of this process; ports whose devices are missing or still opening,
 /// and active controller connections, are not waited for.
-async fn report_ready(daemon: Mailbox<Daemon>, mut ready: process::ReadyNotifier) {
+async fn report_ready(
+    daemon: Mailbox<Daemon>,
+    mut ready: process::ReadyNotifier,
+    successor: Option<takeover::Successor>,
+) {
     let t = Instant::now();
     let status = loop {
         let view = match daemon.ask(ShowConfig).await {
@@ -371,8 +411,72 @@ async fn report_ready(daemon: Mailbox<Daemon>, mut ready: process::ReadyNotifier
         }
         tokio::time::sleep(READY_POLL).await;
     };
+    // A takeover: the old daemon may exit now, and systemd is told the
+    // service's main process is this one (it needs NotifyAccess=all to
+    // accept that from a process it did not start as the main one).
+    let mut main_pid = String::new();
+    if let Some(s) = successor {
+        let old = s.old_pid;
+        s.done();
+        tracing::info!("takeover: process {old} told to exit");
+        if let Ok(view) = daemon.ask(ShowConfig).await {
+            actix_rt::spawn(close_inherited(&view.cfg));
+        }
+        main_pid = format!("MAINPID={}\n", std::process::id());
+    }
     ready.notify(Ok(()));
-    notify::notify(&format!("READY=1\nSTATUS={}", notify::status_line(&status)));
+    notify::notify(&format!(
+        "{main_pid}READY=1\nSTATUS={}",
+        notify::status_line(&status)
+    ));
+}
+
+/// Longest a configured TAP port's inherited device waits for its port to
+/// open (after that it is closed and the device goes).
+const TAP_CLAIM_WAIT: Duration = Duration::from_secs(30);
+
+/// After a takeover: closes the inherited descriptors this configuration
+/// does not use at once (listeners are all bound by now), and those of its
+/// TAP ports once they are claimed or [`TAP_CLAIM_WAIT`] passed — the Port
+/// actors open their devices after the bridges start.
+fn close_inherited(cfg: &Config) -> impl std::future::Future<Output = ()> {
+    use rvswitchd::util::inherit;
+    let taps: std::collections::BTreeSet<String> = cfg
+        .bridge
+        .iter()
+        .flat_map(|b| {
+            let ports = b
+                .port
+                .iter()
+                .filter(|p| matches!(p.kind, PortType::Internal | PortType::Tap))
+                .map(|p| inherit::tap_key(&p.name));
+            b.internal_port
+                .then(|| inherit::tap_key(&b.name))
+                .into_iter()
+                .chain(ports)
+        })
+        .collect();
+    async move {
+        let closed = inherit::close_unclaimed(|k| taps.contains(k));
+        if !closed.is_empty() {
+            tracing::info!(
+                "takeover: closed what this configuration does not use: {}",
+                closed.join(", ")
+            );
+        }
+        let t = Instant::now();
+        while !inherit::unclaimed().is_empty() && t.elapsed() < TAP_CLAIM_WAIT {
+            tokio::time::sleep(READY_POLL).await;
+        }
+        let closed = inherit::close_unclaimed(|_| false);
+        if !closed.is_empty() {
+            tracing::warn!(
+                "takeover: ports not opened within {} s; their devices are closed: {}",
+                TAP_CLAIM_WAIT.as_secs(),
+                closed.join(", ")
+            );
+        }
+    }
 }
 
 /// Sends `WATCHDOG=1` every half watchdog interval while the Daemon answers
@@ -399,6 +503,7 @@ async fn start(
     cfg_path: Option<PathBuf>,
     ovs_rundir: Option<PathBuf>,
     ready: process::ReadyNotifier,
+    mut successor: Option<takeover::Successor>,
 ) -> Result<Vec<PathBuf>, StartError> {
     use actix::Actor;
     if !cfg.daemon.stats_listen.is_empty() {
@@ -417,15 +522,43 @@ async fn start(
     };
     // The monitor lives as long as the process.
     std::mem::forget(monitor);
+    let takeover_path = takeover::socket_path(&cfg.daemon.control_socket);
     let mut sockets = vec![cfg.daemon.control_socket.clone()];
     sockets.extend(ovs_rundir.as_deref().map(ovs_compat::ctl_socket));
     let mut daemon = Daemon::new(cfg, cfg_path, ports);
     for s in &sockets {
         daemon.remove_on_exit(s.clone());
     }
+    daemon.remove_on_exit(takeover_path.clone());
+    // Forwarding stops in the old daemon here and resumes when our bridges'
+    // poll threads run: everything slow (configuration, listeners) is done.
+    if let Some(s) = successor.as_mut() {
+        match s.stop() {
+            Ok(saved) => {
+                for line in saved {
+                    tracing::info!("takeover: process {}: {line}", s.old_pid);
+                }
+            }
+            Err(e) => return Err((e, ready)),
+        }
+    }
     let meter = daemon.meter();
     let addr = daemon.start();
     let mb = Mailbox::new(addr, meter);
+    let mb_stop = mb.clone();
+    if let Err(e) = takeover::serve(&takeover_path, move || {
+        let mb = mb_stop.clone();
+        async move {
+            mb.ask(rvswitchd::messages::daemon::StopForwarding)
+                .await
+                .map_err(|e| format!("daemon unavailable: {e}"))?
+        }
+    }) {
+        return Err((
+            format!("takeover socket {}: {e}", takeover_path.display()),
+            ready,
+        ));
+    }
 
     // Before the Daemon's actor runs (it starts at our first await): the
     // control thread's private descriptor table must hold no device.
@@ -437,7 +570,7 @@ async fn start(
     }) {
         return Err((format!("control socket {e}"), ready));
     }
-    actix_rt::spawn(report_ready(mb.clone(), ready));
+    actix_rt::spawn(report_ready(mb.clone(), ready, successor));
     if let Some(period) = notify::watchdog_period() {
         actix_rt::spawn(watchdog(mb.clone(), period));
     }

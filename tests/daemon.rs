@@ -891,7 +891,14 @@ fn run_directory_is_created_0755_and_the_socket_0600_whatever_the_umask() {
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(left, vec!["ctl.sock".to_string()]);
+    let mut left = left;
+    left.sort();
+    // The control socket and the takeover socket beside it (`--takeover`).
+    assert_eq!(
+        left,
+        vec!["ctl.sock".to_string(), "ctl.sock.takeover".to_string()]
+    );
+    assert_eq!(mode(&d.dir.join("run/sub/ctl.sock.takeover")), 0o600);
 }
 
 #[test]

@@ -881,7 +881,16 @@ impl PassiveListener {
     ) -> std::io::Result<(PassiveListener, Option<PathBuf>)> {
         let tcp = |rest: &str| -> std::io::Result<tokio::net::TcpListener> {
             let (port, ip) = rest.split_once(':').unwrap_or((rest, "0.0.0.0"));
-            let l = std::net::TcpListener::bind(format!("{ip}:{port}"))?;
+            let addr = format!("{ip}:{port}");
+            // A listener handed over by the daemon we replace (`--takeover`).
+            let inherited = addr
+                .parse()
+                .ok()
+                .and_then(|a| crate::util::inherit::take_tcp(&a));
+            let l = match inherited {
+                Some(l) => l,
+                None => std::net::TcpListener::bind(addr)?,
+            };
             l.set_nonblocking(true)?;
             tokio::net::TcpListener::from_std(l)
         };

@@ -863,6 +863,41 @@ impl Handler<Shutdown> for Daemon {
     }
 }
 
+impl Handler<StopForwarding> for Daemon {
+    type Result = ResponseFuture<Result<Vec<String>, String>>;
+    fn handle(&mut self, _: StopForwarding, _: &mut Context<Self>) -> Self::Result {
+        let _g = self.guard::<StopForwarding>();
+        // Poll threads first, then the saves: a rule a controller changes
+        // meanwhile is in the file, and nothing is forwarded after the point
+        // the successor takes as its start.
+        for e in self.bridges.values() {
+            e.shared.dp.clone().shutdown();
+        }
+        let saves: Vec<_> = self
+            .bridges
+            .iter()
+            .map(|(name, e)| (name.clone(), e.mb.clone()))
+            .collect();
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for (name, mb) in saves {
+                out.push(
+                    match tokio::time::timeout(SAVE_WAIT, mb.ask(SaveState)).await {
+                        Ok(Ok(Ok(s))) => s,
+                        Ok(Ok(Err(e))) => format!("bridge {name}: state not saved: {e}"),
+                        Ok(Err(e)) => format!("bridge {name}: state not saved: {e}"),
+                        Err(_) => format!(
+                            "bridge {name}: state not saved within {} s",
+                            SAVE_WAIT.as_secs()
+                        ),
+                    },
+                );
+            }
+            Ok(out)
+        })
+    }
+}
+
 /// `/stats` `datapath_BRIDGE` and its `/metrics` families, both from one
 /// typed report ([`BridgeShared::dp_report`]): the poll threads' and the
 /// bridge's counter sets are walked by [`export_set`], the per-port OpenFlow

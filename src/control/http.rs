@@ -169,7 +169,11 @@ async fn accept_loop(listener: tokio::net::TcpListener) {
 /// bound (or failed to bind), with the bound address, so start-up errors are
 /// reported by the caller.
 pub fn start(addr: std::net::SocketAddr) -> std::io::Result<std::net::SocketAddr> {
-    let std_listener = std::net::TcpListener::bind(addr)?;
+    // A listener handed over by the daemon we replace (`--takeover`).
+    let std_listener = match crate::util::inherit::take_tcp(&addr) {
+        Some(l) => l,
+        None => std::net::TcpListener::bind(addr)?,
+    };
     std_listener.set_nonblocking(true)?;
     let local = std_listener.local_addr()?;
     fds::spawn_private_thread("rvs-http", move || async move {

@@ -100,6 +100,9 @@ pub struct RunOpts {
     /// Control socket path, overriding daemon.control_socket.
     #[arg(long, value_name = "PATH")]
     pub unixctl: Option<PathBuf>,
+    /// Replace the daemon running with this configuration: receive its listeners and TAP devices, restore its tables, then it exits.
+    #[arg(long, conflicts_with_all = ["check_config", "pidfile", "monitor"])]
+    pub takeover: bool,
 }
 
 /// Subcommands.

@@ -134,10 +134,21 @@ pub fn open_count() -> Option<u64> {
 /// accepting — each table has its own `RLIMIT_NOFILE` room. The operator
 /// threads (control socket, stats endpoint) call it first thing, before any
 /// bridge exists, so that their copies hold no device descriptor (a copy
-/// keeps the open file alive: a TAP would outlive its bridge).
+/// keeps the open file alive: a TAP would outlive its bridge). Descriptors a
+/// takeover handed us and no bridge has claimed yet are closed in the copy
+/// for the same reason (under the registry's lock, so that none is claimed
+/// in between: [`crate::util::inherit::with_unclaimed`]).
 pub fn private_table() -> Result<(), String> {
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_FILES)
-        .map_err(|e| format!("unshare(CLONE_FILES): {e}"))
+    crate::util::inherit::with_unclaimed(|raw| {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_FILES)
+            .map_err(|e| format!("unshare(CLONE_FILES): {e}"))?;
+        for &n in raw {
+            // SAFETY: closes this thread's private copy of the number; the
+            // registry's descriptor lives in the shared table, untouched.
+            drop(unsafe { OwnedFd::from_raw_fd(n) });
+        }
+        Ok(())
+    })
 }
 
 /// Starts the operator thread `name`: a descriptor table of its own

@@ -68,6 +68,12 @@ pub fn bind_private(
     use nix::sys::stat::{fchmod, Mode};
     use std::os::unix::fs::PermissionsExt;
     let gid = resolve_group(group)?;
+    // Handed over by the daemon we replace (`--takeover`): the same socket,
+    // which never stopped listening; its file, mode and group are as that
+    // daemon made them.
+    if let Some(l) = crate::util::inherit::take_unix(path) {
+        return Ok(l);
+    }
     ensure_run_dir(path)?;
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {

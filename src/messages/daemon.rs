@@ -123,6 +123,14 @@ impl IntoApplyReport for ApplyReport {
 #[rtype(result = "()")]
 pub struct Shutdown;
 
+/// Hand-over (`daemon::takeover`): stop every bridge's poll threads and write
+/// its state file, for a successor that restores them. One line per bridge
+/// saying what its save did; the process is left running without forwarding,
+/// for the caller to end.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<String>, String>")]
+pub struct StopForwarding;
+
 /// The configuration in force and where it came from (`config/show`).
 #[derive(Clone, Debug)]
 pub struct ConfigView {
@@ -232,6 +240,7 @@ pub struct StopActor(pub String);
 crate::msg_names!(
     Reload,
     Shutdown,
+    StopForwarding,
     ShowConfig,
     SetFlowLimit,
     GetInventory,

@@ -45,6 +45,13 @@ impl TapNetdev {
                 "not a valid interface name",
             ),
         })?;
+        // A device handed over by the daemon we replace (`--takeover`) is
+        // kept, not recreated: it never lost its last descriptor, so the
+        // VM's or container's link on it never went away. The ioctls below
+        // set what the predecessor set, and setting them again is harmless.
+        if let Some(fd) = crate::util::inherit::take_tap(name) {
+            return Self::configure(name, fd);
+        }
         // SAFETY: the path is a NUL-terminated literal; the result is checked.
         let raw = unsafe {
             libc::open(
@@ -68,6 +75,11 @@ impl TapNetdev {
         if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF, &mut ifr) } < 0 {
             return Err(last_err("ioctl(TUNSETIFF)", name));
         }
+        Self::configure(name, fd)
+    }
+
+    /// Virtio-net headers and offloads on an attached TAP descriptor.
+    fn configure(name: &str, fd: OwnedFd) -> Result<TapNetdev, NetdevError> {
         let hdr_sz = VNET_HDR_LEN as libc::c_int;
         // SAFETY: TUNSETVNETHDRSZ reads one int through the pointer.
         if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETVNETHDRSZ, &hdr_sz) } < 0 {

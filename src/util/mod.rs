@@ -5,5 +5,6 @@
 pub mod counters;
 pub mod coverage;
 pub mod crc;
+pub mod inherit;
 pub mod metrics;
 pub mod time;
