@@ -6,6 +6,7 @@
 //! their width, so they cost nothing on the hot path.
 
 use std::fmt;
+use std::net::IpAddr;
 
 /// An OpenFlow port number. Datapath port numbers are the same numbers: we do not
 /// keep OVS's separate odp/ofp numbering because our datapath is private to us.
@@ -206,4 +207,70 @@ mod tests {
         assert!("02:00".parse::<MacAddr>().is_err());
         assert!(MacAddr::BROADCAST.is_multicast());
     }
+}
+
+/// Which encapsulation a tunnel port speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TunnelKind {
+    /// VXLAN, RFC 7348 (IANA port 4789).
+    Vxlan,
+    /// Geneve, RFC 8926 (IANA port 6081).
+    Geneve,
+}
+
+impl TunnelKind {
+    /// The IANA-assigned UDP destination port, the default of `dst_port`.
+    pub const fn default_port(self) -> u16 {
+        match self {
+            TunnelKind::Vxlan => 4789,
+            TunnelKind::Geneve => 6081,
+        }
+    }
+
+    /// The name OVS uses for the port type.
+    pub const fn name(self) -> &'static str {
+        match self {
+            TunnelKind::Vxlan => "vxlan",
+            TunnelKind::Geneve => "geneve",
+        }
+    }
+}
+
+/// A tunnel parameter that is either fixed by the port's configuration or
+/// taken from the flow (OVS's `options:key=flow`, `remote_ip=flow`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FlowOr<T> {
+    /// The configured value.
+    Fixed(T),
+    /// Read from the packet's tunnel metadata on transmit, written to it on receive.
+    Flow,
+}
+
+/// A tunnel port's configuration, validated (the config layer turns TOML
+/// into this and rejects what it cannot represent).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TunnelConfig {
+    /// VXLAN or Geneve.
+    pub kind: TunnelKind,
+    /// The peer's underlay address, or `Flow`: the flow's `tun_dst`.
+    pub remote_ip: FlowOr<IpAddr>,
+    /// Our underlay address: `None` lets the kernel's route choose; `Flow`
+    /// takes the flow's `tun_src`.
+    pub local_ip: Option<FlowOr<IpAddr>>,
+    /// The VNI (24 bits), or `Flow`: the flow's `tun_id`. Received packets
+    /// with another VNI than a fixed key are dropped and counted.
+    pub key: FlowOr<u32>,
+    /// UDP destination port (and the port we listen on).
+    pub dst_port: u16,
+    /// Put a UDP checksum on the outer header (OVS `options:csum`; default off
+    /// over IPv4, as OVS and Linux do).
+    pub csum: bool,
+    /// Set DF on the outer IPv4 header (OVS `options:df_default`, default on):
+    /// frames that don't fit the underlay MTU are dropped and counted instead
+    /// of fragmented.
+    pub df_default: bool,
+    /// Outer TTL (OVS `options:ttl`, default 64).
+    pub ttl: u8,
+    /// Outer TOS byte (OVS `options:tos`, default 0).
+    pub tos: u8,
 }

@@ -202,26 +202,12 @@ fn secure_config(tag: &str, ports: &[&str], controller_port: u16) -> String {
     )
 }
 
-/// Kills a child process on drop.
-struct Proc(std::process::Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn os_ken_learning_switch_as_the_only_controller() {
     if !require(true, &["ovs-appctl", "ovs-ofctl", "ping", "python3"]) {
         return;
     }
-    if !sh_try("python3 -c 'import os_ken'").0 {
-        assert!(
-            std::env::var("RVSWITCHD_REQUIRE_ALL").is_err(),
-            "os-ken missing"
-        );
-        eprintln!("SKIPPED: os-ken not installed");
+    if !have_osken() {
         return;
     }
     let tag = uniq();

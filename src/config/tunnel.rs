@@ -7,8 +7,7 @@
 //! open the device), so both read the options one way.
 
 use super::PortConfig;
-use crate::netdev::tunnel::{FlowOr, TunnelConfig, TunnelKind};
-use crate::types::PortType;
+use crate::types::{FlowOr, PortType, TunnelConfig, TunnelKind};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
@@ -48,6 +47,13 @@ fn addr_or_flow(key: &'static str, s: &str) -> Result<FlowOr<IpAddr>, OptionErro
             format!("{s:?} is not an IPv4 or IPv6 address or \"flow\""),
         )
     })?;
+    if ip.is_ipv6() {
+        // The flow's tun_src/tun_dst (and the packet's TunnelMeta) are IPv4.
+        return Err(bad(
+            key,
+            format!("{s:?}: tunnels over an IPv6 underlay are not supported yet"),
+        ));
+    }
     if ip.is_unspecified() || ip.is_multicast() {
         return Err(bad(
             key,

@@ -3,7 +3,7 @@
 //! `recirc_id(0),in_port(1),eth(src=..,dst=..),eth_type(0x0800),ipv4(src=10.0.0.1,proto=17,frag=no),udp(src=5000,dst=9), packets:3, bytes:180, used:0.512s, actions:2`.
 //! Fields whose mask is zero are omitted; partially masked ones print `value/mask`.
 
-use super::actions::format_actions;
+use super::actions::{DpAction, UserspaceReason};
 use super::dpflow::DpFlow;
 use super::flow::{Field, FlowKey, FRAG_ANY, FRAG_LATER};
 use crate::types::MacAddr;
@@ -219,6 +219,91 @@ pub fn format_flow(f: &DpFlow, now_ms: u64) -> String {
     }
     let _ = write!(s, ", actions:{}", format_actions(&f.actions.load()));
     s
+}
+
+/// Formats actions the way `ovs-appctl dpctl/dump-flows` does (`actions:2,3` or `drop`).
+pub fn format_actions(actions: &[DpAction]) -> String {
+    if actions.is_empty() {
+        return "drop".to_string();
+    }
+    let mut parts = Vec::with_capacity(actions.len());
+    let mut i = 0;
+    while i < actions.len() {
+        let a = &actions[i];
+        i += 1;
+        if is_tunnel_set(a) {
+            // Consecutive tunnel writes print as one `set(tunnel(...))`, the
+            // one action OVS's datapath has for them (`format_odp_action()`
+            // of OVS_ACTION_ATTR_SET with OVS_KEY_ATTR_TUNNEL).
+            let (mut k, mut m) = (FlowKey::default(), FlowKey::default());
+            for b in std::iter::once(a).chain(actions[i..].iter().take_while(|b| is_tunnel_set(b)))
+            {
+                if let DpAction::SetField { field, value, mask } = b {
+                    let cur = k.get(*field);
+                    k.set(*field, (cur & !mask) | (value & mask));
+                    m.or_bits(*field, *mask);
+                }
+            }
+            while i < actions.len() && is_tunnel_set(&actions[i]) {
+                i += 1;
+            }
+            parts.push(format!("set(tunnel({}))", tunnel_parts(&k, &m).join(",")));
+            continue;
+        }
+        parts.push(match a {
+            DpAction::Output(p) => p.0.to_string(),
+            DpAction::SetField { field, value, mask } => {
+                if *mask == field.full_mask() {
+                    format!("set({}={:#x})", field.name(), value)
+                } else {
+                    format!("set({}={:#x}/{:#x})", field.name(), value, mask)
+                }
+            }
+            DpAction::PushVlan { tpid, tci } => {
+                format!(
+                    "push_vlan(vid={},pcp={},tpid={:#06x})",
+                    tci & 0xfff,
+                    tci >> 13,
+                    tpid
+                )
+            }
+            DpAction::PopVlan => "pop_vlan".to_string(),
+            DpAction::PushMpls { ethertype, lse } => format!(
+                "push_mpls(label={},tc={},ttl={},bos={},eth_type={:#x})",
+                lse >> 12,
+                (lse >> 9) & 7,
+                lse & 0xff,
+                (lse >> 8) & 1,
+                ethertype
+            ),
+            DpAction::PopMpls { ethertype } => format!("pop_mpls(eth_type={ethertype:#x})"),
+            DpAction::PushPbb { itci } => format!("push_pbb(isid={:#x})", itci & 0xff_ffff),
+            DpAction::PopPbb => "pop_pbb".to_string(),
+            DpAction::Userspace(UserspaceReason::Controller {
+                reason,
+                max_len,
+                meter,
+                ..
+            }) => match meter {
+                Some(m) => format!(
+                    "clone(meter({m}),userspace(controller(reason={reason},max_len={max_len})))"
+                ),
+                None => format!("userspace(controller(reason={reason},max_len={max_len}))"),
+            },
+            DpAction::Meter(m) => format!("meter({m})"),
+        });
+    }
+    parts.join(",")
+}
+
+fn is_tunnel_set(a: &DpAction) -> bool {
+    matches!(
+        a,
+        DpAction::SetField {
+            field: Field::TunnelId | Field::TunSrc | Field::TunDst,
+            ..
+        }
+    )
 }
 
 #[cfg(test)]

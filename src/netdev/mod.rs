@@ -126,10 +126,6 @@ pub trait Netdev: Send {
     fn rx_overruns(&mut self) -> u64 {
         0
     }
-    /// A tunnel device's counters (`None` for every other device).
-    fn tunnel_counters(&self) -> Option<std::sync::Arc<tunnel::TunnelCounters>> {
-        None
-    }
     /// Opens an extra transmit handle for another poll thread.
     fn open_tx(&self) -> Result<Box<dyn NetdevTx>, NetdevError>;
     /// The encapsulation counters of a tunnel port (shared with its transmit

@@ -1160,7 +1160,7 @@ fn tag_untag_pipeline_commits_only_the_output() {
     let x = xl(&mut o, &ml, &key(1));
     assert_eq!(x.actions, vec![DpAction::Output(PortNo(3))]);
     assert_eq!(
-        crate::datapath::actions::format_actions(&x.actions),
+        crate::datapath::odp_format::format_actions(&x.actions),
         "3",
         "dpctl/dump-flows form"
     );
@@ -3691,10 +3691,10 @@ mod commit_prop {
             prop_assert_eq!(x.error, None);
             prop_assert_eq!(x.budget, None);
             let got = translate_and_run(&frame, &x).expect("headroom");
-            prop_assert_eq!(&got.0, &want.0, "actions {:?} → {}", acts, crate::datapath::actions::format_actions(&x.actions));
+            prop_assert_eq!(&got.0, &want.0, "actions {:?} → {}", acts, crate::datapath::odp_format::format_actions(&x.actions));
             // (Buckets cost the undoing of their edits, which a copy does
             // not need.)
-            prop_assert!(!groups.is_empty() || x.actions.len() <= n_naive, "{} > {}: {}", x.actions.len(), n_naive, crate::datapath::actions::format_actions(&x.actions));
+            prop_assert!(!groups.is_empty() || x.actions.len() <= n_naive, "{} > {}: {}", x.actions.len(), n_naive, crate::datapath::odp_format::format_actions(&x.actions));
 
             // The same edits over a chain of tables.
             let mut o = chain(&acts, &groups, &cuts);
@@ -3820,9 +3820,10 @@ mod tunnel {
         let x = xl(&mut o, &MacLearning::default(), &k);
         assert_eq!(x.actions, vec![DpAction::Output(PortNo(2))]);
         assert_eq!(x.wc.get(Field::TunnelId), Field::TunnelId.full_mask());
-        // Nothing read the tunnel addresses: they stay wildcarded.
-        assert_eq!(x.wc.get(Field::TunSrc), 0);
-        assert_eq!(x.wc.get(Field::TunDst), 0);
+        // A frame out of a tunnel matches its whole tunnel key, whatever the
+        // rules read (OVS's tnl_wc_init()).
+        assert_eq!(x.wc.get(Field::TunSrc), Field::TunSrc.full_mask());
+        assert_eq!(x.wc.get(Field::TunDst), Field::TunDst.full_mask());
         // A packet with another VNI misses the megaflow and takes the other rule.
         let masked = k.masked(&x.wc);
         let mut other = k;
@@ -3904,7 +3905,7 @@ mod tunnel {
             ]
         );
         assert_eq!(
-            crate::datapath::actions::format_actions(&x.actions),
+            crate::datapath::odp_format::format_actions(&x.actions),
             "set(tunnel(tun_id=0x7,dst=10.1.1.1)),2,set(tunnel(tun_id=0x5)),3"
         );
     }

@@ -2,8 +2,8 @@
 //! one — every rule hit, the resulting datapath actions, and the megaflow mask
 //! a real packet would install.
 
-use crate::datapath::actions::format_actions;
 use crate::datapath::flow::{Field, FlowKey, VLAN_CFI};
+use crate::datapath::odp_format::format_actions;
 use crate::datapath::odp_format::format_match;
 use crate::ofproto::match_::{eth_type, ip_proto};
 use crate::ofproto::view::XlateView;

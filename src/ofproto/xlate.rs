@@ -1941,6 +1941,15 @@ impl<'a> Ctx<'a> {
     }
 
     fn start(&mut self) -> bool {
+        // A frame that came out of a tunnel: its megaflow matches the tunnel
+        // key whatever the rules look at (OVS's `tnl_wc_init()`), so that the
+        // fast path tells VNIs and peers apart on receive and a dump shows
+        // which tunnel traffic a flow carries.
+        if self.flow.get(Field::TunSrc) != 0 || self.flow.get(Field::TunDst) != 0 {
+            for f in [Field::TunnelId, Field::TunSrc, Field::TunDst] {
+                self.read(f);
+            }
+        }
         // OpenFlow 1.0's NO_RECV, which OVS keeps: drop everything from the port.
         let ip = self.in_port();
         self.snap

@@ -106,6 +106,29 @@ pub fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
+/// Whether os-ken imports; when it does not, the test is skipped (loudly),
+/// unless RVSWITCHD_REQUIRE_ALL says every tool must be there.
+pub fn have_osken() -> bool {
+    if sh_try("python3 -c 'import os_ken'").0 {
+        return true;
+    }
+    assert!(
+        std::env::var("RVSWITCHD_REQUIRE_ALL").is_err(),
+        "os-ken missing"
+    );
+    eprintln!("SKIPPED: os-ken not installed");
+    false
+}
+
+/// Kills a child process on drop.
+pub struct Proc(pub std::process::Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A running daemon, killed on drop.
 pub struct Daemon {
     pub child: Option<Child>,

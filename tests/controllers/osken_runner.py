@@ -1,7 +1,8 @@
 """Start os-ken (4.x has no osken-manager) with one app, listening on a port.
 
 usage: python3 osken_runner.py PORT APP_MODULE_PATH
-The app's own log lines go to the file named by $RVS_OSKEN_LOG.
+The app's own log lines go to the file named by $RVS_OSKEN_LOG; it listens on
+$RVS_OSKEN_HOST (default 127.0.0.1).
 """
 import os
 import sys
@@ -19,7 +20,8 @@ def main():
     sys.path.insert(0, os.path.dirname(os.path.abspath(app)))
     mod = os.path.splitext(os.path.basename(app))[0]
     cfg.CONF(
-        args=["--ofp-tcp-listen-port", port, "--ofp-listen-host", "127.0.0.1"],
+        args=["--ofp-tcp-listen-port", port, "--ofp-listen-host",
+              os.environ.get("RVS_OSKEN_HOST", "127.0.0.1")],
         project="os_ken",
     )
     mgr = AppManager.get_instance()
