@@ -9,7 +9,8 @@
 # Open vSwitch (scripts/ovs-tunnel-peer.sh: br-phy holding the underlay address, br-int
 # with the VM port and a vxlan port, NORMAL — OVS's documented userspace tunnelling).
 # VM MTU 1450. Measured per side: TCP (iperf3, 1 stream, 5 s) with the VMs' TSO/GSO
-# off and on, 64-byte UDP frames delivered (iperf3 -u, 18-byte payload, unlimited rate,
+# off and on (OVS with other_config:userspace-tso-enable=true for "on", as the shared
+# harness's usertso variant; without it OVS forwards veth partial checksums unfixed), 64-byte UDP frames delivered (iperf3 -u, 18-byte payload, unlimited rate,
 # 5 s; Mpps received), and ping RTT (200 x 10 ms).
 #
 #   bench/tunnel.sh [RUNS]      # default 3 (needs root); prints every run and the medians
@@ -57,6 +58,8 @@ done
 underlay_addrs() {   # (re)assign the underlay addresses on the veths
     ip -n "$hv1" addr flush dev u1; ip -n "$hv2" addr flush dev u2
     ip -n "$hv1" addr add 10.99.0.1/24 dev u1; ip -n "$hv2" addr add 10.99.0.2/24 dev u2
+    # OVS's br-phy answered for the address with its own MAC: forget it.
+    ip -n "$hv1" neigh flush all; ip -n "$hv2" neigh flush all
 }
 
 start_rvs() {
@@ -95,7 +98,7 @@ start_ovs() {
     underlay_addrs
     for i in 1 2; do
         hv=$hv1 peer=10.99.0.2 dev=u1; [ "$i" = 2 ] && hv=$hv2 peer=10.99.0.1 dev=u2
-        mkdir -p "$work/ovs$i"
+        rm -rf "$work/ovs$i"; mkdir -p "$work/ovs$i"
         OVS_PEER_DIR=$work/ovs$i ip netns exec "$hv" bash "$here/scripts/ovs-tunnel-peer.sh" \
             vxlan "$dev" "10.99.0.$i/24" "$peer" 100 p1 > "$work/ovs$i.out" 2>&1 &
         pids+=($!)
@@ -112,29 +115,56 @@ offloads() {   # on|off for the VMs' TSO/GSO/checksum offloads
     done
 }
 
-measure() {    # prints: tcp_off tcp_on udp_mpps rtt_us
-    local ok=0
+connected() {
     for _ in $(seq 50); do
-        ip netns exec "$vm1" ping -c 1 -W 1 10.0.0.2 >/dev/null 2>&1 && { ok=1; break; }
+        ip netns exec "$vm1" ping -c 1 -W 1 10.0.0.2 >/dev/null 2>&1 && return 0
         sleep 0.2
     done
-    [ $ok = 1 ] || { echo "no connectivity" >&2; echo "0 0 0 0"; return; }
-    local tcp=()
-    for o in off on; do
-        offloads "$o"
-        ip netns exec "$vm2" iperf3 -s -D -1 >/dev/null; sleep 0.3
-        tcp+=("$(ip netns exec "$vm1" iperf3 -c 10.0.0.2 -t 5 -J |
-            python3 -c 'import json,sys; print("%.3f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))')")
-    done
-    offloads off
+    echo "no connectivity" >&2; return 1
+}
+
+tcp() {        # Gbit/s of one 5 s iperf3 stream vm1 -> vm2
     ip netns exec "$vm2" iperf3 -s -D -1 >/dev/null; sleep 0.3
-    local udp
+    ip netns exec "$vm1" iperf3 -c 10.0.0.2 -t 5 -J |
+        python3 -c 'import json,sys; print("%.3f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))' \
+        2>/dev/null || echo 0
+}
+
+udp_rtt() {    # prints: udp_mpps rtt_us
+    ip netns exec "$vm2" iperf3 -s -D -1 >/dev/null; sleep 0.3
+    local udp rtt
     udp=$(ip netns exec "$vm1" iperf3 -c 10.0.0.2 -u -b 0 -l 18 -t 5 -J |
-        python3 -c 'import json,sys; e=json.load(sys.stdin)["end"]["sum"]; print("%.4f" % ((e["packets"]-e["lost_packets"])/e["seconds"]/1e6))')
-    local rtt
+        python3 -c 'import json,sys; e=json.load(sys.stdin)["end"]["sum"]; print("%.4f" % ((e["packets"]-e["lost_packets"])/e["seconds"]/1e6))' \
+        2>/dev/null || echo 0)
     rtt=$(ip netns exec "$vm1" ping -q -c 200 -i 0.01 10.0.0.2 |
         awk -F/ '/^rtt/ {printf "%.0f", $5*1000}')
-    echo "${tcp[0]} ${tcp[1]} $udp $rtt"
+    echo "$udp ${rtt:-0}"
+}
+
+measure_rvs() {   # prints: tcp_off tcp_on udp_mpps rtt_us
+    start_rvs
+    if ! connected; then
+        tail -n 5 "$work"/rvs*.log >&2
+        for i in 1 2; do ovs-appctl -t "$work/rvs$i.ctl" tnl/ports/show >&2 || true; done
+        stop_switches; echo "0 0 0 0"; return
+    fi
+    offloads off; local off; off=$(tcp)
+    offloads on; local on; on=$(tcp)
+    offloads off; local ur; ur=$(udp_rtt)
+    stop_switches
+    echo "$off $on $ur"
+}
+
+measure_ovs() {   # the same; TSO on needs OVS's userspace-tso-enable (a restart)
+    OVS_PEER_TSO=0 start_ovs; offloads off
+    connected || { stop_switches; echo "0 0 0 0"; return; }
+    local off; off=$(tcp); local ur; ur=$(udp_rtt)
+    stop_switches
+    OVS_PEER_TSO=1 start_ovs; offloads on
+    local on=0; connected && on=$(tcp)
+    stop_switches
+    offloads off
+    echo "$off $on $ur"
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
@@ -142,9 +172,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 : > "$work/rvs.res"; : > "$work/ovs.res"
 for r in $(seq "$runs"); do
     for side in rvs ovs; do
-        "start_$side"
-        res=$(measure)
-        stop_switches
+        res=$("measure_$side")
         echo "run $r $side: tcp_tso_off=${res%% *} Gbit/s, $(echo "$res" | awk '{print "tcp_tso_on=" $2 " Gbit/s, udp64=" $3 " Mpps, rtt=" $4 " us"}')"
         echo "$res" >> "$work/$side.res"
     done

@@ -5,7 +5,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 need_apt=0
-for p in ovs-ofctl ovs-appctl ovs-testcontroller ovs-pki openssl prlimit iperf3 ping ip ethtool \
+for p in ovs-ofctl ovs-appctl ovs-testcontroller ovs-vswitchd ovs-pki openssl prlimit iperf3 ping ip ethtool \
     python3 stdbuf tcpdump curl tshark promtool; do
     command -v "$p" >/dev/null 2>&1 || need_apt=1
 done
@@ -15,7 +15,7 @@ if [ "$need_apt" = 1 ]; then
     apt-get update -qq
     # tshark: answer its "non-root capture" question without a prompt.
     echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
-    apt-get install -y -qq openvswitch-common openvswitch-testcontroller iperf3 iputils-ping \
+    apt-get install -y -qq openvswitch-common openvswitch-switch openvswitch-testcontroller iperf3 iputils-ping \
         iproute2 ethtool python3 python3-pip coreutils tcpdump curl openssl util-linux \
         tshark python3-scapy >/dev/null
     # promtool (the strict /metrics check in tests/daemon.rs) comes with the
@@ -23,9 +23,12 @@ if [ "$need_apt" = 1 ]; then
     # without systemd).
     apt-get install -y -qq --no-install-recommends prometheus >/dev/null
     (service prometheus stop || systemctl stop prometheus) >/dev/null 2>&1 || true
-    # The test controller package may start a service on 6653; the tests start
-    # the binary themselves.
+    # The test controller package may start a service on 6653, and Open
+    # vSwitch its system daemons; the tests start private instances themselves
+    # (tests/tunnel.rs's interop peer), and a running system OVS would make
+    # the OVS-compatible-paths tests refuse to start.
     (service openvswitch-testcontroller stop || systemctl stop openvswitch-testcontroller) >/dev/null 2>&1 || true
+    (service openvswitch-switch stop || systemctl stop openvswitch-switch) >/dev/null 2>&1 || true
 fi
 mkdir -p /var/run/openvswitch   # ovs-ofctl monitor keeps its control socket there
 

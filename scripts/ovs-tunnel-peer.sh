@@ -36,7 +36,9 @@ stop() {
         kill -KILL "$p" 2>/dev/null
     done
     wait 2>/dev/null
-    # Put the underlay address back where it was.
+    # ovs-vswitchd leaves its TAP devices behind (with br-phy's address and
+    # route): remove them, then put the underlay address back where it was.
+    for d in br-phy br-int ovs-netdev; do ip link del "$d" 2>/dev/null; done
     ip addr add "$LOCAL" dev "$UNDERLAY" 2>/dev/null
     [ -z "${OVS_PEER_DIR:-}" ] && rm -rf "$DIR"
 }
@@ -44,6 +46,7 @@ trap stop EXIT
 trap 'exit 0' TERM INT
 
 case $KIND in vxlan|geneve) ;; *) log "unknown kind $KIND"; exit 2 ;; esac
+rm -f "$DIR/conf.db"   # a reused OVS_PEER_DIR starts from a fresh database
 ovsdb-tool create "$DIR/conf.db" /usr/share/openvswitch/vswitch.ovsschema || exit 1
 ovsdb-server "$DIR/conf.db" --remote="punix:$DIR/db.sock" --unixctl="$DIR/ovsdb-server.ctl" \
     --log-file="$DIR/ovsdb-server.log" -vconsole:off --no-chdir &
