@@ -1178,8 +1178,10 @@ fn tunnel_matches_and_set_fields_round_trip_through_ovs_ofctl() {
         ),
         "{tr}"
     );
+    // A frame out of a tunnel matches its whole tunnel key (OVS's
+    // tnl_wc_init()), not just the bits the rule looked at.
     assert!(
-        tr.contains("Megaflow: tunnel(tun_id=0x5,src=10.0.0.1,dst=10.0.0.0/255.255.255.0),"),
+        tr.contains("Megaflow: tunnel(tun_id=0x5,src=10.0.0.1,dst=10.0.0.9),"),
         "{tr}"
     );
     // Another VNI does not match: no rewrite.
