@@ -428,7 +428,7 @@ fn system_carries_tso_frames_whole_in_both_directions() {
         return;
     }
     let env = VethNs::new("g");
-    let out = VethNs::new("o");
+    let out = VethNs::new("w");
     let pid = std::process::id();
     let net = format!("10.{}.{}", 200 + pid % 50, (pid / 50) % 250);
     run(&[

@@ -27,6 +27,24 @@ pub(crate) fn last_err(op: &'static str, dev: &str) -> NetdevError {
     io_err(op, dev, io::Error::last_os_error())
 }
 
+/// A new non-blocking, close-on-exec socket of `domain` and `ty`, owned, for
+/// device `dev`; `op` names the call in the error ("socket(AF_PACKET)").
+pub(crate) fn socket(
+    domain: libc::c_int,
+    ty: libc::c_int,
+    op: &'static str,
+    dev: &str,
+) -> Result<std::os::fd::OwnedFd, NetdevError> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let raw = unsafe { libc::socket(domain, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(last_err(op, dev));
+    }
+    // SAFETY: `raw` is a freshly created descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) })
+}
+
 impl NetdevError {
     /// What the error says about the device, if it says it went away or
     /// down: the one place that reads errnos for that (the poll threads

@@ -29,7 +29,7 @@ use super::sys::{self, errno, getsockopt, io_err, last_err, setsockopt};
 use super::vnet::{self, VNET_HDR_LEN};
 use super::{Netdev, NetdevError, NetdevTx, TxResult};
 use crate::netdev::packet::{PacketBatch, BATCH_SIZE};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 /// Socket buffer size we ask for: enough for a burst of GSO frames.
 const SOCK_BUF_BYTES: libc::c_int = 4 << 20;
@@ -85,19 +85,7 @@ fn open_socket(
     ifindex: u32,
     receive: bool,
 ) -> Result<(OwnedFd, Option<RxRing>), NetdevError> {
-    // SAFETY: plain socket(2) call; the result is checked before use.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
-    if raw < 0 {
-        return Err(last_err("socket(AF_PACKET)", name));
-    }
-    // SAFETY: `raw` is a freshly created descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let fd = super::sys::socket(libc::AF_PACKET, libc::SOCK_RAW, "socket(AF_PACKET)", name)?;
     let b = fd.as_fd();
     let one: libc::c_int = 1;
     setsockopt(b, libc::SOL_PACKET, libc::PACKET_VNET_HDR, &one)

@@ -50,11 +50,11 @@ use super::segment::{self, Segmenter};
 use super::wire::{self, HEADER_LEN, VNI_MAX};
 use super::{FlowOr, TunnelConfig, TunnelCounters, TunnelKind};
 use crate::netdev::packet::{PacketBatch, TunnelMeta, BATCH_SIZE};
-use crate::netdev::sys::{self, errno, io_err, last_err, setsockopt};
+use crate::netdev::sys::{self, errno, io_err, setsockopt};
 use crate::netdev::{Netdev, NetdevError, NetdevTx, TxResult};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -144,19 +144,12 @@ fn bound_socket(
     port: u16,
     opts: impl Fn(BorrowedFd<'_>) -> io::Result<()>,
 ) -> Result<OwnedFd, NetdevError> {
-    // SAFETY: plain socket(2) call; the result is checked before use.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_INET,
-            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
-    if raw < 0 {
-        return Err(last_err("socket(AF_INET, SOCK_DGRAM)", name));
-    }
-    // SAFETY: `raw` is a freshly created descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let fd = sys::socket(
+        libc::AF_INET,
+        libc::SOCK_DGRAM,
+        "socket(AF_INET, SOCK_DGRAM)",
+        name,
+    )?;
     opts(fd.as_fd()).map_err(|e| io_err("setsockopt", name, e))?;
     let sa = sockaddr4(addr, port);
     // SAFETY: `sa` is a valid sockaddr_in of the size we pass.
