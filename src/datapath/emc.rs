@@ -27,7 +27,12 @@ struct Entry {
 }
 
 /// The per-thread exact-match cache.
+///
+/// The slots (about 1.5 MB) are allocated at the first insertion, not at
+/// thread start: a poll thread that never forwards (no ports yet, or an idle
+/// bridge) keeps none of it resident.
 pub struct Emc {
+    /// Empty until the first insertion, then `EMC_ENTRIES` slots.
     entries: Box<[Entry]>,
     /// 0 = never insert; 1 = insert on every miss; N = insert on about 1 in N.
     insert_inv_prob: u32,
@@ -40,7 +45,18 @@ impl Emc {
     /// (OVS's `emc-insert-inv-prob`): inserting only a fraction of the misses keeps
     /// short flows from evicting long ones when there are many more flows than slots.
     pub fn new(insert_inv_prob: u32) -> Emc {
-        let entries = (0..EMC_ENTRIES)
+        Emc {
+            entries: Box::default(),
+            insert_inv_prob,
+            rng: 0x9e37_79b9,
+            sweep_pos: 0,
+        }
+    }
+
+    /// Allocates the slots if this is the first insertion.
+    #[cold]
+    fn allocate(&mut self) {
+        self.entries = (0..EMC_ENTRIES)
             .map(|_| Entry {
                 hash: 0,
                 key: FlowKey::default(),
@@ -48,12 +64,6 @@ impl Emc {
             })
             .collect::<Vec<_>>()
             .into_boxed_slice();
-        Emc {
-            entries,
-            insert_inv_prob,
-            rng: 0x9e37_79b9,
-            sweep_pos: 0,
-        }
     }
 
     #[inline]
@@ -67,6 +77,9 @@ impl Emc {
     /// Finds the live flow cached for exactly `key`; `hash` must be `key.hash64()`.
     #[inline]
     pub fn lookup(&self, key: &FlowKey, hash: u64) -> Option<&Arc<DpFlow>> {
+        if self.entries.is_empty() {
+            return None;
+        }
         for i in Self::slots(hash) {
             let e = &self.entries[i];
             if e.hash == hash && e.key == *key {
@@ -104,6 +117,9 @@ impl Emc {
     /// if present, else an empty or dead slot, else the candidate with the smaller
     /// stored hash (an arbitrary but cheap choice that spreads evictions).
     pub fn insert(&mut self, key: &FlowKey, hash: u64, flow: &Arc<DpFlow>) {
+        if self.entries.is_empty() {
+            self.allocate();
+        }
         let [a, b] = Self::slots(hash);
         let mut victim = None;
         for i in [a, b] {
@@ -139,6 +155,9 @@ impl Emc {
     /// Returns how many entries were cleared.
     pub fn sweep(&mut self, budget: usize) -> usize {
         let mut cleared = 0;
+        if self.entries.is_empty() {
+            return 0;
+        }
         for _ in 0..budget.min(EMC_ENTRIES) {
             let e = &mut self.entries[self.sweep_pos];
             if e.flow.as_ref().is_some_and(|f| f.is_dead()) {
@@ -189,6 +208,9 @@ mod tests {
         let k = key(5);
         let f = flow(1, &k);
         assert!(emc.lookup(&k, k.hash64()).is_none());
+        // Nothing allocated before the first insertion; sweeping is a no-op.
+        assert_eq!(emc.sweep(EMC_ENTRIES), 0);
+        assert_eq!(emc.entries.len(), 0);
         emc.insert(&k, k.hash64(), &f);
         assert_eq!(emc.lookup(&k, k.hash64()).unwrap().id, 1);
         // Same hash, different key: no hit.

@@ -5,6 +5,7 @@
 //! nothing is freed until the thread exits. Only the slow path (upcalls) copies a
 //! packet into fresh memory.
 
+use super::sys::ZeroedPages;
 use crate::types::PortNo;
 
 /// Bytes reserved in front of the frame so that a VLAN push needs no copy.
@@ -65,7 +66,9 @@ impl TunnelMeta {
 
 /// One packet in a reusable buffer.
 pub struct Packet {
-    buf: Box<[u8]>,
+    /// Its own pages: the first one holds a typical frame, the rest stay
+    /// unbacked until a GSO super-frame needs them.
+    buf: ZeroedPages,
     start: usize,
     len: usize,
     /// Port the packet came in on.
@@ -84,10 +87,10 @@ impl Default for Packet {
 }
 
 impl Packet {
-    /// Allocates one buffer of `HEADROOM + MAX_FRAME` bytes. Done once per slot.
+    /// Maps one buffer of `HEADROOM + MAX_FRAME` bytes. Done once per slot.
     pub fn new() -> Packet {
         Packet {
-            buf: vec![0u8; HEADROOM + MAX_FRAME].into_boxed_slice(),
+            buf: ZeroedPages::new(HEADROOM + MAX_FRAME),
             start: HEADROOM,
             len: 0,
             in_port: PortNo(0),

@@ -259,3 +259,119 @@ pub fn trim_heap() -> bool {
         false
     }
 }
+
+/// A zero-filled buffer of its own anonymous pages, which the kernel backs
+/// only as they are written.
+///
+/// Why not `vec![0; n]`: a packet slot is 64 KiB so that a GSO super-frame
+/// fits, yet most frames touch its first page only. The allocator hands out
+/// such slots from a thread arena and has to clear them with `memset`, which
+/// made every slot resident at thread start (2 MB per batch of 32). Here the
+/// untouched pages cost nothing until a big frame actually lands in them.
+///
+/// Ownership: the buffer owns its mapping (or, if `mmap` failed, a heap
+/// allocation of the same size) and releases it on drop; it moves between
+/// threads like a `Box<[u8]>`.
+pub struct ZeroedPages {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+    /// False when the memory came from the heap fallback.
+    mapped: bool,
+}
+
+// SAFETY: the buffer is uniquely owned memory with no thread affinity, exactly
+// like a `Box<[u8]>`; shared access is read-only through `&[u8]`.
+unsafe impl Send for ZeroedPages {}
+// SAFETY: as above; `&ZeroedPages` only gives out `&[u8]`.
+unsafe impl Sync for ZeroedPages {}
+
+impl ZeroedPages {
+    /// `len` zero bytes (at least one).
+    pub fn new(len: usize) -> ZeroedPages {
+        let len = len.max(1);
+        // SAFETY: an anonymous private mapping at an address of the kernel's
+        // choosing; no existing memory is affected and the result is checked.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p != libc::MAP_FAILED {
+            if let Some(ptr) = std::ptr::NonNull::new(p.cast::<u8>()) {
+                return ZeroedPages {
+                    ptr,
+                    len,
+                    mapped: true,
+                };
+            }
+        }
+        // Out of mappings: the heap is still correct, only eager.
+        let heap = Box::into_raw(vec![0u8; len].into_boxed_slice());
+        ZeroedPages {
+            // SAFETY: `Box::into_raw` never returns null.
+            ptr: unsafe { std::ptr::NonNull::new_unchecked(heap.cast::<u8>()) },
+            len,
+            mapped: false,
+        }
+    }
+}
+
+impl std::ops::Deref for ZeroedPages {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `ptr` points at `len` initialised (zero-filled or written)
+        // bytes that this value owns for its whole life.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for ZeroedPages {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`, and `&mut self` makes the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for ZeroedPages {
+    fn drop(&mut self) {
+        if self.mapped {
+            // SAFETY: the mapping was created in `new` with this length and is
+            // unmapped once, here; no reference to it outlives `self`.
+            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        } else {
+            // SAFETY: the pointer came from `Box::into_raw` of a boxed slice
+            // of exactly `len` bytes and is reclaimed once, here.
+            drop(unsafe {
+                Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    self.ptr.as_ptr(),
+                    self.len,
+                ))
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod zeroed_pages_tests {
+    use super::ZeroedPages;
+
+    #[test]
+    fn zero_filled_writable_and_sized() {
+        let mut b = ZeroedPages::new(70_000);
+        assert_eq!(b.len(), 70_000);
+        assert!(b.iter().all(|&x| x == 0));
+        b[69_999] = 7;
+        b[0] = 1;
+        assert_eq!((b[0], b[69_999]), (1, 7));
+        let moved = std::thread::spawn(move || b[69_999]).join().unwrap();
+        assert_eq!(moved, 7);
+        assert_eq!(ZeroedPages::new(0).len(), 1);
+    }
+}

@@ -2,6 +2,7 @@
 //! counter-set macro every component declares its counters with, and the
 //! process-wide actor meters and statistics sources (`metrics`).
 
+pub mod bounded;
 pub mod counters;
 pub mod coverage;
 pub mod crc;

@@ -19,7 +19,8 @@ use crate::netdev::packet::{TunnelMeta, VnetHdr};
 use crate::netdev::poll::{Epoll, EventFd};
 use crate::netdev::{Netdev, NetdevError};
 use crate::types::{MeterId, PortNo};
-use crossbeam_channel::{Sender, TrySendError};
+use crate::util::bounded::{self, BoundedSender};
+use crossbeam_channel::TrySendError;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -132,7 +133,7 @@ pub enum DpError {
 }
 
 struct ThreadCtl {
-    ops: Sender<DpOp>,
+    ops: BoundedSender<DpOp>,
     wake: Arc<EventFd>,
     stats: Arc<PmdStats>,
     /// The thread missed a meter update (its queue was full): it gets the
@@ -179,7 +180,7 @@ impl Datapath {
             epoll
                 .add(wake.fd(), WAKE_TOKEN)
                 .map_err(sys("epoll_ctl(eventfd)"))?;
-            let (tx, rx) = crossbeam_channel::bounded(cfg.op_queue_len.max(1));
+            let (tx, rx) = bounded::channel(cfg.op_queue_len);
             let stats = Arc::new(PmdStats::default());
             let pmd = Pmd::new(
                 idx,
@@ -200,7 +201,7 @@ impl Datapath {
                 Err(source) => {
                     // Stop the threads already started.
                     for t in &threads {
-                        let _ = t.ops.send(DpOp::Shutdown);
+                        let _ = t.ops.send_over_bound(DpOp::Shutdown);
                         t.wake.signal();
                     }
                     for j in joins {
@@ -595,9 +596,9 @@ impl Datapath {
     /// [`DpError::Stopped`].
     pub fn shutdown(self) {
         for t in &self.inner.threads {
-            // Blocking send: the thread drains its queue, so this cannot hang
-            // unless the thread is already gone, in which case it fails at once.
-            let _ = t.ops.send(DpOp::Shutdown);
+            // Past the bound: the thread drains its queue, and a stop must
+            // not wait for room. Fails only when the thread is already gone.
+            let _ = t.ops.send_over_bound(DpOp::Shutdown);
             t.wake.signal();
         }
         let joins = std::mem::take(&mut *self.inner.joins.lock());

@@ -25,8 +25,9 @@ use crate::netdev::packet::{Packet, PacketBatch, TunnelMeta, VnetHdr, BATCH_SIZE
 use crate::netdev::poll::{new_events, Epoll, EventFd};
 use crate::netdev::{LinkLoss, Netdev, NetdevTx};
 use crate::types::PortNo;
+use crate::util::bounded::BoundedReceiver;
 use crate::util::time::now_ms;
-use crossbeam_channel::{Receiver, TryRecvError};
+use crossbeam_channel::TryRecvError;
 use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -192,7 +193,7 @@ pub(super) struct Pmd {
     busy_poll: std::time::Duration,
     epoll: Epoll,
     wake: Arc<EventFd>,
-    ops: Receiver<DpOp>,
+    ops: BoundedReceiver<DpOp>,
     upcall_tx: mpsc::Sender<UpcallBatch>,
     stats: Arc<PmdStats>,
     registry: Arc<Registry>,
@@ -215,7 +216,7 @@ impl Pmd {
         idx: usize,
         epoll: Epoll,
         wake: Arc<EventFd>,
-        ops: Receiver<DpOp>,
+        ops: BoundedReceiver<DpOp>,
         upcall_tx: mpsc::Sender<UpcallBatch>,
         stats: Arc<PmdStats>,
         registry: Arc<Registry>,
