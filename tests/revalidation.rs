@@ -344,3 +344,48 @@ fn flow_mod_and_barrier_are_consistent_with_the_fast_path() {
         );
     }
 }
+
+/// A `coverage/show` total.
+fn coverage(d: &Daemon, name: &str) -> u64 {
+    d.appctl_ok(&["coverage/show"])
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no coverage counter {name}"))
+}
+
+#[test]
+fn table_changes_wake_the_revalidator_only_when_megaflows_exist() {
+    if !require(true, &["ovs-appctl", "ovs-ofctl", "python3"]) {
+        return;
+    }
+    let (d, hs) = setup(2, "");
+    d.ofctl_ok("del-flows", &[]);
+    // No megaflow yet: each flow-mod changes the tables without a round.
+    let idle0 = coverage(&d, "tables_changed_idle");
+    for i in 0..5 {
+        d.ofctl_ok(
+            "add-flow",
+            &[&format!("priority=5,udp,tp_dst={},actions=drop", 100 + i)],
+        );
+    }
+    let idle1 = coverage(&d, "tables_changed_idle");
+    assert!(idle1 >= idle0 + 5, "{idle0} -> {idle1}");
+    // With a megaflow, a change must reach it (and is not counted as idle).
+    d.ofctl_ok("add-flow", &["priority=10,in_port=1,udp,actions=output:2"]);
+    let mut s = Sender::new(&hs[0], &ip(2), 9);
+    s.send(None);
+    assert!(wait_for(10, || n_dp_flows(&d) > 0));
+    let idle2 = coverage(&d, "tables_changed_idle");
+    d.ofctl_ok("mod-flows", &["in_port=1,udp,actions=drop"]);
+    assert_eq!(coverage(&d, "tables_changed_idle"), idle2);
+    let before = rx_packets(&hs[1]);
+    s.send(None);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        rx_packets(&hs[1]),
+        before,
+        "the old megaflow still forwards"
+    );
+}

@@ -64,6 +64,7 @@ counters! {
     dp_flow_put: "Datapath flows installed.",
     dp_flow_del: "Datapath flows deleted.",
     revalidate_round: "Revalidator rounds completed.",
+    tables_changed_idle: "Table changes that needed no revalidation round (no datapath flow existed or was being installed).",
     port_added: "Ports added.",
     port_deleted: "Ports deleted.",
     port_open_failed: "Ports whose device could not be opened.",
