@@ -32,9 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-pub use crate::ofproto::ukey::{
-    FlowContext, Retranslated, RevalShared, RoundCounts, RuleStats, Ukey,
-};
+pub use crate::ofproto::ukey::{FlowContext, Retranslated, RevalShared, RoundCounts, Ukey};
 pub use round::{MAX_ROUND_GAP_MS, MIN_ROUND_GAP_MS};
 
 /// Mailbox capacity of a revalidator.
@@ -117,8 +115,8 @@ impl Revalidator {
             let dp = st.packets.saturating_sub(uk.pushed.packets);
             let db = st.bytes.saturating_sub(uk.pushed.bytes);
             if dp > 0 || st.used_ms > uk.pushed.used_ms {
-                for r in &uk.rules {
-                    r.add_stats(dp, db, st.used_ms);
+                for r in uk.rules.iter() {
+                    r.add(dp, db, st.used_ms);
                 }
                 counts.packets_pushed += dp;
             }
@@ -586,6 +584,7 @@ mod tests {
     use crate::datapath::dpflow::DpFlow;
     use crate::datapath::flow::Field;
     use crate::datapath::flow::FlowKey;
+    use crate::ofproto::rule::RuleCounters;
     use crate::types::PortNo;
     use std::sync::atomic::AtomicBool;
     use std::sync::atomic::AtomicU64;
@@ -595,15 +594,8 @@ mod tests {
         seq: AtomicU64,
         out_port: AtomicU64,
         deleted: AtomicU64,
-        rule_packets: Arc<AtomicU64>,
+        rule: Arc<RuleCounters>,
         gone: AtomicBool,
-    }
-
-    struct FakeRule(Arc<AtomicU64>);
-    impl RuleStats for FakeRule {
-        fn add_stats(&self, p: u64, _: u64, _: u64) {
-            self.0.fetch_add(p, Relaxed);
-        }
     }
 
     fn mask() -> FlowKey {
@@ -626,7 +618,7 @@ mod tests {
             Some(Retranslated {
                 mask: mask(),
                 actions: vec![DpAction::Output(PortNo(self.out_port.load(Relaxed) as u32))],
-                rules: vec![Arc::new(FakeRule(self.rule_packets.clone()))],
+                rules: Box::new([self.rule.clone()]),
             })
         }
         fn delete_flow(&self, _: &Arc<DpFlow>) {
@@ -648,7 +640,7 @@ mod tests {
             ctx: ctx.clone(),
             flow,
             xlate_seq: 0,
-            rules: vec![Arc::new(FakeRule(ctx.rule_packets.clone()))],
+            rules: Box::new([ctx.rule.clone()]),
             pushed: crate::datapath::dpflow::DpFlowStatsSnapshot::default(),
         }
     }
@@ -672,7 +664,7 @@ mod tests {
                 seq: AtomicU64::new(0),
                 out_port: AtomicU64::new(2),
                 deleted: AtomicU64::new(0),
-                rule_packets: Arc::new(AtomicU64::new(0)),
+                rule: Arc::default(),
                 gone: AtomicBool::new(false),
             });
             let flows: Vec<Ukey> = (0..40).map(|i| ukey(&fake, i)).collect();
@@ -688,7 +680,7 @@ mod tests {
             // Stats are pushed to rules.
             handles[3].stats.add(5, 500, now_ms(), 0);
             wait_round(&boxes[0]).await;
-            assert_eq!(fake.rule_packets.load(Relaxed), 5);
+            assert_eq!(fake.rule.packets.load(Relaxed), 5);
             // Tables change: new output port → modify in place, nothing deleted.
             fake.out_port.store(3, Relaxed);
             fake.seq.store(1, Relaxed);
@@ -752,7 +744,7 @@ mod tests {
                 seq: AtomicU64::new(0),
                 out_port: AtomicU64::new(2),
                 deleted: AtomicU64::new(0),
-                rule_packets: Arc::new(AtomicU64::new(0)),
+                rule: Arc::default(),
                 gone: AtomicBool::new(false),
             });
             group[0]

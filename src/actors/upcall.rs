@@ -23,7 +23,7 @@ use crate::messages::revalidator::AdoptUkeys;
 use crate::messages::upcall::*;
 use crate::messages::{Inbox, Mailbox};
 use crate::ofproto::rule::PC_NO_PACKET_IN;
-use crate::ofproto::ukey::{RevalShared, RuleStats, Ukey};
+use crate::ofproto::ukey::{RevalShared, Ukey};
 use crate::ofproto::xlate::XlateOptions;
 use crate::openflow::message::{PacketIn, NO_BUFFER};
 use crate::openflow::oxm::{Match, OxmField};
@@ -80,22 +80,28 @@ pub struct UpcallHandler {
     /// Masks of recently installed flows, most recent first: new flows share
     /// them instead of each holding its own copy (see `DpFlow::mask`).
     masks: Vec<Arc<FlowKey>>,
+    /// Action lists of recently installed flows, shared the same way.
+    actions: Vec<Arc<crate::datapath::actions::DpActions>>,
 }
 
-/// How many distinct recent masks a handler shares.
-const MASK_CACHE: usize = 16;
+/// How many distinct recent masks (and, separately, action lists) a handler
+/// shares.
+const SHARE_CACHE: usize = 16;
 
-/// A shared copy of `mask` from `cache` (moved to the front), or a new one.
-fn shared_mask(cache: &mut Vec<Arc<FlowKey>>, mask: &FlowKey) -> Arc<FlowKey> {
-    if let Some(i) = cache.iter().position(|m| **m == *mask) {
+/// A shared copy of `v` from `cache` (moved to the front), or a new one.
+/// Megaflows repeat a handful of masks and action lists: 100k flows of one
+/// pipeline typically have under ten of each, and sharing them saves a
+/// mask (168 bytes) and an action list (about 150 bytes) per flow.
+fn shared<T: PartialEq + Clone>(cache: &mut Vec<Arc<T>>, v: &T) -> Arc<T> {
+    if let Some(i) = cache.iter().position(|m| **m == *v) {
         let m = cache[i].clone();
         if i > 0 {
             cache[..=i].rotate_right(1);
         }
         return m;
     }
-    let m = Arc::new(*mask);
-    if cache.len() == MASK_CACHE {
+    let m = Arc::new(v.clone());
+    if cache.len() == SHARE_CACHE {
         cache.pop();
     }
     cache.insert(0, m.clone());
@@ -118,6 +124,7 @@ impl UpcallHandler {
             reval,
             counters,
             masks: Vec::new(),
+            actions: Vec::new(),
         }
     }
 
@@ -233,20 +240,11 @@ impl UpcallHandler {
             let mut flow_to_put = None;
             if install {
                 let id = NEXT_FLOW_ID.fetch_add(1, Relaxed);
-                let mask = shared_mask(&mut self.masks, &x.wc);
-                let flow = Arc::new(DpFlow::with_shared_mask(
-                    id,
-                    &up.key,
-                    mask,
-                    x.actions.clone(),
-                    now,
-                ));
+                let mask = shared(&mut self.masks, &x.wc);
+                let actions = shared(&mut self.actions, &x.actions);
+                let flow = Arc::new(DpFlow::with_shared(id, &up.key, mask, actions, now));
                 installed_here.push((masked, x.wc));
-                let rules: Vec<Arc<dyn RuleStats>> = x
-                    .rules
-                    .iter()
-                    .map(|r| r.clone() as Arc<dyn RuleStats>)
-                    .collect();
+                let rules: Box<[_]> = x.rules.iter().map(|r| r.counters.clone()).collect();
                 owned[(id as usize) % n_rev].push(Ukey {
                     ctx: br.clone(),
                     flow: flow.clone(),
@@ -484,24 +482,40 @@ mod tests {
     #[test]
     fn equal_masks_share_one_copy_and_the_cache_is_bounded() {
         let mut cache = Vec::new();
-        let a = shared_mask(&mut cache, &mask(1));
-        let b = shared_mask(&mut cache, &mask(1));
+        let a = shared(&mut cache, &mask(1));
+        let b = shared(&mut cache, &mask(1));
         assert!(Arc::ptr_eq(&a, &b));
-        for i in 2..(MASK_CACHE as u128 + 10) {
-            let m = shared_mask(&mut cache, &mask(i));
+        for i in 2..(SHARE_CACHE as u128 + 10) {
+            let m = shared(&mut cache, &mask(i));
             assert_eq!(*m, mask(i));
         }
-        assert_eq!(cache.len(), MASK_CACHE);
+        assert_eq!(cache.len(), SHARE_CACHE);
         // The oldest fell out: asking again makes a new copy, equal in value.
-        let c = shared_mask(&mut cache, &mask(1));
+        let c = shared(&mut cache, &mask(1));
         assert!(!Arc::ptr_eq(&a, &c));
         assert_eq!(*c, mask(1));
         // A hit (mask 20 is still cached, not at the front) moves to the front.
         let before = cache.iter().position(|m| **m == mask(20));
         assert!(matches!(before, Some(i) if i > 0));
-        let hit = shared_mask(&mut cache, &mask(20));
+        let hit = shared(&mut cache, &mask(20));
         assert!(Arc::ptr_eq(&cache[0], &hit));
-        assert_eq!(cache.len(), MASK_CACHE);
+        assert_eq!(cache.len(), SHARE_CACHE);
+    }
+
+    #[test]
+    fn equal_action_lists_share_one_copy() {
+        use crate::datapath::actions::DpAction;
+        let mut cache = Vec::new();
+        let out = |p| vec![DpAction::Output(PortNo(p))];
+        let a = shared(&mut cache, &out(2));
+        let b = shared(&mut cache, &out(2));
+        let c = shared(&mut cache, &out(3));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!((*c).clone(), out(3));
+        // A flow built from the shared list reads it back unchanged.
+        let f = DpFlow::with_shared(1, &mask(1), Arc::new(mask(1)), a.clone(), 0);
+        assert!(Arc::ptr_eq(&f.actions.load_full(), &a));
     }
 
     #[test]

@@ -78,7 +78,8 @@ pub struct DpFlow {
     /// installs with an equal mask point at one copy (100k megaflows usually have
     /// a handful of masks, and a key is 136 bytes).
     pub mask: Arc<FlowKey>,
-    /// What to do; replaced atomically on modify.
+    /// What to do; replaced atomically on modify. Shared like the mask: the
+    /// flows a handler installs with equal actions point at one list.
     pub actions: ArcSwap<DpActions>,
     /// Counters, written by the poll thread.
     pub stats: DpFlowStats,
@@ -91,22 +92,23 @@ pub struct DpFlow {
 impl DpFlow {
     /// Builds a live flow; `key` is masked here so callers cannot break the invariant.
     pub fn new(id: u64, key: &FlowKey, mask: &FlowKey, actions: DpActions, now_ms: u64) -> DpFlow {
-        Self::with_shared_mask(id, key, Arc::new(*mask), actions, now_ms)
+        Self::with_shared(id, key, Arc::new(*mask), Arc::new(actions), now_ms)
     }
 
-    /// Like [`DpFlow::new`], with a mask the caller shares between flows.
-    pub fn with_shared_mask(
+    /// Like [`DpFlow::new`], with a mask and actions the caller shares
+    /// between flows (most megaflows of a bridge repeat a few action lists).
+    pub fn with_shared(
         id: u64,
         key: &FlowKey,
         mask: Arc<FlowKey>,
-        actions: DpActions,
+        actions: Arc<DpActions>,
         now_ms: u64,
     ) -> DpFlow {
         DpFlow {
             id,
             key: key.masked(&mask),
             mask,
-            actions: ArcSwap::from_pointee(actions),
+            actions: ArcSwap::new(actions),
             stats: DpFlowStats::default(),
             dead: AtomicBool::new(false),
             created_ms: now_ms,

@@ -9,7 +9,7 @@ use crate::netdev::netlink::LinkInfo;
 use crate::netdev::{Netdev, PortType};
 use crate::ofproto::mac_learning::MacEntryInfo;
 use crate::ofproto::request::BundleCommit;
-use crate::ofproto::ukey::{FlowContext, Retranslated, RuleStats};
+use crate::ofproto::ukey::{FlowContext, Retranslated};
 use crate::ofproto::view::XlateView;
 use crate::ofproto::xlate::XlateOptions;
 use crate::openflow::message::OfpMsg;
@@ -225,11 +225,7 @@ impl FlowContext for BridgeShared {
         Some(Retranslated {
             mask: out.wc,
             actions: out.actions,
-            rules: out
-                .rules
-                .into_iter()
-                .map(|r| r as Arc<dyn RuleStats>)
-                .collect(),
+            rules: out.rules.iter().map(|r| r.counters.clone()).collect(),
         })
     }
 

@@ -30,6 +30,17 @@ pub struct RuleCounters {
     pub used_ms: AtomicU64,
 }
 
+impl RuleCounters {
+    /// Adds hits (any thread: a handler crediting the packet it translated,
+    /// a revalidator pushing a megaflow's deltas).
+    #[inline]
+    pub fn add(&self, packets: u64, bytes: u64, used_ms: u64) {
+        self.packets.fetch_add(packets, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.used_ms.fetch_max(used_ms, Ordering::Relaxed);
+    }
+}
+
 /// One OpenFlow flow entry.
 ///
 /// Memory layout (a switch may hold 100k+ of these): the match is kept as the
@@ -202,10 +213,7 @@ impl Rule {
     /// Adds datapath statistics (called by revalidators on any thread).
     #[inline]
     pub fn add_stats(&self, packets: u64, bytes: u64, used_ms: u64) {
-        let c = &self.counters;
-        c.packets.fetch_add(packets, Ordering::Relaxed);
-        c.bytes.fetch_add(bytes, Ordering::Relaxed);
-        c.used_ms.fetch_max(used_ms, Ordering::Relaxed);
+        self.counters.add(packets, bytes, used_ms);
     }
 
     /// `(packets, bytes)`.
