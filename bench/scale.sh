@@ -1,0 +1,353 @@
+#!/usr/bin/env bash
+# Scale curve, rvswitchd side by side with Open vSwitch 3.1 in one run (issue 13):
+# how the cost of OpenFlow rules and of datapath megaflows grows with their number.
+#
+#   bench/scale.sh [--sizes 10000,100000,1000000] [--parts rules,megaflows]
+#                  [--out DIR] [--nobundle-max N] [--flow-limit N] [--fs-tmax S]
+#   (needs root; defaults in brackets, --sizes also from SIZES=)
+#
+# Environment: RVSWITCHD_BIN (default $here/target/release/rvswitchd, built with
+# `cargo build --release` only when that default is missing), SHARED_BENCH (the
+# shared harness directory, default $here/../shared/bench).
+#
+# Part "rules": for each N a fresh switch per measurement, OVS and rvswitchd
+# alternating (which one goes first alternates with N), in one network namespace
+# with two veth ports, started as bench/bundle.sh does (OVS through the harness's
+# sut_ovs.sh, rvswitchd through the benchmark-contract flags). N distinct
+# `priority=100,ip,nw_src=…,nw_dst=…,actions=output:2` rules:
+#   * `ovs-ofctl -O OpenFlow13 --bundle add-flows` (wall time, client CPU,
+#     switch CPU), then the switch's VmRSS (OVS: ovs-vswitchd), `dump-flows`
+#     wall time (and the client's CPU time for it), the number of rules the dump
+#     shows, `del-flows` wall time;
+#   * for N <= --nobundle-max (100000): on another fresh switch, the same
+#     add-flows without --bundle (one flow-mod per message, barrier at the end).
+# No classifier lookup time is measured: neither switch offers a timing tool for
+# one OpenFlow lookup (ofproto/trace is dominated by the client process), and the
+# rule set is one exact-match subtable, which says nothing about lookup growth.
+#
+# Part "megaflows": the shared harness itself, once per N:
+#   sidebyside.sh --only flowsetup,reval --runs 1 --nflows N --fs-tmax S
+# with the datapath flow limit raised on both sides to --flow-limit (2000000):
+# OVS_FLOW_LIMIT for the harness's OVS (sut_ovs.sh reads it from the environment
+# the harness passes on), RVSWITCHD__DATAPATH__FLOW_LIMIT for rvswitchd. Max idle
+# stays at the contract's 600 s on both. The figures are the harness's own
+# (results.tsv of each run, kept under --out).
+#
+# Output (in --out, default a new /tmp/rvs-scale.XXXXXX): results.tsv (part, side,
+# N, metric, value), curve.md (the tables: per size the figures and figure / N),
+# rules.log, megaflows-N/ (the harness's directory), machine.txt.
+set -euo pipefail
+export LC_ALL=C
+here=$(cd "$(dirname "$0")/.." && pwd)
+sizes=${SIZES:-10000,100000,1000000}
+parts=rules,megaflows
+out=""
+nobundle_max=100000
+flow_limit=2000000
+fs_tmax=""
+while [ $# -gt 0 ]; do
+    case $1 in
+      --sizes) sizes=$2; shift 2 ;;
+      --parts) parts=$2; shift 2 ;;
+      --out) out=$2; shift 2 ;;
+      --nobundle-max) nobundle_max=$2; shift 2 ;;
+      --flow-limit) flow_limit=$2; shift 2 ;;
+      --fs-tmax) fs_tmax=$2; shift 2 ;;
+      -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+      *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+isint() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
+for n in ${sizes//,/ }; do isint "$n" 100 1000000 || { echo "--sizes: each 100..1000000 (the OpenFlow table holds 1M rules, the harness 1M tuples)" >&2; exit 2; }; done
+isint "$nobundle_max" 0 1000000 || { echo "--nobundle-max: 0..1000000" >&2; exit 2; }
+isint "$flow_limit" 1000 10000000 || { echo "--flow-limit: 1000..10000000" >&2; exit 2; }
+[ -z "$fs_tmax" ] || isint "$fs_tmax" 5 600 || { echo "--fs-tmax: 5..600" >&2; exit 2; }
+want() { case ",$parts," in *",$1,"*) return 0 ;; esac; return 1; }
+[ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)" >&2; exit 2; }
+
+if [ -n "${RVSWITCHD_BIN:-}" ]; then
+    bin=$RVSWITCHD_BIN
+    [ -x "$bin" ] || { echo "RVSWITCHD_BIN=$bin is not an executable" >&2; exit 1; }
+else
+    bin=$here/target/release/rvswitchd
+    [ -x "$bin" ] || cargo build --release --manifest-path "$here/Cargo.toml"
+fi
+bin=$(readlink -f "$bin")
+shared=${SHARED_BENCH:-$here/../shared/bench}
+sut_ovs=$shared/sut_ovs.sh
+harness=$shared/sidebyside.sh
+[ -f "$sut_ovs" ] && [ -x "$harness" ] || { echo "no shared harness in $shared (set SHARED_BENCH=)" >&2; exit 1; }
+if ! command -v ovs-vswitchd >/dev/null || ! command -v bc >/dev/null || [ ! -x /usr/bin/time ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openvswitch-switch bc time >/dev/null
+    (service openvswitch-switch stop || systemctl stop openvswitch-switch) >/dev/null 2>&1 || true
+fi
+
+[ -n "$out" ] || out=$(mktemp -d /tmp/rvs-scale.XXXXXX)
+mkdir -p "$out"; out=$(cd "$out" && pwd)
+res=$out/results.tsv
+: > "$res"
+work=$(mktemp -d /tmp/rvs-scale-w.XXXXXX)
+ns=rvb-scale-$$
+listen=127.0.0.1:36678
+pid="" hpid=""
+cleanup() {
+    trap '' INT TERM
+    if [ -n "$hpid" ] && kill -0 "$hpid" 2>/dev/null; then
+        kill -TERM "$hpid" 2>/dev/null; wait "$hpid" 2>/dev/null || true   # the harness cleans up after itself
+    fi
+    if ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$ns"; then
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+        ip netns del "$ns" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+{
+    echo "date_utc=$(date -u +%FT%TZ)"
+    echo "host_nproc=$(nproc)"
+    echo "kernel=$(uname -r)"
+    echo "cpu_model=$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)"
+    echo "mem_total=$(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+    echo "ovs=$(ovs-vswitchd --version | head -1)"
+    echo "rvswitchd_bin=$bin (sha256 $(sha256sum "$bin" | cut -c1-16), mtime $(date -u -r "$bin" +%FT%TZ))"
+    echo "rvswitchd_commit=$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown) (of the checkout holding this script)"
+    echo "loadavg_at_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "args=--sizes $sizes --parts $parts --nobundle-max $nobundle_max --flow-limit $flow_limit --fs-tmax ${fs_tmax:-auto}"
+} > "$out/machine.txt"
+
+rec() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >> "$res"; }   # part side N metric value
+fcalc() { awk "BEGIN{x = $1; printf \"%.6g\", x}"; }
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+
+# ------------------------------------------------------------------ part 1: rules
+inns() { ip netns exec "$ns" "$@"; }
+ofc=(ip netns exec "$ns" ovs-ofctl -O OpenFlow13 --timeout=900)   # an array: /usr/bin/time runs it
+swpid() {   # the switch process itself (OVS: ovs-vswitchd, not ovsdb-server or the wrapper)
+    local p want=rvswitchd
+    [ "$1" = ovs ] && want=ovs-vswitchd
+    for p in $(ip netns pids "$ns"); do
+        [ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$want" ] && { echo "$p"; return 0; }
+    done
+    return 1
+}
+rss_mb() { awk '/^VmRSS/{printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{sub(/.*\) /, ""); printf "%.3f", ($12 + $13) / hz}' "/proc/$1/stat"; }
+start() {   # side -> a fresh switch in the namespace
+    local side=$1 o=$work/out-$1
+    mkdir -p "$o"
+    export B_PORTS="p1 p2" B_DPID=1 B_DPID_HEX=0000000000000001 B_LISTEN=$listen \
+        B_CTL=$work/ctl-$side B_OUT=$o
+    if [ "$side" = ovs ]; then
+        inns bash "$sut_ovs" >> "$o/console.log" 2>&1 &
+    else
+        inns "$bin" --dpid 1 --listen "$listen" --ports "p1 p2" --unixctl "$B_CTL" \
+            --log-file "$o/rvswitchd.log" >> "$o/console.log" 2>&1 &
+    fi
+    pid=$!
+    for _ in $(seq 600); do
+        inns ovs-ofctl -O OpenFlow13 show "tcp:$listen" 2>/dev/null | grep -q '2(p2)' && return 0
+        sleep 0.1
+    done
+    echo "$side did not come up" >&2; tail -20 "$o/console.log" >&2; exit 1
+}
+stop() {    # every process in the namespace: the switch and its children
+    ip netns pids "$ns" | xargs -r kill -TERM 2>/dev/null || true
+    for _ in $(seq 50); do [ -z "$(ip netns pids "$ns")" ] && break; sleep 0.1; done
+    ip netns pids "$ns" | xargs -r kill -KILL 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    pid=""
+}
+ctime() {   # ctime FILE CMD...: runs CMD, prints "wall_s client_cpu_s rc"; stdout to FILE
+    local f=$1 t0 t1 c rc=0; shift
+    t0=$EPOCHREALTIME
+    /usr/bin/time -o "$work/time" -f "%U %S" "$@" > "$f" 2> "$work/stderr" || rc=$?
+    t1=$EPOCHREALTIME
+    [ "$rc" = 0 ] || { log "rc=$rc: $*: $(head -c 300 "$work/stderr")"; }
+    c=$(awk 'END{print $1 + $2}' "$work/time" 2>/dev/null || echo nan)
+    printf '%s %s %s\n' "$(fcalc "$t1 - $t0")" "$c" "$rc"
+}
+rules_one() {   # side N
+    local side=$1 n=$2 sp idle c0 c1 wall cc rc got
+    start "$side"; sp=$(swpid "$side")
+    sleep 0.5
+    idle=$(rss_mb "$sp"); rec rules "$side" "$n" rss_idle_mb "$idle"
+    c0=$(cpu_s "$sp")
+    read -r wall cc rc < <(ctime /dev/null "${ofc[@]}" --bundle add-flows "tcp:$listen" "$work/flows-$n")
+    c1=$(cpu_s "$sp")
+    rec rules "$side" "$n" bundle_add_s "$wall"; rec rules "$side" "$n" bundle_add_rc "$rc"
+    rec rules "$side" "$n" bundle_client_cpu_s "$cc"; rec rules "$side" "$n" bundle_switch_cpu_s "$(fcalc "$c1 - $c0")"
+    rec rules "$side" "$n" bundle_flowmods_per_s "$(fcalc "$n / $wall")"
+    sleep 0.5
+    rec rules "$side" "$n" rss_mb "$(rss_mb "$sp")"
+    c0=$(cpu_s "$sp")
+    read -r wall cc rc < <(ctime "$work/dump" "${ofc[@]}" dump-flows "tcp:$listen")
+    c1=$(cpu_s "$sp")
+    got=$(grep -c 'priority=100' "$work/dump" || true); rm -f "$work/dump"
+    rec rules "$side" "$n" dump_s "$wall"; rec rules "$side" "$n" dump_client_cpu_s "$cc"
+    rec rules "$side" "$n" dump_switch_cpu_s "$(fcalc "$c1 - $c0")"; rec rules "$side" "$n" installed "$got"
+    read -r wall cc rc < <(ctime /dev/null "${ofc[@]}" del-flows "tcp:$listen")
+    rec rules "$side" "$n" del_s "$wall"
+    read -r _ _ _ < <(ctime "$work/dump" "${ofc[@]}" dump-flows "tcp:$listen")
+    rec rules "$side" "$n" left_after_del "$(grep -c 'priority=100' "$work/dump" || true)"; rm -f "$work/dump"
+    stop
+    log "rules $side N=$n: $(awk -F'\t' -v s="$side" -v n="$n" '$1 == "rules" && $2 == s && $3 == n {printf "%s=%s ", $4, $5}' "$res")"
+    [ "$n" -le "$nobundle_max" ] || return 0
+    start "$side"; sp=$(swpid "$side"); sleep 0.5
+    c0=$(cpu_s "$sp")
+    read -r wall cc rc < <(ctime /dev/null "${ofc[@]}" add-flows "tcp:$listen" "$work/flows-$n")
+    c1=$(cpu_s "$sp")
+    rec rules "$side" "$n" plain_add_s "$wall"; rec rules "$side" "$n" plain_add_rc "$rc"
+    rec rules "$side" "$n" plain_client_cpu_s "$cc"; rec rules "$side" "$n" plain_switch_cpu_s "$(fcalc "$c1 - $c0")"
+    rec rules "$side" "$n" plain_flowmods_per_s "$(fcalc "$n / $wall")"
+    read -r _ _ _ < <(ctime "$work/dump" "${ofc[@]}" dump-flows "tcp:$listen")
+    rec rules "$side" "$n" plain_installed "$(grep -c 'priority=100' "$work/dump" || true)"; rm -f "$work/dump"
+    stop
+    log "rules $side N=$n without --bundle: $wall s"
+}
+if want rules; then
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    for i in 1 2; do
+        ip -n "$ns" link add "p$i" type veth peer name "h$i"
+        ip -n "$ns" link set "p$i" up
+        ip -n "$ns" link set "h$i" up
+    done
+    k=0
+    for n in ${sizes//,/ }; do
+        awk -v n="$n" 'BEGIN{for (i = 0; i < n; i++) printf "priority=100,ip,nw_src=10.%d.%d.%d,nw_dst=10.253.0.2,actions=output:2\n",
+            int(i / 65536) % 256, int(i / 256) % 256, i % 256}' > "$work/flows-$n"
+        if [ $((k % 2)) = 0 ]; then order="ovs rvswitchd"; else order="rvswitchd ovs"; fi
+        for side in $order; do rules_one "$side" "$n"; done
+        rm -f "$work/flows-$n"
+        k=$((k + 1))
+    done 2>&1 | tee -a "$out/rules.log"
+    ip netns del "$ns"
+fi
+
+# ------------------------------------------------------------------ part 2: megaflows
+if want megaflows; then
+    for n in ${sizes//,/ }; do
+        t=${fs_tmax:-$(( n / 5000 < 60 ? 60 : (n / 5000 > 300 ? 300 : n / 5000) ))}
+        d=$out/megaflows-$n
+        rm -rf "$d"
+        log "megaflows N=$n: harness --only flowsetup,reval --runs 1 --nflows $n --fs-tmax $t, flow limit $flow_limit on both sides"
+        OVS_FLOW_LIMIT=$flow_limit "$harness" --only flowsetup,reval --runs 1 --nflows "$n" --fs-tmax "$t" --out "$d" \
+            --sut-cmd "exec env RVSWITCHD__DATAPATH__FLOW_LIMIT=$flow_limit ${RVSWITCHD_SUT_ENV:-} $bin --dpid \$B_DPID --listen \$B_LISTEN --ports \"\$B_PORTS\" --unixctl \$B_CTL --log-file \$B_OUT/rvswitchd.log" \
+            > "$work/harness.log" 2>&1 &
+        hpid=$!
+        rc=0; wait "$hpid" || rc=$?
+        hpid=""
+        cp "$work/harness.log" "$d/harness-stderr.log" 2>/dev/null || true
+        [ "$rc" = 0 ] || { log "harness exited $rc for N=$n (see $d)"; tail -5 "$work/harness.log" >&2; }
+        # the limit really reached OVS? (sut_ovs.sh logs it)
+        lim=$(sed -n 's/.*flow-limit=\([0-9]*\).*/\1/p' "$d/ovs/console.log" 2>/dev/null | tail -1)
+        rec megaflows ovs "$n" flow_limit_configured "${lim:-unknown}"
+        rec megaflows rvswitchd "$n" flow_limit_configured "$flow_limit"
+        rec megaflows both "$n" fs_tmax_s "$t"
+        [ -f "$d/results.tsv" ] && awk -F'\t' -v n="$n" 'BEGIN{OFS = "\t"} ($1 == "flowsetup" || $1 == "reval") {
+            s = ($2 == "sut") ? "rvswitchd" : $2; print "megaflows", s, n, $4, $5}' "$d/results.tsv" >> "$res"
+    done
+fi
+
+# ------------------------------------------------------------------ the curve
+python3 - "$res" "$out/curve.md" <<'PY'
+import sys, collections
+res, dst = sys.argv[1], sys.argv[2]
+v = collections.defaultdict(dict)           # (part, side, n) -> metric -> value
+for line in open(res):
+    p, s, n, m, x = line.rstrip("\n").split("\t")
+    v[(p, s, int(n))][m] = x
+def num(x):
+    try: return float(x)
+    except (TypeError, ValueError): return None
+def f(x, d=3):
+    return "n/a" if x is None else ("%.*f" % (d, x) if abs(x) < 1e5 else "%.0f" % x)
+out = []
+def table(title, part, cols, note):
+    sizes = sorted({n for (p, s, n) in v if p == part})
+    if not sizes: return
+    out.append("### " + title + "\n\n" + note + "\n")
+    hdr = ["N", "side"] + [c[0] for c in cols]
+    out.append("| " + " | ".join(hdr) + " |")
+    out.append("|" + "---|" * len(hdr))
+    per = {}
+    for n in sizes:
+        for s in ("ovs", "rvswitchd"):
+            d = v.get((part, s, n))
+            if not d: continue
+            row = [str(n), s]
+            for name, fn in cols:
+                x = fn(d, n)
+                row.append(x if isinstance(x, str) else f(x))
+                per[(s, n, name)] = x
+            out.append("| " + " | ".join(row) + " |")
+        r = ["", "**rvswitchd/OVS**"]
+        for name, fn in cols:
+            a, b = per.get(("ovs", n, name)), per.get(("rvswitchd", n, name))
+            r.append("%.2f" % (b / a) if isinstance(a, float) and isinstance(b, float) and a else "")
+        out.append("| " + " | ".join(r) + " |")
+    out.append("")
+    # growth of the per-unit columns against the smallest size: 1.0 = linear
+    unit = [c[0] for c in cols if c[0].startswith("/N") or "/N" in c[0]]
+    if unit and len(sizes) > 1:
+        out.append("Per-unit cost at N divided by the per-unit cost at N=%d (1.0 = linear, < 1 better than linear):\n" % sizes[0])
+        out.append("| N | side | " + " | ".join(unit) + " |")
+        out.append("|---|---|" + "---|" * len(unit))
+        for n in sizes[1:]:
+            for s in ("ovs", "rvswitchd"):
+                row = [str(n), s]
+                for u in unit:
+                    a, b = per.get((s, sizes[0], u)), per.get((s, n, u))
+                    row.append("%.2f" % (b / a) if isinstance(a, float) and isinstance(b, float) and a else "")
+                out.append("| " + " | ".join(row) + " |")
+        out.append("")
+def g(m): return lambda d, n: num(d.get(m))
+def pn(m, scale):   # figure / N, in a readable unit
+    return lambda d, n: (num(d.get(m)) * scale / n) if num(d.get(m)) is not None else None
+def inc_b(m, idle):  # (RSS - idle RSS) / N in bytes
+    def h(d, n):
+        a, b = num(d.get(m)), num(d.get(idle))
+        return None if a is None or b is None else (a - b) * 1048576 / n
+    return h
+def cnt(m): return lambda d, n: d.get(m, "n/a")
+table("OpenFlow rules (priority=100,ip,nw_src,nw_dst exact; fresh switch per measurement)", "rules", [
+    ("bundle add s", g("bundle_add_s")), ("flow-mods/s", g("bundle_flowmods_per_s")),
+    ("/N add µs", pn("bundle_add_s", 1e6)), ("switch CPU s", g("bundle_switch_cpu_s")),
+    ("client CPU s", g("bundle_client_cpu_s")),
+    ("plain add s", g("plain_add_s")), ("/N plain µs", pn("plain_add_s", 1e6)),
+    ("RSS MB", g("rss_mb")), ("/N RSS B", inc_b("rss_mb", "rss_idle_mb")),
+    ("dump s", g("dump_s")), ("/N dump µs", pn("dump_s", 1e6)), ("dump client CPU s", g("dump_client_cpu_s")),
+    ("del s", g("del_s")), ("/N del µs", pn("del_s", 1e6)),
+    ("installed", cnt("installed")), ("plain installed", cnt("plain_installed")),
+], "bundle = `ovs-ofctl -O OpenFlow13 --bundle add-flows` (wall); plain = the same without --bundle, on another fresh switch; "
+   "RSS = VmRSS of the switch process (OVS: ovs-vswitchd) with the N rules, /N RSS = (RSS - idle RSS) / N; "
+   "switch CPU = utime+stime of that process during the bundle add; client CPU = ovs-ofctl's own.")
+def per_flow_s(m):   # seconds per flow -> µs
+    return lambda d, n: (num(d.get(m)) * 1e6 / n) if num(d.get(m)) is not None else None
+def cpu_ns_pkt(d, n):
+    c, m = num(d.get("sw_cpu_pct_traffic")), num(d.get("mflows_delivered_mpps"))
+    return None if c is None or not m else c / 100 / (m * 1e6) * 1e9
+table("Megaflows (shared harness: flowsetup + reval, one run, flow limit raised on both sides)", "megaflows", [
+    ("flows/s to 90 %", g("flows_per_s_to_90pct")), ("t90 s", g("t90_s")), ("t99.9 s", g("t999_s")),
+    ("/N t99.9 µs", per_flow_s("t999_s")),
+    ("RSS MB", g("rss_mb_dpflows")), ("/N RSS B", inc_b("rss_mb_dpflows", "rss_mb_idle")),
+    ("RSS all MB", g("rss_all_mb_dpflows")),
+    ("reval idle ms", g("dump_ms_idle")), ("/N idle ns", pn("dump_ms_idle", 1e6)),
+    ("reval traffic ms", g("dump_ms_traffic")), ("/N traffic ns", pn("dump_ms_traffic", 1e6)),
+    ("dpctl dump s", g("dpctl_dump_s")), ("/N dpctl µs", pn("dpctl_dump_s", 1e6)),
+    ("Mpps over N", g("mflows_delivered_mpps")), ("CPU ns/pkt", cpu_ns_pkt),
+    ("flows final", cnt("flows_final")), ("flows idle", cnt("flows_idle")),
+    ("dump lines", cnt("dpctl_dump_lines")), ("exact ports", cnt("exact_port_flows")),
+], "From each run's results.tsv: flows/s to 90 % = 0.9 N / t90; t99.9 = time until 99.9 % of N are in the datapath "
+   "(nan = not reached within --fs-tmax); RSS with the N flows after the reval windows (largest process; all = every "
+   "process of the switch, OVS's ovsdb-server included); reval = median `upcall/show` dump duration while the N tuples "
+   "keep coming / idle; dpctl dump = `ovs-appctl dpctl/dump-flows` wall time (the harness's ovs-appctl call has a 30 s "
+   "timeout: compare dump lines with N); Mpps over N = delivered during the traffic window; CPU ns/pkt = switch CPU "
+   "time in that window / delivered packets (all datapath work, not a lookup time).")
+open(dst, "w").write("\n".join(out) + "\n")
+print("\n".join(out))
+PY
+echo "results in $out" >&2
