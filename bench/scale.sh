@@ -3,7 +3,7 @@
 # how the cost of OpenFlow rules and of datapath megaflows grows with their number.
 #
 #   bench/scale.sh [--sizes 10000,100000,1000000] [--parts rules,megaflows]
-#                  [--out DIR] [--nobundle-max N] [--flow-limit N] [--fs-tmax S]
+#                  [--out DIR] [--nobundle-max N] [--bundle-chunk N] [--flow-limit N] [--fs-tmax S]
 #   (needs root; defaults in brackets, --sizes also from SIZES=)
 #
 # Environment: RVSWITCHD_BIN (default $here/target/release/rvswitchd, built with
@@ -19,8 +19,14 @@
 #     switch CPU), then the switch's VmRSS (OVS: ovs-vswitchd), `dump-flows`
 #     wall time (and the client's CPU time for it), the number of rules the dump
 #     shows, `del-flows` wall time;
+#   * for N > --bundle-chunk (250000), on another fresh switch: the same N rules
+#     as consecutive bundles of at most that many rules (rvswitchd bounds what one
+#     connection's open bundles may hold to 64 MiB of messages, about 500k of
+#     these FLOW_MODs, and refuses one bundle of 1M with OFPBFC_MSG_TOO_MANY;
+#     OVS sets no bound), then the same RSS / dump / del figures;
 #   * for N <= --nobundle-max (100000): on another fresh switch, the same
 #     add-flows without --bundle (one flow-mod per message, barrier at the end).
+# A failed ovs-ofctl call keeps its error output in err-SIDE-N-MODE.log.
 # No classifier lookup time is measured: neither switch offers a timing tool for
 # one OpenFlow lookup (ofproto/trace is dominated by the client process), and the
 # rule set is one exact-match subtable, which says nothing about lookup growth.
@@ -31,7 +37,11 @@
 # OVS_FLOW_LIMIT for the harness's OVS (sut_ovs.sh reads it from the environment
 # the harness passes on), RVSWITCHD__DATAPATH__FLOW_LIMIT for rvswitchd. Max idle
 # stays at the contract's 600 s on both. The figures are the harness's own
-# (results.tsv of each run, kept under --out).
+# (results.tsv of each run, kept under --out), plus the peak datapath flow count
+# of its flow-setup series (OVS's adaptive flow limit can take flows away again).
+#
+# Re-running with --parts rules (or megaflows) and an existing --out replaces only
+# that part's rows in results.tsv; curve.md is always drawn from all rows.
 #
 # Output (in --out, default a new /tmp/rvs-scale.XXXXXX): results.tsv (part, side,
 # N, metric, value), curve.md (the tables: per size the figures and figure / N),
@@ -43,6 +53,7 @@ sizes=${SIZES:-10000,100000,1000000}
 parts=rules,megaflows
 out=""
 nobundle_max=100000
+bundle_chunk=250000
 flow_limit=2000000
 fs_tmax=""
 while [ $# -gt 0 ]; do
@@ -51,6 +62,7 @@ while [ $# -gt 0 ]; do
       --parts) parts=$2; shift 2 ;;
       --out) out=$2; shift 2 ;;
       --nobundle-max) nobundle_max=$2; shift 2 ;;
+      --bundle-chunk) bundle_chunk=$2; shift 2 ;;
       --flow-limit) flow_limit=$2; shift 2 ;;
       --fs-tmax) fs_tmax=$2; shift 2 ;;
       -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -60,6 +72,7 @@ done
 isint() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
 for n in ${sizes//,/ }; do isint "$n" 100 1000000 || { echo "--sizes: each 100..1000000 (the OpenFlow table holds 1M rules, the harness 1M tuples)" >&2; exit 2; }; done
 isint "$nobundle_max" 0 1000000 || { echo "--nobundle-max: 0..1000000" >&2; exit 2; }
+isint "$bundle_chunk" 0 1000000 || { echo "--bundle-chunk: 0..1000000 (0: never split)" >&2; exit 2; }
 isint "$flow_limit" 1000 10000000 || { echo "--flow-limit: 1000..10000000" >&2; exit 2; }
 [ -z "$fs_tmax" ] || isint "$fs_tmax" 5 600 || { echo "--fs-tmax: 5..600" >&2; exit 2; }
 want() { case ",$parts," in *",$1,"*) return 0 ;; esac; return 1; }
@@ -85,7 +98,10 @@ fi
 [ -n "$out" ] || out=$(mktemp -d /tmp/rvs-scale.XXXXXX)
 mkdir -p "$out"; out=$(cd "$out" && pwd)
 res=$out/results.tsv
-: > "$res"
+# keep the rows of the parts not run this time (a re-run of one part)
+if [ -f "$res" ]; then
+    awk -F'\t' -v p=",$parts," 'index(p, "," $1 ",") == 0' "$res" > "$res.keep"; mv "$res.keep" "$res"
+else : > "$res"; fi
 work=$(mktemp -d /tmp/rvs-scale-w.XXXXXX)
 ns=rvb-scale-$$
 listen=127.0.0.1:36678
@@ -115,8 +131,9 @@ trap 'exit 143' TERM
     echo "rvswitchd_bin=$bin (sha256 $(sha256sum "$bin" | cut -c1-16), mtime $(date -u -r "$bin" +%FT%TZ))"
     echo "rvswitchd_commit=$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown) (of the checkout holding this script)"
     echo "loadavg_at_start=$(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "args=--sizes $sizes --parts $parts --nobundle-max $nobundle_max --flow-limit $flow_limit --fs-tmax ${fs_tmax:-auto}"
-} > "$out/machine.txt"
+    echo "args=--sizes $sizes --parts $parts --nobundle-max $nobundle_max --bundle-chunk $bundle_chunk --flow-limit $flow_limit --fs-tmax ${fs_tmax:-auto}"
+    echo
+} >> "$out/machine.txt"   # one block per invocation
 
 rec() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >> "$res"; }   # part side N metric value
 fcalc() { awk "BEGIN{x = $1; printf \"%.6g\", x}"; }
@@ -160,52 +177,71 @@ stop() {    # every process in the namespace: the switch and its children
     wait "$pid" 2>/dev/null || true
     pid=""
 }
-ctime() {   # ctime FILE CMD...: runs CMD, prints "wall_s client_cpu_s rc"; stdout to FILE
-    local f=$1 t0 t1 c rc=0; shift
+ctime() {   # ctime LABEL FILE CMD...: runs CMD (stdout to FILE), prints "wall_s client_cpu_s rc";
+    local l=$1 f=$2 t0 t1 c rc=0; shift 2   # on failure its stderr is kept as err-LABEL.log
     t0=$EPOCHREALTIME
     /usr/bin/time -o "$work/time" -f "%U %S" "$@" > "$f" 2> "$work/stderr" || rc=$?
     t1=$EPOCHREALTIME
-    [ "$rc" = 0 ] || { log "rc=$rc: $*: $(head -c 300 "$work/stderr")"; }
+    if [ "$rc" != 0 ]; then
+        grep -v '|timeval|\||coverage|\|^[a-z_0-9]\+ \+[0-9.]\+/sec\|poll_loop' "$work/stderr" | tail -20 > "$out/err-$l.log"
+        log "rc=$rc: $*: $(tail -3 "$out/err-$l.log" | head -c 400) (all in err-$l.log)"
+    fi
     c=$(awk 'END{print $1 + $2}' "$work/time" 2>/dev/null || echo nan)
     printf '%s %s %s\n' "$(fcalc "$t1 - $t0")" "$c" "$rc"
 }
-rules_one() {   # side N
-    local side=$1 n=$2 sp idle c0 c1 wall cc rc got
+add_rules() {   # add_rules MODE LABEL N: bundle = one --bundle add-flows of the N rules,
+    # chunked = consecutive --bundle add-flows of bundle_chunk rules each (timed as one),
+    # plain = add-flows without --bundle (one FLOW_MOD per rule, a barrier at the end)
+    local mode=$1 l=$2 n=$3 t0 t1 w c rc cc=0 rcs=0 f
+    case $mode in
+      bundle) ctime "$l" /dev/null "${ofc[@]}" --bundle add-flows "tcp:$listen" "$work/flows-$n" ;;
+      plain)  ctime "$l" /dev/null "${ofc[@]}" add-flows "tcp:$listen" "$work/flows-$n" ;;
+      chunked)
+        rm -f "$work"/chunk-*
+        split -l "$bundle_chunk" -d -a 3 "$work/flows-$n" "$work/chunk-"
+        t0=$EPOCHREALTIME
+        for f in "$work"/chunk-*; do
+            read -r w c rc < <(ctime "$l" /dev/null "${ofc[@]}" --bundle add-flows "tcp:$listen" "$f")
+            cc=$(fcalc "$cc + $c"); [ "$rc" = 0 ] || rcs=$rc
+        done
+        t1=$EPOCHREALTIME
+        rm -f "$work"/chunk-*
+        printf '%s %s %s\n' "$(fcalc "$t1 - $t0")" "$cc" "$rcs" ;;
+    esac
+}
+measure() {   # measure SIDE N MODE: a fresh switch, add the N rules by MODE, then RSS,
+    # dump-flows, del-flows; every metric prefixed with MODE_
+    local side=$1 n=$2 m=$3 sp c0 c1 wall cc rc got
     start "$side"; sp=$(swpid "$side")
     sleep 0.5
-    idle=$(rss_mb "$sp"); rec rules "$side" "$n" rss_idle_mb "$idle"
+    rec rules "$side" "$n" "${m}_rss_idle_mb" "$(rss_mb "$sp")"
     c0=$(cpu_s "$sp")
-    read -r wall cc rc < <(ctime /dev/null "${ofc[@]}" --bundle add-flows "tcp:$listen" "$work/flows-$n")
+    read -r wall cc rc < <(add_rules "$m" "$side-$n-$m" "$n")
     c1=$(cpu_s "$sp")
-    rec rules "$side" "$n" bundle_add_s "$wall"; rec rules "$side" "$n" bundle_add_rc "$rc"
-    rec rules "$side" "$n" bundle_client_cpu_s "$cc"; rec rules "$side" "$n" bundle_switch_cpu_s "$(fcalc "$c1 - $c0")"
-    rec rules "$side" "$n" bundle_flowmods_per_s "$(fcalc "$n / $wall")"
+    rec rules "$side" "$n" "${m}_add_s" "$wall"; rec rules "$side" "$n" "${m}_add_rc" "$rc"
+    rec rules "$side" "$n" "${m}_client_cpu_s" "$cc"; rec rules "$side" "$n" "${m}_switch_cpu_s" "$(fcalc "$c1 - $c0")"
+    rec rules "$side" "$n" "${m}_flowmods_per_s" "$(fcalc "$n / $wall")"
     sleep 0.5
-    rec rules "$side" "$n" rss_mb "$(rss_mb "$sp")"
+    rec rules "$side" "$n" "${m}_rss_mb" "$(rss_mb "$sp")"
     c0=$(cpu_s "$sp")
-    read -r wall cc rc < <(ctime "$work/dump" "${ofc[@]}" dump-flows "tcp:$listen")
+    read -r wall cc rc < <(ctime "$side-$n-$m-dump" "$work/dump" "${ofc[@]}" dump-flows "tcp:$listen")
     c1=$(cpu_s "$sp")
     got=$(grep -c 'priority=100' "$work/dump" || true); rm -f "$work/dump"
-    rec rules "$side" "$n" dump_s "$wall"; rec rules "$side" "$n" dump_client_cpu_s "$cc"
-    rec rules "$side" "$n" dump_switch_cpu_s "$(fcalc "$c1 - $c0")"; rec rules "$side" "$n" installed "$got"
-    read -r wall cc rc < <(ctime /dev/null "${ofc[@]}" del-flows "tcp:$listen")
-    rec rules "$side" "$n" del_s "$wall"
-    read -r _ _ _ < <(ctime "$work/dump" "${ofc[@]}" dump-flows "tcp:$listen")
-    rec rules "$side" "$n" left_after_del "$(grep -c 'priority=100' "$work/dump" || true)"; rm -f "$work/dump"
+    rec rules "$side" "$n" "${m}_dump_s" "$wall"; rec rules "$side" "$n" "${m}_dump_client_cpu_s" "$cc"
+    rec rules "$side" "$n" "${m}_dump_switch_cpu_s" "$(fcalc "$c1 - $c0")"; rec rules "$side" "$n" "${m}_installed" "$got"
+    read -r wall cc rc < <(ctime "$side-$n-$m-del" /dev/null "${ofc[@]}" del-flows "tcp:$listen")
+    rec rules "$side" "$n" "${m}_del_s" "$wall"
+    read -r _ _ _ < <(ctime "$side-$n-$m-dump2" "$work/dump" "${ofc[@]}" dump-flows "tcp:$listen")
+    rec rules "$side" "$n" "${m}_left_after_del" "$(grep -c 'priority=100' "$work/dump" || true)"; rm -f "$work/dump"
     stop
-    log "rules $side N=$n: $(awk -F'\t' -v s="$side" -v n="$n" '$1 == "rules" && $2 == s && $3 == n {printf "%s=%s ", $4, $5}' "$res")"
-    [ "$n" -le "$nobundle_max" ] || return 0
-    start "$side"; sp=$(swpid "$side"); sleep 0.5
-    c0=$(cpu_s "$sp")
-    read -r wall cc rc < <(ctime /dev/null "${ofc[@]}" add-flows "tcp:$listen" "$work/flows-$n")
-    c1=$(cpu_s "$sp")
-    rec rules "$side" "$n" plain_add_s "$wall"; rec rules "$side" "$n" plain_add_rc "$rc"
-    rec rules "$side" "$n" plain_client_cpu_s "$cc"; rec rules "$side" "$n" plain_switch_cpu_s "$(fcalc "$c1 - $c0")"
-    rec rules "$side" "$n" plain_flowmods_per_s "$(fcalc "$n / $wall")"
-    read -r _ _ _ < <(ctime "$work/dump" "${ofc[@]}" dump-flows "tcp:$listen")
-    rec rules "$side" "$n" plain_installed "$(grep -c 'priority=100' "$work/dump" || true)"; rm -f "$work/dump"
-    stop
-    log "rules $side N=$n without --bundle: $wall s"
+    log "rules $side N=$n $m: $(awk -F'\t' -v s="$side" -v n="$n" -v p="${m}_" '$1 == "rules" && $2 == s && $3 == n && index($4, p) == 1 {printf "%s=%s ", substr($4, length(p) + 1), $5}' "$res")"
+}
+rules_one() {   # side N: every mode that applies to N, each on a fresh switch
+    local side=$1 n=$2
+    measure "$side" "$n" bundle
+    [ "$bundle_chunk" -gt 0 ] && [ "$n" -gt "$bundle_chunk" ] && measure "$side" "$n" chunked
+    [ "$n" -le "$nobundle_max" ] && measure "$side" "$n" plain
+    return 0
 }
 if want rules; then
     ip netns add "$ns"
@@ -247,6 +283,11 @@ if want megaflows; then
         rec megaflows ovs "$n" flow_limit_configured "${lim:-unknown}"
         rec megaflows rvswitchd "$n" flow_limit_configured "$flow_limit"
         rec megaflows both "$n" fs_tmax_s "$t"
+        for s in ovs sut; do
+            f=$d/$s/flowsetup-run1.tsv
+            [ -f "$f" ] && rec megaflows "$([ $s = sut ] && echo rvswitchd || echo ovs)" "$n" flows_peak \
+                "$(awk 'NR > 1 && $2 > m {m = $2} END{print m + 0}' "$f")"
+        done
         [ -f "$d/results.tsv" ] && awk -F'\t' -v n="$n" 'BEGIN{OFS = "\t"} ($1 == "flowsetup" || $1 == "reval") {
             s = ($2 == "sut") ? "rvswitchd" : $2; print "megaflows", s, n, $4, $5}' "$d/results.tsv" >> "$res"
     done
@@ -304,27 +345,52 @@ def table(title, part, cols, note):
                     row.append("%.2f" % (b / a) if isinstance(a, float) and isinstance(b, float) and a else "")
                 out.append("| " + " | ".join(row) + " |")
         out.append("")
-def g(m): return lambda d, n: num(d.get(m))
+def g(m):   # the number, or the raw cell (e.g. "<5000" from the harness), or None
+    return lambda d, n: num(d.get(m)) if num(d.get(m)) is not None else d.get(m)
 def pn(m, scale):   # figure / N, in a readable unit
     return lambda d, n: (num(d.get(m)) * scale / n) if num(d.get(m)) is not None else None
 def inc_b(m, idle):  # (RSS - idle RSS) / N in bytes
     def h(d, n):
-        a, b = num(d.get(m)), num(d.get(idle))
+        a, b = (m(d, n) if callable(m) else num(d.get(m))), (idle(d, n) if callable(idle) else num(d.get(idle)))
         return None if a is None or b is None else (a - b) * 1048576 / n
     return h
 def cnt(m): return lambda d, n: d.get(m, "n/a")
+def full(d, n):   # the first way of adding that installed all N rules
+    for m in ("bundle", "chunked", "plain"):
+        if d.get(m + "_add_rc") == "0" and d.get(m + "_installed") == str(n):
+            return m
+    return None
+def of_full(k, scale=1, per=False):
+    def h(d, n):
+        m = full(d, n)
+        x = num(d.get("%s_%s" % (m, k))) if m else None
+        return None if x is None else (x * scale / n if per else x * scale)
+    return h
+def add(m, per=False):
+    def h(d, n):
+        if m + "_add_s" not in d: return None
+        if d.get(m + "_add_rc") != "0" or d.get(m + "_installed") != str(n):
+            return "refused (rc %s, %s installed)" % (d.get(m + "_add_rc"), d.get(m + "_installed")) if not per else None
+        x = num(d[m + "_add_s"])
+        return x * 1e6 / n if per else x
+    return h
 table("OpenFlow rules (priority=100,ip,nw_src,nw_dst exact; fresh switch per measurement)", "rules", [
-    ("bundle add s", g("bundle_add_s")), ("flow-mods/s", g("bundle_flowmods_per_s")),
-    ("/N add µs", pn("bundle_add_s", 1e6)), ("switch CPU s", g("bundle_switch_cpu_s")),
-    ("client CPU s", g("bundle_client_cpu_s")),
-    ("plain add s", g("plain_add_s")), ("/N plain µs", pn("plain_add_s", 1e6)),
-    ("RSS MB", g("rss_mb")), ("/N RSS B", inc_b("rss_mb", "rss_idle_mb")),
-    ("dump s", g("dump_s")), ("/N dump µs", pn("dump_s", 1e6)), ("dump client CPU s", g("dump_client_cpu_s")),
-    ("del s", g("del_s")), ("/N del µs", pn("del_s", 1e6)),
-    ("installed", cnt("installed")), ("plain installed", cnt("plain_installed")),
-], "bundle = `ovs-ofctl -O OpenFlow13 --bundle add-flows` (wall); plain = the same without --bundle, on another fresh switch; "
-   "RSS = VmRSS of the switch process (OVS: ovs-vswitchd) with the N rules, /N RSS = (RSS - idle RSS) / N; "
-   "switch CPU = utime+stime of that process during the bundle add; client CPU = ovs-ofctl's own.")
+    ("bundle add s", add("bundle")), ("/N bundle µs", add("bundle", True)),
+    ("chunked add s", add("chunked")), ("/N chunked µs", add("chunked", True)),
+    ("plain add s", add("plain")), ("/N plain µs", add("plain", True)),
+    ("from", lambda d, n: full(d, n) or "none"),
+    ("flow-mods/s", lambda d, n: (n / of_full("add_s")(d, n)) if of_full("add_s")(d, n) else None),
+    ("switch CPU s", of_full("switch_cpu_s")), ("client CPU s", of_full("client_cpu_s")),
+    ("RSS MB", of_full("rss_mb")), ("/N RSS B", inc_b(of_full("rss_mb"), of_full("rss_idle_mb"))),
+    ("dump s", of_full("dump_s")), ("/N dump µs", of_full("dump_s", 1e6, True)),
+    ("dump client CPU s", of_full("dump_client_cpu_s")),
+    ("del s", of_full("del_s")), ("/N del µs", of_full("del_s", 1e6, True)),
+], "bundle = one `ovs-ofctl -O OpenFlow13 --bundle add-flows` of the N rules (wall); chunked = the same N rules as "
+   "consecutive bundles of at most --bundle-chunk rules, on another fresh switch; plain = add-flows without --bundle, "
+   "on another fresh switch. The other columns come from the first of bundle, chunked, plain that installed all N "
+   "(column 'from'): flow-mods/s = N / its add time; switch CPU = utime+stime of the switch process during the add; "
+   "client CPU = ovs-ofctl's own; RSS = VmRSS of the switch process (OVS: ovs-vswitchd) with the N rules, "
+   "/N RSS = (RSS - idle RSS) / N; dump = `dump-flows` wall time; del = `del-flows` wall time.")
 def per_flow_s(m):   # seconds per flow -> µs
     return lambda d, n: (num(d.get(m)) * 1e6 / n) if num(d.get(m)) is not None else None
 def cpu_ns_pkt(d, n):
@@ -339,10 +405,11 @@ table("Megaflows (shared harness: flowsetup + reval, one run, flow limit raised 
     ("reval traffic ms", g("dump_ms_traffic")), ("/N traffic ns", pn("dump_ms_traffic", 1e6)),
     ("dpctl dump s", g("dpctl_dump_s")), ("/N dpctl µs", pn("dpctl_dump_s", 1e6)),
     ("Mpps over N", g("mflows_delivered_mpps")), ("CPU ns/pkt", cpu_ns_pkt),
-    ("flows final", cnt("flows_final")), ("flows idle", cnt("flows_idle")),
+    ("flows peak", cnt("flows_peak")), ("flows final", cnt("flows_final")), ("flows idle", cnt("flows_idle")),
     ("dump lines", cnt("dpctl_dump_lines")), ("exact ports", cnt("exact_port_flows")),
 ], "From each run's results.tsv: flows/s to 90 % = 0.9 N / t90; t99.9 = time until 99.9 % of N are in the datapath "
-   "(nan = not reached within --fs-tmax); RSS with the N flows after the reval windows (largest process; all = every "
+   "(nan = not reached within --fs-tmax; then flows/s to 90 % reads <count/elapsed); flows peak = most datapath flows "
+   "seen while setting up, final = at the end of setup, idle = after the idle reval window; RSS with the N flows after the reval windows (largest process; all = every "
    "process of the switch, OVS's ovsdb-server included); reval = median `upcall/show` dump duration while the N tuples "
    "keep coming / idle; dpctl dump = `ovs-appctl dpctl/dump-flows` wall time (the harness's ovs-appctl call has a 30 s "
    "timeout: compare dump lines with N); Mpps over N = delivered during the traffic window; CPU ns/pkt = switch CPU "
