@@ -2,7 +2,7 @@
 # Scale curve, rvswitchd side by side with Open vSwitch 3.1 in one run (issue 13):
 # how the cost of OpenFlow rules and of datapath megaflows grows with their number.
 #
-#   bench/scale.sh [--sizes 10000,100000,1000000] [--parts rules,megaflows]
+#   bench/scale.sh [--sizes 10000,100000,1000000] [--parts rules,megaflows|curve]
 #                  [--out DIR] [--nobundle-max N] [--bundle-chunk N] [--flow-limit N] [--fs-tmax S]
 #   (needs root; defaults in brackets, --sizes also from SIZES=)
 #
@@ -76,6 +76,7 @@ isint "$bundle_chunk" 0 1000000 || { echo "--bundle-chunk: 0..1000000 (0: never 
 isint "$flow_limit" 1000 10000000 || { echo "--flow-limit: 1000..10000000" >&2; exit 2; }
 [ -z "$fs_tmax" ] || isint "$fs_tmax" 5 600 || { echo "--fs-tmax: 5..600" >&2; exit 2; }
 want() { case ",$parts," in *",$1,"*) return 0 ;; esac; return 1; }
+for p in ${parts//,/ }; do case $p in rules|megaflows|curve) ;; *) echo "--parts: rules,megaflows or curve (only redraw curve.md)" >&2; exit 2 ;; esac; done
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)" >&2; exit 2; }
 
 if [ -n "${RVSWITCHD_BIN:-}" ]; then
@@ -121,7 +122,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-{
+want curve || {
     echo "date_utc=$(date -u +%FT%TZ)"
     echo "host_nproc=$(nproc)"
     echo "kernel=$(uname -r)"
@@ -129,7 +130,7 @@ trap 'exit 143' TERM
     echo "mem_total=$(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
     echo "ovs=$(ovs-vswitchd --version | head -1)"
     echo "rvswitchd_bin=$bin (sha256 $(sha256sum "$bin" | cut -c1-16), mtime $(date -u -r "$bin" +%FT%TZ))"
-    echo "rvswitchd_commit=$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown) (of the checkout holding this script)"
+    echo "script_commit=$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown) (the checkout holding this script; RVSWITCHD_BIN may come from another)"
     echo "loadavg_at_start=$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "args=--sizes $sizes --parts $parts --nobundle-max $nobundle_max --bundle-chunk $bundle_chunk --flow-limit $flow_limit --fs-tmax ${fs_tmax:-auto}"
     echo
@@ -331,17 +332,18 @@ def table(title, part, cols, note):
             r.append("%.2f" % (b / a) if isinstance(a, float) and isinstance(b, float) and a else "")
         out.append("| " + " | ".join(r) + " |")
     out.append("")
-    # growth of the per-unit columns against the smallest size: 1.0 = linear
-    unit = [c[0] for c in cols if c[0].startswith("/N") or "/N" in c[0]]
+    # growth of the per-unit columns from one size to the next: 1.0 = linear
+    unit = [c[0] for c in cols if c[0].startswith("/")]
     if unit and len(sizes) > 1:
-        out.append("Per-unit cost at N divided by the per-unit cost at N=%d (1.0 = linear, < 1 better than linear):\n" % sizes[0])
+        out.append("Growth: per-unit cost at N divided by the per-unit cost at the size before (1.0 = linear, "
+                   "< 1 better than linear, 2.0 = twice the cost per unit):\n")
         out.append("| N | side | " + " | ".join(unit) + " |")
         out.append("|---|---|" + "---|" * len(unit))
-        for n in sizes[1:]:
+        for i, n in enumerate(sizes[1:]):
             for s in ("ovs", "rvswitchd"):
-                row = [str(n), s]
+                row = ["%d / %d" % (n, sizes[i]), s]
                 for u in unit:
-                    a, b = per.get((s, sizes[0], u)), per.get((s, n, u))
+                    a, b = per.get((s, sizes[i], u)), per.get((s, n, u))
                     row.append("%.2f" % (b / a) if isinstance(a, float) and isinstance(b, float) and a else "")
                 out.append("| " + " | ".join(row) + " |")
         out.append("")
@@ -378,7 +380,7 @@ table("OpenFlow rules (priority=100,ip,nw_src,nw_dst exact; fresh switch per mea
     ("bundle add s", add("bundle")), ("/N bundle µs", add("bundle", True)),
     ("chunked add s", add("chunked")), ("/N chunked µs", add("chunked", True)),
     ("plain add s", add("plain")), ("/N plain µs", add("plain", True)),
-    ("from", lambda d, n: full(d, n) or "none"),
+    ("from", lambda d, n: full(d, n) or "none"), ("/N add µs", of_full("add_s", 1e6, True)),
     ("flow-mods/s", lambda d, n: (n / of_full("add_s")(d, n)) if of_full("add_s")(d, n) else None),
     ("switch CPU s", of_full("switch_cpu_s")), ("client CPU s", of_full("client_cpu_s")),
     ("RSS MB", of_full("rss_mb")), ("/N RSS B", inc_b(of_full("rss_mb"), of_full("rss_idle_mb"))),
@@ -388,9 +390,14 @@ table("OpenFlow rules (priority=100,ip,nw_src,nw_dst exact; fresh switch per mea
 ], "bundle = one `ovs-ofctl -O OpenFlow13 --bundle add-flows` of the N rules (wall); chunked = the same N rules as "
    "consecutive bundles of at most --bundle-chunk rules, on another fresh switch; plain = add-flows without --bundle, "
    "on another fresh switch. The other columns come from the first of bundle, chunked, plain that installed all N "
-   "(column 'from'): flow-mods/s = N / its add time; switch CPU = utime+stime of the switch process during the add; "
+   "(column 'from'): /N add µs = its add time / N, flow-mods/s = N / its add time; switch CPU = utime+stime of the switch process during the add; "
    "client CPU = ovs-ofctl's own; RSS = VmRSS of the switch process (OVS: ovs-vswitchd) with the N rules, "
    "/N RSS = (RSS - idle RSS) / N; dump = `dump-flows` wall time; del = `del-flows` wall time.")
+def per_present(m, k, scale):   # figure / the flows actually present (k: count metric)
+    def h(d, n):
+        x, c = num(d.get(m)), num(d.get(k))
+        return None if x is None or not c else x * scale / c
+    return h
 def per_flow_s(m):   # seconds per flow -> µs
     return lambda d, n: (num(d.get(m)) * 1e6 / n) if num(d.get(m)) is not None else None
 def cpu_ns_pkt(d, n):
@@ -399,18 +406,22 @@ def cpu_ns_pkt(d, n):
 table("Megaflows (shared harness: flowsetup + reval, one run, flow limit raised on both sides)", "megaflows", [
     ("flows/s to 90 %", g("flows_per_s_to_90pct")), ("t90 s", g("t90_s")), ("t99.9 s", g("t999_s")),
     ("/N t99.9 µs", per_flow_s("t999_s")),
-    ("RSS MB", g("rss_mb_dpflows")), ("/N RSS B", inc_b("rss_mb_dpflows", "rss_mb_idle")),
+    ("RSS MB", g("rss_mb_dpflows")),
+    ("/flow RSS B", lambda d, n: (lambda a, b, c: None if None in (a, b) or not c else (a - b) * 1048576 / c)(
+        num(d.get("rss_mb_dpflows")), num(d.get("rss_mb_idle")), num(d.get("flows_idle")))),
     ("RSS all MB", g("rss_all_mb_dpflows")),
-    ("reval idle ms", g("dump_ms_idle")), ("/N idle ns", pn("dump_ms_idle", 1e6)),
-    ("reval traffic ms", g("dump_ms_traffic")), ("/N traffic ns", pn("dump_ms_traffic", 1e6)),
-    ("dpctl dump s", g("dpctl_dump_s")), ("/N dpctl µs", pn("dpctl_dump_s", 1e6)),
+    ("reval idle ms", g("dump_ms_idle")), ("/flow idle ns", per_present("dump_ms_idle", "flows_idle", 1e6)),
+    ("reval traffic ms", g("dump_ms_traffic")), ("/flow traffic ns", per_present("dump_ms_traffic", "flows_traffic", 1e6)),
+    ("dpctl dump s", g("dpctl_dump_s")), ("/flow dpctl µs", per_present("dpctl_dump_s", "dpctl_dump_lines", 1e6)),
     ("Mpps over N", g("mflows_delivered_mpps")), ("CPU ns/pkt", cpu_ns_pkt),
-    ("flows peak", cnt("flows_peak")), ("flows final", cnt("flows_final")), ("flows idle", cnt("flows_idle")),
+    ("flows peak", cnt("flows_peak")), ("flows final", cnt("flows_final")), ("flows traffic", cnt("flows_traffic")),
+    ("flows idle", cnt("flows_idle")),
     ("dump lines", cnt("dpctl_dump_lines")), ("exact ports", cnt("exact_port_flows")),
 ], "From each run's results.tsv: flows/s to 90 % = 0.9 N / t90; t99.9 = time until 99.9 % of N are in the datapath "
    "(nan = not reached within --fs-tmax; then flows/s to 90 % reads <count/elapsed); flows peak = most datapath flows "
    "seen while setting up, final = at the end of setup, idle = after the idle reval window; RSS with the N flows after the reval windows (largest process; all = every "
-   "process of the switch, OVS's ovsdb-server included); reval = median `upcall/show` dump duration while the N tuples "
+   "process of the switch, OVS's ovsdb-server included); the /flow columns divide by the flows actually present "
+   "(RSS and idle round: flows idle; round under traffic: flows traffic; dpctl dump: dump lines), not by N; reval = median `upcall/show` dump duration while the N tuples "
    "keep coming / idle; dpctl dump = `ovs-appctl dpctl/dump-flows` wall time (the harness's ovs-appctl call has a 30 s "
    "timeout: compare dump lines with N); Mpps over N = delivered during the traffic window; CPU ns/pkt = switch CPU "
    "time in that window / delivered packets (all datapath work, not a lookup time).")
