@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+use crate::ofproto::ukey::RulePush;
 pub use crate::ofproto::ukey::{FlowContext, Retranslated, RevalShared, RoundCounts, Ukey};
 pub use round::{MAX_ROUND_GAP_MS, MIN_ROUND_GAP_MS};
 
@@ -105,6 +106,8 @@ impl Revalidator {
         let mut counts = RoundCounts::default();
         let mut dead: Vec<u64> = Vec::new();
         let mut seqs: Vec<(u32, u64)> = Vec::new();
+        // Rule statistics are gathered and written once per rule at the end.
+        let mut push = RulePush::default();
         for (id, uk) in self.ukeys.iter_mut() {
             counts.flows += 1;
             if uk.flow.is_dead() {
@@ -116,7 +119,7 @@ impl Revalidator {
             let db = st.bytes.saturating_sub(uk.pushed.bytes);
             if dp > 0 || st.used_ms > uk.pushed.used_ms {
                 for r in uk.rules.iter() {
-                    r.add(dp, db, st.used_ms);
+                    push.add(r, dp, db, st.used_ms);
                 }
                 counts.packets_pushed += dp;
             }
@@ -191,6 +194,7 @@ impl Revalidator {
                 }
             }
         }
+        push.flush();
         for id in dead {
             if self.ukeys.remove(&id).is_some() {
                 self.shared.n_flows.fetch_sub(1, Relaxed);
