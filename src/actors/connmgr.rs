@@ -354,6 +354,8 @@ pub struct Connmgr {
     bridge_name: String,
     dpid: DatapathId,
     monitors: Arc<std::sync::atomic::AtomicUsize>,
+    /// Bytes held in the open bundles of all this bridge's sessions.
+    bundle_bytes: Arc<std::sync::atomic::AtomicUsize>,
     bridge: Recipient<OfRequests>,
     bridge_meter: Arc<ActorMeter>,
     fail_open_to: Recipient<FailOpen>,
@@ -411,6 +413,7 @@ impl Connmgr {
             bridge_name: p.bridge_name,
             dpid: p.dpid,
             monitors: p.monitors,
+            bundle_bytes: Arc::default(),
             bridge: p.bridge,
             bridge_meter: p.bridge_meter,
             fail_open_to: p.fail_open,
@@ -760,6 +763,7 @@ impl Connmgr {
         let mut settings = Settings::new(self.dpid);
         settings.conn_id = id;
         settings.monitors = self.monitors.clone();
+        settings.bundle_bytes = self.bundle_bytes.clone();
         settings.probe_interval = match &m.origin {
             Origin::Controller(_) => m.probe,
             Origin::Listener(name) => self.listener_probe(name),

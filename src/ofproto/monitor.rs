@@ -30,7 +30,6 @@ use crate::openflow::message::{
     FMF_INSTRUCTIONS, FMF_MODIFY, FMF_NO_ABBREV, FMF_ONLY_OWN, FMF_REMOVED,
 };
 use crate::types::TableId;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// Most monitors one connection may hold (OFPBRC_EPERM beyond: the one
@@ -72,34 +71,7 @@ pub struct FlowChanges {
 /// records changes only while it is not zero. A connection adds its
 /// monitors before their request leaves for the bridge, and takes them back
 /// when it closes or is dropped.
-#[derive(Debug)]
-pub struct MonitorGauge {
-    shared: Arc<AtomicUsize>,
-    mine: usize,
-}
-
-impl MonitorGauge {
-    /// A gauge counting into `shared`.
-    pub fn new(shared: Arc<AtomicUsize>) -> MonitorGauge {
-        MonitorGauge { shared, mine: 0 }
-    }
-
-    /// Sets this connection's number of monitors.
-    pub fn set(&mut self, n: usize) {
-        if n > self.mine {
-            self.shared.fetch_add(n - self.mine, Relaxed);
-        } else {
-            self.shared.fetch_sub(self.mine - n, Relaxed);
-        }
-        self.mine = n;
-    }
-}
-
-impl Drop for MonitorGauge {
-    fn drop(&mut self) {
-        self.set(0);
-    }
-}
+pub type MonitorGauge = crate::util::gauge::GaugeShare;
 
 /// One registered monitor (OVS `struct ofmonitor`).
 #[derive(Clone, Debug)]
@@ -365,20 +337,5 @@ mod tests {
         );
         no_actions.flags &= !FMF_INITIAL;
         assert!(initial_updates(&of, &[no_actions]).is_empty());
-    }
-
-    #[test]
-    fn the_gauge_counts_and_gives_back_on_drop() {
-        let shared = Arc::new(AtomicUsize::new(0));
-        let mut a = MonitorGauge::new(shared.clone());
-        let mut b = MonitorGauge::new(shared.clone());
-        a.set(3);
-        b.set(1);
-        a.set(2);
-        assert_eq!(shared.load(Relaxed), 3);
-        drop(a);
-        assert_eq!(shared.load(Relaxed), 1);
-        b.set(0);
-        assert_eq!(shared.load(Relaxed), 0);
     }
 }

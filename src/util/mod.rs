@@ -6,6 +6,7 @@ pub mod bounded;
 pub mod counters;
 pub mod coverage;
 pub mod crc;
+pub mod gauge;
 pub mod inherit;
 pub mod metrics;
 pub mod time;

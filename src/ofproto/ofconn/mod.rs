@@ -55,6 +55,7 @@ use crate::openflow::message::{
 };
 use crate::openflow::{self, DecodeError, Version, Versions};
 use crate::types::{DatapathId, TableId};
+use crate::util::gauge::GaugeShare;
 use classify::{classify, reply_may_be_large, Route};
 use encode::{Encoder, ERROR_DATA_LEN};
 use serde::Serialize;
@@ -170,6 +171,9 @@ pub struct Settings {
     /// The bridge's count of flow monitors over all its connections
     /// ([`crate::ofproto::monitor::MonitorGauge`]).
     pub monitors: Arc<std::sync::atomic::AtomicUsize>,
+    /// Wire bytes held in the open bundles of all the bridge's connections
+    /// (bounded by [`MAX_BRIDGE_BUNDLE_BYTES`]).
+    pub bundle_bytes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl ConnCounters {
@@ -209,6 +213,7 @@ impl Settings {
             versions: Versions::supported(),
             conn_id: 0,
             monitors: Arc::default(),
+            bundle_bytes: Arc::default(),
         }
     }
 }
@@ -352,9 +357,14 @@ enum Blocker {
 /// beyond). OVS sets no number; we bound every peer-held resource.
 pub const MAX_BUNDLES: usize = 64;
 /// Most wire bytes of messages one connection's bundles may hold
-/// (OFPBFC_MSG_TOO_MANY beyond): room for about 300,000 typical FLOW_MODs,
-/// `ovs-ofctl --bundle add-flows` of a large table.
-pub const MAX_BUNDLE_BYTES: usize = 64 << 20;
+/// (OFPBFC_MSG_TOO_MANY beyond): room for 1.5 million typical 128-byte
+/// FLOW_MODs, so `ovs-ofctl --bundle add-flows` of a million-rule table
+/// fits in one bundle, as it does with OVS (which sets no limit).
+pub const MAX_BUNDLE_BYTES: usize = 192 << 20;
+/// Most wire bytes all connections of one bridge may hold in bundles
+/// together (OFPBFC_MSG_TOO_MANY beyond): without it, every admitted
+/// connection could hold [`MAX_BUNDLE_BYTES`] at once.
+pub const MAX_BRIDGE_BUNDLE_BYTES: usize = 2 * MAX_BUNDLE_BYTES;
 /// A bundle untouched this long is discarded with OFPBFC_TIMEOUT (OVS
 /// `BUNDLE_IDLE_TIMEOUT_DEFAULT`).
 pub const BUNDLE_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -412,8 +422,9 @@ pub struct OfConn {
     /// Bundles being built (OF1.4.1 §7.3.9), by id; each connection has its
     /// own, as in OVS (`ofconn->bundles`).
     bundles: std::collections::BTreeMap<u32, Bundle>,
-    /// Wire bytes of every message held in `bundles`.
-    bundle_bytes: usize,
+    /// Wire bytes of every message held in `bundles` (this connection's
+    /// share of the bridge's total).
+    bundle_bytes: GaugeShare,
     rx: Vec<u8>,
     rx_start: usize,
     held: Option<Frame>,
@@ -456,7 +467,7 @@ impl OfConn {
             flow_mod_table_id: false,
             controller_id: 0,
             bundles: std::collections::BTreeMap::new(),
-            bundle_bytes: 0,
+            bundle_bytes: GaugeShare::new(s.bundle_bytes.clone()),
             async_cfg: AsyncConfig::default(),
             switch_cfg: SwitchConfig {
                 flags: 0,
@@ -1277,7 +1288,7 @@ impl OfConn {
 
     fn remove_bundle(&mut self, id: u32) -> Option<Bundle> {
         let b = self.bundles.remove(&id)?;
-        self.bundle_bytes -= b.bytes;
+        self.bundle_bytes.set(self.bundle_bytes.mine() - b.bytes);
         Some(b)
     }
 
@@ -1379,7 +1390,9 @@ impl OfConn {
                     Some(b) if b.closed => Some(OfpError::BundleClosed),
                     Some(b) if b.flags != a.flags => Some(OfpError::BundleBadFlags),
                     None if self.bundles.len() >= MAX_BUNDLES => Some(OfpError::BundleOutOfBundles),
-                    _ if self.bundle_bytes + len > MAX_BUNDLE_BYTES => {
+                    _ if self.bundle_bytes.mine() + len > MAX_BUNDLE_BYTES
+                        || self.bundle_bytes.total() + len > MAX_BRIDGE_BUNDLE_BYTES =>
+                    {
                         Some(OfpError::BundleMsgTooMany)
                     }
                     _ => None,
@@ -1402,7 +1415,7 @@ impl OfConn {
                 b.used = now;
                 b.bytes += len;
                 b.msgs.push((*a.message, head));
-                self.bundle_bytes += len;
+                self.bundle_bytes.set(self.bundle_bytes.mine() + len);
             }
             _ => self.send_error(xid, OfpError::BadType, &head),
         }

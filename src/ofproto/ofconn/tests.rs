@@ -1156,6 +1156,52 @@ fn bundles_are_bounded_in_bytes() {
     assert!(p.take().is_empty());
 }
 
+#[test]
+fn bundles_are_bounded_over_all_connections_of_a_bridge() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let p = up14();
+    let total = p.c.s.bundle_bytes.clone();
+    let mut p = p;
+    let each = openflow::encode_to_vec_in(
+        Version::V1_4,
+        &OfpMsg {
+            xid: 1,
+            body: badd(1, 0, 1, flow_mod(0)),
+        },
+    )
+    .expect("encode")
+    .len();
+    // The bridge's other connections hold all but room for three adds.
+    let others = MAX_BRIDGE_BUNDLE_BYTES - 3 * each;
+    total.fetch_add(others, Relaxed);
+    let mut refused = None;
+    for n in 0..10u32 {
+        send14(&mut p, n + 1, badd(1, 0, n + 1, flow_mod(n as u8)));
+        if let Some(g) = p.take().into_iter().find(|g| g.error().is_some()) {
+            refused = Some((n, g.error()));
+            break;
+        }
+        assert!(
+            total.load(Relaxed) > others,
+            "the add is counted in the total"
+        );
+    }
+    let (n, e) = refused.expect("the bridge-wide budget refused an add");
+    assert_eq!(e, bfc(12), "MSG_TOO_MANY");
+    assert!(
+        (1..=3).contains(&n),
+        "refused after {n} adds, far below this connection's own limit"
+    );
+    // The refused bundle was forgotten, and its bytes left the total.
+    assert_eq!(total.load(Relaxed), others);
+    // A connection that goes away gives its share back.
+    send14(&mut p, 50, badd(2, 0, 50, flow_mod(0)));
+    assert!(p.take().is_empty());
+    assert!(total.load(Relaxed) > others);
+    drop(p);
+    assert_eq!(total.load(Relaxed), others);
+}
+
 // ---- flow monitors -----------------------------------------------------------
 
 mod monitors {
