@@ -158,7 +158,7 @@ impl Revalidator {
             };
             let mut new_rules = None;
             let ctx = &uk.ctx;
-            let key = uk.flow.key;
+            let key = uk.flow.key();
             let d = decide(&view, br.now_ms, br.max_idle_ms, br.kill_all, || {
                 ctx.retranslate(&key).map(|r| {
                     new_rules = Some(r.rules);

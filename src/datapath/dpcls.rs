@@ -70,13 +70,30 @@ impl Subtable {
         h ^ (h >> 29)
     }
 
-    /// True when stored (masked) key `stored` equals `key & mask`.
+    /// Hash of a flow's stored words: the same value [`Subtable::hash`]
+    /// gives for any key that matches it (its words are `key & mask` over
+    /// the subtable's significant words, in the same order).
     #[inline]
-    fn eq(&self, stored: &FlowKey, key: &FlowKey) -> bool {
-        self.words[..self.n_words].iter().all(|&i| {
-            let i = i as usize;
-            stored.w[i] == key.w[i] & self.mask.w[i]
-        })
+    fn hash_stored(stored: &[u64]) -> u64 {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut h: u64 = 0;
+        for &w in stored {
+            h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        h ^ (h >> 29)
+    }
+
+    /// True when a flow's stored words equal `key & mask`.
+    #[inline]
+    fn eq(&self, stored: &[u64], key: &FlowKey) -> bool {
+        stored.len() == self.n_words
+            && self.words[..self.n_words]
+                .iter()
+                .zip(stored)
+                .all(|(&i, &w)| {
+                    let i = i as usize;
+                    w == key.w[i] & self.mask.w[i]
+                })
     }
 }
 
@@ -115,7 +132,7 @@ impl Dpcls {
         }
         for (i, st) in self.subtables.iter_mut().enumerate() {
             let h = st.hash(key);
-            if let Some(f) = st.flows.find(h, |f| st.eq(&f.key, key)) {
+            if let Some(f) = st.flows.find(h, |f| st.eq(f.words(), key)) {
                 if !f.is_dead() {
                     st.hits += 1;
                     *probes += i as u64 + 1;
@@ -152,18 +169,11 @@ impl Dpcls {
             }
         };
         let st = &mut self.subtables[pos];
-        let h = st.hash(&flow.key);
+        let h = Subtable::hash_stored(flow.words());
         let fid = flow.id;
         let st_id = st.id;
-        let Subtable {
-            flows,
-            words,
-            n_words,
-            mask,
-            ..
-        } = st;
-        let rehash = |f: &Arc<DpFlow>| Subtable::hash_words(&words[..*n_words], mask, &f.key);
-        match flows.entry(h, |f| f.key == flow.key, rehash) {
+        let rehash = |f: &Arc<DpFlow>| Subtable::hash_stored(f.words());
+        match st.flows.entry(h, |f| f.words() == flow.words(), rehash) {
             Entry::Occupied(mut e) => {
                 let old = std::mem::replace(e.get_mut(), flow);
                 self.index.remove(&old.id);

@@ -12,6 +12,7 @@
 
 use super::actions::DpActions;
 use super::flow::FlowKey;
+use super::keywords::KeyWords;
 use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -67,13 +68,20 @@ impl DpFlowStats {
     }
 }
 
+/// Words of a megaflow's masked key kept inline: eight cover the usual
+/// port, L2, L3 and L4 words; a flow out of a tunnel (whose whole tunnel key
+/// is matched) may need the heap.
+pub const MEGAFLOW_INLINE_WORDS: usize = 8;
+
 /// One megaflow.
 #[derive(Debug)]
 pub struct DpFlow {
     /// Unique id (never reused while the process runs); names the flow in ops.
     pub id: u64,
-    /// Masked key: `key == key.masked(&mask)` always holds.
-    pub key: FlowKey,
+    /// The masked key, compacted to the words where `mask` is non-zero (a
+    /// full key is 168 bytes; with 100k megaflows that was 10 MB of words
+    /// the mask ignores). [`DpFlow::key`] gives the full key back.
+    words: KeyWords<MEGAFLOW_INLINE_WORDS>,
     /// Which bits of a packet key matter. Shared: the flows an upcall handler
     /// installs with an equal mask point at one copy (100k megaflows usually have
     /// a handful of masks, and a key is 136 bytes).
@@ -106,13 +114,26 @@ impl DpFlow {
     ) -> DpFlow {
         DpFlow {
             id,
-            key: key.masked(&mask),
+            words: KeyWords::new(key, &mask),
             mask,
             actions: ArcSwap::new(actions),
             stats: DpFlowStats::default(),
             dead: AtomicBool::new(false),
             created_ms: now_ms,
         }
+    }
+
+    /// The masked key (`key == key.masked(&mask)`), rebuilt from its words:
+    /// for the slow path (revalidation, dumps), not per packet.
+    pub fn key(&self) -> FlowKey {
+        self.words.expand(&self.mask)
+    }
+
+    /// The masked key's words where the mask is non-zero, in word order
+    /// (what the classifier hashes and compares).
+    #[inline]
+    pub fn words(&self) -> &[u64] {
+        self.words.as_slice()
     }
 
     /// True once deleted.

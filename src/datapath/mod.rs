@@ -10,6 +10,7 @@ pub mod emc;
 pub mod execute;
 pub mod extract;
 pub mod flow;
+pub mod keywords;
 pub mod meter;
 pub mod odp_format;
 pub mod pmd;

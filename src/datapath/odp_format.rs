@@ -208,7 +208,7 @@ pub fn format_flow(f: &DpFlow, now_ms: u64) -> String {
     } else {
         format!("{:.3}s", now_ms.saturating_sub(st.used_ms) as f64 / 1000.0)
     };
-    let mut s = format_match(&f.key, &f.mask);
+    let mut s = format_match(&f.key(), &f.mask);
     let _ = write!(
         s,
         ", packets:{}, bytes:{}, used:{}",

@@ -27,76 +27,16 @@
 
 use super::hamt::{hash_words, Hamt, HamtItem};
 use crate::datapath::flow::{FlowKey, FLOW_WORDS};
+use crate::datapath::keywords::expand_words;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Words a [`KeyWords`] holds without a heap allocation (covers in_port/dl_type,
-/// L2/L3/L4 words of typical rules).
+/// Words a rule's [`KeyWords`] holds without a heap allocation (covers
+/// in_port/dl_type, L2/L3/L4 words of typical rules).
 pub const INLINE_WORDS: usize = 4;
 
-/// A rule's match value, compacted: the words of `value & mask` where `mask` is
-/// non-zero, in word order. Which words they are is given by the mask, so a
-/// `KeyWords` means nothing without it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum KeyWords {
-    /// Up to [`INLINE_WORDS`] words, no allocation.
-    Inline {
-        /// Number of words used.
-        n: u8,
-        /// The words (unused ones zero).
-        w: [u64; INLINE_WORDS],
-    },
-    /// More words.
-    Heap(Box<[u64]>),
-}
-
-impl KeyWords {
-    /// Compacts `value` under `mask` (masking it).
-    pub fn new(value: &FlowKey, mask: &FlowKey) -> KeyWords {
-        let mut buf = [0u64; FLOW_WORDS];
-        let mut n = 0;
-        for i in 0..FLOW_WORDS {
-            if mask.w[i] != 0 {
-                buf[n] = value.w[i] & mask.w[i];
-                n += 1;
-            }
-        }
-        if n <= INLINE_WORDS {
-            let mut w = [0u64; INLINE_WORDS];
-            w[..n].copy_from_slice(&buf[..n]);
-            KeyWords::Inline { n: n as u8, w }
-        } else {
-            KeyWords::Heap(buf[..n].into())
-        }
-    }
-
-    /// The words.
-    #[inline]
-    pub fn as_slice(&self) -> &[u64] {
-        match self {
-            KeyWords::Inline { n, w } => &w[..*n as usize],
-            KeyWords::Heap(b) => b,
-        }
-    }
-
-    /// The full masked value again, given the mask it was compacted with.
-    pub fn expand(&self, mask: &FlowKey) -> FlowKey {
-        expand_words(self.as_slice(), mask)
-    }
-}
-
-/// The full masked value from compacted words (the words of `mask`'s
-/// non-zero positions, in order); missing words read as zero.
-fn expand_words(words: &[u64], mask: &FlowKey) -> FlowKey {
-    let mut out = FlowKey::default();
-    let mut words = words.iter();
-    for i in 0..FLOW_WORDS {
-        if mask.w[i] != 0 {
-            out.w[i] = words.next().copied().unwrap_or(0);
-        }
-    }
-    out
-}
+/// A rule's match value, compacted (see [`crate::datapath::keywords`]).
+pub type KeyWords = crate::datapath::keywords::KeyWords<INLINE_WORDS>;
 
 /// What a classifier stores: a cheap handle to a rule that knows its own mask,
 /// compact value ([`HamtItem::key_words`], i.e. [`KeyWords::as_slice`] of its
