@@ -21,7 +21,7 @@
 use super::dpflow::DpFlow;
 use super::flow::{FlowKey, FLOW_WORDS};
 use hashbrown::hash_table::Entry;
-use hashbrown::{HashMap, HashTable};
+use hashbrown::HashTable;
 use std::sync::Arc;
 
 /// Lookups between two automatic re-rankings of the subtables.
@@ -101,8 +101,10 @@ impl Subtable {
 #[derive(Default)]
 pub struct Dpcls {
     subtables: Vec<Subtable>,
-    /// Flow id → (subtable id, hash of the flow's masked key), for removal by id.
-    index: HashMap<u64, (u32, u64)>,
+    /// Flows over all subtables. There is no index by flow id: a flow is
+    /// found again from itself (its mask names the subtable, its words give
+    /// the hash), which saves an entry per megaflow (3 MB per 100k).
+    n_flows: usize,
     next_subtable_id: u32,
     lookups: u32,
 }
@@ -155,10 +157,11 @@ impl Dpcls {
         }
     }
 
-    /// Installs `flow`. Returns the flow it replaced (same masked key and mask, or
-    /// same id), which the caller should kill if it is a different flow.
+    /// Installs `flow`. Returns the flow it replaced (same masked key and
+    /// mask), which the caller should kill if it is a different flow. Flow
+    /// ids are unique and a flow's key never changes, so an id is never in
+    /// the classifier under two keys.
     pub fn insert(&mut self, flow: Arc<DpFlow>) -> Option<Arc<DpFlow>> {
-        let mut replaced = self.remove(flow.id);
         let pos = match self.subtables.iter().position(|s| s.mask == *flow.mask) {
             Some(p) => p,
             None => {
@@ -170,32 +173,30 @@ impl Dpcls {
         };
         let st = &mut self.subtables[pos];
         let h = Subtable::hash_stored(flow.words());
-        let fid = flow.id;
-        let st_id = st.id;
         let rehash = |f: &Arc<DpFlow>| Subtable::hash_stored(f.words());
         match st.flows.entry(h, |f| f.words() == flow.words(), rehash) {
-            Entry::Occupied(mut e) => {
-                let old = std::mem::replace(e.get_mut(), flow);
-                self.index.remove(&old.id);
-                replaced = Some(old);
-            }
+            Entry::Occupied(mut e) => Some(std::mem::replace(e.get_mut(), flow)),
             Entry::Vacant(e) => {
                 e.insert(flow);
+                self.n_flows += 1;
+                None
             }
         }
-        self.index.insert(fid, (st_id, h));
-        replaced
     }
 
-    /// Removes the flow with this id; an emptied subtable goes too.
-    pub fn remove(&mut self, id: u64) -> Option<Arc<DpFlow>> {
-        let (st_id, h) = self.index.remove(&id)?;
-        let pos = self.subtables.iter().position(|s| s.id == st_id)?;
+    /// Removes `flow` (this very flow, by id, not another with its key); an
+    /// emptied subtable goes too.
+    pub fn remove(&mut self, flow: &DpFlow) -> Option<Arc<DpFlow>> {
+        let pos = self.subtables.iter().position(|s| s.mask == *flow.mask)?;
         let st = &mut self.subtables[pos];
-        let removed = match st.flows.find_entry(h, |f| f.id == id) {
+        let h = Subtable::hash_stored(flow.words());
+        let removed = match st.flows.find_entry(h, |f| f.id == flow.id) {
             Ok(e) => Some(e.remove().0),
             Err(_) => None,
         };
+        if removed.is_some() {
+            self.n_flows -= 1;
+        }
         if st.flows.is_empty() {
             self.subtables.remove(pos);
         }
@@ -205,39 +206,33 @@ impl Dpcls {
     /// Drops every dead flow (housekeeping: reclaims flows whose `FlowDel` op was
     /// lost or not yet sent). Returns how many were dropped.
     pub fn purge_dead(&mut self) -> usize {
-        let Dpcls {
-            subtables, index, ..
-        } = self;
         let mut n = 0;
-        for st in subtables.iter_mut() {
+        for st in self.subtables.iter_mut() {
             st.flows.retain(|f| {
-                if f.is_dead() {
-                    index.remove(&f.id);
-                    n += 1;
-                    false
-                } else {
-                    true
-                }
+                let dead = f.is_dead();
+                n += dead as usize;
+                !dead
             });
         }
-        subtables.retain(|s| !s.flows.is_empty());
+        self.subtables.retain(|s| !s.flows.is_empty());
+        self.n_flows -= n;
         n
     }
 
     /// Removes everything.
     pub fn clear(&mut self) {
         self.subtables.clear();
-        self.index.clear();
+        self.n_flows = 0;
     }
 
     /// Number of flows (live or dead-but-not-yet-removed).
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.n_flows
     }
 
     /// True when there are no flows.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.n_flows == 0
     }
 
     /// Number of subtables (distinct masks).
@@ -289,7 +284,8 @@ mod tests {
         let m_port = mask(&[Field::InPort]);
         let m_dst = mask(&[Field::InPort, Field::NwDst]);
         c.insert(flow(1, &pkt(1, 0, 0, 0), &m_port));
-        c.insert(flow(2, &pkt(2, 0, 9, 0), &m_dst));
+        let f2 = flow(2, &pkt(2, 0, 9, 0), &m_dst);
+        c.insert(f2.clone());
         assert_eq!(c.len(), 2);
         assert_eq!(c.n_subtables(), 2);
         assert_eq!(c.lookup(&pkt(1, 5, 6, 7)).unwrap().id, 1);
@@ -307,8 +303,8 @@ mod tests {
         assert_eq!((first, second), (Some(1), Some(2)));
         assert!(probes == 3, "1 + 2 subtables probed, got {probes}");
 
-        assert_eq!(c.remove(2).unwrap().id, 2);
-        assert!(c.remove(2).is_none());
+        assert_eq!(c.remove(&f2).unwrap().id, 2);
+        assert!(c.remove(&f2).is_none());
         assert_eq!(c.n_subtables(), 1, "empty subtable removed");
         assert!(c.lookup(&pkt(2, 5, 9, 7)).is_none());
         assert_eq!(c.iter().count(), 1);
@@ -336,18 +332,20 @@ mod tests {
     fn duplicate_replaces_and_same_id_reinsert() {
         let mut c = Dpcls::new();
         let m = mask(&[Field::InPort]);
-        assert!(c.insert(flow(1, &pkt(1, 0, 0, 0), &m)).is_none());
-        let old = c.insert(flow(2, &pkt(1, 3, 3, 3), &m)).unwrap();
+        let f1 = flow(1, &pkt(1, 0, 0, 0), &m);
+        assert!(c.insert(f1.clone()).is_none());
+        let f2 = flow(2, &pkt(1, 3, 3, 3), &m);
+        let old = c.insert(f2.clone()).unwrap();
         assert_eq!(old.id, 1);
         assert_eq!(c.len(), 1);
-        assert!(c.remove(1).is_none());
+        // The replaced flow is gone; removing it does not take its successor.
+        assert!(c.remove(&f1).is_none());
         assert_eq!(c.lookup(&pkt(1, 0, 0, 0)).unwrap().id, 2);
-        // Same id with a new key: the old entry goes.
-        let old = c.insert(flow(2, &pkt(4, 0, 0, 0), &m)).unwrap();
-        assert_eq!(old.id, 2);
-        assert!(c.lookup(&pkt(1, 0, 0, 0)).is_none());
-        assert_eq!(c.lookup(&pkt(4, 0, 0, 0)).unwrap().id, 2);
+        // The same flow again (a resent put) replaces itself.
+        assert_eq!(c.insert(f2.clone()).unwrap().id, 2);
         assert_eq!(c.len(), 1);
+        assert_eq!(c.remove(&f2).unwrap().id, 2);
+        assert!(c.is_empty());
     }
 
     #[test]
@@ -369,14 +367,17 @@ mod tests {
     fn many_flows_and_clear() {
         let mut c = Dpcls::new();
         let m = mask(&[Field::InPort, Field::NwSrc]);
-        for i in 0..1000u32 {
-            c.insert(flow(i as u64, &pkt(1, i, 0, 0), &m));
+        let flows: Vec<_> = (0..1000u32)
+            .map(|i| flow(i as u64, &pkt(1, i, 0, 0), &m))
+            .collect();
+        for f in &flows {
+            c.insert(f.clone());
         }
         for i in (0..1000u32).step_by(7) {
             assert_eq!(c.lookup(&pkt(1, i, 5, 5)).unwrap().id, i as u64);
         }
-        for i in 0..500u64 {
-            assert!(c.remove(i).is_some());
+        for f in &flows[..500] {
+            assert!(c.remove(f).is_some());
         }
         assert_eq!(c.len(), 500);
         assert!(c.lookup(&pkt(1, 3, 0, 0)).is_none());

@@ -365,7 +365,7 @@ impl Datapath {
                 flow.kill();
                 self.inner.registry.remove(flow.id);
                 for s in 0..t {
-                    self.send_best_effort(s, DpOp::FlowDel(flow.id));
+                    self.send_best_effort(s, DpOp::FlowDel(flow.clone()));
                 }
                 return Err(e);
             }
@@ -379,7 +379,7 @@ impl Datapath {
         let f = self.inner.registry.remove(id)?;
         f.kill();
         for t in 0..self.n_threads() {
-            self.send_best_effort(t, DpOp::FlowDel(id));
+            self.send_best_effort(t, DpOp::FlowDel(f.clone()));
         }
         Some(f)
     }

@@ -42,8 +42,8 @@ pub enum DpOp {
     },
     /// Install a megaflow.
     FlowPut(Arc<DpFlow>),
-    /// Remove a megaflow by id (it is already marked dead).
-    FlowDel(u64),
+    /// Remove this megaflow (it is already marked dead).
+    FlowDel(Arc<DpFlow>),
     /// Remove every megaflow and empty the EMC.
     FlowFlush,
     /// Run actions on a packet from the slow path (PACKET_OUT, upcall replies).

@@ -404,8 +404,8 @@ impl Pmd {
                     }
                 }
             }
-            DpOp::FlowDel(id) => {
-                if let Some(f) = self.dpcls.remove(id) {
+            DpOp::FlowDel(flow) => {
+                if let Some(f) = self.dpcls.remove(&flow) {
                     f.kill();
                 }
             }
