@@ -21,9 +21,10 @@
 #     shows, `del-flows` wall time;
 #   * for N > --bundle-chunk (250000), on another fresh switch: the same N rules
 #     as consecutive bundles of at most that many rules (rvswitchd bounds what one
-#     connection's open bundles may hold to 64 MiB of messages, about 500k of
-#     these FLOW_MODs, and refuses one bundle of 1M with OFPBFC_MSG_TOO_MANY;
-#     OVS sets no bound), then the same RSS / dump / del figures;
+#     connection's open bundles may hold to 192 MiB of messages, about 1.5M of
+#     these FLOW_MODs, and a bridge's connections to 384 MiB together; before
+#     2026-12-02 the bound was 64 MiB and one bundle of 1M was refused with
+#     OFPBFC_MSG_TOO_MANY; OVS sets no bound), then the same RSS / dump / del figures;
 #   * for N <= --nobundle-max (100000): on another fresh switch, the same
 #     add-flows without --bundle (one flow-mod per message, barrier at the end).
 # A failed ovs-ofctl call keeps its error output in err-SIDE-N-MODE.log.
