@@ -286,8 +286,14 @@ mod tests {
         assert!(d.bridges_changed[0].connections_changed, "{d:?}");
     }
 
+    /// Held by the tests that read `RVSWITCHD__` variables (everything that
+    /// goes through `load`) or set them: `cargo test` runs tests as threads
+    /// of one process, so an override set by one would leak into another.
+    static ENV_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn only_small_regular_files_are_read() {
+        let _env = ENV_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let dir = tempfile::tempdir().unwrap();
         let e = read_file(Path::new("/dev/urandom"))
             .unwrap_err()
@@ -315,8 +321,9 @@ mod tests {
 
     #[test]
     fn environment_overrides_apply_and_are_validated() {
-        // The only test that sets RVSWITCHD__ variables, so no other test
-        // sees them.
+        // The only test that sets RVSWITCHD__ variables; the lock keeps the
+        // tests that read them from seeing these.
+        let _env = ENV_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         std::env::set_var("RVSWITCHD__DATAPATH__FLOW_LIMIT", "1234");
         std::env::set_var("RVSWITCHD__DAEMON__LOG_LEVEL", "debug");
         let c = parse_str(
