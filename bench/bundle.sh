@@ -15,6 +15,7 @@
 # what the switch adds; then the medians.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/bench/lib.sh"
 n=${1:-100000}
 runs=${2:-3}
 bin=$here/target/release/rvswitchd
@@ -35,15 +36,8 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-for i in 1 2; do
-    ip -n "$ns" link add "p$i" type veth peer name "h$i"
-    ip -n "$ns" link set "p$i" up
-    ip -n "$ns" link set "h$i" up
-done
-awk -v n="$n" 'BEGIN{for (i = 0; i < n; i++) printf "priority=100,ip,nw_src=10.%d.%d.%d,nw_dst=10.253.0.2,actions=output:2\n",
-    int(i / 65536) % 256, int(i / 256) % 256, i % 256}' > "$work/flows"
+two_port_ns "$ns"
+flowmod_rules "$n" > "$work/flows"
 inns() { ip netns exec "$ns" "$@"; }
 
 start() {   # side -> starts the switch in the namespace

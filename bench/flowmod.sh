@@ -10,6 +10,7 @@
 # RSS with N rules installed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/bench/lib.sh"
 bin=$here/target/release/rvswitchd
 [ -x "$bin" ] || cargo build --release --manifest-path "$here/Cargo.toml"
 work=$(mktemp -d /tmp/rvs-flowmod.XXXXXX)
@@ -23,8 +24,7 @@ rss() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status"; }
 echo "idle RSS: $(rss) MB"
 for n in "${@:-10000 100000}"; do
     for m in $n; do
-        awk -v n="$m" 'BEGIN{for (i = 0; i < n; i++) printf "priority=100,ip,nw_src=10.%d.%d.%d,nw_dst=10.253.0.2,actions=output:2\n",
-            int(i / 65536) % 256, int(i / 256) % 256, i % 256}' > "$work/of-$m.of"
+        flowmod_rules "$m" > "$work/of-$m.of"
         t0=$EPOCHREALTIME; ovs-ofctl -O OpenFlow13 add-flows "tcp:$listen" "$work/of-$m.of"; t1=$EPOCHREALTIME
         sleep 0.5
         r=$(rss)

@@ -50,6 +50,7 @@
 set -euo pipefail
 export LC_ALL=C
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/bench/lib.sh"
 sizes=${SIZES:-10000,100000,1000000}
 parts=rules,megaflows
 out=""
@@ -246,17 +247,10 @@ rules_one() {   # side N: every mode that applies to N, each on a fresh switch
     return 0
 }
 if want rules; then
-    ip netns add "$ns"
-    ip -n "$ns" link set lo up
-    for i in 1 2; do
-        ip -n "$ns" link add "p$i" type veth peer name "h$i"
-        ip -n "$ns" link set "p$i" up
-        ip -n "$ns" link set "h$i" up
-    done
+    two_port_ns "$ns"
     k=0
     for n in ${sizes//,/ }; do
-        awk -v n="$n" 'BEGIN{for (i = 0; i < n; i++) printf "priority=100,ip,nw_src=10.%d.%d.%d,nw_dst=10.253.0.2,actions=output:2\n",
-            int(i / 65536) % 256, int(i / 256) % 256, i % 256}' > "$work/flows-$n"
+        flowmod_rules "$n" > "$work/flows-$n"
         if [ $((k % 2)) = 0 ]; then order="ovs rvswitchd"; else order="rvswitchd ovs"; fi
         for side in $order; do rules_one "$side" "$n"; done
         rm -f "$work/flows-$n"
