@@ -937,6 +937,13 @@ fn up14() -> Peer {
     p
 }
 
+/// Wire length of `body` as an OpenFlow 1.4 message.
+fn len14(body: Message) -> usize {
+    openflow::encode_to_vec_in(Version::V1_4, &OfpMsg { xid: 1, body })
+        .expect("encode")
+        .len()
+}
+
 fn send14(p: &mut Peer, xid: u32, body: Message) {
     let b = openflow::encode_to_vec_in(Version::V1_4, &OfpMsg { xid, body }).expect("encode");
     p.send(&b);
@@ -1130,15 +1137,7 @@ fn bundles_are_bounded_in_bytes() {
         }
         f
     };
-    let each = openflow::encode_to_vec_in(
-        Version::V1_4,
-        &OfpMsg {
-            xid: 1,
-            body: badd(1, 0, 1, big(0)),
-        },
-    )
-    .expect("encode")
-    .len();
+    let each = len14(badd(1, 0, 1, big(0)));
     let mut refused = None;
     for n in 0..(MAX_BUNDLE_BYTES / each + 10) as u32 {
         send14(&mut p, n + 1, badd(1, 0, n + 1, big(n)));
@@ -1159,18 +1158,9 @@ fn bundles_are_bounded_in_bytes() {
 #[test]
 fn bundles_are_bounded_over_all_connections_of_a_bridge() {
     use std::sync::atomic::Ordering::Relaxed;
-    let p = up14();
+    let mut p = up14();
     let total = p.c.s.bundle_bytes.clone();
-    let mut p = p;
-    let each = openflow::encode_to_vec_in(
-        Version::V1_4,
-        &OfpMsg {
-            xid: 1,
-            body: badd(1, 0, 1, flow_mod(0)),
-        },
-    )
-    .expect("encode")
-    .len();
+    let each = len14(badd(1, 0, 1, flow_mod(0)));
     // The bridge's other connections hold all but room for three adds.
     let others = MAX_BRIDGE_BUNDLE_BYTES - 3 * each;
     total.fetch_add(others, Relaxed);
