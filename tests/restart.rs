@@ -250,7 +250,13 @@ fn tables_saved_after_a_change_survive_a_crash() {
         "no save after a change\n{}",
         d.log_text()
     );
-    assert!(state_counter(&d, &br, "saves") >= 2);
+    // The file is renamed into place before the counter moves: wait for
+    // both, not for one after the other was seen.
+    assert!(
+        wait_for(10, || state_counter(&d, &br, "saves") >= 2),
+        "saves: {}",
+        state_counter(&d, &br, "saves")
+    );
     let mut c = d.child.take().expect("running");
     c.kill().expect("SIGKILL");
     let _ = c.wait();
