@@ -588,7 +588,7 @@ mod tests {
     use crate::datapath::dpflow::DpFlow;
     use crate::datapath::flow::Field;
     use crate::datapath::flow::FlowKey;
-    use crate::ofproto::rule::RuleCounters;
+    use crate::ofproto::rule::Rule;
     use crate::types::PortNo;
     use std::sync::atomic::AtomicBool;
     use std::sync::atomic::AtomicU64;
@@ -598,7 +598,7 @@ mod tests {
         seq: AtomicU64,
         out_port: AtomicU64,
         deleted: AtomicU64,
-        rule: Arc<RuleCounters>,
+        rule: Arc<Rule>,
         gone: AtomicBool,
     }
 
@@ -668,7 +668,7 @@ mod tests {
                 seq: AtomicU64::new(0),
                 out_port: AtomicU64::new(2),
                 deleted: AtomicU64::new(0),
-                rule: Arc::default(),
+                rule: Rule::for_tests(1),
                 gone: AtomicBool::new(false),
             });
             let flows: Vec<Ukey> = (0..40).map(|i| ukey(&fake, i)).collect();
@@ -684,7 +684,7 @@ mod tests {
             // Stats are pushed to rules.
             handles[3].stats.add(5, 500, now_ms(), 0);
             wait_round(&boxes[0]).await;
-            assert_eq!(fake.rule.packets.load(Relaxed), 5);
+            assert_eq!(fake.rule.stats().0, 5);
             // Tables change: new output port → modify in place, nothing deleted.
             fake.out_port.store(3, Relaxed);
             fake.seq.store(1, Relaxed);
@@ -748,7 +748,7 @@ mod tests {
                 seq: AtomicU64::new(0),
                 out_port: AtomicU64::new(2),
                 deleted: AtomicU64::new(0),
-                rule: Arc::default(),
+                rule: Rule::for_tests(1),
                 gone: AtomicBool::new(false),
             });
             group[0]

@@ -244,7 +244,7 @@ impl UpcallHandler {
                 let actions = shared(&mut self.actions, &x.actions);
                 let flow = Arc::new(DpFlow::with_shared(id, &up.key, mask, actions, now));
                 installed_here.push((masked, x.wc));
-                let rules: Box<[_]> = x.rules.iter().map(|r| r.counters.clone()).collect();
+                let rules: Box<[_]> = x.rules.iter().cloned().collect();
                 owned[(id as usize) % n_rev].push(Ukey {
                     ctx: br.clone(),
                     flow: flow.clone(),

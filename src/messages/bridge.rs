@@ -225,7 +225,7 @@ impl FlowContext for BridgeShared {
         Some(Retranslated {
             mask: out.wc,
             actions: out.actions,
-            rules: out.rules.iter().map(|r| r.counters.clone()).collect(),
+            rules: out.rules.iter().cloned().collect(),
         })
     }
 

@@ -53,7 +53,7 @@ use crate::openflow::oxm::Match;
 use crate::types::{Cookie, DatapathId, GroupId, MeterId, PortNo, TableId};
 use classifier::Classifier;
 use rule::PC_SUPPORTED;
-pub use rule::{Group, Meter, PortInfo, Rule, RuleCounters, RuleParts};
+pub use rule::{Group, InstructionList, Meter, PortInfo, Rule, RuleCounters, RuleParts};
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -172,10 +172,35 @@ pub struct Ofproto {
     next_rule_id: u64,
     /// Interned instruction lists: rules with equal instructions share one
     /// allocation. Entries nobody else holds are swept when the pool doubles.
-    instr_pool: hashbrown::HashSet<Arc<[Instruction]>>,
+    instr_pool: hashbrown::HashSet<Interned>,
     /// Pool size after the last sweep.
     instr_pool_swept: usize,
 }
+
+/// An entry of the instruction intern pool, found by the list's contents.
+#[derive(Clone, Debug)]
+struct Interned(Arc<InstructionList>);
+
+impl std::borrow::Borrow<[Instruction]> for Interned {
+    fn borrow(&self) -> &[Instruction] {
+        &self.0
+    }
+}
+
+// Hash and equality are those of the slice, as `Borrow` requires.
+impl std::hash::Hash for Interned {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        <[Instruction] as std::hash::Hash>::hash(&self.0, h)
+    }
+}
+
+impl PartialEq for Interned {
+    fn eq(&self, other: &Interned) -> bool {
+        *self.0 == *other.0
+    }
+}
+
+impl Eq for Interned {}
 
 /// Which rules a modify/delete/stats request selects.
 #[derive(Clone, Copy)]
@@ -330,16 +355,16 @@ impl Ofproto {
 
     /// The shared copy of an instruction list (amortised O(1): the pool is swept
     /// of lists no rule uses any more each time it doubles).
-    fn intern_instructions(&mut self, ins: &[Instruction]) -> Arc<[Instruction]> {
+    fn intern_instructions(&mut self, ins: &[Instruction]) -> Arc<InstructionList> {
         if let Some(a) = self.instr_pool.get(ins) {
-            return a.clone();
+            return a.0.clone();
         }
         if self.instr_pool.len() >= 2 * self.instr_pool_swept.max(32) {
-            self.instr_pool.retain(|a| Arc::strong_count(a) > 1);
+            self.instr_pool.retain(|a| Arc::strong_count(&a.0) > 1);
             self.instr_pool_swept = self.instr_pool.len();
         }
-        let a: Arc<[Instruction]> = ins.into();
-        self.instr_pool.insert(a.clone());
+        let a = InstructionList::shared(ins);
+        self.instr_pool.insert(Interned(a.clone()));
         a
     }
 
@@ -489,13 +514,11 @@ impl Ofproto {
                     Some(self.intern_instructions(&fm.instructions))
                 };
                 for old in victims {
-                    let counters = if fm.flags & FF_RESET_COUNTS != 0 {
-                        Arc::new(RuleCounters::default())
-                    } else {
-                        old.counters.clone()
-                    };
                     let Some(ins) = &instructions else { break };
-                    let new = Arc::new(old.with_instructions(ins.clone(), counters));
+                    let new = Arc::new(old.with_instructions(ins.clone()));
+                    if fm.flags & FF_RESET_COUNTS == 0 {
+                        old.hand_counts_to(&new);
+                    }
                     self.install(new.clone());
                     res.modified.push((old, new));
                 }
@@ -592,13 +615,12 @@ impl Ofproto {
         if existing.is_none() && t.len() >= self.table_max_entries as usize {
             return Err(OfpError::TableFull);
         }
-        let (counters, id) = match &existing {
-            Some(old) if fm.flags & FF_RESET_COUNTS == 0 => (old.counters.clone(), old.id),
-            Some(old) => (Arc::new(RuleCounters::default()), old.id),
+        let id = match &existing {
+            Some(old) => old.id,
             None => {
                 let id = self.next_rule_id;
                 self.next_rule_id += 1;
-                (Arc::new(RuleCounters::default()), id)
+                id
             }
         };
         let mask = self.tables[fm.table_id.0 as usize]
@@ -618,8 +640,13 @@ impl Ofproto {
             flags: fm.flags,
             instructions,
             created_ms: now_ms,
-            counters,
         }));
+        if let Some(old) = existing
+            .as_ref()
+            .filter(|_| fm.flags & FF_RESET_COUNTS == 0)
+        {
+            old.hand_counts_to(&rule);
+        }
         let replaced = self.install(rule.clone());
         Ok(FlowModResult {
             removed: Vec::new(),

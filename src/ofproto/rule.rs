@@ -4,18 +4,23 @@
 //! actor (which replaces them on modification) and the snapshots read by upcall
 //! handlers and revalidators. The only mutable state is statistics, kept in atomics
 //! so revalidators can push datapath counters into rules without any message or lock.
-//! A rule's counters live in their own `Arc<RuleCounters>` so that a MODIFY (which
-//! builds a new `Rule` with new instructions) keeps counting into the same counters,
-//! including pushes from revalidators that still hold the old `Arc<Rule>`.
+//! A rule's counters live inside it. A MODIFY (which builds a new `Rule` with new
+//! instructions) hands them over ([`Rule::hand_counts_to`]): the new rule starts
+//! from the old one's totals, and pushes from revalidators that still hold the
+//! old `Arc<Rule>` are forwarded to it, as OVS forwards them through
+//! `rule->new_rule` (`ofproto-dpif.c: rule_dpif_credit_stats()`).
 
 use super::classifier::{ClassifierRule, KeyWords};
 use super::hamt::HamtItem;
+use super::match_::key_to_match;
 use crate::datapath::flow::FlowKey;
 use crate::openflow::action::{Action, Instruction};
 use crate::openflow::message::{Bucket, GroupType, MeterBand, FF_SEND_FLOW_REM};
 use crate::openflow::oxm::Match;
 use crate::openflow::{decode_oxms, encode_oxms};
 use crate::types::{Cookie, GroupId, MacAddr, MeterId, PortNo, TableId};
+use arc_swap::ArcSwapOption;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -41,14 +46,36 @@ impl RuleCounters {
     }
 }
 
+/// A validated instruction list behind one thin pointer (`Arc<InstructionList>`
+/// is a word, where `Arc<[Instruction]>` was two): lists are interned, so
+/// the extra indirection costs one allocation per distinct list, and rules
+/// save a word each.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct InstructionList(Box<[Instruction]>);
+
+impl InstructionList {
+    /// A shared list.
+    pub fn shared(ins: &[Instruction]) -> Arc<InstructionList> {
+        Arc::new(InstructionList(ins.into()))
+    }
+}
+
+impl std::ops::Deref for InstructionList {
+    type Target = [Instruction];
+    fn deref(&self) -> &[Instruction] {
+        &self.0
+    }
+}
+
 /// One OpenFlow flow entry.
 ///
-/// Memory layout (a switch may hold 100k+ of these): the match is kept as the
-/// OXM TLV bytes it encodes to (decoded on demand by [`Rule::match_`], copied
-/// as-is into flow stats), the mask is shared by every rule of its subtable
+/// Memory layout (a switch may hold 100k+ of these): the match is rebuilt
+/// from the key when asked for (the OXM bytes received are kept only when
+/// they differ from that, see [`Rule::match_oxm`]), the mask is shared by every rule of its subtable
 /// (`Arc`), the masked value keeps only the words where the mask is non-zero
-/// ([`KeyWords`], inline for up to four words), and identical instruction lists
-/// share one `Arc<[Instruction]>` (interned by [`super::Ofproto`]).
+/// ([`KeyWords`], inline for up to four words), the counters are inline
+/// (no allocation of their own), and identical instruction lists share one
+/// [`InstructionList`] (interned by [`super::Ofproto`]).
 #[derive(Debug)]
 pub struct Rule {
     /// Unique id for the switch's lifetime (indexes the timeout list).
@@ -57,12 +84,20 @@ pub struct Rule {
     pub created_ms: u64,
     /// Cookie.
     pub cookie: Cookie,
-    /// Statistics, shared with replacements that keep counters.
-    pub counters: Arc<RuleCounters>,
+    /// Statistics.
+    counters: RuleCounters,
+    /// The rule that took this one's counts over (a MODIFY or an ADD of the
+    /// same match without `OFPFF_RESET_COUNTS`): credits go there from then on.
+    /// Set once, by the Bridge actor; read by whoever credits the rule.
+    replaced_by: ArcSwapOption<Rule>,
     /// Instructions, validated at FLOW_MOD time (shared between equal lists).
-    pub instructions: Arc<[Instruction]>,
-    /// The match's OXM TLVs (no `ofp_match` header or padding).
-    oxm: Box<[u8]>,
+    pub instructions: Arc<InstructionList>,
+    /// The match's OXM TLVs as received (no `ofp_match` header or padding),
+    /// kept only when they differ from the canonical encoding of
+    /// `(value, mask)` ([`key_to_match`]): a different field order, or a field
+    /// the key cannot hold. `ovs-ofctl` sends the canonical order, so most
+    /// rules keep none, which saves 22–40 bytes and an allocation per rule.
+    oxm: Option<Box<ReceivedOxm>>,
     /// Match mask.
     mask: Arc<FlowKey>,
     /// Match value, compacted under `mask`.
@@ -103,11 +138,9 @@ pub struct RuleParts<'a> {
     /// See [`Rule::flags`].
     pub flags: u16,
     /// See [`Rule::instructions`].
-    pub instructions: Arc<[Instruction]>,
+    pub instructions: Arc<InstructionList>,
     /// See [`Rule::created_ms`].
     pub created_ms: u64,
-    /// See [`Rule::counters`].
-    pub counters: Arc<RuleCounters>,
 }
 
 impl HamtItem for Arc<Rule> {
@@ -128,6 +161,19 @@ impl ClassifierRule for Arc<Rule> {
     }
 }
 
+/// `m`'s encoding, unless it is the canonical one of `(value, mask)`, which
+/// [`Rule::match_oxm`] can rebuild.
+fn received_oxm(m: &Match, value: &FlowKey, mask: &FlowKey) -> Option<Box<ReceivedOxm>> {
+    let sent = encode_oxms(m);
+    let canonical = encode_oxms(&key_to_match(&value.masked(mask), mask));
+    (sent != canonical).then(|| Box::new(ReceivedOxm(sent.into_boxed_slice())))
+}
+
+/// OXM bytes behind one thin pointer: the rare rule that keeps them pays
+/// for the extra allocation, the others save a word.
+#[derive(Clone, Debug)]
+struct ReceivedOxm(Box<[u8]>);
+
 impl Rule {
     /// Builds a rule.
     pub fn new(p: RuleParts<'_>) -> Rule {
@@ -135,9 +181,10 @@ impl Rule {
             id: p.id,
             created_ms: p.created_ms,
             cookie: p.cookie,
-            counters: p.counters,
+            counters: RuleCounters::default(),
+            replaced_by: ArcSwapOption::empty(),
             instructions: p.instructions,
-            oxm: encode_oxms(p.match_).into_boxed_slice(),
+            oxm: received_oxm(p.match_, p.value, &p.mask),
             key: KeyWords::new(p.value, &p.mask),
             mask: p.mask,
             priority: p.priority,
@@ -150,16 +197,13 @@ impl Rule {
 
     /// The same rule (match, priority, timeouts, cookie, creation time) with other
     /// instructions and counters: what a FLOW_MOD MODIFY installs.
-    pub fn with_instructions(
-        &self,
-        instructions: Arc<[Instruction]>,
-        counters: Arc<RuleCounters>,
-    ) -> Rule {
+    pub fn with_instructions(&self, instructions: Arc<InstructionList>) -> Rule {
         Rule {
             id: self.id,
             created_ms: self.created_ms,
             cookie: self.cookie,
-            counters,
+            counters: RuleCounters::default(),
+            replaced_by: ArcSwapOption::empty(),
             instructions,
             oxm: self.oxm.clone(),
             mask: self.mask.clone(),
@@ -172,10 +216,12 @@ impl Rule {
         }
     }
 
-    /// The match as the controller sent it (for FLOW_REMOVED and tests), decoded
-    /// from the stored OXM bytes.
+    /// The match as the controller sent it (for FLOW_REMOVED and tests).
     pub fn match_(&self) -> Match {
-        match decode_oxms(&self.oxm) {
+        let Some(oxm) = &self.oxm else {
+            return key_to_match(&self.value(), &self.mask);
+        };
+        match decode_oxms(&oxm.0) {
             Ok(m) => m,
             Err(e) => {
                 // We encoded these bytes ourselves from a validated match.
@@ -185,9 +231,13 @@ impl Rule {
         }
     }
 
-    /// The match's OXM TLVs as they go on the wire (flow stats copy them).
-    pub fn match_oxm(&self) -> &[u8] {
-        &self.oxm
+    /// The match's OXM TLVs as they go on the wire (flow stats copy them):
+    /// the bytes received, or their canonical encoding, which is the same.
+    pub fn match_oxm(&self) -> Cow<'_, [u8]> {
+        match &self.oxm {
+            Some(b) => Cow::Borrowed(&b.0),
+            None => Cow::Owned(encode_oxms(&key_to_match(&self.value(), &self.mask))),
+        }
     }
 
     /// Match mask.
@@ -210,10 +260,75 @@ impl Rule {
         &self.key
     }
 
+    /// The rule's own counters (what its statistics report).
+    #[inline]
+    pub fn counters(&self) -> &RuleCounters {
+        &self.counters
+    }
+
+    /// `new` replaces this rule and keeps its counts: it starts from this
+    /// rule's totals, and later credits to this rule go to `new` (revalidators
+    /// may hold this rule until they translate the flow again).
+    ///
+    /// The forward is set before the totals are read, and counters only
+    /// add, so nothing is counted twice; a credit already past its check
+    /// of `replaced_by` when the totals are read is lost (a few packets at
+    /// most, in the instant of the replacement; OVS closes it with a mutex
+    /// per rule that every credit takes).
+    pub fn hand_counts_to(&self, new: &Arc<Rule>) {
+        self.replaced_by.store(Some(new.clone()));
+        let c = &self.counters;
+        new.counters.add(
+            c.packets.load(Ordering::Relaxed),
+            c.bytes.load(Ordering::Relaxed),
+            c.used_ms.load(Ordering::Relaxed),
+        );
+    }
+
+    /// The end of the chain of rules that took this one's counts over, if
+    /// any. The chain is shortened to one step on the way, so a rule replaced
+    /// many times while a revalidator held its first version costs the walk
+    /// once.
+    fn counts_go_to(&self) -> Option<Arc<Rule>> {
+        let mut at = self.replaced_by.load_full()?;
+        let mut hops = 0u32;
+        while let Some(next) = at.replaced_by.load_full() {
+            at = next;
+            hops += 1;
+        }
+        if hops > 0 {
+            self.replaced_by.store(Some(at.clone()));
+        }
+        Some(at)
+    }
+
+    /// A catch-all rule with no actions, for tests that need rules to credit.
+    #[cfg(test)]
+    pub(crate) fn for_tests(id: u64) -> Arc<Rule> {
+        Arc::new(Rule::new(RuleParts {
+            id,
+            table_id: TableId(0),
+            priority: 0,
+            match_: &Match::default(),
+            value: &FlowKey::default(),
+            mask: Arc::new(FlowKey::default()),
+            cookie: Cookie(0),
+            idle_timeout: 0,
+            hard_timeout: 0,
+            flags: 0,
+            instructions: InstructionList::shared(&[]),
+            created_ms: 0,
+        }))
+    }
+
     /// Adds datapath statistics (called by revalidators on any thread).
     #[inline]
     pub fn add_stats(&self, packets: u64, bytes: u64, used_ms: u64) {
-        self.counters.add(packets, bytes, used_ms);
+        if self.replaced_by.load().is_none() {
+            self.counters.add(packets, bytes, used_ms);
+        } else if let Some(to) = self.counts_go_to() {
+            to.counters.add(packets, bytes, used_ms);
+        }
     }
 
     /// `(packets, bytes)`.

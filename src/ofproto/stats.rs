@@ -548,6 +548,7 @@ impl FlowStatsJob {
             };
             let (duration_sec, duration_nsec) = r.duration(self.now_ms);
             let (packet_count, byte_count) = r.stats();
+            let oxm = r.match_oxm();
             let e = FlowStatsRef {
                 table_id: r.table_id,
                 duration_sec,
@@ -559,7 +560,7 @@ impl FlowStatsJob {
                 cookie: r.cookie,
                 packet_count,
                 byte_count,
-                match_oxm: r.match_oxm(),
+                match_oxm: &oxm,
                 instructions: &r.instructions,
             };
             if let Err(err) = w.push_flow_stats(&e) {

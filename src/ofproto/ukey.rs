@@ -10,7 +10,7 @@
 use crate::datapath::actions::DpActions;
 use crate::datapath::dpflow::{DpFlow, DpFlowStatsSnapshot};
 use crate::datapath::flow::FlowKey;
-use crate::ofproto::rule::RuleCounters;
+use crate::ofproto::rule::Rule;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
@@ -21,8 +21,8 @@ pub struct Retranslated {
     pub mask: FlowKey,
     /// Resulting actions.
     pub actions: DpActions,
-    /// Counters of the rules it went through.
-    pub rules: Box<[Arc<RuleCounters>]>,
+    /// The rules it went through.
+    pub rules: Box<[Arc<Rule>]>,
 }
 
 /// What a revalidator needs from the bridge a flow belongs to.
@@ -47,11 +47,11 @@ pub struct Ukey {
     pub flow: Arc<DpFlow>,
     /// `ctx.xlate_seq()` as it was *before* the actions were computed.
     pub xlate_seq: u64,
-    /// Counters of the rules to credit with the flow's hits: only the
-    /// counters, one thin pointer each, not the rules (a flow through the
-    /// 11-table pipeline of the benchmarks credits 11 rules, and 100k flows
-    /// kept 17 MB in fat `Arc<dyn>` pointers and spare capacity).
-    pub rules: Box<[Arc<RuleCounters>]>,
+    /// The rules to credit with the flow's hits, one thin pointer each in an
+    /// exactly-sized box (a flow through the 11-table pipeline of the
+    /// benchmarks credits 11 rules, and 100k flows kept 17 MB in fat
+    /// `Arc<dyn>` pointers and spare capacity).
+    pub rules: Box<[Arc<Rule>]>,
     /// Statistics already pushed.
     pub pushed: DpFlowStatsSnapshot,
 }
@@ -107,7 +107,7 @@ const PUSH_SLOTS: usize = 1024;
 /// One rule's deltas gathered during a round.
 #[derive(Default)]
 struct PushSlot {
-    rule: Option<Arc<RuleCounters>>,
+    rule: Option<Arc<Rule>>,
     packets: u64,
     bytes: u64,
     used_ms: u64,
@@ -121,7 +121,7 @@ struct PushSlot {
 /// rules; with 100k flows in use a round made 1.1 million rounds of three
 /// atomic read-modify-writes (one a compare-and-swap loop for the last-use
 /// time) on counters that all threads share. Deltas land instead in a small
-/// direct-mapped table keyed by the counters' address, with plain additions;
+/// direct-mapped table keyed by the rule's address, with plain additions;
 /// a slot is written out when another rule needs it, and all of them at
 /// [`RulePush::flush`] (also on drop). OVS batches the same way with its
 /// per-revalidator `xlate_cache` pushes.
@@ -142,9 +142,9 @@ impl Default for RulePush {
 impl RulePush {
     /// Credits `rule` with a delta.
     #[inline]
-    pub fn add(&mut self, rule: &Arc<RuleCounters>, packets: u64, bytes: u64, used_ms: u64) {
+    pub fn add(&mut self, rule: &Arc<Rule>, packets: u64, bytes: u64, used_ms: u64) {
         let addr = Arc::as_ptr(rule) as usize;
-        // Counters are 8-byte aligned, 24-byte objects: mix the address bits.
+        // Rules are 8-byte aligned heap objects: mix the address bits.
         let i =
             (addr >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - PUSH_SLOTS.trailing_zeros());
         let s = &mut self.slots[i & (PUSH_SLOTS - 1)];
@@ -162,7 +162,7 @@ impl RulePush {
 
     fn write_out(s: &mut PushSlot) {
         if let Some(r) = s.rule.take() {
-            r.add(s.packets, s.bytes, s.used_ms);
+            r.add_stats(s.packets, s.bytes, s.used_ms);
         }
         s.packets = 0;
         s.bytes = 0;
@@ -191,7 +191,7 @@ mod tests {
     #[test]
     fn pushes_sum_per_rule_whatever_the_collisions() {
         // Far more rules than slots, so slots are evicted and reused.
-        let rules: Vec<Arc<RuleCounters>> = (0..5000).map(|_| Arc::default()).collect();
+        let rules: Vec<Arc<Rule>> = (0..5000).map(Rule::for_tests).collect();
         let mut push = RulePush::default();
         let mut want = vec![(0u64, 0u64, 0u64); rules.len()];
         let mut x = 12345u64;
@@ -208,33 +208,35 @@ mod tests {
         }
         push.flush();
         for (r, w) in rules.iter().zip(&want) {
+            let c = r.counters();
             let got = (
-                r.packets.load(Relaxed),
-                r.bytes.load(Relaxed),
-                r.used_ms.load(Relaxed),
+                c.packets.load(Relaxed),
+                c.bytes.load(Relaxed),
+                c.used_ms.load(Relaxed),
             );
             assert_eq!(got, *w);
         }
         // A flushed table is empty: flushing again (or dropping) adds nothing.
         push.flush();
         drop(push);
-        assert_eq!(rules[0].packets.load(Relaxed), want[0].0);
+        assert_eq!(rules[0].stats().0, want[0].0);
     }
 
     #[test]
     fn drop_writes_what_was_gathered() {
-        let r: Arc<RuleCounters> = Arc::default();
+        let r = Rule::for_tests(1);
         {
             let mut push = RulePush::default();
             push.add(&r, 2, 20, 7);
             push.add(&r, 3, 30, 5);
-            assert_eq!(r.packets.load(Relaxed), 0, "nothing written before the end");
+            assert_eq!(r.stats().0, 0, "nothing written before the end");
         }
+        let c = r.counters();
         assert_eq!(
             (
-                r.packets.load(Relaxed),
-                r.bytes.load(Relaxed),
-                r.used_ms.load(Relaxed)
+                c.packets.load(Relaxed),
+                c.bytes.load(Relaxed),
+                c.used_ms.load(Relaxed)
             ),
             (5, 50, 7)
         );
