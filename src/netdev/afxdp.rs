@@ -592,7 +592,17 @@ impl AfxdpNetdev {
                 ),
             });
         }
-        let xdp = XdpAttachment::attach(name, ifindex, bpf::rx_queues(name), mode)?;
+        let queues = bpf::rx_queues(name);
+        if queues > 1 {
+            // As OVS with n_rxq = 1: say it rather than lose traffic quietly.
+            tracing::warn!(
+                dev = name,
+                queues,
+                "afxdp ports switch receive queue 0 only; frames the NIC puts on the \
+                 other queues go to the kernel stack (ethtool -L {name} combined 1)"
+            );
+        }
+        let xdp = XdpAttachment::attach(name, ifindex, queues, mode)?;
         let copy = libc::XDP_COPY | libc::XDP_USE_NEED_WAKEUP;
         let zc = libc::XDP_ZEROCOPY | libc::XDP_USE_NEED_WAKEUP;
         let binds: &[u16] = match mode {
