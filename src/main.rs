@@ -16,7 +16,7 @@ use rvswitchd::daemon::cli::{self, CtlOpts, Mode, RunOpts};
 use rvswitchd::daemon::{fds, listening, logging, notify, ovs_compat, process, procfs, takeover};
 use rvswitchd::messages::daemon::{GetInventory, Reload, ReloadOrigin, ShowConfig, Shutdown};
 use rvswitchd::messages::Mailbox;
-use rvswitchd::netdev::PortType;
+use rvswitchd::netdev::{self, PortType};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -192,6 +192,11 @@ fn contract_config(o: &RunOpts) -> Result<Config, String> {
     let (ip, port) = listen
         .rsplit_once(':')
         .ok_or_else(|| format!("--listen {listen:?}: expected IP:PORT"))?;
+    // Empty when the options were not built by the parser (its default is "system").
+    let port_type = match o.port_type.as_str() {
+        "" => PortType::System,
+        t => netdev::parse_port_type(t).map_err(|e| e.to_string())?,
+    };
     let mut cfg: Config = toml::from_str("").map_err(|e| e.to_string())?;
     cfg.daemon.control_socket = o
         .unixctl
@@ -220,7 +225,7 @@ fn contract_config(o: &RunOpts) -> Result<Config, String> {
             .zip(o.ports.iter().filter(|p| !p.is_empty()))
             .map(|(n, p)| PortConfig {
                 ofport: Some(n),
-                ..PortConfig::new(p, PortType::System)
+                ..PortConfig::new(p, port_type)
             })
             .collect(),
     });

@@ -173,6 +173,9 @@ impl std::str::FromStr for MacAddr {
 pub enum PortType {
     /// An existing interface (veth, physical NIC), opened with AF_PACKET.
     System,
+    /// An existing interface opened with an AF_XDP socket and an XDP
+    /// redirect program (`netdev::afxdp`).
+    Afxdp,
     /// The bridge's own port: a TAP device named like the bridge, created by us.
     Internal,
     /// A TAP device created by us for a VM or container.
@@ -188,6 +191,45 @@ impl PortType {
     /// their own (no rtnetlink link to watch, no MAC of a device).
     pub fn is_tunnel(self) -> bool {
         matches!(self, PortType::Vxlan | PortType::Geneve)
+    }
+}
+
+/// How an `afxdp` port attaches its XDP program and binds its socket (the
+/// port option `xdp_mode`, OVS's `options:xdp-mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum XdpMode {
+    /// Native with zero-copy if the driver allows, else native with copy,
+    /// else generic (the default, as OVS).
+    #[default]
+    BestEffort,
+    /// Native (driver) XDP and a zero-copy socket, or fail.
+    NativeWithZerocopy,
+    /// Native (driver) XDP, frames copied into the socket's memory.
+    Native,
+    /// Generic XDP on the kernel's socket buffers (any device; slowest).
+    Generic,
+}
+
+impl XdpMode {
+    /// Every mode with its config name.
+    pub const ALL: [(XdpMode, &'static str); 4] = [
+        (XdpMode::BestEffort, "best-effort"),
+        (XdpMode::NativeWithZerocopy, "native-with-zerocopy"),
+        (XdpMode::Native, "native"),
+        (XdpMode::Generic, "generic"),
+    ];
+
+    /// The mode a config string names.
+    pub fn parse(s: &str) -> Option<XdpMode> {
+        XdpMode::ALL.iter().find(|(_, n)| *n == s).map(|(m, _)| *m)
+    }
+
+    /// The config name.
+    pub fn name(self) -> &'static str {
+        XdpMode::ALL
+            .iter()
+            .find(|(m, _)| *m == self)
+            .map_or("best-effort", |(_, n)| *n)
     }
 }
 

@@ -1350,6 +1350,7 @@ fn cli_help_errors_and_completions() {
         "dpid",
         "listen",
         "ports",
+        "port\\-type",
     ] {
         assert!(
             man.contains(&format!("\\-\\-{opt}")),

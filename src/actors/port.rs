@@ -107,11 +107,23 @@ impl Port {
                 }
                 (nd, tunnel_link(&name))
             }),
-            Ok(None) => netdev::open(&name, self.p.cfg.kind).and_then(|nd| {
-                let link = netlink::get_link(&name)?
-                    .ok_or_else(|| NetdevError::NoSuchDevice(name.clone()))?;
-                Ok((nd, link))
-            }),
+            Ok(None) => self
+                .p
+                .cfg
+                .xdp_mode()
+                .map_err(|e| NetdevError::Options {
+                    dev: name.clone(),
+                    msg: format!("{}: {}", e.key, e.msg),
+                })
+                .and_then(|xdp_mode| {
+                    let opts = netdev::DeviceOptions { xdp_mode };
+                    netdev::open_with(&name, self.p.cfg.kind, &opts)
+                })
+                .and_then(|nd| {
+                    let link = netlink::get_link(&name)?
+                        .ok_or_else(|| NetdevError::NoSuchDevice(name.clone()))?;
+                    Ok((nd, link))
+                }),
             Err(e) => Err(NetdevError::Options {
                 dev: name.clone(),
                 msg: format!("{}: {}", e.key, e.msg),
@@ -159,7 +171,7 @@ impl Actor for Port {
         self.try_open();
         // Devices created by others may appear at any time; rtnetlink tells
         // us, and this slow retry covers a missed notification.
-        if self.p.cfg.kind == PortType::System {
+        if matches!(self.p.cfg.kind, PortType::System | PortType::Afxdp) {
             ctx.run_interval(Duration::from_secs(2), |a, _| {
                 if !a.attached {
                     a.try_open();

@@ -129,7 +129,9 @@ fn diff_bridge(o: &BridgeConfig, n: &BridgeConfig) -> BridgeDiff {
             Some(np) if np != op => {
                 // A tunnel's options are its device: changing one reopens it.
                 let tunnel_changed = np.tunnel_config().ok() != op.tunnel_config().ok();
-                if np.kind != op.kind || np.ofport != op.ofport || tunnel_changed {
+                // So is an afxdp port's XDP mode (the program and socket).
+                let xdp_changed = np.xdp_mode().ok() != op.xdp_mode().ok();
+                if np.kind != op.kind || np.ofport != op.ofport || tunnel_changed || xdp_changed {
                     d.ports_removed.push(op.name.clone());
                     d.ports_added.push(np.clone());
                 } else {

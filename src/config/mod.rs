@@ -286,6 +286,50 @@ mod tests {
         assert!(d.bridges_changed[0].connections_changed, "{d:?}");
     }
 
+    #[test]
+    fn afxdp_ports_take_an_xdp_mode_and_nothing_else_does() {
+        let cfg = |ty: &str, opt: &str| {
+            format!("[[bridge]]\nname = \"b\"\n[[bridge.port]]\nname = \"v0\"\ntype = \"{ty}\"\n{opt}\n")
+        };
+        let c = parse_str(&cfg("afxdp", ""), "x.toml", false).unwrap();
+        let p = &c.bridge[0].port[0];
+        assert_eq!(p.kind, crate::types::PortType::Afxdp);
+        assert_eq!(p.xdp_mode(), Ok(crate::types::XdpMode::BestEffort));
+        for (mode, name) in crate::types::XdpMode::ALL {
+            let c = parse_str(
+                &cfg("afxdp", &format!("xdp_mode = \"{name}\"")),
+                "x.toml",
+                false,
+            )
+            .unwrap();
+            assert_eq!(c.bridge[0].port[0].xdp_mode(), Ok(mode));
+            assert_eq!(mode.name(), name);
+        }
+        let e = parse_str(&cfg("afxdp", "xdp_mode = \"zerocopy\""), "x.toml", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("x.toml:6")
+                && e.contains("bridge[0].port[0].xdp_mode")
+                && e.contains("\"zerocopy\" is not an XDP mode")
+                && e.contains("best-effort, native-with-zerocopy, native, generic"),
+            "{e}"
+        );
+        let e = parse_str(&cfg("system", "xdp_mode = \"native\""), "x.toml", false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("xdp_mode applies to afxdp ports"), "{e}");
+        let e = parse_str(&cfg("afxpd", ""), "x.toml", false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("afxdp"), "the known types are listed: {e}");
+        // Changing the mode reopens the port.
+        let a = parse_str(&cfg("afxdp", ""), "a", false).unwrap();
+        let b = parse_str(&cfg("afxdp", "xdp_mode = \"generic\""), "b", false).unwrap();
+        let d = ConfigDiff::between(&a, &b);
+        assert_eq!(d.bridges_changed[0].ports_added.len(), 1, "{d:?}");
+    }
+
     /// Held by the tests that read `RVSWITCHD__` variables (everything that
     /// goes through `load`) or set them: `cargo test` runs tests as threads
     /// of one process, so an override set by one would leak into another.

@@ -2,7 +2,7 @@
 
 use super::{locate, ConfigError};
 use crate::types::DatapathId;
-use crate::types::PortType;
+use crate::types::{PortType, XdpMode};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -278,7 +278,7 @@ fn default_true() -> bool {
 pub struct PortConfig {
     /// Interface name: an existing device (system) or one we create (tap, internal).
     pub name: String,
-    /// system | internal | tap.
+    /// system | afxdp | internal | tap | vxlan | geneve.
     #[serde(rename = "type", default = "default_port_type")]
     pub kind: PortType,
     /// Requested OpenFlow port number; the lowest free one when absent.
@@ -315,6 +315,10 @@ pub struct PortConfig {
     /// Tunnel ports: outer TOS byte (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tos: Option<u8>,
+    /// `afxdp` ports: `best-effort` (default), `native-with-zerocopy`,
+    /// `native` or `generic` (OVS's `options:xdp-mode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xdp_mode: Option<String>,
 }
 
 fn default_port_type() -> PortType {
@@ -338,7 +342,37 @@ impl PortConfig {
             df_default: None,
             ttl: None,
             tos: None,
+            xdp_mode: None,
         }
+    }
+
+    /// The port's validated `xdp_mode` (the default for an `afxdp` port
+    /// without one); an error for an unknown mode, or for the option on a
+    /// port of another type.
+    pub fn xdp_mode(&self) -> Result<XdpMode, super::tunnel::OptionError> {
+        let Some(s) = &self.xdp_mode else {
+            return Ok(XdpMode::default());
+        };
+        if self.kind != PortType::Afxdp {
+            return Err(super::tunnel::OptionError {
+                key: "xdp_mode",
+                msg: format!(
+                    "xdp_mode applies to afxdp ports, not to a {:?} port",
+                    self.kind
+                ),
+            });
+        }
+        XdpMode::parse(s).ok_or_else(|| super::tunnel::OptionError {
+            key: "xdp_mode",
+            msg: format!(
+                "{s:?} is not an XDP mode (expected {})",
+                XdpMode::ALL
+                    .iter()
+                    .map(|(_, n)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
     }
 }
 
@@ -722,13 +756,16 @@ impl Config {
                         format!("{v} is out of range 0..=4094"),
                     ));
                 }
-                p.tunnel_config().map_err(|e| {
-                    err(
-                        format!("{pkey}.{}", e.key),
-                        locate(text, e.key, "", 0),
-                        e.msg,
-                    )
-                })?;
+                p.xdp_mode()
+                    .map(|_| ())
+                    .and_then(|()| p.tunnel_config().map(|_| ()))
+                    .map_err(|e| {
+                        err(
+                            format!("{pkey}.{}", e.key),
+                            locate(text, e.key, "", 0),
+                            e.msg,
+                        )
+                    })?;
                 if let Some((kind, local, port)) = p.tunnel_endpoint() {
                     // A wildcard bind covers every address of its family, so
                     // it collides with any other port on the same UDP port.

@@ -97,6 +97,15 @@ pub struct RunOpts {
         requires = "listen"
     )]
     pub ports: Vec<String>,
+    /// Benchmark contract: how --ports are opened: system (AF_PACKET, the default) or afxdp (AF_XDP, xdp_mode best-effort).
+    #[arg(
+        long,
+        value_name = "TYPE",
+        default_value = "system",
+        value_parser = ["system", "afxdp"],
+        requires = "listen"
+    )]
+    pub port_type: String,
     /// Control socket path, overriding daemon.control_socket.
     #[arg(long, value_name = "PATH")]
     pub unixctl: Option<PathBuf>,
@@ -112,7 +121,7 @@ pub enum Command {
     ///
     /// COMMAND is a control command (`rvswitchd ctl list-commands` lists them), or one of:
     ///
-    ///   add-port BRIDGE IFACE [type=system|tap|internal] [ofport=N] [vlan=N] [trunks=N,N...]
+    ///   add-port BRIDGE IFACE [type=system|afxdp|tap|internal] [ofport=N] [vlan=N] [trunks=N,N...]
     ///   del-port [BRIDGE] IFACE
     ///   add-br BRIDGE [fail_mode=standalone|secure] [datapath_id=HEX16] [listener=ADDR...]
     ///   del-br BRIDGE
@@ -226,9 +235,29 @@ mod tests {
             Mode::CheckConfig("x.toml".into())
         );
         match p(&["--dpid", "7", "--listen", "127.0.0.1:1", "--ports", "a b"]).unwrap() {
-            Mode::Run(o) => assert_eq!(o.ports, vec!["a", "b"]),
+            Mode::Run(o) => {
+                assert_eq!(o.ports, vec!["a", "b"]);
+                assert_eq!(o.port_type, "system");
+            }
             m => panic!("{m:?}"),
         }
+        match p(&[
+            "--listen",
+            "127.0.0.1:1",
+            "--ports",
+            "a",
+            "--port-type",
+            "afxdp",
+        ])
+        .unwrap()
+        {
+            Mode::Run(o) => assert_eq!(o.port_type, "afxdp"),
+            m => panic!("{m:?}"),
+        }
+        let e = p(&["--listen", "1:1", "--port-type", "tap"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--port-type") && e.contains("afxdp"), "{e}");
         assert!(matches!(
             p(&["completions", "bash"]).unwrap(),
             Mode::Completions(clap_complete::Shell::Bash)

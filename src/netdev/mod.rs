@@ -1,8 +1,8 @@
 //! Port I/O backends: the only part of the switch that makes packet syscalls.
 //!
 //! A [`Netdev`] is one open Linux interface (an existing `system` device through
-//! AF_PACKET, or a TAP device we create for `internal`/`tap` ports). It is owned by
-//! exactly one datapath poll thread, which receives from it and transmits on it;
+//! AF_PACKET or `afxdp` device through AF_XDP, or a TAP device we create for
+//! `internal`/`tap` ports). It is owned by exactly one datapath poll thread, which receives from it and transmits on it;
 //! no lock is taken per packet. Device metadata (MAC, MTU, flags, carrier, speed)
 //! and link change notifications come from rtnetlink (see `netlink`), which the
 //! Port actors use — the poll threads never parse netlink.
@@ -16,8 +16,10 @@
 use packet::PacketBatch;
 use std::os::fd::RawFd;
 
-pub use crate::types::PortType;
+pub use crate::types::{PortType, XdpMode};
 
+pub mod afxdp;
+pub mod bpf;
 pub mod netlink;
 pub mod packet;
 pub mod poll;
@@ -31,12 +33,31 @@ pub mod testdev;
 pub mod tunnel;
 pub mod vnet;
 
-/// Opens the device for a configured port: `system` attaches to an existing
-/// interface, `internal` and `tap` create a TAP device that lives as long as the
-/// returned handle (and any transmit handles opened from it).
+/// Per-port device options from the configuration (defaults for every other).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceOptions {
+    /// `afxdp` ports: how the XDP program attaches and the socket binds.
+    pub xdp_mode: XdpMode,
+}
+
+/// Opens the device for a configured port with default options (see
+/// [`open_with`]).
 pub fn open(name: &str, kind: PortType) -> Result<Box<dyn Netdev>, NetdevError> {
+    open_with(name, kind, &DeviceOptions::default())
+}
+
+/// Opens the device for a configured port: `system` attaches to an existing
+/// interface through AF_PACKET, `afxdp` through AF_XDP, `internal` and `tap`
+/// create a TAP device that lives as long as the returned handle (and any
+/// transmit handles opened from it).
+pub fn open_with(
+    name: &str,
+    kind: PortType,
+    opts: &DeviceOptions,
+) -> Result<Box<dyn Netdev>, NetdevError> {
     match kind {
         PortType::System => Ok(Box::new(system::SystemNetdev::open(name)?)),
+        PortType::Afxdp => Ok(Box::new(afxdp::AfxdpNetdev::open(name, opts.xdp_mode)?)),
         PortType::Internal | PortType::Tap => Ok(Box::new(tap::TapNetdev::open(name)?)),
         // Opened by the tunnel layer with their options (wired in the next step).
         PortType::Vxlan | PortType::Geneve => Err(NetdevError::UnknownType(format!(
@@ -50,6 +71,7 @@ pub fn open(name: &str, kind: PortType) -> Result<Box<dyn Netdev>, NetdevError> 
 pub fn parse_port_type(s: &str) -> Result<PortType, NetdevError> {
     match s {
         "system" => Ok(PortType::System),
+        "afxdp" => Ok(PortType::Afxdp),
         "internal" => Ok(PortType::Internal),
         "tap" => Ok(PortType::Tap),
         other => Err(NetdevError::UnknownType(other.to_string())),
@@ -63,7 +85,7 @@ pub enum NetdevError {
     #[error("could not open network device {0} (No such device)")]
     NoSuchDevice(String),
     /// The port type in the config is not one we implement.
-    #[error("unknown port type {0:?} (expected system, internal or tap)")]
+    #[error("unknown port type {0:?} (expected system, afxdp, internal or tap)")]
     UnknownType(String),
     /// A port's options are not usable (config validation normally refuses them first).
     #[error("{dev}: {msg}")]

@@ -17,9 +17,9 @@
 //! ordering, after which the kernel's writes to the slot are visible) until we
 //! store `TP_STATUS_KERNEL` back (release ordering, after our last read).
 
-use super::sys::{last_err, setsockopt};
+use super::sys::setsockopt;
 use super::NetdevError;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Bytes per slot: room for the TPACKET header, the address, a virtio-net
@@ -90,24 +90,12 @@ impl RxRing {
         setsockopt(b, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)
             .map_err(|e| super::sys::io_err("setsockopt(PACKET_RX_RING)", name, e))?;
         let size = FRAME_NR * FRAME_SIZE;
-        // SAFETY: mapping the socket's ring, of exactly the size just
-        // configured, shared and read-write as the packet(7) API requires; the
-        // result is checked before use and unmapped in Drop.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(last_err("mmap(PACKET_RX_RING)", name));
-        }
+        // The socket's ring, of exactly the size just configured, shared and
+        // read-write as the packet(7) API requires; unmapped in Drop.
+        let p = super::sys::mmap(Some(b), size, 0, false)
+            .map_err(|e| super::sys::io_err("mmap(PACKET_RX_RING)", name, e))?;
         Ok(RxRing {
-            base: p.cast(),
+            base: p.as_ptr(),
             size,
             head: 0,
         })

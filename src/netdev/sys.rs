@@ -169,6 +169,44 @@ pub(crate) fn set_buf_size(
         .or_else(|_| setsockopt(fd, libc::SOL_SOCKET, plain, &bytes))
 }
 
+/// Maps `len` bytes read-write: of `fd` at `offset`, shared (the rings a
+/// socket shares with the kernel), or, without `fd`, fresh anonymous private
+/// memory. `populate` maps every page at once (`MAP_POPULATE`). The caller
+/// owns the mapping and unmaps it with `munmap(ptr, len)`.
+pub(crate) fn mmap(
+    fd: Option<BorrowedFd<'_>>,
+    len: usize,
+    offset: i64,
+    populate: bool,
+) -> io::Result<std::ptr::NonNull<u8>> {
+    let (flags, raw) = match fd {
+        Some(f) => (libc::MAP_SHARED, f.as_raw_fd()),
+        None => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1),
+    };
+    let flags = if populate {
+        flags | libc::MAP_POPULATE
+    } else {
+        flags
+    };
+    // SAFETY: a new mapping at an address of the kernel's choosing, so no
+    // existing memory is affected; `fd`, when given, is borrowed open for the
+    // call; the result is checked before use.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            flags,
+            raw,
+            offset as libc::off_t,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    std::ptr::NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))
+}
+
 /// The errno of the last failed call.
 #[inline]
 pub(crate) fn errno() -> i32 {
@@ -235,6 +273,7 @@ mod port_type_tests {
         assert_eq!(parse_port_type("system").unwrap(), PortType::System);
         assert_eq!(parse_port_type("internal").unwrap(), PortType::Internal);
         assert_eq!(parse_port_type("tap").unwrap(), PortType::Tap);
+        assert_eq!(parse_port_type("afxdp").unwrap(), PortType::Afxdp);
         assert!(matches!(
             parse_port_type("vxlan"),
             Err(NetdevError::UnknownType(t)) if t == "vxlan"
@@ -289,26 +328,12 @@ impl ZeroedPages {
     /// `len` zero bytes (at least one).
     pub fn new(len: usize) -> ZeroedPages {
         let len = len.max(1);
-        // SAFETY: an anonymous private mapping at an address of the kernel's
-        // choosing; no existing memory is affected and the result is checked.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
+        if let Ok(ptr) = mmap(None, len, 0, false) {
+            return ZeroedPages {
+                ptr,
                 len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p != libc::MAP_FAILED {
-            if let Some(ptr) = std::ptr::NonNull::new(p.cast::<u8>()) {
-                return ZeroedPages {
-                    ptr,
-                    len,
-                    mapped: true,
-                };
-            }
+                mapped: true,
+            };
         }
         // Out of mappings: the heap is still correct, only eager.
         let heap = Box::into_raw(vec![0u8; len].into_boxed_slice());

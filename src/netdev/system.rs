@@ -238,11 +238,20 @@ impl Netdev for SystemNetdev {
     }
 
     fn open_tx(&self) -> Result<Box<dyn NetdevTx>, NetdevError> {
-        let (fd, _) = open_socket(&self.name, self.ifindex, false)?;
-        Ok(Box::new(SystemTx {
-            name: self.name.clone(),
+        Ok(Box::new(SystemTx::open(&self.name, self.ifindex)?))
+    }
+}
+
+impl SystemTx {
+    /// A transmit-only AF_PACKET socket on `name` (index `ifindex`): it
+    /// receives nothing and takes frames with their offload state (the
+    /// kernel segments and checksums what the device cannot).
+    pub fn open(name: &str, ifindex: u32) -> Result<SystemTx, NetdevError> {
+        let (fd, _) = open_socket(name, ifindex, false)?;
+        Ok(SystemTx {
+            name: name.to_string(),
             fd,
-        }))
+        })
     }
 }
 

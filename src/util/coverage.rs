@@ -68,6 +68,7 @@ counters! {
     port_added: "Ports added.",
     port_deleted: "Ports deleted.",
     port_open_failed: "Ports whose device could not be opened.",
+    afxdp_tx_fallback: "Frames an afxdp port sent by its AF_PACKET socket (offload state, or too big for AF_XDP).",
     link_event: "rtnetlink link events received.",
     xlate_too_deep: "Translations dropped: groups/TABLE resubmits nested deeper than MAX_DEPTH.",
     xlate_too_many_resubmits: "Translations dropped: more table lookups than MAX_RESUBMITS.",
@@ -104,4 +105,10 @@ pub fn all() -> Vec<(&'static str, u64)> {
 #[inline]
 pub fn inc(c: &AtomicU64) {
     c.fetch_add(1, Relaxed);
+}
+
+/// Adds `n` to a counter (one add for a whole batch).
+#[inline]
+pub fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Relaxed);
 }

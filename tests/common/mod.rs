@@ -416,12 +416,23 @@ impl Drop for Host {
 /// The config of a bridge with the given system ports, standalone, with a
 /// punix listener at @MGMT@ and a ptcp listener on `ofport_tcp`.
 pub fn bridge_config(bridge: &str, ports: &[&str], extra_bridge: &str, extra_dp: &str) -> String {
+    bridge_config_typed(bridge, ports, "system", extra_bridge, extra_dp)
+}
+
+/// [`bridge_config`] with ports of type `port_type` (`system`, `afxdp`).
+pub fn bridge_config_typed(
+    bridge: &str,
+    ports: &[&str],
+    port_type: &str,
+    extra_bridge: &str,
+    extra_dp: &str,
+) -> String {
     let mut s = format!(
         "[daemon]\ncontrol_socket = \"@CTL@\"\nstats_listen = \"@STATS@\"\nlog_level = \"info\"\n\n[datapath]\nn_handler_threads = 1\nn_revalidator_threads = 1\n{extra_dp}\n\n[[bridge]]\nname = \"{bridge}\"\nlisteners = [\"punix:@MGMT@\"]\n{extra_bridge}\n"
     );
     for (i, p) in ports.iter().enumerate() {
         s.push_str(&format!(
-            "\n[[bridge.port]]\nname = \"{p}\"\ntype = \"system\"\nofport = {}\n",
+            "\n[[bridge.port]]\nname = \"{p}\"\ntype = \"{port_type}\"\nofport = {}\n",
             i + 1
         ));
     }
