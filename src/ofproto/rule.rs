@@ -196,7 +196,9 @@ impl Rule {
     }
 
     /// The same rule (match, priority, timeouts, cookie, creation time) with other
-    /// instructions and counters: what a FLOW_MOD MODIFY installs.
+    /// instructions and zeroed counters: what a FLOW_MOD MODIFY installs (it
+    /// then takes the old counts over with [`Rule::hand_counts_to`], unless
+    /// `OFPFF_RESET_COUNTS`).
     pub fn with_instructions(&self, instructions: Arc<InstructionList>) -> Rule {
         Rule {
             id: self.id,
